@@ -1,0 +1,242 @@
+"""Split, impute, log1p and standardize: a :class:`RawDataset` becomes training tensors.
+
+Every statistic (median, log1p choice, mean, std) is fitted on the training split only and kept
+in a :class:`Preprocessor` that travels inside the checkpoint (T2).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+
+from engine.data.base import MODALITIES, DataError, RawDataset
+
+LOG1P_MIN_RATIO = 1e3  # "spans at least three orders of magnitude"
+
+
+def log1p_rule(column: np.ndarray) -> bool:
+    """True when a column should be log1p-transformed (T2).
+
+    The rule: ignoring missing values, every value is >= 0 and
+    ``(max + 1) / (q05 + 1) >= 1000``, where q05 is the 5th percentile; that is, the column spans
+    at least three orders of magnitude above its low end. The +1 matches log1p: values near 0
+    count as 1, so a 0/1 flag or a small count never qualifies. A column with negative values
+    never qualifies (log1p would be undefined or misleading for it).
+    """
+    v = np.asarray(column, dtype=np.float64).ravel()
+    v = v[~np.isnan(v)]
+    if v.size == 0 or not np.isfinite(v).all() or v.min() < 0:
+        return False
+    return bool((v.max() + 1.0) / (np.quantile(v, 0.05) + 1.0) >= LOG1P_MIN_RATIO)
+
+
+def _feature_axis(modality: str) -> int:
+    return 1 if modality == "image" else -1
+
+
+def _as_matrix(x: np.ndarray, modality: str) -> np.ndarray:
+    """All values of each feature/channel as the columns of a 2-D (M, F) matrix."""
+    if modality == "image":
+        return np.moveaxis(x, 1, -1).reshape(-1, x.shape[1])
+    return x.reshape(-1, x.shape[-1])
+
+
+@dataclass
+class Preprocessor:
+    """impute (training median) -> log1p (masked features) -> standardize (training mean/std).
+
+    Statistics are per feature for tables, per channel for images (N, C, H, W) and per feature
+    (last dim) for sequences. :meth:`transform` takes a batch on any device.
+    """
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    log1p_mask: torch.Tensor
+    median: torch.Tensor
+    modality: str = "tabular"
+
+    def _shape(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        t = t.to(x.device)
+        if self.modality == "image":
+            return t.view(1, -1, 1, 1)
+        return t
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(torch.float32)
+        median = self._shape(self.median, x).to(x.dtype)
+        x = torch.where(torch.isnan(x), median, x)
+        mask = self._shape(self.log1p_mask, x)
+        if bool(self.log1p_mask.any()):
+            # A value below 0 in a column that was non-negative in training is clamped to 0.
+            x = torch.where(mask, torch.log1p(x.clamp(min=0)), x)
+        return (x - self._shape(self.mean, x)) / self._shape(self.std, x)
+
+    def state_dict(self) -> dict:
+        return {
+            "mean": self.mean.detach().cpu().clone(),
+            "std": self.std.detach().cpu().clone(),
+            "log1p_mask": self.log1p_mask.detach().cpu().clone(),
+            "median": self.median.detach().cpu().clone(),
+            "modality": self.modality,
+        }
+
+    @classmethod
+    def from_state_dict(cls, d: dict) -> Preprocessor:
+        return cls(
+            mean=d["mean"].to(torch.float32),
+            std=d["std"].to(torch.float32),
+            log1p_mask=d["log1p_mask"].to(torch.bool),
+            median=d["median"].to(torch.float32),
+            modality=str(d.get("modality", "tabular")),
+        )
+
+    @classmethod
+    def fit(cls, x: np.ndarray, modality: str, *, standardize: bool, log1p: str) -> Preprocessor:
+        m = _as_matrix(x, modality).astype(np.float64)
+        median = np.zeros(m.shape[1])
+        for j in range(m.shape[1]):
+            col = m[:, j]
+            finite = col[~np.isnan(col)]
+            # A column with no value in the training split is imputed with 0.
+            median[j] = np.median(finite) if finite.size else 0.0
+        m = np.where(np.isnan(m), median, m)
+        # Images: pixel intensities are never log-transformed.
+        use = log1p == "auto" and modality != "image"
+        mask = np.array([use and log1p_rule(m[:, j]) for j in range(m.shape[1])], dtype=bool)
+        m = np.where(mask, np.log1p(np.clip(m, 0, None)), m)
+        if standardize:
+            mean, std = m.mean(axis=0), m.std(axis=0)
+            # A constant (or float-noise-only) column: std 1, so it stays 0 after centring.
+            std = np.where(std <= 1e-6 * np.abs(mean), 1.0, std)
+            std = np.where(std == 0, 1.0, std)
+        else:
+            mean, std = np.zeros(m.shape[1]), np.ones(m.shape[1])
+        f32 = torch.float32
+        return cls(
+            mean=torch.tensor(mean, dtype=f32),
+            std=torch.tensor(std, dtype=f32),
+            log1p_mask=torch.tensor(mask),
+            median=torch.tensor(median, dtype=f32),
+            modality=modality,
+        )
+
+
+@dataclass
+class Prepared:
+    """Training and validation tensors, already transformed, plus what produced them.
+
+    Regression targets are standardized with the training mean/std (``y_mean``, ``y_std``): the
+    model predicts standardized y; ``y * y_std + y_mean`` gives original units.
+    """
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    preprocessor: Preprocessor
+    task: str
+    modality: str
+    n_classes: int | None
+    input_shape: tuple[int, ...]
+    feature_names: list[str]
+    class_names: list[str] | None
+    y_mean: float | None
+    y_std: float | None
+
+
+def _split(
+    y: np.ndarray, task: str, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    n = len(y)
+    n_val = math.ceil(val_fraction * n)
+    if n_val < 1 or n - n_val < 1:
+        raise DataError(
+            f"with {n} rows and val_fraction={val_fraction}, the training or validation split "
+            "would be empty; add rows or change val_fraction."
+        )
+    idx = np.arange(n)
+    if task == "classification":
+        counts = np.bincount(y)
+        # Classes with one example can't be in both splits: they go to training, the rest is
+        # stratified so each split keeps the class proportions.
+        single = counts[y] == 1
+        rest = idx[~single]
+        n_cls = int((counts >= 2).sum())
+        n_val_rest = math.ceil(val_fraction * len(rest))
+        if n_cls and n_cls <= n_val_rest and n_cls <= len(rest) - n_val_rest:
+            tr, va = train_test_split(
+                rest, test_size=n_val_rest, random_state=seed, stratify=y[rest]
+            )
+            return np.concatenate([tr, idx[single]]), va
+    tr, va = train_test_split(idx, test_size=n_val, random_state=seed)
+    return tr, va
+
+
+def prepare(
+    raw: RawDataset,
+    *,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    standardize: bool = True,
+    log1p: str = "auto",
+    max_rows: int | None = None,
+) -> Prepared:
+    """Split (stratified for classification, seeded), fit the preprocessor on the training
+    split only, and return transformed tensors.
+
+    ``log1p``: "auto" applies :func:`log1p_rule` per feature (tables, sequences), "off" never.
+    ``max_rows``: use a seeded random subset of this many rows (before splitting).
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise DataError(f"val_fraction must be between 0 and 1 (exclusive), not {val_fraction}")
+    if log1p not in ("auto", "off"):
+        raise DataError(f"log1p must be 'auto' or 'off', not {log1p!r}")
+    if raw.modality not in MODALITIES:
+        raise DataError(f"modality must be one of {', '.join(MODALITIES)}, not {raw.modality!r}")
+    if max_rows is not None and max_rows < 2:
+        raise DataError(f"max_rows must be at least 2, not {max_rows}")
+    x, y = raw.x, raw.y
+    if max_rows is not None and len(y) > max_rows:
+        keep = np.sort(np.random.default_rng(seed).choice(len(y), max_rows, replace=False))
+        x, y = x[keep], y[keep]
+    n_classes = None
+    if raw.task == "classification":
+        n_classes = len(raw.class_names) if raw.class_names else int(y.max()) + 1
+        if len(np.unique(y)) < 2:
+            raise DataError(
+                f"{raw.source}: the target has a single class; classification needs at least two."
+            )
+    tr, va = _split(y, raw.task, val_fraction, seed)
+    pre = Preprocessor.fit(x[tr], raw.modality, standardize=standardize, log1p=log1p)
+    x_train = pre.transform(torch.from_numpy(np.ascontiguousarray(x[tr])))
+    x_val = pre.transform(torch.from_numpy(np.ascontiguousarray(x[va])))
+    y_mean = y_std = None
+    if raw.task == "classification":
+        y_train = torch.from_numpy(y[tr].astype(np.int64))
+        y_val = torch.from_numpy(y[va].astype(np.int64))
+    else:
+        yt = y[tr].astype(np.float64)
+        y_mean, y_std = float(yt.mean()), float(yt.std())
+        if y_std == 0.0:
+            y_std = 1.0
+        y_train = torch.from_numpy(((y[tr] - y_mean) / y_std).astype(np.float32))
+        y_val = torch.from_numpy(((y[va] - y_mean) / y_std).astype(np.float32))
+    return Prepared(
+        x_train=x_train,
+        y_train=y_train,
+        x_val=x_val,
+        y_val=y_val,
+        preprocessor=pre,
+        task=raw.task,
+        modality=raw.modality,
+        n_classes=n_classes,
+        input_shape=tuple(x.shape[1:]),
+        feature_names=list(raw.feature_names),
+        class_names=list(raw.class_names) if raw.class_names else None,
+        y_mean=y_mean,
+        y_std=y_std,
+    )

@@ -1,0 +1,175 @@
+"""The dataset report shown on upload (T1, T2, T3): what is in the data and what looks wrong."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine.data.base import RawDataset
+from engine.data.prepare import _as_matrix, log1p_rule
+from engine.data.tabular import is_text
+
+SMALL_ROWS = 500  # fewer rows than this: "small for a neural network" (T1)
+ROWS_PER_CLASS = 50  # fewer rows per class on average: too few examples (T1)
+RARE_CLASS_RATIO = 1 / 3  # a class under a third of the largest class is "rare" (T1)
+DEFAULT_BATCH = 128  # the T3 default, for the "too few batches" warning
+MIN_BATCHES = 4
+
+
+@dataclass
+class DatasetReport:
+    """Counts and warnings about a loaded dataset; ``to_dict`` is JSON-serialisable."""
+
+    rows: int
+    columns: int
+    modality: str
+    task: str
+    target: str | None
+    class_balance: dict[str, int] | None
+    missing: dict[str, int]
+    duplicates: int
+    constant_columns: list[str]
+    log1p_columns: list[str]
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    conflicting_labels: int = 0  # groups of identical inputs with different targets
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _row_keys(x: np.ndarray) -> np.ndarray:
+    """One integer per row: equal rows get equal keys (NaN equals NaN here)."""
+    flat = np.ascontiguousarray(x.reshape(len(x), -1)).astype(np.float64)
+    flat = np.where(np.isnan(flat), np.inf, flat) + 0.0  # one NaN pattern; -0.0 == 0.0
+    rows = flat.view(np.dtype((np.void, flat.dtype.itemsize * flat.shape[1])))
+    _, inverse = np.unique(rows.ravel(), return_inverse=True)
+    return inverse.ravel()
+
+
+def _fmt(n: float) -> str:
+    return f"{n:.0%}" if n >= 0.01 else f"{n:.1%}"
+
+
+def dataset_report(raw: RawDataset) -> DatasetReport:
+    """Describe ``raw`` and warn, in plain words, about what could hurt training."""
+    n = len(raw.x)
+    warnings: list[dict[str, Any]] = list(raw.load_warnings)
+
+    def warn(tip: str, message: str) -> None:
+        warnings.append({"tip": tip, "message": message})
+
+    # Counts come from the raw table where there is one (its own column names), else from x.
+    if raw.frame is not None:
+        frame = raw.frame
+        columns = int(frame.shape[1])
+        text_columns = {str(c) for c in frame.columns if is_text(frame[c])}
+        missing = {str(c): int(v) for c, v in frame.isna().sum().items() if v > 0}
+        duplicates = int(frame.duplicated().sum())
+        constant = [
+            str(c) for c in frame.columns if c != raw.target and frame[c].nunique(dropna=False) <= 1
+        ]
+    else:
+        m = _as_matrix(raw.x, raw.modality)
+        columns = len(raw.feature_names)
+        text_columns = set()
+        nan = np.isnan(m).sum(axis=0)
+        missing = {raw.feature_names[j]: int(v) for j, v in enumerate(nan) if v > 0}
+        keys = _row_keys(np.concatenate([raw.x.reshape(n, -1), raw.y.reshape(n, 1)], axis=1))
+        duplicates = int(n - len(np.unique(keys)))
+        constant = [
+            raw.feature_names[j]
+            for j in range(m.shape[1])
+            if np.nanmax(m[:, j], initial=-np.inf) == np.nanmin(m[:, j], initial=np.inf)
+            or np.isnan(m[:, j]).all()
+        ]
+
+    log1p_cols: list[str] = []
+    if raw.modality != "image":
+        m = _as_matrix(raw.x, raw.modality)
+        for j, name in enumerate(raw.feature_names):
+            col = m[:, j]
+            if log1p_rule(col):
+                log1p_cols.append(name)
+                c = col[~np.isnan(col)]
+                orders = math.log10((c.max() + 1) / (np.quantile(c, 0.05) + 1))
+                warn(
+                    "T2",
+                    f"column {name} spans {orders:.0f} orders of magnitude: log(1 + x) will be "
+                    "applied before standardizing, so its large values don't dominate (T2).",
+                )
+
+    # Identical inputs with different targets: likely label noise (T1).
+    feat_keys = _row_keys(raw.x)
+    pairs = np.unique(np.stack([feat_keys, _row_keys(raw.y.reshape(n, 1))], 1), axis=0)
+    conflicting = int((np.bincount(pairs[:, 0]) > 1).sum())
+
+    class_balance = None
+    small_warned = False
+    if raw.task == "classification" and raw.class_names is not None:
+        counts = np.bincount(raw.y, minlength=len(raw.class_names))
+        class_balance = {name: int(c) for name, c in zip(raw.class_names, counts, strict=True)}
+        k = len(raw.class_names)
+        if k < 2:
+            warn("T1", "the target has a single class: there is nothing to learn (T1).")
+        elif n < ROWS_PER_CLASS * k:
+            small_warned = True
+            warn(
+                "T1",
+                f"only {n} rows for {k} classes (under {ROWS_PER_CLASS} per class): the network "
+                "may not learn well; more examples would help most (T1).",
+            )
+        biggest = counts.max()
+        for name, c in class_balance.items():
+            if k >= 2 and c < RARE_CLASS_RATIO * biggest:
+                warn(
+                    "T1",
+                    f"class '{name}' has {_fmt(c / n)} of rows ({c}), much less than the largest "
+                    "class: the model may mostly ignore it (T1).",
+                )
+    if n < SMALL_ROWS and not small_warned:
+        warn("T1", f"only {n} rows: small for a neural network; expect to overfit (T1).")
+    for col, v in missing.items():
+        fill = (
+            "an empty text cell matches no category"
+            if col in text_columns
+            else "they are filled with the training-split median"
+        )
+        warn("T1", f"column {col} has {v} missing values ({_fmt(v / max(n, 1))}); {fill} (T1).")
+    if duplicates:
+        warn(
+            "T1",
+            f"{duplicates} duplicate rows ({_fmt(duplicates / n)}): they count twice in training "
+            "and can leak into validation (T1).",
+        )
+    if conflicting:
+        warn(
+            "T1",
+            f"{conflicting} groups of identical inputs have different targets: some labels may "
+            "be wrong (T1).",
+        )
+    for col in constant:
+        warn("T1", f"column {col} has the same value in every row: it carries no information (T1).")
+    train_rows = int(n * 0.8)
+    if train_rows < DEFAULT_BATCH * MIN_BATCHES:
+        warn(
+            "T3",
+            f"about {train_rows} training rows make fewer than {MIN_BATCHES} batches of "
+            f"{DEFAULT_BATCH}: a smaller batch (e.g. 32) gives more updates per epoch (T3).",
+        )
+    return DatasetReport(
+        rows=int(n),
+        columns=columns,
+        modality=raw.modality,
+        task=raw.task,
+        target=raw.target,
+        class_balance=class_balance,
+        missing=missing,
+        duplicates=duplicates,
+        constant_columns=constant,
+        log1p_columns=log1p_cols,
+        warnings=warnings,
+        conflicting_labels=conflicting,
+    )

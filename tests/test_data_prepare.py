@@ -1,0 +1,186 @@
+"""Split, preprocessing (T2), the dataset report (T1) and the preprocessor in a checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from engine.data import (
+    DataError,
+    Preprocessor,
+    RawDataset,
+    dataset_report,
+    load_dataset,
+    log1p_rule,
+    prepare,
+)
+
+
+def _raw(x, y, task="classification", modality="tabular", class_names=None) -> RawDataset:
+    x = np.asarray(x, dtype=np.float32)
+    names = [f"f{i}" for i in range(x.shape[1 if modality == "image" else -1])]
+    if task == "classification" and class_names is None:
+        class_names = [str(c) for c in range(int(np.max(y)) + 1)]
+    y = np.asarray(y, dtype=np.int64 if task == "classification" else np.float32)
+    return RawDataset(x, y, modality, task, names, class_names, "test", "y")
+
+
+def test_stratified_split_keeps_class_proportions_and_is_seeded():
+    y = np.array([0] * 800 + [1] * 150 + [2] * 50)
+    raw = _raw(np.arange(1000)[:, None], y)
+    a = prepare(raw, val_fraction=0.2, seed=3)
+    assert np.bincount(a.y_val.numpy()).tolist() == [160, 30, 10]
+    assert np.bincount(a.y_train.numpy()).tolist() == [640, 120, 40]
+    b = prepare(raw, val_fraction=0.2, seed=3)
+    c = prepare(raw, val_fraction=0.2, seed=4)
+    assert torch.equal(a.x_val, b.x_val) and not torch.equal(a.x_val, c.x_val)
+    assert a.n_classes == 3 and a.input_shape == (1,)
+
+
+def test_classes_with_one_example_go_to_training():
+    y = np.array([0] * 50 + [1] * 50 + [2])
+    p = prepare(_raw(np.arange(101)[:, None], y), seed=0)
+    assert 2 in p.y_train.tolist() and 2 not in p.y_val.tolist()
+    assert len(p.y_train) + len(p.y_val) == 101
+
+
+def test_empty_validation_split_is_a_data_error():
+    with pytest.raises(DataError, match="split would be empty"):
+        prepare(_raw([[1.0], [2.0]], [0, 1]), val_fraction=0.6)
+
+
+def test_single_class_is_a_data_error():
+    with pytest.raises(DataError, match="single class"):
+        prepare(_raw(np.ones((10, 1)), [0] * 10, class_names=["a", "b"]))
+
+
+def test_standardization_uses_training_statistics_only():
+    # Regression rows sorted so the validation rows (known after the split) can be moved far
+    # away: the fitted mean must not notice.
+    x = np.random.default_rng(0).normal(size=(200, 2)).astype(np.float32)
+    raw = _raw(x, np.arange(200), task="regression")
+    base = prepare(raw, seed=1, log1p="off")
+    val_idx = np.setdiff1d(np.arange(200), _train_rows(raw, base))
+    x[val_idx] += 100.0
+    p = prepare(_raw(x, np.arange(200), task="regression"), seed=1, log1p="off")
+    train = x[_train_rows(raw, base)]
+    torch.testing.assert_close(p.preprocessor.mean, torch.tensor(train.mean(0)))
+    assert not torch.allclose(p.preprocessor.mean, torch.tensor(x.mean(0)), atol=1.0)
+    torch.testing.assert_close(p.x_train.mean(0), torch.zeros(2), atol=1e-5, rtol=0)
+    assert p.x_val.mean() > 50  # validation is transformed with the training statistics
+    # Regression targets are standardized with the training split too.
+    assert p.y_mean == pytest.approx(float(raw.y[_train_rows(raw, base)].mean()))
+    assert abs(float(p.y_train.mean())) < 1e-5
+
+
+def _train_rows(raw: RawDataset, p) -> np.ndarray:
+    # Row i has y == i in these tests, so y_train (standardized) maps back to row ids.
+    return np.rint(p.y_train.numpy() * p.y_std + p.y_mean).astype(int)
+
+
+def test_constant_column_stays_zero_and_missing_values_get_the_training_median():
+    x = np.column_stack([np.full(100, 7.0), np.arange(100.0)])
+    x[5, 1] = np.nan
+    p = prepare(_raw(x, np.arange(100) % 2), seed=0)
+    assert torch.all(p.x_train[:, 0] == 0) and torch.all(p.x_val[:, 0] == 0)
+    assert not torch.isnan(p.x_train).any() and not torch.isnan(p.x_val).any()
+    assert p.preprocessor.std[0] == 1.0
+
+
+def test_image_statistics_are_per_channel():
+    x = np.random.default_rng(0).random((40, 3, 4, 4)).astype(np.float32)
+    x[:, 2] += 10
+    p = prepare(_raw(x, np.arange(40) % 2, modality="image"), seed=0)
+    assert p.preprocessor.mean.shape == (3,) and p.preprocessor.mean[2] > 10
+    assert p.input_shape == (3, 4, 4)
+    torch.testing.assert_close(p.x_train.mean((0, 2, 3)), torch.zeros(3), atol=1e-5, rtol=0)
+
+
+def test_preprocessor_state_dict_round_trips_through_a_weights_only_checkpoint(tmp_path):
+    x = np.column_stack([np.logspace(0, 6, 100), np.random.default_rng(0).normal(size=100)])
+    p = prepare(_raw(x, np.arange(100) % 2), seed=0)
+    assert p.preprocessor.log1p_mask.tolist() == [True, False]
+    torch.save({"preprocessor": p.preprocessor.state_dict()}, tmp_path / "ckpt.pt")
+    d = torch.load(tmp_path / "ckpt.pt", weights_only=True)["preprocessor"]
+    back = Preprocessor.from_state_dict(d)
+    batch = torch.tensor(x[:7], dtype=torch.float32)
+    torch.testing.assert_close(back.transform(batch), p.preprocessor.transform(batch))
+    assert back.modality == "tabular" and back.log1p_mask.dtype == torch.bool
+
+
+@pytest.mark.parametrize(
+    ("column", "fires"),
+    [
+        (np.logspace(0, 5, 200), True),  # 1 .. 100,000
+        (np.r_[np.zeros(50), np.logspace(1, 4, 150)], True),  # zeros and 10 .. 10,000
+        (np.linspace(10, 500, 200), False),  # narrow
+        (np.linspace(1e6, 5e6, 200), False),  # large but narrow: standardizing is enough
+        (np.r_[-1.0, np.logspace(0, 6, 199)], False),  # a negative value
+        (np.array([0.0, 1.0] * 100), False),  # a flag
+        (np.r_[np.nan, np.logspace(0, 5, 99)], True),  # missing values are ignored
+    ],
+)
+def test_log1p_rule(column, fires):
+    assert log1p_rule(column) is fires
+
+
+def test_log1p_off_disables_the_rule():
+    x = np.logspace(0, 6, 100)[:, None]
+    assert not prepare(_raw(x, np.arange(100) % 2), log1p="off").preprocessor.log1p_mask.any()
+
+
+def test_max_rows_subsamples_before_the_split():
+    p = prepare(load_dataset("builtin:digits"), max_rows=300, seed=0)
+    assert len(p.y_train) + len(p.y_val) == 300 and p.n_classes == 10
+
+
+def test_report_finds_missing_duplicates_constant_columns_and_imbalance(tmp_path):
+    n = 300
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(
+        {
+            "income": np.r_[rng.lognormal(8, 3, n - 1), 0.0],
+            "age": rng.integers(18, 90, n).astype(float),
+            "const": 1.0,
+            "label": ["common"] * 285 + ["rare"] * 15,
+        }
+    )
+    df.loc[[3, 4, 5], "age"] = np.nan
+    df.iloc[10] = df.iloc[11]
+    df.iloc[20] = df.iloc[11]
+    df.to_csv(tmp_path / "t.csv", index=False)
+    report = dataset_report(load_dataset(str(tmp_path / "t.csv")))
+    assert report.rows == n and report.columns == 4 and report.target == "label"
+    assert report.missing == {"age": 3}
+    assert report.duplicates == 2
+    assert report.constant_columns == ["const"]
+    assert report.log1p_columns == ["income"]
+    assert report.class_balance == {"common": 285, "rare": 15}
+    messages = " | ".join(w["message"] for w in report.warnings)
+    assert "class 'rare' has" in messages
+    assert "column age has 3 missing values" in messages
+    assert "income spans" in messages and "orders of magnitude" in messages
+    assert {w["tip"] for w in report.warnings} >= {"T1", "T2"}
+    assert json.loads(json.dumps(report.to_dict()))["duplicates"] == 2
+
+
+def test_report_flags_identical_inputs_with_different_labels_and_small_data():
+    x = np.r_[np.ones((2, 3)), np.random.default_rng(0).normal(size=(38, 3))]
+    y = np.r_[0, 1, np.arange(38) % 2]
+    report = dataset_report(_raw(x, y))
+    assert report.conflicting_labels == 1 and report.duplicates == 0
+    messages = " | ".join(w["message"] for w in report.warnings)
+    assert "different targets" in messages
+    assert "only 40 rows for 2 classes" in messages
+    assert any(w["tip"] == "T3" for w in report.warnings)
+
+
+def test_report_on_digits_is_clean():
+    report = dataset_report(load_dataset("builtin:digits"))
+    assert report.rows == 1797 and report.modality == "image"
+    assert report.duplicates == 0 and report.missing == {} and report.warnings == []
+    assert sum(report.class_balance.values()) == 1797
