@@ -1,0 +1,39 @@
+"""The one call the queue, the CLI and notebooks use: config in, trained run out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine.config import Config
+from engine.data import dataset_report, load_dataset, prepare
+from engine.sink import Sink
+from engine.train import TrainResult, train
+
+__all__ = ["TrainResult", "run_training"]
+
+
+def run_training(
+    config: Config | dict[str, Any],
+    *,
+    sink: Sink,
+    should_stop: Callable[[], bool] | None = None,
+    run_dir: Path | None = None,
+    device: str = "cpu",
+    resume: bool = True,
+) -> TrainResult:
+    """Load the dataset named in the config, prepare it (T1/T2), train, report through ``sink``.
+
+    Raises ``ConfigError`` / ``DataError`` for bad input (nothing trained), ``CheckpointError``
+    when a checkpoint exists but can't be resumed."""
+    cfg = config if isinstance(config, Config) else Config.from_dict(config)
+    d = cfg.data
+    raw = load_dataset(d.dataset, target=d.target, task=d.task)
+    data = prepare(raw, val_fraction=d.val_fraction, seed=cfg.train.seed, standardize=d.standardize,
+                   log1p=d.log1p, max_rows=d.max_rows)
+    report = dataset_report(raw)
+    for w in report.warnings:  # T1/T2 findings of the dataset report go on the run's timeline too
+        sink.event(0, "preflight", w["message"],
+                   {"tip": w["tip"], "severity": "warning", "rule": "dataset_report", "passed": None})
+    return train(cfg, data, sink=sink, should_stop=should_stop, device=device, run_dir=run_dir, resume=resume)

@@ -1,0 +1,259 @@
+"""One validated, JSON-serialisable config tree, and presets (TOML data files) that fill it.
+
+Every field has a default and a short "why". Presets in ``engine/presets/*.toml`` set fields and
+say, per field, which tip (T1…T15, see docs/presets.md) it comes from and why in plain words.
+A user's overrides merge on top; anything invalid raises :class:`ConfigError` naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from engine.errors import ConfigError, PresetNotFound
+
+PRESET_DIR = Path(__file__).parent / "presets"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    dataset: str = Field("builtin:digits", description="File path or builtin:NAME.")
+    target: str | None = Field(None, description="Target column; default: target/label/y/class, else the last column.")
+    task: Literal["auto", "classification", "regression"] = "auto"
+    val_fraction: float = Field(0.2, gt=0.0, lt=0.9, description="T7: held out, never trained on.")
+    standardize: bool = Field(True, description="T2: zero mean, unit variance from training statistics.")
+    log1p: Literal["auto", "off"] = Field("auto", description="T2: log(1+x) for wide-range non-negative columns.")
+    max_rows: int | None = Field(None, ge=10)
+
+
+class ModelConfig(_Section):
+    kind: Literal["auto", "mlp", "cnn", "lstm", "gru"] = Field("auto", description="auto: tables→mlp, images→cnn, sequences→lstm.")
+    hidden: list[int] = Field(default_factory=lambda: [256, 256], description="MLP hidden widths.")
+    channels: list[int] = Field(default_factory=lambda: [32, 64], description="CNN channels per conv block.")
+    rnn_hidden: int = Field(128, ge=1, le=4096)
+    rnn_layers: int = Field(1, ge=1, le=8)
+    activation: Literal["relu", "tanh", "gelu"] = "relu"
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="T13: off at evaluation time.")
+    init: Literal["default", "normal-0.02", "scaled"] = Field("default", description="T8 init scheme.")
+    init_scale: float = Field(1.0, gt=0.0, le=10.0, description="T8: scale for the 'scaled' scheme.")
+    forget_bias: float = Field(0.0, ge=0.0, le=10.0, description="T11: LSTM forget-gate bias.")
+
+    @model_validator(mode="after")
+    def _widths_positive(self) -> ModelConfig:
+        for name in ("hidden", "channels"):
+            widths = getattr(self, name)
+            if not widths or any(w < 1 or w > 65536 for w in widths):
+                raise ValueError(f"{name} must be a non-empty list of widths between 1 and 65536")
+        return self
+
+
+class OptimConfig(_Section):
+    name: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = Field(0.1, gt=0.0, le=10.0, description="T5: 0.1 is a good start for SGD+momentum.")
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="T15.")
+    weight_decay: float = Field(0.0, ge=0.0, le=1.0, description="T15.")
+    nesterov: bool = False
+    loss_reduction: Literal["mean", "sum"] = Field("mean", description="T4: mean keeps the LR batch-size independent.")
+
+
+class ScheduleConfig(_Section):
+    plateau_factor: float = Field(0.5, gt=0.0, lt=1.0, description="T7: divide the LR by 2 (0.5) or 5 (0.2).")
+    plateau_patience: int = Field(3, ge=0, le=1000)
+    plateau_threshold: float = Field(1e-4, ge=0.0, lt=1.0)
+    cooldown: int = Field(0, ge=0, le=1000)
+    lr_floor: float = Field(1e-4, ge=0.0, description="T7: stop once the LR falls below this.")
+    enabled: bool = Field(True, description="Off: a fixed LR; the doctor still marks plateaus.")
+
+
+class AugmentConfig(_Section):
+    shift: int = Field(0, ge=0, le=16, description="T12 images: random shift in pixels.")
+    flip: bool = Field(False, description="T12 images: horizontal flip (wrong for digits/text).")
+    rotate_deg: float = Field(0.0, ge=0.0, le=45.0, description="T12 images: small random rotation.")
+    noise_std: float = Field(0.0, ge=0.0, le=5.0, description="T12 tables/sequences: Gaussian noise on standardized inputs.")
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(30, ge=1, le=10000, description="T15: tens to hundreds.")
+    batch_size: int = Field(128, ge=1, le=65536, description="T3: ~128.")
+    seed: int = Field(0, ge=0)
+    clip_norm: float | None = Field(None, gt=0.0, description="T9: bound on the gradient norm (5 or 15 for RNNs).")
+    early_stop_patience: int | None = Field(10, ge=1, description="T7: epochs without improvement before stopping.")
+    ratio_every: int = Field(50, ge=1, description="T6: measure the update/weight ratio every N steps.")
+    log_every: int = Field(10, ge=1, description="Steps between logged training points.")
+    preflight: bool = Field(True, description="T8/T10 checks before training.")
+    overfit_one_batch: bool = Field(False, description="Sanity check: can the model memorise one batch?")
+
+
+class EnsembleConfig(_Section):
+    members: int = Field(1, ge=1, le=64, description="T14: K networks from different seeds, predictions averaged.")
+
+
+class DoctorConfig(_Section):
+    ratio_low: float = Field(1e-4, gt=0.0, description="T6: below this the net learns too slowly.")
+    ratio_high: float = Field(1e-2, gt=0.0, description="T6: above this learning is unstable.")
+    ratio_window: int = Field(5, ge=1, description="T6: consecutive measurements outside the band before a warning.")
+    grad_explode_factor: float = Field(10.0, gt=1.0, description="T9: norm above this × its running median is an explosion.")
+
+
+class Config(_Section):
+    preset: str | None = None
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
+    doctor: DoctorConfig = Field(default_factory=DoctorConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Config:
+        try:
+            return cls.model_validate(d)
+        except ValidationError as e:
+            raise ConfigError(_describe(e)) from e
+
+
+def _describe(e: ValidationError) -> str:
+    """Turn pydantic's errors into one line per field: 'optim.lr: must be > 0 (got -1)'."""
+    lines = []
+    for err in e.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown setting"
+        got = err.get("input")
+        got_s = "" if isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"{loc or 'config'}: {msg}{got_s}")
+    return "; ".join(lines)
+
+
+# ---------------------------------------------------------------- presets
+
+
+@dataclass(frozen=True)
+class PresetSetting:
+    field: str  # dotted path, e.g. "optim.lr"
+    value: Any
+    tip: str  # "T5"
+    why: str  # plain words for a beginner
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    title: str
+    summary: str
+    suited_for: str
+    settings: list[PresetSetting] = field(default_factory=list)
+
+    def overrides(self) -> dict[str, Any]:
+        return {s.field: s.value for s in self.settings}
+
+
+def _load_preset_file(path: Path) -> Preset:
+    with path.open("rb") as f:
+        raw = tomllib.load(f)
+    try:
+        settings = [PresetSetting(s["field"], s["value"], s["tip"], s["why"]) for s in raw.get("set", [])]
+        preset = Preset(raw["name"], raw["title"], raw["summary"], raw["suited_for"], settings)
+    except KeyError as e:
+        raise ConfigError(f"preset file {path.name}: missing key {e}") from e
+    # A preset that does not validate is a bug in the preset, caught here and in tests.
+    apply_overrides(Config(), preset.overrides())
+    return preset
+
+
+def list_presets() -> list[Preset]:
+    """All presets shipped in engine/presets, the default ("sutskever") first."""
+    presets = [_load_preset_file(p) for p in sorted(PRESET_DIR.glob("*.toml"))]
+    presets.sort(key=lambda p: (p.name != "sutskever", p.name))
+    return presets
+
+
+def get_preset(name: str) -> Preset:
+    path = PRESET_DIR / f"{name}.toml"
+    if not name.replace("-", "").replace("_", "").isalnum() or not path.is_file():
+        names = ", ".join(p.name for p in list_presets())
+        raise PresetNotFound(f"preset: no preset named {name!r}; choose one of: {names}")
+    return _load_preset_file(path)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'optim.lr=0.05' → ('optim.lr', 0.05). Values are JSON where they parse, else strings."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: write it as field=value, e.g. optim.lr=0.05")
+    key, _, raw = text.partition("=")
+    key, raw = key.strip(), raw.strip()
+    if raw.lower() in ("none", "null"):
+        return key, None
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
+
+
+def apply_overrides(config: Config, overrides: dict[str, Any] | list[str] | None) -> Config:
+    """Return a new Config with dotted-path overrides merged on top; ConfigError names the field."""
+    if not overrides:
+        return config
+    if isinstance(overrides, list):
+        overrides = dict(parse_override(o) for o in overrides)
+    tree = config.to_dict()
+    for key, value in overrides.items():
+        parts = key.split(".")
+        node = tree
+        for i, part in enumerate(parts[:-1]):
+            if not isinstance(node.get(part), dict):
+                raise ConfigError(f"{'.'.join(parts[: i + 1])}: unknown section; sections are: {', '.join(k for k, v in tree.items() if isinstance(v, dict))}")
+            node = node[part]
+        if parts[-1] not in node:
+            allowed = ", ".join(sorted(node))
+            raise ConfigError(f"{key}: unknown setting; allowed here: {allowed}")
+        node[parts[-1]] = value
+    return Config.from_dict(tree)
+
+
+def resolve_config(
+    preset: str = "sutskever",
+    *,
+    dataset: str | None = None,
+    target: str | None = None,
+    overrides: dict[str, Any] | list[str] | None = None,
+) -> Config:
+    """Preset → dataset/target → user overrides, validated at each layer."""
+    p = get_preset(preset)
+    cfg = apply_overrides(Config(), p.overrides())
+    cfg = apply_overrides(cfg, {"preset": p.name})
+    base: dict[str, Any] = {}
+    if dataset is not None:
+        base["data.dataset"] = dataset
+    if target is not None:
+        base["data.target"] = target
+    cfg = apply_overrides(cfg, base)
+    return apply_overrides(cfg, overrides)
+
+
+def explain(config: Config) -> list[PresetSetting]:
+    """The tip-annotated settings of the config's preset, with the values actually in force."""
+    if not config.preset:
+        return []
+    tree = config.to_dict()
+    out = []
+    for s in get_preset(config.preset).settings:
+        node: Any = tree
+        for part in s.field.split("."):
+            node = node[part]
+        out.append(PresetSetting(s.field, node, s.tip, s.why))
+    return out
