@@ -1,0 +1,410 @@
+"""Runs, datasets and workers: the lifecycle API used by the queue and the app.
+
+Every status change is one guarded ``UPDATE ... WHERE id = ? AND status IN (...)``: SQLite runs
+it atomically, so when two processes race for the same run exactly one row update wins and the
+loser gets :class:`~jobs.errors.IllegalTransition`. Timestamps are float UNIX seconds.
+
+Allowed transitions (anything else raises)::
+
+    queued  -> running (claim) | cancelled | failed
+    running -> finished | failed | diverged | cancelled | lost
+    lost    -> running (claim) | queued (requeue) | failed | cancelled
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import sqlite_utils
+
+from jobs.db import RUN_STATUSES
+from jobs.errors import DatasetInUse, DatasetNotFound, IllegalTransition, LostClaim, RunNotFound
+
+TERMINAL = ("finished", "failed", "diverged", "cancelled")
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "queued": ("running", "cancelled", "failed"),
+    "running": ("finished", "failed", "diverged", "cancelled", "lost"),
+    "lost": ("running", "queued", "failed", "cancelled"),
+    **{s: () for s in TERMINAL},
+}
+_RUN_JSON = ("spec", "summary")
+_DATASET_FIELDS = (
+    "name", "path", "sha256", "size_bytes", "format", "target", "task", "owner", "created_at",
+    "report",
+)  # fmt: skip
+_WORKER_FIELDS = (
+    "host", "device", "gpu_name", "gpu_mem_total", "pid", "queue", "current_run", "last_seen",
+    "started_at", "status",
+)  # fmt: skip
+
+
+def _decode(row: dict[str, Any], json_cols: Iterable[str]) -> dict[str, Any]:
+    for c in json_cols:
+        if row.get(c) is not None:
+            row[c] = json.loads(row[c])
+    return row
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+# --- runs -----------------------------------------------------------------------------------
+
+
+def create_run(
+    db: sqlite_utils.Database,
+    *,
+    spec: dict[str, Any],
+    preset: str,
+    dataset_id: int | None = None,
+    owner: str = "local",
+    name: str | None = None,
+    queue: str = "cpu",
+    group_id: str | None = None,
+    max_attempts: int = 3,
+    pair_id: str | None = None,
+    parent_run_id: int | None = None,
+) -> int:
+    """Record a new run in status ``queued``; return its id."""
+    if not isinstance(spec, dict):
+        raise TypeError(f"spec must be a dict (JSON object), got {type(spec).__name__}")
+    if max_attempts < 1:
+        raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+    table = db["runs"]
+    table.insert(
+        {
+            "name": name,
+            "dataset_id": dataset_id,
+            "preset": preset,
+            "spec": json.dumps(spec),
+            "status": "queued",
+            "owner": owner,
+            "queue": queue,
+            "attempt": 0,
+            "max_attempts": max_attempts,
+            "created_at": time.time(),
+            "cancel_requested": 0,
+            "group_id": group_id,
+            "pair_id": pair_id,
+            "parent_run_id": parent_run_id,
+        }
+    )
+    assert table.last_pk is not None
+    return int(table.last_pk)
+
+
+def get_run(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
+    """The run as a dict with ``spec``/``summary`` decoded; raises RunNotFound."""
+    rows = list(db.query("SELECT * FROM runs WHERE id = ?", [run_id]))
+    if not rows:
+        raise RunNotFound(f"no run with id {run_id}")
+    return _decode(rows[0], _RUN_JSON)
+
+
+def _transition(
+    db: sqlite_utils.Database,
+    run_id: int,
+    action: str,
+    allowed_from: tuple[str, ...],
+    sets: dict[str, Any],
+    raw_sets: str = "",
+    where: str = "",
+    where_params: Iterable[Any] = (),
+) -> None:
+    cols = ", ".join([f"{c} = ?" for c in sets] + ([raw_sets] if raw_sets else []))
+    marks = ", ".join("?" * len(allowed_from))
+    cur = db.execute(
+        f"UPDATE runs SET {cols} WHERE id = ? AND status IN ({marks}){where}",
+        [*sets.values(), run_id, *allowed_from, *where_params],
+    )
+    if cur.rowcount == 1:
+        return
+    row = db.execute("SELECT status FROM runs WHERE id = ?", [run_id]).fetchone()
+    if row is None:
+        raise RunNotFound(f"no run with id {run_id}")
+    raise IllegalTransition(run_id, row[0], action, allowed_from)
+
+
+def claim_run(
+    db: sqlite_utils.Database, run_id: int, *, worker: str, device: str
+) -> dict[str, Any]:
+    """queued/lost -> running for ``worker`` on ``device``; counts an attempt; returns the run."""
+    now = time.time()
+    _transition(
+        db, run_id, "claim", ("queued", "lost"),
+        {"status": "running", "worker": worker, "device": device, "started_at": now,
+         "heartbeat_at": now, "finished_at": None, "error": None},
+        raw_sets="attempt = attempt + 1",
+    )  # fmt: skip
+    return get_run(db, run_id)
+
+
+def heartbeat(
+    db: sqlite_utils.Database, run_id: int, *, worker: str, progress: float | None = None
+) -> None:
+    """Record that ``worker`` still runs the run; raises LostClaim if it no longer holds it."""
+    cur = db.execute(
+        "UPDATE runs SET heartbeat_at = ?, progress = coalesce(?, progress) "
+        "WHERE id = ? AND status = 'running' AND worker = ?",
+        [time.time(), progress, run_id, worker],
+    )
+    if cur.rowcount == 1:
+        return
+    run = get_run(db, run_id)
+    raise LostClaim(
+        run_id,
+        run["status"],
+        f"heartbeat as worker {worker!r} (holder: {run['worker']!r})",
+        ("running",),
+    )
+
+
+def finish_run(
+    db: sqlite_utils.Database, run_id: int, summary: dict[str, Any] | None = None
+) -> None:
+    """running -> finished, storing the summary."""
+    _transition(
+        db, run_id, "finish", ("running",),
+        {"status": "finished", "finished_at": time.time(), "summary": _dumps(summary), "progress": 1.0},
+    )  # fmt: skip
+
+
+def fail_run(
+    db: sqlite_utils.Database, run_id: int, error: str, summary: dict[str, Any] | None = None
+) -> None:
+    """queued/running/lost -> failed with an error message."""
+    _transition(
+        db, run_id, "fail", ("queued", "running", "lost"),
+        {"status": "failed", "finished_at": time.time(), "error": error, "summary": _dumps(summary)},
+    )  # fmt: skip
+
+
+def diverge_run(
+    db: sqlite_utils.Database, run_id: int, reason: str, summary: dict[str, Any] | None = None
+) -> None:
+    """running -> diverged (loss went NaN/inf or exploded), with the reason."""
+    _transition(
+        db, run_id, "diverge", ("running",),
+        {"status": "diverged", "finished_at": time.time(), "error": reason, "summary": _dumps(summary)},
+    )  # fmt: skip
+
+
+def cancel_run(db: sqlite_utils.Database, run_id: int) -> None:
+    """queued/running/lost -> cancelled (for a running run, the worker calls this once stopped)."""
+    _transition(
+        db, run_id, "cancel", ("queued", "running", "lost"),
+        {"status": "cancelled", "finished_at": time.time()},
+    )  # fmt: skip
+
+
+def request_cancel(db: sqlite_utils.Database, run_id: int) -> str:
+    """Ask a run to stop: a running run gets the flag (its worker stops cooperatively), a queued
+    or lost run is cancelled at once. Returns the run's status afterwards."""
+    for _ in range(3):  # the run may be claimed between our two guarded updates; try again
+        cur = db.execute(
+            "UPDATE runs SET cancel_requested = 1 WHERE id = ? AND status = 'running'", [run_id]
+        )
+        if cur.rowcount == 1:
+            return "running"
+        try:
+            _transition(
+                db, run_id, "cancel", ("queued", "lost"),
+                {"status": "cancelled", "finished_at": time.time(), "cancel_requested": 1},
+            )  # fmt: skip
+            return "cancelled"
+        except IllegalTransition as e:
+            if e.current != "running":
+                raise IllegalTransition(
+                    run_id, e.current, "request cancel of", ("queued", "running", "lost")
+                ) from e
+    raise IllegalTransition(run_id, "running", "request cancel of", ("queued", "running", "lost"))
+
+
+def cancel_requested(db: sqlite_utils.Database, run_id: int) -> bool:
+    """Whether a stop was requested for the run (what the engine's ``should_stop`` reads)."""
+    row = db.execute("SELECT cancel_requested FROM runs WHERE id = ?", [run_id]).fetchone()
+    if row is None:
+        raise RunNotFound(f"no run with id {run_id}")
+    return bool(row[0])
+
+
+def mark_lost(db: sqlite_utils.Database, run_id: int, reason: str) -> None:
+    """running -> lost (its worker vanished or its heartbeat went stale)."""
+    _transition(db, run_id, "mark lost", ("running",), {"status": "lost", "error": reason})
+
+
+def requeue_run(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
+    """lost -> queued while attempts remain, else lost -> failed with a clear message.
+    Returns the run afterwards (check its ``status``)."""
+    cur = db.execute(
+        "UPDATE runs SET status = 'queued', worker = NULL, heartbeat_at = NULL "
+        "WHERE id = ? AND status = 'lost' AND attempt < max_attempts",
+        [run_id],
+    )
+    if cur.rowcount == 1:
+        return get_run(db, run_id)
+    run = get_run(db, run_id)
+    message = (
+        f"gave up after {run['attempt']} attempts (max_attempts={run['max_attempts']}); "
+        f"last attempt was lost: {run['error'] or 'no reason recorded'}"
+    )
+    _transition(
+        db, run_id, "requeue", ("lost",),
+        {"status": "failed", "finished_at": time.time(), "error": message},
+        where=" AND attempt >= max_attempts",
+    )  # fmt: skip
+    return get_run(db, run_id)
+
+
+def stale_runs(db: sqlite_utils.Database, older_than_s: float) -> list[dict[str, Any]]:
+    """Running runs whose last heartbeat (or start) is older than ``older_than_s`` seconds."""
+    cutoff = time.time() - older_than_s
+    rows = db.query(
+        "SELECT * FROM runs WHERE status = 'running' "
+        "AND coalesce(heartbeat_at, started_at, created_at) < ? ORDER BY id",
+        [cutoff],
+    )
+    return [_decode(r, _RUN_JSON) for r in rows]
+
+
+def _run_filters(
+    status: str | Iterable[str] | None,
+    owner: str | None,
+    dataset_id: int | None,
+    preset: str | None,
+    group_id: str | None,
+) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if status is not None:
+        statuses = [status] if isinstance(status, str) else list(status)
+        unknown = set(statuses) - set(RUN_STATUSES)
+        if unknown:
+            raise ValueError(
+                f"unknown status {sorted(unknown)}; allowed: {', '.join(RUN_STATUSES)}"
+            )
+        clauses.append(f"status IN ({', '.join('?' * len(statuses))})")
+        params += statuses
+    for col, val in (("owner", owner), ("dataset_id", dataset_id), ("preset", preset),
+                     ("group_id", group_id)):  # fmt: skip
+        if val is not None:
+            clauses.append(f"{col} = ?")
+            params.append(val)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def list_runs(
+    db: sqlite_utils.Database,
+    *,
+    status: str | Iterable[str] | None = None,
+    owner: str | None = None,
+    dataset_id: int | None = None,
+    preset: str | None = None,
+    group_id: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Runs matching all given filters, newest first, one page of ``limit`` from ``offset``."""
+    where, params = _run_filters(status, owner, dataset_id, preset, group_id)
+    rows = db.query(
+        f"SELECT * FROM runs{where} ORDER BY id DESC LIMIT ? OFFSET ?", [*params, limit, offset]
+    )
+    return [_decode(r, _RUN_JSON) for r in rows]
+
+
+def count_runs(
+    db: sqlite_utils.Database,
+    *,
+    status: str | Iterable[str] | None = None,
+    owner: str | None = None,
+    dataset_id: int | None = None,
+    preset: str | None = None,
+    group_id: str | None = None,
+) -> int:
+    """How many runs match the filters (for paging)."""
+    where, params = _run_filters(status, owner, dataset_id, preset, group_id)
+    return db.execute(f"SELECT count(*) FROM runs{where}", params).fetchone()[0]
+
+
+# --- datasets -------------------------------------------------------------------------------
+
+
+def add_dataset(db: sqlite_utils.Database, **fields: Any) -> int:
+    """Record a dataset; ``name`` is required, ``report`` may be a dict. Returns its id."""
+    unknown = set(fields) - set(_DATASET_FIELDS)
+    if unknown:
+        raise ValueError(
+            f"unknown dataset fields {sorted(unknown)}; allowed: {', '.join(_DATASET_FIELDS)}"
+        )
+    if not fields.get("name"):
+        raise ValueError("a dataset needs a non-empty name")
+    row = dict(fields)
+    row.setdefault("owner", "local")
+    row.setdefault("created_at", time.time())
+    if not isinstance(row.get("report"), str | None):
+        row["report"] = json.dumps(row["report"])
+    table = db["datasets"]
+    table.insert(row)
+    assert table.last_pk is not None
+    return int(table.last_pk)
+
+
+def get_dataset(db: sqlite_utils.Database, dataset_id: int) -> dict[str, Any]:
+    """The dataset with ``report`` decoded; raises DatasetNotFound."""
+    rows = list(db.query("SELECT * FROM datasets WHERE id = ?", [dataset_id]))
+    if not rows:
+        raise DatasetNotFound(f"no dataset with id {dataset_id}")
+    return _decode(rows[0], ("report",))
+
+
+def list_datasets(db: sqlite_utils.Database, *, owner: str | None = None) -> list[dict[str, Any]]:
+    """All datasets (of ``owner`` if given), newest first."""
+    where, params = (" WHERE owner = ?", [owner]) if owner is not None else ("", [])
+    return [
+        _decode(r, ("report",))
+        for r in db.query(f"SELECT * FROM datasets{where} ORDER BY id DESC", params)
+    ]
+
+
+def delete_dataset(db: sqlite_utils.Database, dataset_id: int) -> None:
+    """Delete the dataset's record (not its file); refuses while runs refer to it."""
+    get_dataset(db, dataset_id)
+    used = db.execute("SELECT count(*) FROM runs WHERE dataset_id = ?", [dataset_id]).fetchone()[0]
+    if used:
+        raise DatasetInUse(f"dataset {dataset_id} is used by {used} run(s); delete those first")
+    db.execute("DELETE FROM datasets WHERE id = ?", [dataset_id])
+
+
+# --- workers --------------------------------------------------------------------------------
+
+
+def upsert_worker(db: sqlite_utils.Database, name: str, **fields: Any) -> None:
+    """Create or update a worker's row; ``last_seen`` defaults to now."""
+    unknown = set(fields) - set(_WORKER_FIELDS)
+    if unknown:
+        raise ValueError(
+            f"unknown worker fields {sorted(unknown)}; allowed: {', '.join(_WORKER_FIELDS)}"
+        )
+    now = time.time()
+    row = {"name": name, **fields}
+    row.setdefault("last_seen", now)
+    db["workers"].upsert(row, pk="name")
+    db.execute(
+        "UPDATE workers SET started_at = ? WHERE name = ? AND started_at IS NULL", [now, name]
+    )
+
+
+def list_workers(
+    db: sqlite_utils.Database, alive_within_s: float | None = 30
+) -> list[dict[str, Any]]:
+    """Workers seen within ``alive_within_s`` seconds (all if None), each with an ``alive`` flag."""
+    cutoff = time.time() - (alive_within_s if alive_within_s is not None else 30)
+    where, params = (" WHERE last_seen >= ?", [cutoff]) if alive_within_s is not None else ("", [])
+    rows = list(db.query(f"SELECT * FROM workers{where} ORDER BY name", params))
+    for r in rows:
+        r["alive"] = r["last_seen"] is not None and r["last_seen"] >= cutoff
+    return rows
