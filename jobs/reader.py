@@ -1,0 +1,288 @@
+"""Reading metrics for charts: spike-preserving downsampled series, live increments, events, export.
+
+:func:`series` returns at most ``max_points`` points per key. When the range holds more, it reads
+one downsampled level (see :mod:`jobs.writer`) instead of the raw points: the finest level with
+at most ``(max_points - 3) // 2`` buckets in range, emitting each bucket's minimum and maximum at
+the steps where they occurred, plus the true last point. So a chart of a million-step series reads
+about as many rows as it draws, and no spike (global or local extreme) is ever averaged away.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from jobs.writer import SHIFTS
+
+_NO_LOWER_BOUND = -(2**62)
+
+
+@dataclass
+class SeriesData:
+    """One key's points, in step order. ``vmin``/``vmax`` are the band of the bucket a point
+    stands for (equal to ``value`` where not downsampled)."""
+
+    key: str
+    step: list[int] = field(default_factory=list)
+    value: list[float] = field(default_factory=list)
+    vmin: list[float] = field(default_factory=list)
+    vmax: list[float] = field(default_factory=list)
+    downsampled: bool = False
+    level: int = 0  # 0 = raw points, else the metrics_ds level read
+
+    def __len__(self) -> int:
+        return len(self.step)
+
+    @property
+    def last_step(self) -> int | None:
+        """Step of the last point; pass it back as ``since_step`` for the next live read."""
+        return self.step[-1] if self.step else None
+
+
+def _f(v: float | None) -> float:
+    return math.nan if v is None else v
+
+
+def _key_ids(db: sqlite_utils.Database, names: list[str]) -> dict[str, int]:
+    if not names:
+        return {}
+    marks = ", ".join("?" * len(names))
+    rows = db.execute(f"SELECT name, id FROM metric_keys WHERE name IN ({marks})", names)
+    return dict(rows.fetchall())
+
+
+def series(
+    db: sqlite_utils.Database,
+    run_id: int,
+    keys: str | Iterable[str],
+    *,
+    max_points: int = 2000,
+    since_step: int | Mapping[str, int | None] | None = None,
+) -> dict[str, SeriesData]:
+    """Chart data for ``keys`` of a run, at most ``max_points`` points per key.
+
+    ``since_step`` (an int, or a per-key mapping such as ``{k: s.last_step}``) limits the read to
+    points with a greater step: a live chart passes what it already has and gets only new points.
+    Prefer the per-key form: keys logged at different moments can have different last steps.
+    All keys are read in one snapshot, so a read never sees half a commit.
+    """
+    names = [keys] if isinstance(keys, str) else list(keys)
+    if max_points < 8:
+        raise ValueError(f"max_points must be >= 8, got {max_points}")
+    conn = db.conn
+    own_txn = not conn.in_transaction
+    if own_txn:
+        conn.execute("BEGIN")  # one read snapshot for every key
+    try:
+        ids = _key_ids(db, names)
+        out = {}
+        for name in names:
+            since = since_step.get(name) if isinstance(since_step, Mapping) else since_step
+            lo = _NO_LOWER_BOUND if since is None else int(since) + 1
+            kid = ids.get(name)
+            out[name] = (
+                SeriesData(name)
+                if kid is None
+                else _read_key(db, run_id, name, kid, lo, max_points)
+            )
+        return out
+    finally:
+        if own_txn:
+            conn.execute("COMMIT")
+
+
+def _read_key(
+    db: sqlite_utils.Database, run_id: int, name: str, kid: int, lo: int, max_points: int
+) -> SeriesData:
+    ex = db.conn.execute
+    last = ex(
+        "SELECT step, value FROM metrics WHERE run_id = ? AND key_id = ? AND step >= ? "
+        "ORDER BY step DESC LIMIT 1",
+        (run_id, kid, lo),
+    ).fetchone()
+    if last is None:
+        return SeriesData(name)
+    n_raw = ex(
+        "SELECT count(*) FROM (SELECT 1 FROM metrics WHERE run_id = ? AND key_id = ? "
+        "AND step >= ? LIMIT ?)",
+        (run_id, kid, lo, max_points + 1),
+    ).fetchone()[0]
+    if n_raw <= max_points:
+        rows = ex(
+            "SELECT step, value FROM metrics WHERE run_id = ? AND key_id = ? AND step >= ? "
+            "ORDER BY step",
+            (run_id, kid, lo),
+        ).fetchall()
+        steps = [r[0] for r in rows]
+        values = [_f(r[1]) for r in rows]
+        return SeriesData(name, steps, values, list(values), list(values))
+
+    # Downsampled: the first (possibly partial) bucket is summarised from raw points, so that a
+    # live read "since step N" never reports an extreme from before N.
+    budget = (max_points - 3) // 2
+    level, shift = _pick_level(db, run_id, kid, lo, last[0], budget)
+    first_full = lo if lo == _NO_LOWER_BOUND else -((-lo) >> shift) << shift  # ceil to bucket
+    pts: list[tuple[int, float, float, float]] = []  # (step, value, band min, band max)
+    if first_full > lo:
+        edge = ex(
+            "SELECT step, value FROM metrics WHERE run_id = ? AND key_id = ? "
+            "AND step >= ? AND step < ? ORDER BY step",
+            (run_id, kid, lo, first_full),
+        ).fetchall()
+        pts += _extremes(edge)
+    for _b, smin, vmin, smax, vmax in ex(
+        "SELECT bucket, min_step, vmin, max_step, vmax FROM metrics_ds "
+        "WHERE run_id = ? AND key_id = ? AND level = ? AND bucket >= ? ORDER BY bucket",
+        (run_id, kid, level, first_full >> shift),
+    ):
+        vmin, vmax = _f(vmin), _f(vmax)
+        if smin == smax:
+            pts.append((smin, vmin, vmin, vmax))
+        elif smin < smax:
+            pts += [(smin, vmin, vmin, vmax), (smax, vmax, vmin, vmax)]
+        else:
+            pts += [(smax, vmax, vmin, vmax), (smin, vmin, vmin, vmax)]
+    # The true last point always ends the series (its stored value, not a bucket's).
+    last_step, last_value = last[0], _f(last[1])
+    while pts and pts[-1][0] >= last_step:
+        pts.pop()
+    pts.append((last_step, last_value, last_value, last_value))
+    return SeriesData(
+        name,
+        [p[0] for p in pts],
+        [p[1] for p in pts],
+        [p[2] for p in pts],
+        [p[3] for p in pts],
+        downsampled=True,
+        level=level,
+    )
+
+
+def _pick_level(
+    db: sqlite_utils.Database, run_id: int, kid: int, lo: int, hi: int, budget: int
+) -> tuple[int, int]:
+    """The finest level with at most ``budget`` buckets in [lo, hi]. A level whose bucket span
+    already fits is certain; finer ones are tried first with a bounded count (sparse series)."""
+    lo_clamped = max(lo, 0)
+    certain = len(SHIFTS)
+    for level, shift in enumerate(SHIFTS, start=1):
+        if (hi >> shift) - (lo_clamped >> shift) + 1 <= budget:
+            certain = level
+            break
+    for level in range(1, certain):
+        shift = SHIFTS[level - 1]
+        start = -((-lo) >> shift) if lo != _NO_LOWER_BOUND else _NO_LOWER_BOUND
+        n = db.conn.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM metrics_ds WHERE run_id = ? AND key_id = ? "
+            "AND level = ? AND bucket >= ? LIMIT ?)",
+            (run_id, kid, level, start, budget + 1),
+        ).fetchone()[0]
+        if n <= budget:
+            return level, shift
+    return certain, SHIFTS[certain - 1]
+
+
+def _extremes(rows: list[tuple[int, float | None]]) -> list[tuple[int, float, float, float]]:
+    vals = [(s, v) for s, v in rows if v is not None]
+    if not vals:
+        return [(s, math.nan, math.nan, math.nan) for s, _ in rows[:1]]
+    smin, vmin = min(vals, key=lambda p: p[1])
+    smax, vmax = max(vals, key=lambda p: p[1])
+    pts = sorted({(smin, vmin), (smax, vmax)})
+    return [(s, v, vmin, vmax) for s, v in pts]
+
+
+def keys(db: sqlite_utils.Database, run_id: int) -> list[str]:
+    """Names of the metrics a run has logged, sorted."""
+    # Every point lands in every level, so the coarsest level (a handful of rows) lists them all.
+    rows = db.execute(
+        "SELECT DISTINCT k.name FROM metrics_ds d JOIN metric_keys k ON k.id = d.key_id "
+        "WHERE d.run_id = ? AND d.level = ? ORDER BY k.name",
+        [run_id, len(SHIFTS)],
+    )
+    return [r[0] for r in rows]
+
+
+def last_step(db: sqlite_utils.Database, run_id: int) -> int | None:
+    """The largest step logged for any key of the run, or None."""
+    ids = [
+        r[0]
+        for r in db.execute(
+            "SELECT DISTINCT key_id FROM metrics_ds WHERE run_id = ? AND level = ?",
+            [run_id, len(SHIFTS)],
+        )
+    ]
+    best = None
+    for kid in ids:
+        s = db.execute(
+            "SELECT max(step) FROM metrics WHERE run_id = ? AND key_id = ?", [run_id, kid]
+        ).fetchone()[0]
+        if s is not None and (best is None or s > best):
+            best = s
+    return best
+
+
+def events(
+    db: sqlite_utils.Database,
+    run_id: int,
+    *,
+    since_id: int | None = None,
+    kinds: Iterable[str] | None = None,
+) -> list[dict[str, Any]]:
+    """A run's events in the order they were written (``id`` increases); ``data`` decoded.
+    Pass the last seen ``id`` as ``since_id`` for live refresh."""
+    sql = "SELECT * FROM events WHERE run_id = ?"
+    params: list[Any] = [run_id]
+    if since_id is not None:
+        sql += " AND id > ?"
+        params.append(since_id)
+    if kinds is not None:
+        kinds = list(kinds)
+        sql += f" AND kind IN ({', '.join('?' * len(kinds))})"
+        params += kinds
+    rows = list(db.query(sql + " ORDER BY id", params))
+    for r in rows:
+        r["data"] = json.loads(r["data"]) if r["data"] else {}
+    return rows
+
+
+def export_metrics(
+    db: sqlite_utils.Database, run_id: int, path: Path | str, fmt: str = "csv"
+) -> int:
+    """Write every stored point of the run as long rows ``key, step, value`` (sorted by key,
+    then step) to CSV or Parquet; NaN is written as an empty cell / null. Returns the row count."""
+    if fmt not in ("csv", "parquet"):
+        raise ValueError(f"fmt must be 'csv' or 'parquet', got {fmt!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cur = db.execute(
+        "SELECT k.name, m.step, m.value FROM metrics m JOIN metric_keys k ON k.id = m.key_id "
+        "WHERE m.run_id = ? ORDER BY k.name, m.step",
+        [run_id],
+    )
+    n = 0
+    if fmt == "csv":
+        with path.open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["key", "step", "value"])
+            while chunk := cur.fetchmany(50_000):
+                w.writerows(chunk)
+                n += len(chunk)
+        return n
+    import pyarrow as pa  # only exports need pyarrow; keep it off the import path of the store
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([("key", pa.string()), ("step", pa.int64()), ("value", pa.float64())])
+    with pq.ParquetWriter(str(path), schema) as w:
+        while chunk := cur.fetchmany(200_000):
+            k, s, v = zip(*chunk, strict=True)
+            w.write_table(pa.table([list(k), list(s), list(v)], schema=schema))
+            n += len(chunk)
+    return n
