@@ -323,7 +323,7 @@ def train(
         if aug_gen is not None:
             aug_gen.manual_seed(tc.seed * 7919 + epoch)
         loss_acc = torch.zeros((), device=dev)
-        epoch_loss = torch.zeros((), device=dev)
+        epoch_loss = 0.0  # summed from loss_acc at each log step: one tensor add per step, not two
         clip_acc = torch.zeros((), device=dev)
         epoch_clips = torch.zeros((), device=dev)
         n_acc = 0
@@ -352,9 +352,7 @@ def train(
                 before = [w.detach().clone() for w in weights]
             opt.step()
             st["step"] = step
-            d = loss.detach()
-            loss_acc += d
-            epoch_loss += d
+            loss_acc += loss.detach()
             n_acc += 1
             samples += len(yb) if k == 1 else yb.shape[1]
             if measure_ratio:
@@ -369,7 +367,9 @@ def train(
                 if f:
                     emit(f, step, epoch)
             if step % tc.log_every == 0:
-                mean_loss = float(loss_acc) / n_acc / k * loss_scale
+                acc_sum = float(loss_acc)
+                epoch_loss += acc_sum
+                mean_loss = acc_sum / n_acc / k * loss_scale
                 gn = float(norm)
                 vals = {"train/loss": mean_loss, "grad/norm": gn, "lr": opt.param_groups[0]["lr"]}
                 if tc.clip_norm is not None:
@@ -397,7 +397,9 @@ def train(
             break
 
         # ---- end of epoch: validate, schedule, stop rules, checkpoint
-        train_loss = float(epoch_loss) / max(1, steps_per_epoch) / k * loss_scale
+        if n_acc:
+            epoch_loss += float(loss_acc)
+        train_loss = epoch_loss / max(1, steps_per_epoch) / k * loss_scale
         if not _finite(train_loss):
             status, reason = "diverged", "nonfinite_loss"
             break

@@ -1,0 +1,112 @@
+"""Local, in-process training from the command line: ``trainboard train``.
+
+A progress bar while it runs, every event as a line (LR cuts, doctor findings…), a summary
+table at the end, and the checkpoint + resolved config written to the output folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from engine.config import list_presets, resolve_config
+from engine.data import BUILTINS, DataError
+from engine.errors import EngineError
+
+_STYLE = {"lr_cut": "cyan", "doctor": "yellow", "diverged": "bold red", "early_stop": "green", "lr_floor": "green",
+          "clip_burst": "magenta", "preflight": "dim", "cancelled": "red"}
+
+
+class ConsoleSink:
+    """A sink that draws a progress bar over epochs and prints events as they happen."""
+
+    def __init__(self, epochs: int, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.bar = Progress(TextColumn("[bold]training"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                                 TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=self.console, transient=True)
+        self.task = self.bar.add_task("train", total=1.0, info="")
+        self.epochs = epochs
+        self.last: dict[str, float] = {}
+
+    def __enter__(self) -> ConsoleSink:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.stop()
+
+    def log(self, step: int, values: dict[str, float]) -> None:
+        self.last.update(values)
+        parts = [f"step {step}"]
+        for key in ("train/loss", "val/loss", "val/acc", "val/rmse", "lr"):
+            if key in self.last:
+                parts.append(f"{key} {self.last[key]:.4g}")
+        self.bar.update(self.task, info="  ".join(parts))
+
+    def event(self, step: int, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
+        style = _STYLE.get(kind, "")
+        self.bar.console.print(f"[{style}]{kind:>13}[/] {message}" if style else f"{kind:>13} {message}")
+
+    def progress(self, fraction: float) -> None:
+        """Called by the engine after each epoch with the fraction of epochs done."""
+        self.bar.update(self.task, completed=fraction)
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
+    names = ", ".join(pr.name for pr in list_presets())
+    p.add_argument("--preset", default="sutskever", help=f"one of: {names}")
+    p.add_argument("--dataset", required=True, help=f"a file (.csv .tsv .parquet .npz .zip) or builtin:NAME ({', '.join(BUILTINS)})")
+    p.add_argument("--target", default=None, help="target column (default: target/label/y/class, else the last column)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting, e.g. --set optim.lr=0.05 (repeatable)")
+    p.add_argument("--out", default=None, help="output folder (default: ./trainboard-runs/<preset>-<time>)")
+    p.add_argument("--device", default="cpu")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from engine.api import run_training  # torch import only when training
+
+    console = Console(stderr=True)
+    try:
+        cfg = resolve_config(args.preset, dataset=args.dataset, target=args.target, overrides=args.overrides)
+    except EngineError as e:
+        console.print(f"[bold red]config error:[/] {e}")
+        return 2
+    out = Path(args.out or f"trainboard-runs/{cfg.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    sink = ConsoleSink(cfg.train.epochs, console)
+    try:
+        with sink:
+            result = run_training(cfg, sink=sink, run_dir=out, device=args.device, resume=False)
+    except (DataError, EngineError) as e:
+        console.print(f"[bold red]cannot train:[/] {e}")
+        return 2
+    except KeyboardInterrupt:
+        console.print("[red]interrupted[/]")
+        return 130
+    (out / "summary.json").write_text(json.dumps(result.summary, indent=2, default=str))
+    table = Table(title=f"{cfg.preset} on {args.dataset}: {result.status}")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    s = result.summary
+    rows = [("status", result.status), ("stopped because", s["stop_reason"].replace("_", " ")), ("epochs", s["epochs"]),
+            ("steps", s["steps"]), ("best epoch", s["best_epoch"]),
+            (f"best val {s['metric']}", f"{s['best_val_metric']:.4f}" if s["best_val_metric"] is not None else "—"),
+            ("best val loss", f"{s['best_val_loss']:.4f}" if s["best_val_loss"] is not None else "—"),
+            ("LR cuts (T7)", s["lr_cuts"]), ("final LR", f"{s['final_lr']:.3g}"), ("samples/s", f"{s['samples_per_s']:.0f}"),
+            ("seconds", f"{s['seconds']:.1f}")]
+    if "ensemble_gain" in s:
+        rows += [(f"mean member {s['metric']}", f"{s['member_mean_metric']:.4f}"), ("ensemble gain (T14)", f"{s['ensemble_gain']:+.4f}")]
+    for k, v in rows:
+        table.add_row(k, str(v))
+    Console().print(table)
+    console.print(f"checkpoint, model and resolved config in [bold]{out}[/]")
+    return 0 if result.status == "finished" else 1

@@ -1,0 +1,113 @@
+"""Config tree and presets: validation names the field; presets are data with a tip per setting."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from engine.config import (
+    Config,
+    apply_overrides,
+    explain,
+    get_preset,
+    list_presets,
+    parse_override,
+    resolve_config,
+)
+from engine.errors import ConfigError, PresetNotFound
+
+REQUIRED = {"sutskever", "sequence", "small-data", "ensemble", "quick"}
+
+
+def test_the_five_required_presets_exist_and_sutskever_is_first():
+    names = [p.name for p in list_presets()]
+    assert set(names) >= REQUIRED
+    assert names[0] == "sutskever"
+
+
+@pytest.mark.parametrize("name", sorted(REQUIRED))
+def test_every_preset_setting_carries_a_tip_id_and_a_plain_explanation(name):
+    preset = get_preset(name)
+    assert preset.title and preset.summary and preset.suited_for
+    assert preset.settings
+    for s in preset.settings:
+        assert re.fullmatch(r"T([1-9]|1[0-5])", s.tip), s
+        assert len(s.why.split()) >= 5, f"{s.field}: explain it in words"
+    cfg = resolve_config(name)
+    for s in preset.settings:
+        node = cfg.to_dict()
+        for part in s.field.split("."):
+            node = node[part]
+        assert node == s.value
+
+
+@pytest.mark.parametrize(
+    ("name", "field", "value"),
+    [
+        ("sutskever", "optim.lr", 0.1),
+        ("sutskever", "optim.momentum", 0.9),
+        ("sutskever", "schedule.plateau_factor", 0.5),
+        ("sequence", "train.clip_norm", 5.0),
+        ("sequence", "model.forget_bias", 2.0),
+        ("small-data", "model.dropout", 0.3),
+        ("ensemble", "ensemble.members", 10),
+        ("quick", "train.overfit_one_batch", True),
+    ],
+)
+def test_presets_apply_the_advice(name, field, value):
+    node = resolve_config(name).to_dict()
+    for part in field.split("."):
+        node = node[part]
+    assert node == value
+
+
+def test_small_data_preset_waits_longer_than_the_default():
+    assert resolve_config("small-data").schedule.plateau_patience > resolve_config("sutskever").schedule.plateau_patience
+    assert resolve_config("small-data").augment.shift > 0
+
+
+def test_overrides_merge_on_top_of_the_preset_and_the_result_is_json():
+    cfg = resolve_config("sequence", dataset="builtin:adding", overrides=["optim.lr=0.01", "model.hidden=[8, 8]", "train.clip_norm=null"])
+    assert cfg.optim.lr == 0.01 and cfg.model.hidden == [8, 8] and cfg.train.clip_norm is None
+    assert cfg.model.forget_bias == 2.0, "untouched preset values stay"
+    assert cfg.data.dataset == "builtin:adding"
+    again = Config.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg
+
+
+@pytest.mark.parametrize(
+    ("override", "names"),
+    [
+        ({"optim.lr": -1}, ["optim.lr", "greater than 0"]),
+        ({"optim.name": "rmsprop"}, ["optim.name", "'sgd', 'adam' or 'adamw'"]),
+        ({"optim.lrr": 0.1}, ["optim.lrr", "unknown setting", "lr"]),
+        ({"optimizer.lr": 0.1}, ["optimizer", "unknown section", "optim"]),
+        ({"model.dropout": 1.5}, ["model.dropout", "less than 1"]),
+        ({"train.batch_size": "big"}, ["train.batch_size", "integer"]),
+        ({"model.init": "xavier"}, ["model.init", "'default', 'normal-0.02' or 'scaled'"]),
+        ({"model.hidden": []}, ["hidden", "non-empty"]),
+    ],
+)
+def test_invalid_values_are_rejected_naming_the_field_and_what_is_allowed(override, names):
+    with pytest.raises(ConfigError) as e:
+        resolve_config("sutskever", overrides=override)
+    for n in names:
+        assert n in str(e.value)
+
+
+def test_an_override_without_equals_sign_is_explained():
+    with pytest.raises(ConfigError, match="field=value"):
+        parse_override("optim.lr 0.1")
+
+
+def test_unknown_preset_lists_the_known_ones():
+    with pytest.raises(PresetNotFound, match="sutskever"):
+        get_preset("../etc/passwd")
+
+
+def test_explain_shows_values_in_force_with_their_tips():
+    cfg = apply_overrides(resolve_config("sutskever"), {"optim.lr": 0.05})
+    rows = {s.field: s for s in explain(cfg)}
+    assert rows["optim.lr"].value == 0.05 and rows["optim.lr"].tip == "T5"

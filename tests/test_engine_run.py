@@ -1,0 +1,105 @@
+"""Whole runs through the public API: resume, cancel, the CLI, the pre-flight doctor."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import torch
+
+from engine import MemorySink, resolve_config, run_training
+from engine.train import CHECKPOINT, train
+from tests.engine_helpers import blobs
+
+
+def small(**ov):
+    return resolve_config("sutskever", overrides={"train.preflight": False, "model.hidden": [16], "train.batch_size": 32} | ov)
+
+
+def test_a_resumed_run_continues_its_epochs_and_steps(tmp_path):
+    data = blobs()
+    first = MemorySink()
+    train(small(**{"train.epochs": 2}), data, sink=first, run_dir=tmp_path)
+    ck = torch.load(tmp_path / CHECKPOINT, weights_only=True)
+    assert ck["state"]["epoch"] == 2
+    second = MemorySink()
+    result = train(small(**{"train.epochs": 4}), data, sink=second, run_dir=tmp_path, resume=True)
+    assert second.kinds("resumed") and not second.kinds("run_start")
+    epochs = [v for _, v in second.series("epoch")]
+    assert epochs == [3.0, 4.0]
+    steps_first = {s for s, _ in first.series("train/loss")}
+    steps_second = {s for s, _ in second.series("train/loss")}
+    assert min(steps_second) > max(steps_first), "the step counter continues; no step is logged twice"
+    assert result.summary["epochs"] == 4
+
+
+def test_a_resumed_run_matches_an_uninterrupted_one(tmp_path):
+    data = blobs()
+    straight = train(small(**{"train.epochs": 4}), data, sink=MemorySink())
+    train(small(**{"train.epochs": 2}), data, sink=MemorySink(), run_dir=tmp_path)
+    resumed = train(small(**{"train.epochs": 4}), data, sink=MemorySink(), run_dir=tmp_path)
+    assert resumed.summary["best_val_loss"] == straight.summary["best_val_loss"]
+
+
+def test_cancel_stops_within_a_step_budget_and_saves_a_checkpoint(tmp_path):
+    calls = {"n": 0}
+
+    def should_stop():
+        calls["n"] += 1
+        return True
+
+    sink = MemorySink()
+    result = train(small(**{"train.epochs": 50}), blobs(n=2000), sink=sink, should_stop=should_stop, run_dir=tmp_path)
+    assert result.status == "cancelled"
+    assert (tmp_path / CHECKPOINT).exists()
+    assert sink.kinds("cancelled")
+    assert result.summary["epochs"] <= 1
+
+
+def test_preflight_reports_each_check_with_its_tip():
+    sink = MemorySink()
+    cfg = resolve_config("quick", overrides={"train.epochs": 1})
+    train(cfg, blobs(), sink=sink)
+    checks = {e["data"]["rule"]: e["data"] for e in sink.kinds("preflight")}
+    assert {"init_loss", "inputs_standardized", "gradcheck", "overfit_one_batch", "activation_scale"} <= set(checks)
+    assert checks["gradcheck"]["tip"] == "T10" and checks["gradcheck"]["passed"]
+    assert checks["init_loss"]["tip"] == "T8" and checks["init_loss"]["passed"]
+    assert checks["overfit_one_batch"]["passed"]
+
+
+def test_preflight_flags_unstandardized_inputs():
+    sink = MemorySink()
+    data = blobs()
+    data.x_train = data.x_train * 50 + 100
+    train(resolve_config("sutskever", overrides={"train.epochs": 1, "model.hidden": [16]}), data, sink=sink)
+    check = next(e for e in sink.kinds("preflight") if e["data"]["rule"] == "inputs_standardized")
+    assert check["data"]["passed"] is False and check["data"]["tip"] == "T2"
+
+
+def test_run_training_reports_dataset_warnings_and_writes_the_model(tmp_path):
+    sink = MemorySink()
+    cfg = resolve_config("quick", dataset="builtin:diabetes", overrides={"train.epochs": 2, "train.overfit_one_batch": False})
+    result = run_training(cfg, sink=sink, run_dir=tmp_path)
+    assert result.status == "finished"
+    assert result.summary["metric"] == "rmse" and result.summary["best_val_metric"] > 0
+    saved = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert saved["task"] == "regression" and saved["y_std"] > 1
+
+
+def test_cli_train_writes_checkpoint_config_and_summary(tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "jobs.cli", "train", "--preset", "quick", "--dataset", "builtin:digits",
+                           "--set", "train.epochs=1", "--set", "train.overfit_one_batch=false", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "model.pt").exists() and (out / "config.json").exists() and (out / "summary.json").exists()
+    assert "best val acc" in proc.stdout
+
+
+def test_cli_train_names_a_bad_setting_and_trains_nothing(tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "jobs.cli", "train", "--preset", "quick", "--dataset", "builtin:digits",
+                           "--set", "optim.lr=-3", "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "optim.lr" in proc.stderr
+    assert not out.exists()
