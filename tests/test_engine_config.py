@@ -111,3 +111,12 @@ def test_explain_shows_values_in_force_with_their_tips():
     cfg = apply_overrides(resolve_config("sutskever"), {"optim.lr": 0.05})
     rows = {s.field: s for s in explain(cfg)}
     assert rows["optim.lr"].value == 0.05 and rows["optim.lr"].tip == "T5"
+
+
+def test_docs_presets_page_is_generated_from_the_current_presets():
+    from pathlib import Path
+
+    from engine.presets_doc import presets_markdown
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "presets.md"
+    assert page.read_text() == presets_markdown(), "run: python -m engine.presets_doc > docs/presets.md"
