@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import sqlite_utils
 
 from jobs.writer import SHIFTS
 
 _NO_LOWER_BOUND = -(2**62)
+RAW_BUCKETING_FACTOR = 8
 
 
 @dataclass
@@ -82,23 +84,41 @@ def series(
         conn.execute("BEGIN")  # one read snapshot for every key
     try:
         ids = _key_ids(db, names)
-        out = {}
+        lows = {}
         for name in names:
             since = since_step.get(name) if isinstance(since_step, Mapping) else since_step
-            lo = _NO_LOWER_BOUND if since is None else int(since) + 1
-            kid = ids.get(name)
-            out[name] = (
-                SeriesData(name)
-                if kid is None
-                else _read_key(db, run_id, name, kid, lo, max_points)
+            lows[name] = _NO_LOWER_BOUND if since is None else int(since) + 1
+        # One statement fetches up to max_points + 1 raw points of every key: that answers a
+        # live refresh (a few new points per key) in a single round trip; only keys with more
+        # points than the chart can draw go on to the downsampled path.
+        found = [n for n in names if n in ids]
+        raw: dict[int, list[tuple[int, float | None]]] = {ids[n]: [] for n in found}
+        if found:
+            sql = " UNION ALL ".join(
+                "SELECT * FROM (SELECT key_id, step, value FROM metrics WHERE run_id = ? "
+                "AND key_id = ? AND step >= ? ORDER BY step LIMIT ?)"
+                for _ in found
             )
+            params = [p for n in found for p in (run_id, ids[n], lows[n], max_points + 1)]
+            for kid, step, value in conn.execute(sql, params):
+                raw[kid].append((step, value))
+        out = {}
+        for name in names:
+            rows = raw.get(ids.get(name, -1))
+            if not rows:
+                out[name] = SeriesData(name)
+            elif len(rows) <= max_points:
+                values = [_f(r[1]) for r in rows]
+                out[name] = SeriesData(name, [r[0] for r in rows], values, values[:], values[:])
+            else:
+                out[name] = _downsampled(db, run_id, name, ids[name], lows[name], max_points)
         return out
     finally:
         if own_txn:
             conn.execute("COMMIT")
 
 
-def _read_key(
+def _downsampled(
     db: sqlite_utils.Database, run_id: int, name: str, kid: int, lo: int, max_points: int
 ) -> SeriesData:
     ex = db.conn.execute
@@ -107,26 +127,24 @@ def _read_key(
         "ORDER BY step DESC LIMIT 1",
         (run_id, kid, lo),
     ).fetchone()
-    if last is None:
-        return SeriesData(name)
-    n_raw = ex(
+
+    budget = (max_points - 3) // 2
+    # Mid-sized ranges (up to RAW_BUCKETING_FACTOR x max_points points): bucket the raw points
+    # here, at full chart resolution; the stored levels would give only a few hundred buckets.
+    n_mid = ex(
         "SELECT count(*) FROM (SELECT 1 FROM metrics WHERE run_id = ? AND key_id = ? "
         "AND step >= ? LIMIT ?)",
-        (run_id, kid, lo, max_points + 1),
+        (run_id, kid, lo, RAW_BUCKETING_FACTOR * max_points + 1),
     ).fetchone()[0]
-    if n_raw <= max_points:
+    if n_mid <= RAW_BUCKETING_FACTOR * max_points:
         rows = ex(
             "SELECT step, value FROM metrics WHERE run_id = ? AND key_id = ? AND step >= ? "
             "ORDER BY step",
             (run_id, kid, lo),
         ).fetchall()
-        steps = [r[0] for r in rows]
-        values = [_f(r[1]) for r in rows]
-        return SeriesData(name, steps, values, list(values), list(values))
-
-    # Downsampled: the first (possibly partial) bucket is summarised from raw points, so that a
-    # live read "since step N" never reports an extreme from before N.
-    budget = (max_points - 3) // 2
+        return _bucket_raw(name, rows, budget)
+    # Long ranges read a stored level. The first (possibly partial) bucket is summarised from
+    # raw points, so that a live read "since step N" never reports an extreme from before N.
     level, shift = _pick_level(db, run_id, kid, lo, last[0], budget)
     first_full = lo if lo == _NO_LOWER_BOUND else -((-lo) >> shift) << shift  # ceil to bucket
     pts: list[tuple[int, float, float, float]] = []  # (step, value, band min, band max)
@@ -163,6 +181,33 @@ def _read_key(
         downsampled=True,
         level=level,
     )
+
+
+def _bucket_raw(name: str, rows: list[tuple[int, float | None]], budget: int) -> SeriesData:
+    """Min and max point of each of ``budget`` equal step ranges, plus the last point."""
+    steps = np.array([r[0] for r in rows], dtype=np.int64)
+    vals = np.array([math.nan if r[1] is None else r[1] for r in rows], dtype=np.float64)
+    width = -(-(int(steps[-1]) - int(steps[0]) + 1) // budget)  # ceil
+    b = (steps - steps[0]) // width
+    new = np.r_[True, b[1:] != b[:-1]]
+    starts = np.flatnonzero(new)
+    gid = np.cumsum(new) - 1
+    nan = np.isnan(vals)
+    lo = np.where(nan, np.inf, vals)
+    hi = np.where(nan, -np.inf, vals)
+    gmin, gmax = np.minimum.reduceat(lo, starts), np.maximum.reduceat(hi, starts)
+    picks = []
+    for arr, g in ((lo, gmin), (hi, gmax)):
+        hit = np.flatnonzero(arr == g[gid])
+        picks.append(hit[np.r_[True, gid[hit][1:] != gid[hit][:-1]]])
+    idx = np.union1d(np.union1d(picks[0], picks[1]), [len(steps) - 1])  # sorted by step
+    band_lo = np.where(np.isinf(gmin) & (gmin > 0), np.nan, gmin)[gid[idx]]
+    band_hi = np.where(np.isinf(gmax) & (gmax < 0), np.nan, gmax)[gid[idx]]
+    band_lo[-1] = band_hi[-1] = vals[-1]
+    return SeriesData(
+        name, steps[idx].tolist(), vals[idx].tolist(), band_lo.tolist(), band_hi.tolist(),
+        downsampled=True,
+    )  # fmt: skip
 
 
 def _pick_level(

@@ -364,9 +364,10 @@ def _spiky(n: int, seed: int = 1) -> tuple[np.ndarray, dict[int, float]]:
     return values, spikes
 
 
-def test_downsampled_series_keeps_global_min_max_last_and_every_spike(path, db):
-    n = 200_000
+@pytest.mark.parametrize("n", [12_000, 200_000], ids=["bucketed-from-raw", "stored-levels"])
+def test_downsampled_series_keeps_global_min_max_last_and_every_spike(path, db, n):
     values, spikes = _spiky(n)
+    values[n // 2 + 1] = math.nan  # a diverged point must not break min/max
     rid = new_run(db)
     with MetricWriter(path, rid) as w:
         for s, v in enumerate(values.tolist()):
@@ -378,7 +379,10 @@ def test_downsampled_series_keeps_global_min_max_last_and_every_spike(path, db):
     assert got[n // 3] == 1000.0 and got[2 * n // 3] == -1000.0  # global max and min
     assert data.step[-1] == n - 1 and data.value[-1] == values[-1]  # the last point
     assert all(got.get(s) == v for s, v in spikes.items())  # no spike hidden
-    assert all(lo <= v <= hi for v, lo, hi in zip(data.value, data.vmin, data.vmax, strict=True))
+    assert all(
+        lo <= v <= hi or math.isnan(v)
+        for v, lo, hi in zip(data.value, data.vmin, data.vmax, strict=True)
+    )
     # A live read from mid-bucket: nothing at or before since_step, spikes after it kept.
     since = n // 2 + 7
     tail = series(db, rid, "train/loss", max_points=500, since_step=since)["train/loss"]
