@@ -1,0 +1,185 @@
+"""Team mode: users, passwords, sessions, ownership and brute-force back-off.
+
+Team mode is on when ``TRAINBOARD_TEAM`` is ``1``/``true``/``yes``; the single-user default has
+no login. There is no default account and no default password: the first user is created with
+``trainboard user add NAME --admin``. Passwords are hashed with argon2id (argon2-cffi).
+
+AuthError
+ ├── InvalidCredentials   wrong name or password (one message for both: no user enumeration)
+ ├── TooManyAttempts      the account is in back-off after failed attempts (retry_after seconds)
+ ├── UserExists           a user of that name already exists
+ ├── WeakPassword         the password is too short
+ └── NotAllowed           the user may not change that run or dataset (not the owner, not admin)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import time
+from typing import Any
+
+import sqlite_utils
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+_HASHER = PasswordHasher()  # argon2id with the library's current recommended parameters
+# A real hash to verify against when the user doesn't exist, so both paths cost the same time.
+_DUMMY_HASH = _HASHER.hash(secrets.token_hex(16))
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,31}$")
+MIN_PASSWORD = 10
+FREE_ATTEMPTS = 3  # failures before back-off starts
+MAX_BACKOFF_S = 300.0
+
+
+class AuthError(Exception):
+    """Base of every team-mode error."""
+
+
+class InvalidCredentials(AuthError):
+    """The name or the password is wrong."""
+
+
+class TooManyAttempts(AuthError):
+    """Too many failed logins: wait ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(f"too many failed attempts: try again in {max(1, round(retry_after))} s")
+
+
+class UserExists(AuthError):
+    """A user of that name already exists."""
+
+
+class WeakPassword(AuthError):
+    """The password does not meet the minimum length."""
+
+
+class NotAllowed(AuthError):
+    """Only the owner or an admin may do this."""
+
+
+def team_mode() -> bool:
+    return os.environ.get("TRAINBOARD_TEAM", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def session_ttl_s() -> float:
+    return float(os.environ.get("TRAINBOARD_SESSION_HOURS", "12")) * 3600
+
+
+def backoff_s(failed_attempts: int) -> float:
+    """Seconds an account waits after its n-th consecutive failure: none for the first three,
+    then 1, 2, 4 … doubling, capped at five minutes."""
+    if failed_attempts <= FREE_ATTEMPTS:
+        return 0.0
+    return min(MAX_BACKOFF_S, 2.0 ** (failed_attempts - FREE_ATTEMPTS - 1))
+
+
+def add_user(db: sqlite_utils.Database, name: str, password: str, *, admin: bool = False) -> dict[str, Any]:
+    if not NAME_RE.match(name):
+        raise AuthError(f"user name {name!r}: use 2–32 characters a-z, 0-9, '.', '_' or '-', starting with a letter or digit")
+    if len(password) < MIN_PASSWORD:
+        raise WeakPassword(f"password: at least {MIN_PASSWORD} characters, please")
+    if db["users"].count_where("name = ?", [name]):
+        raise UserExists(f"user {name!r} already exists")
+    db["users"].insert({"name": name, "password_hash": _HASHER.hash(password), "is_admin": int(admin),
+                        "created_at": time.time(), "failed_attempts": 0, "locked_until": 0.0})
+    return get_user(db, name)
+
+
+def get_user(db: sqlite_utils.Database, name: str) -> dict[str, Any]:
+    rows = list(db.query("SELECT id, name, is_admin, created_at, failed_attempts, locked_until FROM users WHERE name = ?", [name]))
+    if not rows:
+        raise AuthError(f"no user named {name!r}")
+    return rows[0]
+
+
+def list_users(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    return list(db.query("SELECT id, name, is_admin, created_at FROM users ORDER BY name"))
+
+
+def remove_user(db: sqlite_utils.Database, name: str) -> None:
+    get_user(db, name)
+    with db.conn:
+        db.execute("DELETE FROM sessions WHERE user = ?", [name])
+        db.execute("DELETE FROM users WHERE name = ?", [name])
+
+
+def set_password(db: sqlite_utils.Database, name: str, password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise WeakPassword(f"password: at least {MIN_PASSWORD} characters, please")
+    get_user(db, name)
+    with db.conn:
+        db.execute("UPDATE users SET password_hash = ?, failed_attempts = 0, locked_until = 0 WHERE name = ?",
+                   [_HASHER.hash(password), name])
+        db.execute("DELETE FROM sessions WHERE user = ?", [name])  # a new password logs everyone out
+
+
+def login(db: sqlite_utils.Database, name: str, password: str, *, now: float | None = None) -> str:
+    """Check the password and open a session; returns its token.
+
+    Raises TooManyAttempts while the account is in back-off (without even checking the password,
+    so guessing during back-off gains nothing) and InvalidCredentials for a wrong name or password."""
+    now = time.time() if now is None else now
+    rows = list(db.query("SELECT * FROM users WHERE name = ?", [name]))
+    if not rows:
+        _verify(_DUMMY_HASH, password)
+        raise InvalidCredentials("wrong user name or password")
+    user = rows[0]
+    if (user["locked_until"] or 0) > now:
+        raise TooManyAttempts(user["locked_until"] - now)
+    if not _verify(user["password_hash"], password):
+        failed = (user["failed_attempts"] or 0) + 1
+        db.execute("UPDATE users SET failed_attempts = ?, locked_until = ? WHERE name = ?",
+                   [failed, now + backoff_s(failed), name])
+        raise InvalidCredentials("wrong user name or password")
+    token = secrets.token_urlsafe(32)
+    with db.conn:
+        db.execute("UPDATE users SET failed_attempts = 0, locked_until = 0 WHERE name = ?", [name])
+        if _HASHER.check_needs_rehash(user["password_hash"]):
+            db.execute("UPDATE users SET password_hash = ? WHERE name = ?", [_HASHER.hash(password), name])
+        db.execute("INSERT INTO sessions (token, user, created_at, expires_at) VALUES (?, ?, ?, ?)",
+                   [token, name, now, now + session_ttl_s()])
+        db.execute("DELETE FROM sessions WHERE expires_at < ?", [now])
+    return token
+
+
+def _verify(hash_: str, password: str) -> bool:
+    try:
+        return _HASHER.verify(hash_, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def session_user(db: sqlite_utils.Database, token: str | None, *, now: float | None = None) -> dict[str, Any] | None:
+    """The logged-in user for a session token, or None if the token is unknown or expired."""
+    if not token:
+        return None
+    now = time.time() if now is None else now
+    rows = list(db.query(
+        "SELECT u.id, u.name, u.is_admin, s.expires_at FROM sessions s JOIN users u ON u.name = s.user WHERE s.token = ?", [token]))
+    if not rows:
+        return None
+    if rows[0]["expires_at"] <= now:
+        db.execute("DELETE FROM sessions WHERE token = ?", [token])
+        return None
+    return rows[0]
+
+
+def logout(db: sqlite_utils.Database, token: str) -> None:
+    db.execute("DELETE FROM sessions WHERE token = ?", [token])
+
+
+def may_modify(user: dict[str, Any] | None, owner: str | None) -> bool:
+    """Owner or admin. With no user (single-user mode) everything is allowed."""
+    if user is None:
+        return True
+    return bool(user.get("is_admin")) or user.get("name") == owner
+
+
+def require_modify(user: dict[str, Any] | None, owner: str | None, what: str) -> None:
+    if not may_modify(user, owner):
+        raise NotAllowed(f"only {owner!r} or an admin can change {what}")

@@ -1,0 +1,103 @@
+"""Team-mode accounts on a real SQLite file: hashing, sessions, expiry, back-off, ownership."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobs import auth
+from jobs.db import connect
+
+
+@pytest.fixture
+def db(tmp_path):
+    return connect(tmp_path / "tb.db")
+
+
+def test_passwords_are_stored_as_argon2_hashes(db):
+    auth.add_user(db, "ada", "correct horse battery")
+    row = next(db.query("SELECT password_hash FROM users WHERE name = 'ada'"))
+    assert row["password_hash"].startswith("$argon2id$")
+    assert "correct horse" not in row["password_hash"]
+
+
+def test_there_is_no_default_account(db):
+    assert auth.list_users(db) == []
+    for name, pw in [("admin", "admin"), ("admin", "password"), ("root", "")]:
+        with pytest.raises(auth.InvalidCredentials):
+            auth.login(db, name, pw)
+
+
+@pytest.mark.parametrize(("name", "pw", "error"), [("ada", "short", auth.WeakPassword), ("Bad Name", "long enough pw", auth.AuthError)])
+def test_weak_passwords_and_bad_names_are_refused(db, name, pw, error):
+    with pytest.raises(error):
+        auth.add_user(db, name, pw)
+    assert auth.list_users(db) == []
+
+
+def test_duplicate_user_is_refused(db):
+    auth.add_user(db, "ada", "correct horse battery")
+    with pytest.raises(auth.UserExists):
+        auth.add_user(db, "ada", "another long password")
+
+
+def test_login_gives_a_session_that_expires(db, monkeypatch):
+    auth.add_user(db, "ada", "correct horse battery")
+    token = auth.login(db, "ada", "correct horse battery", now=1000.0)
+    assert auth.session_user(db, token, now=1001.0)["name"] == "ada"
+    assert auth.session_user(db, token, now=1000.0 + auth.session_ttl_s() + 1) is None
+    assert auth.session_user(db, token, now=1001.0) is None, "an expired session is deleted"
+    assert auth.session_user(db, "forged-token") is None
+
+
+def test_logout_ends_the_session(db):
+    auth.add_user(db, "ada", "correct horse battery")
+    token = auth.login(db, "ada", "correct horse battery")
+    auth.logout(db, token)
+    assert auth.session_user(db, token) is None
+
+
+def test_wrong_passwords_fail_and_then_back_off(db):
+    auth.add_user(db, "ada", "correct horse battery")
+    t = 5000.0
+    for _ in range(auth.FREE_ATTEMPTS):
+        with pytest.raises(auth.InvalidCredentials):
+            auth.login(db, "ada", "guess", now=t)
+    # the 4th failure starts the back-off …
+    with pytest.raises(auth.InvalidCredentials):
+        auth.login(db, "ada", "guess", now=t)
+    # … during which even the right password is refused without being checked
+    with pytest.raises(auth.TooManyAttempts) as e:
+        auth.login(db, "ada", "correct horse battery", now=t + 0.5)
+    assert 0 < e.value.retry_after <= 1
+    # back-off doubles with each further failure
+    with pytest.raises(auth.InvalidCredentials):
+        auth.login(db, "ada", "guess", now=t + 1.1)
+    with pytest.raises(auth.TooManyAttempts) as e:
+        auth.login(db, "ada", "correct horse battery", now=t + 2.0)
+    assert e.value.retry_after == pytest.approx(1.1 + 2 - 2.0)
+    assert auth.login(db, "ada", "correct horse battery", now=t + 10)
+    assert auth.get_user(db, "ada")["failed_attempts"] == 0, "a success resets the counter"
+
+
+def test_backoff_is_capped():
+    assert auth.backoff_s(3) == 0
+    assert auth.backoff_s(4) == 1 and auth.backoff_s(5) == 2
+    assert auth.backoff_s(100) == auth.MAX_BACKOFF_S
+
+
+def test_only_owner_or_admin_may_modify(db):
+    member = auth.add_user(db, "bob", "bobs long password")
+    admin = auth.add_user(db, "ada", "correct horse battery", admin=True)
+    assert auth.may_modify(member, "bob")
+    assert not auth.may_modify(member, "carol")
+    assert auth.may_modify(admin, "carol")
+    with pytest.raises(auth.NotAllowed, match="carol"):
+        auth.require_modify(member, "carol", "run 7")
+
+
+def test_new_password_ends_existing_sessions(db):
+    auth.add_user(db, "ada", "correct horse battery")
+    token = auth.login(db, "ada", "correct horse battery")
+    auth.set_password(db, "ada", "a brand new passphrase")
+    assert auth.session_user(db, token) is None
+    assert auth.login(db, "ada", "a brand new passphrase")
