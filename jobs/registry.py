@@ -158,7 +158,7 @@ def heartbeat(
     raise LostClaim(
         run_id,
         run["status"],
-        f"heartbeat as worker {worker!r} (holder: {run['worker']!r})",
+        f"heartbeat (as worker {worker!r}; the run is held by {run['worker']!r})",
         ("running",),
     )
 
