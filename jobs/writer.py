@@ -22,7 +22,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +36,10 @@ from jobs.errors import WriterClosed
 # point (≈ 2 bytes/point).
 SHIFTS: tuple[int, ...] = (5, 7, 9, 11, 13, 15, 17, 19, 21, 23)
 
+# The run id is the same for every row of a writer, so it is written into the statement (an
+# int, formatted once per writer) rather than bound 1,000,000 times: one parameter less per row.
 _INSERT_POINTS = (
-    "INSERT INTO metrics (run_id, key_id, step, value) VALUES (?, ?, ?, ?) "
+    "INSERT INTO metrics (run_id, key_id, step, value) VALUES ({run_id:d}, ?, ?, ?) "
     "ON CONFLICT (run_id, key_id, step) DO UPDATE SET value = excluded.value"
 )
 # In an UPDATE every right-hand side sees the row's old values, so the CASEs compare against the
@@ -149,6 +150,7 @@ class MetricWriter:
         self._closed = False
         self._error: BaseException | None = None
         self._key_ids: dict[str, int] = {}
+        self._insert_points = _INSERT_POINTS.format(run_id=self.run_id)
         self.points_written = 0
         self.commits = 0
         # The connection is opened on the caller's thread first so that a bad path or a failing
@@ -175,7 +177,7 @@ class MetricWriter:
         with self._cond:
             self._buf.append((step, point))
             self._buffered += len(point)
-            if self._buffered >= self.flush_points:
+            if self._buffered >= self.flush_points and not self._wake.is_set():
                 self._wake.set()
             while self._buffered > self.max_buffered_points and self._error is None:
                 self._cond.wait(0.1)
@@ -326,7 +328,7 @@ class MetricWriter:
         conn.execute("BEGIN IMMEDIATE")
         try:
             if kids:
-                conn.executemany(_INSERT_POINTS, zip(repeat(run), kids, steps, values))
+                conn.executemany(self._insert_points, zip(kids, steps, values, strict=True))
                 conn.executemany(_UPSERT_BUCKETS, ds_rows)
             if events:
                 conn.executemany(_INSERT_EVENT, events)
