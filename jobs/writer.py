@@ -142,7 +142,8 @@ class MetricWriter:
         self._buf: list[tuple[int, dict[str, float]]] = []
         self._events: list[tuple[Any, ...]] = []
         self._buffered = 0
-        self._cond = threading.Condition(threading.Lock())  # plain Lock: cheaper than RLock
+        self._lock = threading.Lock()  # guards the buffers; a plain Lock is the cheapest
+        self._cond = threading.Condition(self._lock)  # same lock: flush and back-pressure waits
         self._wake = threading.Event()
         self._cycles_started = 0
         self._cycles_done = 0
@@ -166,7 +167,9 @@ class MetricWriter:
 
     def log(self, step: int, values: Mapping[str, float]) -> None:
         """Buffer scalar metrics at ``step``."""
-        self._check_open()
+        # This is the training loop's hot path: a few attribute reads, one dict, one lock.
+        if self._closed or self._error is not None:
+            self._check_open()
         step = int(step)
         if step < 0:
             raise ValueError(f"step must be >= 0, got {step}")
@@ -174,13 +177,17 @@ class MetricWriter:
             point = {k: float(v) for k, v in values.items()}
         except (TypeError, ValueError) as e:
             raise TypeError(f"metric values must be numbers, got {dict(values)!r}") from e
-        with self._cond:
+        with self._lock:
             self._buf.append((step, point))
             self._buffered += len(point)
-            if self._buffered >= self.flush_points and not self._wake.is_set():
+            buffered = self._buffered
+        if buffered >= self.flush_points:
+            if not self._wake.is_set():  # set() takes a lock: only once per batch
                 self._wake.set()
-            while self._buffered > self.max_buffered_points and self._error is None:
-                self._cond.wait(0.1)
+            if buffered > self.max_buffered_points:
+                with self._cond:
+                    while self._buffered > self.max_buffered_points and self._error is None:
+                        self._cond.wait(0.1)
 
     def event(self, step: int, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
         """Buffer an event (committed with the next flush)."""
