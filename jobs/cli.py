@@ -1,0 +1,297 @@
+"""The ``trainboard`` command.
+
+One function per subcommand, each registered in :data:`COMMANDS` with a small function that
+adds its arguments; to add a command, write both and append them to the list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+FINAL = ("finished", "failed", "diverged", "cancelled")
+APP_ENTRY = Path(__file__).resolve().parent.parent / "app" / "main.py"
+
+
+# --- up -------------------------------------------------------------------------------------
+
+
+def _add_up(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=int, default=8501, help="dashboard port (default 8501)")
+    p.add_argument("--home", help="data directory (default: $TRAINBOARD_HOME or ~/.trainboard)")
+    p.add_argument("--no-browser", "--headless", dest="headless", action="store_true",
+                   help="don't open a browser")
+    p.add_argument("--device", action="append", metavar="cpu|cuda:N",
+                   help="start a worker for this device (repeatable; default: one per visible "
+                        "GPU, else one CPU worker)")
+    p.add_argument("--no-workers", action="store_true", help="start only the dashboard")
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from jobs.celery_app import settings
+    from jobs.db import connect
+    from jobs.worker import parse_device, visible_gpus
+
+    if args.home:
+        os.environ["TRAINBOARD_HOME"] = str(Path(args.home).expanduser().resolve())
+    s = settings()
+    connect().close()  # create and migrate the database once, before the children race for it
+    devices = [] if args.no_workers else [parse_device(d) for d in args.device or []]
+    if not devices and not args.no_workers:
+        devices = visible_gpus() or ["cpu"]
+
+    children: list[tuple[str, list[str], subprocess.Popen]] = []
+
+    def start(label: str, cmd: list[str]) -> subprocess.Popen:
+        # Own session: Ctrl-C reaches only this process, which then stops the children in order.
+        proc = subprocess.Popen(cmd, start_new_session=True)
+        children.append((label, cmd, proc))
+        return proc
+
+    broker = s.broker_url or f"embedded (files in {s.broker_dir})"
+    print(f"Trainboard: data in {s.home}, broker: {broker}", flush=True)
+    for d in devices:
+        start(f"worker {d}", [sys.executable, "-m", "jobs.cli", "worker", "--device", d])
+    if APP_ENTRY.exists():
+        start("dashboard", [
+            sys.executable, "-m", "streamlit", "run", str(APP_ENTRY),
+            "--server.port", str(args.port), "--server.address", "0.0.0.0",
+            "--server.headless", "true" if args.headless else "false",
+            "--browser.gatherUsageStats", "false",
+        ])  # fmt: skip
+        print(f"Dashboard: http://localhost:{args.port}", flush=True)
+    else:
+        print(f"No dashboard yet ({APP_ENTRY} is missing): running the worker(s) only.", flush=True)
+    print(f"Workers: {', '.join(devices) or 'none'}. Press Ctrl-C to stop.", flush=True)
+
+    stopping = False
+
+    def on_signal(signum, frame) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    restarts: dict[str, float] = {}
+    while not stopping:
+        time.sleep(0.5)
+        for i, (label, cmd, proc) in enumerate(children):
+            if proc.poll() is None or stopping:
+                continue
+            if label == "dashboard":
+                print(f"The dashboard exited with code {proc.returncode}; stopping.", flush=True)
+                stopping = True
+                break
+            # A worker that dies is restarted (at most every 5 s); its run is requeued by the
+            # reaper of the new worker, which runs at start.
+            if time.monotonic() - restarts.get(label, 0.0) > 5.0:
+                print(f"{label} exited with code {proc.returncode}; restarting it.", flush=True)
+                restarts[label] = time.monotonic()
+                children[i] = (label, cmd, subprocess.Popen(cmd, start_new_session=True))
+    print("Stopping: running runs save a checkpoint and go back to the queue…", flush=True)
+    _stop_all([proc for _, _, proc in children])
+    return 0
+
+
+def _stop_all(procs: list[subprocess.Popen], grace_s: float = 90.0) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()  # Celery: warm shutdown; Streamlit: exits
+    deadline = time.monotonic() + grace_s
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# --- worker ---------------------------------------------------------------------------------
+
+
+def _add_worker(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    p.add_argument("--name", help="worker name (default DEVICE@HOST)")
+    p.add_argument("--loglevel", default="INFO")
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from jobs.worker import run_worker
+
+    run_worker(args.device, name=args.name, loglevel=args.loglevel)
+    return 0
+
+
+# --- submit ---------------------------------------------------------------------------------
+
+
+def _add_submit(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="sutskever", help="preset name (default sutskever)")
+    p.add_argument("--dataset", required=True, help="a file path or builtin:NAME")
+    p.add_argument("--target", help="target column")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set train.epochs=3 (repeatable)")
+    p.add_argument("--queue", default="cpu", choices=("cpu", "gpu"),
+                   help="cpu: any worker (default); gpu: only GPU workers")
+    p.add_argument("--name", help="a name for the run")
+    p.add_argument("--wait", action="store_true", help="wait until the run is over")
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from engine.errors import ConfigError
+    from jobs.submit import submit
+
+    try:
+        res = submit(args.preset, args.dataset, target=args.target, overrides=args.overrides,
+                     queue=args.queue, name=args.name)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"run {res.run_id} queued")
+    if not res.sent:
+        print(f"warning: {res.note}", file=sys.stderr)
+    if not args.wait:
+        return 0
+    return _wait(res.run_id)
+
+
+def _wait(run_id: int) -> int:
+    from jobs import registry
+    from jobs.db import connect
+
+    db = connect()
+    last = None
+    while True:
+        run = registry.get_run(db, run_id)
+        if run["status"] != last:
+            print(f"run {run_id}: {run['status']}", flush=True)
+            last = run["status"]
+        if run["status"] in FINAL:
+            break
+        time.sleep(0.5)
+    if run["error"]:
+        print(f"  {run['error']}")
+    if run["summary"]:
+        print(f"  summary: {json.dumps(run['summary'])}")
+    return 0 if run["status"] == "finished" else 1
+
+
+# --- runs -----------------------------------------------------------------------------------
+
+
+def _add_runs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--status", action="append", help="only runs with this status (repeatable)")
+    p.add_argument("--limit", type=int, default=30)
+
+
+def _age(ts: float | None) -> str:
+    if not ts:
+        return "-"
+    s = time.time() - ts
+    return f"{s:.0f}s" if s < 120 else f"{s / 60:.0f}m" if s < 7200 else f"{s / 3600:.0f}h"
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from jobs import registry
+    from jobs.db import connect
+    from jobs.submit import send_info
+
+    db = connect()
+    try:
+        runs = registry.list_runs(db, status=args.status, limit=args.limit)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    header = ("ID", "STATUS", "PRESET", "DATASET", "WORKER", "TRY", "PROG", "AGE", "NOTE")
+    rows = []
+    for r in runs:
+        note = r["error"] or ""
+        if r["status"] == "queued":
+            info = send_info(db, r["id"])
+            if info and info["last_error"]:
+                note = f"waiting for the broker ({info['last_error']})"
+        progress = f"{100 * r['progress']:.0f}%" if r["progress"] is not None else "-"
+        rows.append((
+            str(r["id"]), r["status"], r["preset"] or "-",
+            str((r["spec"] or {}).get("data", {}).get("dataset", "-")), r["worker"] or "-",
+            f"{r['attempt']}/{r['max_attempts']}", progress, _age(r["created_at"]), note[:60],
+        ))  # fmt: skip
+    widths = [max(len(x) for x in col) for col in zip(header, *rows, strict=False)]
+    for line in (header, *rows):
+        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+    return 0
+
+
+# --- cancel ---------------------------------------------------------------------------------
+
+
+def _add_cancel(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_id", type=int)
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from jobs.errors import StoreError
+    from jobs.submit import cancel
+
+    try:
+        status = cancel(args.run_id)
+    except StoreError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if status == "running":
+        print(f"run {args.run_id}: stopping (it saves a checkpoint first)")
+    else:
+        print(f"run {args.run_id}: {status}")
+    return 0
+
+
+def _add_train(p: argparse.ArgumentParser) -> None:
+    from engine.console import add_train_args  # the engine owns this command's options
+
+    add_train_args(p)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from engine.console import cmd_train
+
+    return cmd_train(args)
+
+
+# --- wiring ---------------------------------------------------------------------------------
+
+Command = tuple[str, str, Callable[[argparse.ArgumentParser], None],
+                Callable[[argparse.Namespace], int]]
+COMMANDS: list[Command] = [
+    ("up", "start the dashboard, worker(s) and the embedded broker", _add_up, cmd_up),
+    ("worker", "run a worker for one device", _add_worker, cmd_worker),
+    ("submit", "queue a training run", _add_submit, cmd_submit),
+    ("runs", "list runs", _add_runs, cmd_runs),
+    ("cancel", "cancel a queued or running run", _add_cancel, cmd_cancel),
+    ("train", "train in this process, without the queue (progress bar + summary)", _add_train, _cmd_train),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trainboard", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_, add_args, fn in COMMANDS:
+        p = sub.add_parser(name, help=help_, description=help_)
+        add_args(p)
+        p.set_defaults(func=fn)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

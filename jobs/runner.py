@@ -1,0 +1,207 @@
+"""One run in its own process: ``python -m jobs.runner RUN_ID --worker NAME --device DEV``.
+
+The Celery task (``jobs.tasks.train``) claims the run and starts this process; this process
+loads the run's config and dataset, runs the engine with the metric writer as sink, and records
+the outcome. A fresh process per run means GPU memory is fully released when it exits, a crash
+(segfault, OOM kill) takes down only this run, and CUDA is only ever initialised here, never
+in the worker that starts the processes.
+
+This process writes the outcome itself (it has the summary). If it dies without doing so, the
+task that watches it records a failure from the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import signal
+import sys
+import time
+import traceback
+from typing import Any
+
+from jobs import registry
+from jobs.celery_app import settings
+from jobs.db import connect, db_path
+from jobs.errors import IllegalTransition
+from jobs.writer import MetricWriter
+
+PR_SET_PDEATHSIG = 1
+# Exit code for "stopped because the worker shuts down": the worker hands the run back to the
+# queue and the next attempt resumes from the checkpoint the engine saved on the way out.
+EXIT_RELEASED = 75
+_released = False
+
+
+def _on_sigterm(signum, frame) -> None:
+    global _released
+    _released = True
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Ask Linux to SIGKILL this process when the worker that started it dies.
+
+    A SIGKILLed worker must not leave an orphan that keeps training (and writing metrics) while
+    the reaper hands the run to another worker; the new attempt resumes from the last
+    checkpoint instead.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    # The parent may have died before prctl took effect.
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+class RunSink:
+    """The engine's sink: metrics and events to the metric writer, progress to the heartbeat."""
+
+    def __init__(self, writer: MetricWriter, run_id: int, worker: str, every_s: float) -> None:
+        self.writer = writer
+        self.run_id = run_id
+        self.worker = worker
+        self.every_s = every_s
+        self._last = 0.0
+        self._db = None
+
+    def log(self, step: int, values: dict[str, float]) -> None:
+        self.writer.log(step, values)
+
+    def event(self, step: int, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
+        self.writer.event(step, kind, message, data)
+
+    def progress(self, fraction: float) -> None:
+        now = time.monotonic()
+        if now - self._last < self.every_s:
+            return
+        self._last = now
+        if self._db is None:
+            self._db = connect()
+        registry.heartbeat(self._db, self.run_id, worker=self.worker, progress=float(fraction))
+
+
+class CancelFlag:
+    """``should_stop`` for the engine: reads the run's cancel flag, at most every ``every_s``."""
+
+    def __init__(self, run_id: int, every_s: float) -> None:
+        self.run_id = run_id
+        self.every_s = every_s
+        self._last = 0.0
+        self._stop = False
+        self._db = None
+
+    def __call__(self) -> bool:
+        if self._stop or _released:
+            return True
+        now = time.monotonic()
+        if now - self._last >= self.every_s:
+            self._last = now
+            if self._db is None:
+                self._db = connect()
+            self._stop = registry.cancel_requested(self._db, self.run_id)
+        return self._stop
+
+
+def last_line(exc: BaseException) -> str:
+    lines = traceback.format_exception_only(type(exc), exc)
+    return lines[-1].strip() if lines else repr(exc)
+
+
+def execute(run_id: int, *, worker: str, device: str) -> str:
+    """Run the engine on a claimed run and record its outcome; returns the final status."""
+    # Imported here: the engine pulls in torch, which the worker process never needs.
+    from engine.api import run_training
+    from engine.config import Config
+    from engine.data import DataError
+    from engine.errors import EngineError
+
+    s = settings()
+    db = connect()
+    run = registry.get_run(db, run_id)
+    run_dir = s.home / "runs" / str(run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    should_stop = CancelFlag(run_id, s.cancel_poll_s)
+    try:
+        config = Config.from_dict(run["spec"])
+        with MetricWriter(db_path(), run_id) as writer:
+            sink = RunSink(writer, run_id, worker, s.heartbeat_s)
+            result = run_training(
+                config, sink=sink, should_stop=should_stop, run_dir=run_dir, device=device,
+                resume=True,
+            )
+    except (EngineError, DataError) as e:
+        # Bad input: the message is meant for the user as it is.
+        return _record(db, run_id, "failed", error=str(e))
+    except Exception as e:
+        traceback.print_exc()
+        return _record(db, run_id, "failed", error=last_line(e))
+    if _released and result.status == "cancelled":
+        return "released"
+    return _record(
+        db, run_id, result.status, error=result.message, summary=result.summary,
+    )
+
+
+def _record(db, run_id: int, status: str, *, error: str | None = None,
+            summary: dict | None = None) -> str:
+    try:
+        if status == "finished":
+            registry.finish_run(db, run_id, summary or {})
+        elif status == "diverged":
+            registry.diverge_run(db, run_id, error or "diverged", summary)
+        elif status == "cancelled":
+            registry.cancel_run(db, run_id)
+        else:
+            registry.fail_run(db, run_id, error or "failed", summary)
+    except IllegalTransition as e:
+        # The run was taken from us meanwhile (marked lost); the new holder records it.
+        print(f"not recording {status}: {e}", file=sys.stderr)
+        return "lost"
+    return status
+
+
+def _log_to_run_dir(run_id: int) -> None:
+    """Send this process's stdout/stderr (and any C-level output) to ``runs/<id>/runner.log``."""
+    run_dir = settings().home / "runs" / str(run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / "runner.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jobs.runner")
+    parser.add_argument("run_id", type=int, nargs="?", help="the run (else read from stdin)")
+    parser.add_argument("--standby", action="store_true",
+                        help="import the engine first, then read the run id from stdin")
+    parser.add_argument("--worker", required=True)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--parent-pid", type=int, default=None)
+    args = parser.parse_args(argv)
+    die_with_parent(args.parent_pid if args.parent_pid is not None else os.getppid())
+    # Ctrl-C in a terminal reaches the whole process group: the worker decides what happens
+    # (it sends SIGTERM on a warm shutdown), so the run itself ignores SIGINT.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    run_id = args.run_id
+    if run_id is None:
+        if args.standby:
+            # A warm spare: the seconds of importing torch are spent before a run arrives.
+            # Importing torch does not initialise CUDA; that happens in the run.
+            import engine.api  # noqa: F401
+        line = sys.stdin.readline().strip()
+        if not line:
+            return 0  # the worker closed our stdin: no run for us
+        run_id = int(line)
+    _log_to_run_dir(run_id)
+    status = execute(run_id, worker=args.worker, device=args.device)
+    print(f"run {run_id}: {status}", file=sys.stderr)
+    return EXIT_RELEASED if status == "released" else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

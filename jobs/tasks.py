@@ -1,0 +1,197 @@
+"""The one task: ``train(run_id)``.
+
+It takes an id only and is idempotent: the database decides. A message for a run that is
+already over, or that another worker holds with a fresh heartbeat (a redelivery), does nothing.
+Otherwise the task claims the run, starts a fresh process for it (``jobs.runner``), heartbeats
+while it lives, and records a failure if the process dies without recording an outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from celery import shared_task
+
+from jobs import registry
+from jobs import worker as worker_mod
+from jobs.celery_app import TRAIN_TASK, settings
+from jobs.db import connect
+from jobs.errors import IllegalTransition, LostClaim, RunNotFound
+from jobs.runner import EXIT_RELEASED
+
+log = logging.getLogger(__name__)
+
+FINAL = ("finished", "failed", "diverged", "cancelled")
+# After a cancel (or shutdown) request, how long the engine gets to checkpoint and stop before
+# its process is terminated. The engine checks every cancel_poll_s, so this is only a backstop.
+STOP_GRACE_S = 60.0
+
+
+@shared_task(name=TRAIN_TASK, ignore_result=True)
+def train(run_id: int) -> str:
+    return supervise(int(run_id))
+
+
+def _fresh(run, stale_after_s: float) -> bool:
+    hb = run["heartbeat_at"] or run["started_at"] or 0.0
+    return time.time() - hb < stale_after_s
+
+
+def supervise(run_id: int) -> str:
+    """Claim ``run_id``, run it in a child process, watch it; returns what happened (for logs)."""
+    s = settings()
+    me = worker_mod.PRESENCE
+    db = connect()
+    try:
+        run = registry.get_run(db, run_id)
+    except RunNotFound:
+        log.warning("run %s does not exist; dropping its message", run_id)
+        return "missing"
+    if run["status"] in FINAL:
+        return f"skipped: already {run['status']}"
+    if run["status"] == "running" and _fresh(run, s.stale_after_s):
+        return f"skipped: running on {run['worker']}"
+    try:
+        registry.claim_run(db, run_id, worker=me.name, device=me.device)
+    except IllegalTransition as e:
+        # Running with a stale heartbeat: the reaper marks it lost and sends it again.
+        return f"skipped: {e}"
+
+    me.current_run = run_id
+    try:
+        me.report(db)
+        return _watch(db, run_id, s)
+    finally:
+        me.current_run = None
+        me.report(db)
+        if not me.shutting_down.is_set():
+            prepare_spare()
+
+
+# A warm spare runner per worker: a runner process that has already imported the engine and
+# waits on stdin for a run id. Each spare still runs exactly one run and exits, so "a fresh
+# process per run" holds; it only moves the seconds of `import torch` off the critical path.
+_spare: subprocess.Popen | None = None
+_spare_lock = threading.Lock()
+
+
+def _spawn_runner() -> subprocess.Popen:
+    me = worker_mod.PRESENCE
+    return subprocess.Popen(
+        [sys.executable, "-m", "jobs.runner", "--standby", "--worker", me.name,
+         "--device", me.device, "--parent-pid", str(os.getpid())],
+        stdin=subprocess.PIPE,
+    )
+
+
+def prepare_spare() -> None:
+    """Start a spare runner unless one is waiting (off with TRAINBOARD_WARM_RUNNER=0)."""
+    global _spare
+    if os.environ.get("TRAINBOARD_WARM_RUNNER", "1") == "0":
+        return
+    with _spare_lock:
+        if _spare is None or _spare.poll() is not None:
+            _spare = _spawn_runner()
+
+
+def discard_spare() -> None:
+    global _spare
+    with _spare_lock:
+        spare, _spare = _spare, None
+    if spare is not None and spare.poll() is None:
+        spare.stdin.close()  # it exits on EOF
+
+
+def _start_runner(run_id: int) -> subprocess.Popen:
+    global _spare
+    with _spare_lock:
+        proc, _spare = _spare, None
+    for _ in range(2):
+        if proc is None or proc.poll() is not None:
+            proc = _spawn_runner()
+        try:
+            proc.stdin.write(f"{run_id}\n".encode())
+            proc.stdin.close()
+            return proc
+        except BrokenPipeError:
+            proc = None  # the spare died meanwhile; start a fresh one
+    raise OSError("the run's process exited before it got its run id")
+
+
+def _watch(db, run_id: int, s) -> str:
+    me = worker_mod.PRESENCE
+    log_path = s.home / "runs" / str(run_id) / "runner.log"
+    try:
+        child = _start_runner(run_id)
+    except OSError as e:
+        registry.fail_run(db, run_id, f"could not start the run's process: {e}")
+        return "failed"
+    stop_sent_at: float | None = None
+    released = False
+    while True:
+        try:
+            child.wait(timeout=s.heartbeat_s)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            registry.heartbeat(db, run_id, worker=me.name)
+        except LostClaim as e:
+            if e.current in FINAL:
+                continue  # the runner just recorded the outcome and is exiting
+            # The reaper gave the run away (we were too slow to heartbeat); stop at once.
+            child.kill()
+            child.wait()
+            return "lost"
+        if stop_sent_at is None:
+            if me.shutting_down.is_set():
+                # Warm shutdown: ask for a checkpoint, then hand the run back (see below).
+                child.send_signal(signal.SIGTERM)
+                stop_sent_at, released = time.monotonic(), True
+            elif registry.cancel_requested(db, run_id):
+                stop_sent_at = time.monotonic()  # the engine sees the flag itself
+        elif time.monotonic() - stop_sent_at > STOP_GRACE_S:
+            child.kill()
+
+    return _conclude(db, run_id, child.returncode, released=released, log_path=log_path)
+
+
+def _conclude(db, run_id: int, code: int, *, released: bool, log_path) -> str:
+    from jobs.submit import send_run  # submit imports the engine's config; only needed here
+
+    run = registry.get_run(db, run_id)
+    if run["status"] != "running" or run["worker"] != worker_mod.PRESENCE.name:
+        return run["status"]  # the runner recorded the outcome
+    if released and code == EXIT_RELEASED:
+        registry.mark_lost(db, run_id, "worker shut down; resuming from the last checkpoint")
+        if registry.requeue_run(db, run_id)["status"] == "queued":
+            send_run(db, run_id)
+        return "released"
+    if registry.cancel_requested(db, run_id):
+        registry.cancel_run(db, run_id)
+        return "cancelled"
+    registry.fail_run(db, run_id, exit_reason(code, log_path))
+    return "failed"
+
+
+def exit_reason(code: int, log_path=None) -> str:
+    if code < 0:
+        sig = -code
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        hint = " (out of memory?)" if sig == signal.SIGKILL else ""
+        return f"the run's process was killed by {name}{hint}"
+    tail = ""
+    if log_path is not None and log_path.exists():
+        lines = [ln for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()]
+        if lines:
+            tail = f": {lines[-1].strip()}"
+    return f"the run's process exited with code {code}{tail}"

@@ -1,0 +1,227 @@
+"""The queue end to end: real worker processes, the real engine, a real broker.
+
+Every scenario runs twice: against Redis (``redis`` marker; TRAINBOARD_TEST_REDIS_URL) and
+against the embedded filesystem broker. Runs are tiny (a few epochs on 400 digits).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from jobs import registry
+from jobs.celery_app import TRAIN_TASK, current_app
+from jobs.db import connect
+from jobs.submit import cancel as cancel_run
+from jobs.submit import send_info, submit
+from tests.queue_helpers import (
+    FAST_ENV,
+    TINY,
+    RedisServer,
+    Worker,
+    queue_prefix,
+    redis_available,
+    redis_url_from_env,
+    wait_for,
+)
+
+FINAL = ("finished", "failed", "diverged", "cancelled")
+
+
+class QueueEnv:
+    """A data directory and broker settings, shared by this process and the workers it starts."""
+
+    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broker_url: str | None):
+        self.tmp_path = tmp_path
+        self.env = {"TRAINBOARD_HOME": str(tmp_path / "home"), **FAST_ENV}
+        if broker_url:
+            self.env["TRAINBOARD_BROKER_URL"] = broker_url
+            self.env["TRAINBOARD_QUEUE_PREFIX"] = queue_prefix()
+        else:
+            monkeypatch.delenv("TRAINBOARD_BROKER_URL", raising=False)
+            monkeypatch.delenv("TRAINBOARD_QUEUE_PREFIX", raising=False)
+        for k, v in self.env.items():
+            monkeypatch.setenv(k, v)
+        self.workers: list[Worker] = []
+        self.db = connect()
+
+    @property
+    def home(self) -> Path:
+        return Path(self.env["TRAINBOARD_HOME"])
+
+    def start_worker(self, name: str = "w1@test") -> Worker:
+        w = Worker({**os.environ, **self.env}, self.tmp_path / f"{name}-{len(self.workers)}.log",
+                   name)
+        self.workers.append(w)
+        w.wait_ready()
+        return w
+
+    def submit(self, epochs: int, **extra) -> int:
+        res = submit("quick", "builtin:digits", overrides={**TINY, "train.epochs": epochs, **extra},
+                     db=self.db)
+        assert res.sent, res.note
+        return res.run_id
+
+    def run(self, run_id: int) -> dict:
+        return registry.get_run(self.db, run_id)
+
+    def wait_status(self, run_id: int, statuses, timeout: float = 90) -> dict:
+        statuses = (statuses,) if isinstance(statuses, str) else tuple(statuses)
+
+        def reached():
+            r = self.run(run_id)
+            return r if r["status"] in statuses else None
+
+        try:
+            return wait_for(reached, timeout, f"run {run_id} to become {'/'.join(statuses)}")
+        except BaseException:
+            for w in self.workers:
+                print(f"--- {w.name} log ---\n{w.log()[-4000:]}")
+            log = self.home / "runs" / str(run_id) / "runner.log"
+            if log.exists():
+                print(f"--- runner log ---\n{log.read_text()[-4000:]}")
+            raise
+
+    def steps(self, run_id: int, key: str) -> list[int]:
+        return [
+            r[0] for r in self.db.execute(
+                "SELECT m.step FROM metrics m JOIN metric_keys k ON k.id = m.key_id "
+                "WHERE m.run_id = ? AND k.name = ? ORDER BY m.step", [run_id, key],
+            ).fetchall()
+        ]  # fmt: skip
+
+    def close(self) -> None:
+        for w in self.workers:
+            w.stop()
+
+
+@pytest.fixture(params=["redis", "embedded"], ids=["redis", "embedded"])
+def qenv(request, tmp_path, monkeypatch):
+    broker_url = None
+    if request.param == "redis":
+        request.applymarker(pytest.mark.redis)
+        broker_url = redis_url_from_env()
+        if not redis_available(broker_url):
+            pytest.skip(f"no Redis at {broker_url} (set TRAINBOARD_TEST_REDIS_URL)")
+    env = QueueEnv(tmp_path, monkeypatch, broker_url)
+    yield env
+    env.close()
+
+
+def test_submitted_run_finishes_with_metrics_and_a_redelivery_does_nothing(qenv):
+    worker = qenv.start_worker()
+    run_id = qenv.submit(epochs=3)
+    run = qenv.wait_status(run_id, FINAL)
+    assert run["status"] == "finished", run["error"]
+    assert run["attempt"] == 1 and run["worker"] == "w1@test"
+    assert qenv.steps(run_id, "val/loss") == [3, 6, 9]
+    assert (qenv.home / "runs" / str(run_id) / "checkpoint.pt").exists()
+    workers = registry.list_workers(qenv.db)
+    assert [w["name"] for w in workers] == ["w1@test"] and workers[0]["device"] == "cpu"
+
+    # The broker delivers the same task again (e.g. Redis's visibility timeout): a no-op.
+    current_app().send_task(TRAIN_TASK, args=[run_id], queue=current_app().trainboard_settings
+                            .queue_name("cpu"))
+    wait_for(lambda: worker.log().count("succeeded") >= 2, 30, "the redelivered task")
+    assert "skipped: already finished" in worker.log()
+    after = qenv.run(run_id)
+    assert (after["status"], after["attempt"], after["finished_at"]) == (
+        "finished", 1, run["finished_at"])
+    assert qenv.steps(run_id, "val/loss") == [3, 6, 9]
+
+
+def test_cancelling_a_running_run_saves_a_checkpoint_and_stops(qenv):
+    qenv.start_worker()
+    run_id = qenv.submit(epochs=500)
+    ckpt = qenv.home / "runs" / str(run_id) / "checkpoint.pt"
+    wait_for(lambda: ckpt.exists(), 90, "the first checkpoint")
+    assert cancel_run(run_id, qenv.db) == "running"
+    asked = time.monotonic()
+    run = qenv.wait_status(run_id, FINAL, timeout=30)
+    assert run["status"] == "cancelled"
+    print(f"cancelled {time.monotonic() - asked:.1f} s after the request")
+    assert ckpt.exists()
+    assert any(e["kind"] == "cancelled" for e in _events(qenv, run_id))
+
+
+def test_a_queued_run_is_cancelled_at_once_and_never_runs(qenv):
+    # No worker yet: the run waits in the broker, is cancelled, then the worker drops it.
+    run_id = qenv.submit(epochs=2)
+    assert cancel_run(run_id, qenv.db) == "cancelled"
+    worker = qenv.start_worker()
+    wait_for(lambda: "skipped: already cancelled" in worker.log(), 30, "the worker to drop it")
+    assert qenv.run(run_id)["attempt"] == 0
+
+
+def test_a_killed_worker_loses_its_run_which_resumes_on_a_new_worker(qenv):
+    first = qenv.start_worker("w1@test")
+    run_id = qenv.submit(epochs=12)
+    # Kill once a couple of epochs are checkpointed, so there is something to resume from.
+    wait_for(lambda: len(qenv.steps(run_id, "val/loss")) >= 2, 90, "two epochs")
+    first.sigkill()
+    before = qenv.steps(run_id, "val/loss")
+    assert qenv.run(run_id)["status"] == "running"  # nobody has noticed yet
+
+    qenv.start_worker("w2@test")
+    run = qenv.wait_status(run_id, FINAL, timeout=120)
+    assert run["status"] == "finished", run["error"]
+    assert run["attempt"] == 2 and run["worker"] == "w2@test"
+    steps = qenv.steps(run_id, "val/loss")
+    # One point per epoch, none twice, none missing: it resumed at the checkpointed epoch.
+    assert steps == [3 * e for e in range(1, 13)]
+    assert steps[: len(before)] == before
+    assert any(e["kind"] == "resumed" for e in _events(qenv, run_id))
+
+
+def test_a_queued_run_whose_message_was_lost_is_sent_again(qenv, tmp_path):
+    run_id = qenv.submit(epochs=2)
+    _drop_queued_messages(qenv)
+    qenv.start_worker()
+    run = qenv.wait_status(run_id, FINAL, timeout=90)
+    assert run["status"] == "finished", run["error"]
+    assert run["attempt"] == 1
+    assert send_info(qenv.db, run_id)["sends"] == 2
+
+
+@pytest.mark.redis
+def test_submit_while_redis_is_down_keeps_the_run_queued_and_sends_it_when_redis_is_back(
+    tmp_path, monkeypatch
+):
+    server = RedisServer(tmp_path)
+    server.start()
+    env = QueueEnv(tmp_path, monkeypatch, server.url)
+    try:
+        env.start_worker()
+        server.stop()
+        res = submit("quick", "builtin:digits", overrides={**TINY, "train.epochs": 2}, db=env.db)
+        assert not res.sent and "unreachable" in res.note
+        assert env.run(res.run_id)["status"] == "queued"
+        assert "unreachable" in send_info(env.db, res.run_id)["last_error"]
+        time.sleep(2)
+        server.start()  # same port, empty: the worker reconnects, its reaper sends the run
+        run = env.wait_status(res.run_id, FINAL, timeout=120)
+        assert run["status"] == "finished", run["error"]
+        assert send_info(env.db, res.run_id)["last_error"] is None
+    finally:
+        env.close()
+        server.stop()
+
+
+def _events(qenv, run_id: int) -> list[dict]:
+    from jobs.reader import events
+
+    return events(qenv.db, run_id)
+
+
+def _drop_queued_messages(qenv) -> None:
+    """Lose every message waiting in the broker, the way a restart without persistence does."""
+    s = current_app().trainboard_settings
+    if s.embedded:
+        for f in (s.broker_dir / "queue").glob("*.msg"):
+            f.unlink()
+    else:
+        with current_app().connection_for_write() as conn:
+            conn.default_channel.queue_purge(s.queue_name("cpu"))
