@@ -1,0 +1,340 @@
+"""Chart data and Altair charts for the run-detail and compare pages.
+
+Two halves, kept apart so the data half can be timed without a browser (``bench/ui.py``):
+
+* :func:`run_chart_data` reads a run's series (at most ``max_points`` per key, spike-preserving,
+  from the store's downsampled levels) and events into small DataFrames. Given the
+  :class:`RunCache` of the previous refresh, it reads only points after the last step it has and
+  events after the last event id it has.
+* :func:`panel_chart` and friends turn those frames into layered Altair charts: a faint raw
+  line under an EMA-smoothed one, a min/max band where the data is downsampled, and vertical
+  rules with labels for events (LR cuts "LR 0.1 → 0.05", early stop, doctor warnings, and the
+  "a cut would have helped here" marks of fixed-LR runs).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import sqlite_utils
+
+from jobs import reader
+from jobs.reader import SeriesData
+
+MAX_POINTS = 2000
+
+# Panels of the run page: which keys each one draws.
+PANELS: dict[str, dict[str, Any]] = {
+    "loss": {"title": "Loss (train and validation)", "log": False},
+    "metric": {"title": "Validation metric", "log": False},
+    "lr": {"title": "Learning rate (log scale)", "log": True},
+    "ratio": {"title": "Update / weight ratio per layer (log scale; target ≈ 1e-3, T6)",
+              "log": True},  # fmt: skip
+    "grad": {"title": "Gradient norm before clipping (T9)", "log": False},
+}
+EVENT_KINDS = ("lr_cut", "lr_floor", "early_stop", "doctor", "diverged", "clip_burst",
+               "cancelled", "resumed")  # fmt: skip
+EVENT_COLORS = {
+    "lr_cut": "#d62728",
+    "lr_floor": "#8c564b",
+    "early_stop": "#9467bd",
+    "doctor": "#ff7f0e",
+    "diverged": "#000000",
+    "clip_burst": "#bcbd22",
+    "cancelled": "#7f7f7f",
+    "resumed": "#17becf",
+    "plateau_hint": "#aaaaaa",
+}
+
+
+def panel_of(key: str) -> str | None:
+    if key in ("train/loss", "train/epoch_loss", "val/loss", "val/member_mean_loss"):
+        return "loss"
+    if key in ("val/acc", "val/rmse") or key.startswith("val/member_mean_"):
+        return "metric"
+    if key == "lr":
+        return "lr"
+    if key.startswith("ratio/"):
+        return "ratio"
+    if key == "grad/norm":
+        return "grad"
+    return None
+
+
+@dataclass
+class RunCache:
+    """What a live page already holds for one run: its series and events so far."""
+
+    run_id: int
+    series: dict[str, SeriesData] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    last_event_id: int | None = None
+    reads: int = 0  # how many refreshes filled this cache (for tests and the bench)
+
+
+@dataclass
+class ChartData:
+    """Everything the run page draws, as small DataFrames."""
+
+    frames: dict[str, pd.DataFrame]  # panel -> long frame: series, step, value, vmin, vmax, ema
+    events: pd.DataFrame  # step, kind, label, message, tip
+    hints: pd.DataFrame  # plateau marks for fixed-LR runs (same columns as events)
+    clip_bound: float | None
+    points: int  # total points drawn (≤ max_points per key)
+    last_step: int | None
+
+
+def _merge(old: SeriesData, new: SeriesData) -> SeriesData:
+    if not len(new):
+        return old
+    return SeriesData(
+        old.key, old.step + new.step, old.value + new.value, old.vmin + new.vmin,
+        old.vmax + new.vmax, downsampled=old.downsampled or new.downsampled, level=old.level,
+    )  # fmt: skip
+
+
+def load_series(
+    db: sqlite_utils.Database,
+    run_id: int,
+    keys: list[str],
+    cache: RunCache | None = None,
+    max_points: int = MAX_POINTS,
+) -> dict[str, SeriesData]:
+    """The run's series for ``keys``; with a cache, only points after its last step per key.
+
+    A cached series that has grown past ``max_points`` by appending is read again whole, so
+    the store picks a coarser level and the chart stays within its point budget."""
+    if cache is None:
+        return reader.series(db, run_id, keys, max_points=max_points)
+    have = cache.series
+    since = {k: have[k].last_step for k in keys if k in have}
+    fresh = reader.series(db, run_id, keys, max_points=max_points, since_step=since)
+    out: dict[str, SeriesData] = {}
+    regrow = []
+    for k in keys:
+        merged = _merge(have[k], fresh[k]) if k in have else fresh[k]
+        if len(merged) > max_points:
+            regrow.append(k)
+        else:
+            out[k] = merged
+    if regrow:
+        out.update(reader.series(db, run_id, regrow, max_points=max_points))
+    cache.series = out
+    return out
+
+
+def ema(values: np.ndarray, smoothing: float) -> np.ndarray:
+    """Debiased exponential moving average (as TensorBoard's smoothing); NaN points skipped."""
+    if not 0.0 <= smoothing < 1.0:
+        raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
+    out = np.empty(len(values))
+    acc, weight = 0.0, 0.0
+    for i, v in enumerate(values.tolist()):
+        if v == v and math.isfinite(v):
+            acc = smoothing * acc + (1 - smoothing) * v
+            weight = smoothing * weight + (1 - smoothing)
+        out[i] = acc / weight if weight > 0 else math.nan
+    return out
+
+
+def series_frame(s: SeriesData, smoothing: float) -> pd.DataFrame:
+    values = np.asarray(s.value, dtype=float)
+    return pd.DataFrame({
+        "series": s.key,
+        "step": np.asarray(s.step, dtype=np.int64),
+        "value": values,
+        "vmin": np.asarray(s.vmin, dtype=float),
+        "vmax": np.asarray(s.vmax, dtype=float),
+        "ema": ema(values, smoothing) if smoothing > 0 else values,
+        "downsampled": s.downsampled,
+    })  # fmt: skip
+
+
+def event_label(e: dict[str, Any]) -> str:
+    d = e.get("data") or {}
+    kind = e["kind"]
+    if kind == "lr_cut" and "old_lr" in d:
+        return f"LR {d['old_lr']:.3g} → {d['new_lr']:.3g}"
+    if kind == "plateau_hint":
+        return f"cut would help: {d.get('old_lr', 0):.3g} → {d.get('new_lr', 0):.3g}"
+    if kind == "doctor":
+        return f"⚠ {d.get('tip', '')} {str(d.get('rule', '')).replace('_', ' ')}".strip()
+    return {
+        "lr_floor": "LR floor: stop",
+        "early_stop": "early stop",
+        "diverged": "diverged",
+        "clip_burst": "clip burst (T9)",
+        "cancelled": "cancelled",
+        "resumed": "resumed",
+    }.get(kind, kind)
+
+
+def _events_frame(evts: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = [
+        {"step": int(e["step"] or 0), "kind": e["kind"], "label": event_label(e),
+         "message": e["message"], "tip": (e.get("data") or {}).get("tip", "")}
+        for e in evts
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=["step", "kind", "label", "message", "tip"])
+
+
+def _plateau_hints(db: sqlite_utils.Database, run_id: int, spec: dict[str, Any]) -> list[dict]:
+    sched = spec.get("schedule") or {}
+    if sched.get("enabled", True):
+        return []
+    from jobs.plateaus import find_plateaus
+
+    marks = find_plateaus(
+        db, run_id, "val/loss", factor=sched.get("plateau_factor", 0.5),
+        patience=sched.get("plateau_patience", 3), threshold=sched.get("plateau_threshold", 1e-4),
+        cooldown=sched.get("cooldown", 0),
+    )  # fmt: skip
+    return [{"step": m["step"], "kind": "plateau_hint", "message": m["message"],
+             "data": {"tip": "T7", "old_lr": m["old_lr"], "new_lr": m["new_lr"]}}
+            for m in marks]  # fmt: skip
+
+
+def run_chart_data(
+    db: sqlite_utils.Database,
+    run_id: int,
+    *,
+    spec: dict[str, Any] | None = None,
+    cache: RunCache | None = None,
+    max_points: int = MAX_POINTS,
+    smoothing: float = 0.6,
+) -> ChartData:
+    """Build the run page's chart data. Pass the same ``cache`` on every live refresh."""
+    spec = spec or {}
+    keys = [k for k in reader.keys(db, run_id) if panel_of(k)]
+    series = load_series(db, run_id, keys, cache, max_points)
+    if cache is not None:
+        new = reader.events(db, run_id, since_id=cache.last_event_id, kinds=EVENT_KINDS)
+        cache.events += new
+        if new:
+            cache.last_event_id = new[-1]["id"]
+        cache.reads += 1
+        evts = cache.events
+    else:
+        evts = reader.events(db, run_id, kinds=EVENT_KINDS)
+    by_panel: dict[str, list[pd.DataFrame]] = {}
+    points, last = 0, None
+    for k, s in series.items():
+        if not len(s):
+            continue
+        points += len(s)
+        last = s.last_step if last is None else max(last, s.last_step)
+        # The LR is a step function set by the schedule: smoothing it would only blur the cuts.
+        by_panel.setdefault(panel_of(k), []).append(
+            series_frame(s, 0.0 if k == "lr" else smoothing)
+        )
+    frames = {p: pd.concat(fs, ignore_index=True) for p, fs in by_panel.items()}
+    return ChartData(
+        frames=frames,
+        events=_events_frame(evts),
+        hints=_events_frame(_plateau_hints(db, run_id, spec)),
+        clip_bound=(spec.get("train") or {}).get("clip_norm"),
+        points=points,
+        last_step=last,
+    )
+
+
+# --- Altair ----------------------------------------------------------------------------------
+
+
+def _rules(events: pd.DataFrame, dashed: bool = False) -> list[alt.Chart]:
+    if events.empty:
+        return []
+    # Colours come from the frame (scale=None) so events never join the series' colour legend.
+    base = alt.Chart(events.assign(color=events["kind"].map(EVENT_COLORS).fillna("#444444")))
+    color = alt.Color("color:N", scale=None, legend=None)
+    rule = base.mark_rule(strokeWidth=1.5, strokeDash=[4, 4] if dashed else [1, 0]).encode(
+        x="step:Q", color=color, tooltip=["step:Q", "kind:N", "message:N"]
+    )
+    text = base.mark_text(align="left", baseline="top", dx=3, fontSize=10).encode(
+        x="step:Q", y=alt.value(4), text="label:N", color=color
+    )
+    return [rule, text]
+
+
+def panel_chart(
+    frame: pd.DataFrame,
+    *,
+    title: str,
+    log: bool = False,
+    events: pd.DataFrame | None = None,
+    hints: pd.DataFrame | None = None,
+    band: tuple[float, float, float] | None = None,
+    hline: float | None = None,
+    height: int = 260,
+) -> alt.LayerChart:
+    """A layered chart of one panel: raw (faint) + EMA lines per series, the min/max band where
+    downsampled, event rules with labels, an optional target band (lo, mid, hi) and a
+    horizontal rule (e.g. the clip bound)."""
+    y_scale = alt.Scale(type="log") if log else alt.Scale(zero=False)
+    if log:  # a log axis can't show zeros or negatives
+        frame = frame[(frame["value"] > 0) & (frame["vmin"] > 0)]
+    base = alt.Chart(frame).encode(
+        x=alt.X("step:Q", title="step"),
+        color=alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom")),
+    )
+    layers: list[alt.Chart] = []
+    if band is not None:
+        lo, mid, hi = band
+        zone = pd.DataFrame({"lo": [lo], "hi": [hi], "mid": [mid]})
+        layers.append(alt.Chart(zone).mark_rect(color="#2ca02c", opacity=0.08)
+                      .encode(y="lo:Q", y2="hi:Q"))  # fmt: skip
+        layers.append(alt.Chart(zone).mark_rule(color="#2ca02c", strokeDash=[6, 3])
+                      .encode(y="mid:Q"))  # fmt: skip
+    if bool(frame["downsampled"].any()):
+        layers.append(
+            base.transform_filter("datum.downsampled").mark_area(opacity=0.15).encode(
+                y=alt.Y("vmin:Q", scale=y_scale, title=None), y2="vmax:Q",
+            )
+        )  # fmt: skip
+    layers.append(base.mark_line(opacity=0.25, strokeWidth=1).encode(
+        y=alt.Y("value:Q", scale=y_scale, title=None)))  # fmt: skip
+    layers.append(base.mark_line(strokeWidth=2).encode(
+        y=alt.Y("ema:Q", scale=y_scale, title=None),
+        tooltip=["series:N", "step:Q", alt.Tooltip("value:Q", format=".4g"),
+                 alt.Tooltip("ema:Q", format=".4g", title="smoothed")],
+    ))  # fmt: skip
+    if hline is not None:
+        layers.append(alt.Chart(pd.DataFrame({"y": [hline]}))
+                      .mark_rule(color="#d62728", strokeDash=[6, 3]).encode(y="y:Q"))  # fmt: skip
+    if events is not None:
+        layers += _rules(events)
+    if hints is not None:
+        layers += _rules(hints, dashed=True)
+    return alt.layer(*layers).properties(title=title, height=height)
+
+
+def run_charts(data: ChartData) -> dict[str, alt.LayerChart]:
+    """Every panel of the run page that has data, in display order."""
+    charts: dict[str, alt.LayerChart] = {}
+    for panel, opts in PANELS.items():
+        frame = data.frames.get(panel)
+        if frame is None or frame.empty:
+            continue
+        kwargs: dict[str, Any] = {}
+        if panel == "ratio":
+            kwargs["band"] = (1e-4, 1e-3, 1e-2)
+        if panel == "grad" and data.clip_bound:
+            kwargs["hline"] = float(data.clip_bound)
+        charts[panel] = panel_chart(
+            frame, title=opts["title"], log=opts["log"], events=data.events, hints=data.hints,
+            **kwargs,
+        )  # fmt: skip
+    return charts
+
+
+def compare_chart(frames: dict[str, pd.DataFrame], key: str, log: bool = False) -> alt.Chart:
+    """Several runs' ``key`` on the same axes: one colour per run, raw faint + smoothed."""
+    frame = pd.concat(
+        [f.assign(series=name) for name, f in frames.items() if not f.empty], ignore_index=True
+    )
+    return panel_chart(frame, title=key, log=log, height=340)

@@ -1,0 +1,27 @@
+"""Trainboard's dashboard: the entry file only builds the navigation; each page is a module.
+
+The page modules live in ``app/screens/``, not ``app/pages/``: Streamlit 1.67 still switches to
+its old directory-based multipage mode when a ``pages/`` folder sits next to the entry file, and
+a session that first opens a deep link (e.g. /datasets) then never runs this file.
+"""
+
+import logging
+
+import streamlit as st
+
+st.set_page_config(page_title="Trainboard", page_icon=":material/monitoring:", layout="wide")
+
+pages = [
+    st.Page("screens/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("screens/datasets.py", title="Datasets", icon=":material/folder_open:"),
+    st.Page("screens/new_run.py", title="New run", icon=":material/rocket_launch:"),
+    st.Page("screens/runs.py", title="Runs", icon=":material/list:"),
+    st.Page("screens/run_detail.py", title="Run detail", icon=":material/monitoring:"),
+    st.Page("screens/compare.py", title="Compare", icon=":material/compare_arrows:"),
+]
+page = st.navigation(pages)
+try:
+    page.run()
+except Exception as e:  # a page bug shows as a message, never as a traceback in the browser
+    logging.getLogger("trainboard.app").exception("page %s failed", page.title)
+    st.error(f"Something went wrong on this page: {e}. Details are in the server log.")

@@ -1,0 +1,51 @@
+"""Compare: selected runs overlaid on the same axes, with the settings they differ in."""
+
+import pandas as pd
+import streamlit as st
+
+from app import charts, ui
+from jobs import reader, registry, views
+
+st.title("Compare runs")
+db = ui.db()
+rows, total = views.run_rows(db, limit=200)
+if total < 2:
+    st.info("Compare needs at least two runs — queue some on **New run** (try 'A/B one tip').")
+    st.page_link(ui.PAGES["new_run"], label="New run →", icon=":material/rocket_launch:")
+    st.stop()
+labels = {r["id"]: f"#{r['id']} {r['name']} · {r['preset']} · {r['status']}" for r in rows}
+if "compare_pick" not in st.session_state:
+    st.session_state["compare_pick"] = [
+        i for i in st.session_state.get("compare_ids", []) if i in labels
+    ]
+picked = st.multiselect("Runs", list(labels), format_func=labels.get, key="compare_pick")
+if len(picked) < 2:
+    st.info("Pick two or more runs to overlay them.")
+    st.stop()
+
+runs = [registry.get_run(db, i) for i in picked]
+keys = sorted(set().union(*(reader.keys(db, i) for i in picked)))
+if not keys:
+    st.info("None of these runs has logged metrics yet.")
+    st.stop()
+default = "val/loss" if "val/loss" in keys else keys[0]
+c1, c2, c3 = st.columns([3, 2, 1])
+key = c1.selectbox("Metric", keys, index=keys.index(default), key="compare_key")
+smoothing = c2.slider("Smoothing", 0.0, 0.99, 0.6, 0.01, key="compare_smoothing")
+log = c3.checkbox("Log scale", value=key == "lr" or key.startswith("ratio/"), key="compare_log")
+
+series = {i: reader.series(db, i, [key], max_points=charts.MAX_POINTS)[key] for i in picked}
+frames = {f"run {i}": charts.series_frame(s, smoothing) for i, s in series.items() if len(s)}
+if frames:
+    st.altair_chart(charts.compare_chart(frames, key, log=log), width="stretch")
+else:
+    st.info(f"None of these runs has logged {key} yet.")
+
+st.subheader("Outcome")
+st.dataframe(pd.DataFrame(views.compare_summary(runs)), hide_index=True, width="stretch")
+st.subheader("Settings that differ")
+diff = views.config_diff(runs)
+if diff:
+    st.dataframe(pd.DataFrame(diff), hide_index=True, width="stretch")
+else:
+    st.success("These runs have identical settings (only the seed of chance differs).")

@@ -1,0 +1,110 @@
+"""Datasets: upload a file (validated, stored by content hash), pick the target, read the
+report (T1/T2/T3 findings), or add a bundled sample with one click."""
+
+import pandas as pd
+import streamlit as st
+
+from app import ui
+from engine.data import DataError
+from jobs import datasets, registry
+
+st.title("Datasets")
+ui.show_flashes()
+db = ui.db()
+
+st.subheader("Upload")
+st.caption(
+    "CSV, TSV, Parquet, NPZ, or a zip with one folder per class of images. The file goes "
+    "straight to disk, is checked, and becomes a dataset — or you get a message saying what "
+    "to fix. By default the target is a column named target/label/y/class, else the last one; "
+    "you can change it below."
+)
+upload = st.file_uploader(
+    "Dataset file", type=["csv", "tsv", "txt", "parquet", "pq", "npz", "zip"], key="upload"
+)
+if upload is not None and st.session_state.get("ingested_upload") != upload.file_id:
+    with st.spinner(f"Checking {upload.name}…"):
+        try:
+            ds = datasets.ingest(db, upload, upload.name)
+        except DataError as e:
+            st.error(f"{upload.name} can't be used: {e}")
+        else:
+            st.session_state["ingested_upload"] = upload.file_id
+            st.session_state["dataset_id"] = ds["id"]
+            st.success(f"Added dataset **{ds['name']}** (target: {ds['target'] or 'folders'}).")
+
+st.subheader("Bundled samples")
+st.caption("Small datasets that ship with Trainboard: one click makes them available to runs.")
+registered = {d["path"] for d in registry.list_datasets(db)}
+for source, text in datasets.builtin_samples().items():
+    c1, c2 = st.columns([4, 1])
+    c1.markdown(f"**{source}** — {text}")
+    if source in registered:
+        c2.markdown(":green-badge[added]")
+    elif c2.button("Use this", key=f"builtin-{source}"):
+        try:
+            ds = datasets.register_builtin(db, source)
+        except DataError as e:
+            st.error(str(e))
+        else:
+            st.session_state["dataset_id"] = ds["id"]
+            ui.flash(f"Added **{source}**.")
+            st.rerun()
+
+st.subheader("Your datasets")
+all_ds = registry.list_datasets(db)
+if not all_ds:
+    st.info("No datasets yet — upload a file above or add a bundled sample.")
+    st.stop()
+
+labels = {d["id"]: f"{d['name']} · target {d['target'] or '(folders)'} · #{d['id']}"
+          for d in all_ds}  # fmt: skip
+ids = list(labels)
+current = st.session_state.get("dataset_id")
+ds_id = st.selectbox(
+    "Dataset", ids, index=ids.index(current) if current in ids else 0,
+    format_func=labels.get, key="dataset_pick",
+)  # fmt: skip
+ds = registry.get_dataset(db, ds_id)
+report = ds.get("report") or {}
+
+cols = st.columns(5)
+cols[0].metric("Rows", f"{report.get('rows', 0):,}")
+cols[1].metric("Columns", report.get("columns", "—"))
+cols[2].metric("Task", report.get("task", "—"))
+cols[3].metric("Modality", report.get("modality", "—"))
+cols[4].metric("Duplicates", report.get("duplicates", 0))
+
+choices = report.get("choices") or []
+if choices:
+    with st.form("target-form"):
+        target = st.selectbox(
+            "Target column (what the model predicts)", choices,
+            index=choices.index(ds["target"]) if ds["target"] in choices else 0,
+        )  # fmt: skip
+        if st.form_submit_button("Use this target") and target != ds["target"]:
+            try:
+                new = datasets.retarget(db, ds_id, target)
+            except DataError as e:
+                st.error(f"Target {target!r} can't be used: {e}")
+            else:
+                st.session_state["dataset_id"] = new["id"]
+                ui.flash(f"Target set to **{target}** (dataset #{new['id']}).")
+                st.rerun()
+
+st.markdown("**What the report found**")
+warnings = report.get("warnings") or []
+if warnings:
+    for w in warnings:
+        st.warning(f"**{w['tip']}** · {w['message']}", icon="⚠️")
+        st.caption(ui.tip_label(w["tip"]))
+else:
+    st.success("No problems found: enough rows, no missing values, no duplicates.")
+if report.get("log1p_columns"):
+    st.caption("log(1 + x) will be applied to: " + ", ".join(report["log1p_columns"]) + " (T2)")
+if report.get("class_balance"):
+    st.markdown("**Class balance**")
+    st.bar_chart(pd.Series(report["class_balance"], name="rows"), height=200)
+if st.button("Start a run on this dataset →", type="primary"):
+    st.session_state["new_run_dataset"] = ds_id
+    st.switch_page(ui.PAGES["new_run"])

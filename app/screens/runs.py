@@ -1,0 +1,77 @@
+"""Runs: every run with status, progress, dataset, preset, best metric, duration, owner and
+device; filters; cancel; pick several to compare."""
+
+import pandas as pd
+import streamlit as st
+
+from app import ui
+from jobs import views
+from jobs.errors import StoreError
+from jobs.submit import cancel
+
+st.title("Runs")
+ui.show_flashes()
+db = ui.db()
+
+opts = views.run_filters(db)
+f1, f2, f3, f4 = st.columns(4)
+status = f1.multiselect("Status", opts["status"], key="runs_status")
+preset = f2.selectbox("Preset", ["(any)", *opts["preset"]], key="runs_preset")
+ds_names = dict(opts["dataset"])
+dataset = f3.selectbox("Dataset", ["(any)", *ds_names], key="runs_dataset",
+                       format_func=lambda d: d if d == "(any)" else ds_names[d])  # fmt: skip
+owner = f4.selectbox("Owner", ["(any)", *opts["owner"]], key="runs_owner")
+PAGE = 50
+page = st.session_state.get("runs_page", 0)
+rows, total = views.run_rows(
+    db, status=status or None, preset=None if preset == "(any)" else preset,
+    dataset_id=None if dataset == "(any)" else dataset,
+    owner=None if owner == "(any)" else owner, limit=PAGE, offset=page * PAGE,
+)  # fmt: skip
+
+if total == 0:
+    if status or preset != "(any)" or dataset != "(any)" or owner != "(any)":
+        st.info("No runs match these filters — clear a filter to see more.")
+    else:
+        st.info("No runs yet — go to **New run** to start one.")
+        st.page_link(ui.PAGES["new_run"], label="New run →", icon=":material/rocket_launch:")
+    st.stop()
+
+table = pd.DataFrame(rows)[
+    ["id", "name", "status", "progress", "dataset", "preset", "best", "duration", "owner", "device"]
+]
+st.dataframe(
+    table, hide_index=True, width="stretch",
+    column_config={
+        "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0,
+                                                    format="percent"),
+        "best": st.column_config.TextColumn("best validation"),
+    },
+)  # fmt: skip
+st.caption(f"{total} run(s); showing {page * PAGE + 1}–{page * PAGE + len(rows)}.")
+p1, p2, _ = st.columns([1, 1, 6])
+if p1.button("← Newer", disabled=page == 0):
+    st.session_state["runs_page"] = page - 1
+    st.rerun()
+if p2.button("Older →", disabled=(page + 1) * PAGE >= total):
+    st.session_state["runs_page"] = page + 1
+    st.rerun()
+
+labels = {r["id"]: f"#{r['id']} {r['name']} ({r['status']})" for r in rows}
+picked = st.multiselect("Select runs", list(labels), format_func=labels.get, key="runs_picked")
+a1, a2, a3 = st.columns(3)
+if a1.button("Open", disabled=len(picked) != 1, help="Open one selected run"):
+    ui.open_run(picked[0])
+if a2.button("Compare", disabled=len(picked) < 2, help="Overlay two or more runs"):
+    ui.compare_runs(picked)
+if a3.button("Cancel", disabled=not picked, help="Queued runs stop at once; running runs save "
+             "a checkpoint and stop within seconds"):  # fmt: skip
+    for run_id in picked:
+        try:
+            after = cancel(run_id, db=db)
+        except StoreError as e:
+            ui.flash(f"Run {run_id}: {e}", "warning")
+        else:
+            ui.flash(f"Run {run_id}: " + ("cancelled." if after == "cancelled"
+                                          else "stopping (saving a checkpoint)…"))  # fmt: skip
+    st.rerun()
