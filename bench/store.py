@@ -21,7 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Run as a script, Python puts bench/ first on sys.path, where sibling benchmarks (queue.py) would
+# shadow the standard library in this process and in the spawned writers: use the repo root.
+_ROOT = str(Path(__file__).resolve().parents[1])
+sys.path[:] = [_ROOT] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent]
 
 from jobs import registry  # noqa: E402
 from jobs.db import connect  # noqa: E402

@@ -1,10 +1,11 @@
 """Reading metrics for charts: spike-preserving downsampled series, live increments, events, export.
 
-:func:`series` returns at most ``max_points`` points per key. When the range holds more, it reads
-one downsampled level (see :mod:`jobs.writer`) instead of the raw points: the finest level with
-at most ``(max_points - 3) // 2`` buckets in range, emitting each bucket's minimum and maximum at
-the steps where they occurred, plus the true last point. So a chart of a million-step series reads
-about as many rows as it draws, and no spike (global or local extreme) is ever averaged away.
+:func:`series` returns at most ``max_points`` points per key. A range that holds more is
+downsampled into at most ``(max_points - 3) // 2`` buckets, each drawn as its minimum and its
+maximum at the steps where they occurred, plus the true last point: ranges of up to
+``RAW_BUCKETING_FACTOR * max_points`` points are bucketed from the raw points, longer ones read one
+stored level (see :mod:`jobs.writer`), so a chart of a million-step series reads about as many
+rows as it draws, and no spike (global or local extreme) is ever averaged away.
 """
 
 from __future__ import annotations
