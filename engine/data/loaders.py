@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import stat
 import zipfile
 from collections import Counter
 from pathlib import Path, PurePosixPath
@@ -23,7 +24,13 @@ TABLE_EXTENSIONS = (".csv", ".tsv", ".txt", ".parquet", ".pq")
 EXTENSIONS = (*TABLE_EXTENSIONS, ".npz", ".zip")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 MAX_IMAGE_SIDE = 64
-MAX_ZIP_BYTES = 2 << 30  # uncompressed; a guard against zip bombs
+# Guards against hostile archives and files (issue: safe uploads). Each limit names itself in
+# the message it produces, so a user knows which one they hit.
+MAX_ZIP_BYTES = 1 << 30  # total uncompressed size
+MAX_ZIP_RATIO = 100  # uncompressed / compressed, per entry and in total: beyond it, a zip bomb
+MAX_ZIP_FILES = 100_000
+MAX_IMAGE_PIXELS = 4096 * 4096  # per decoded image; checked from the header before decoding
+MAX_COLUMNS = 5_000
 _IGNORED = ("__MACOSX/", ".DS_Store", "Thumbs.db", "desktop.ini")
 
 
@@ -58,9 +65,46 @@ def load_dataset(source: str, *, target: str | None = None, task: str = "auto") 
     return _load_image_zip(path, task=task)
 
 
+def _check_text(path: Path) -> None:
+    """A text table must be UTF-8 text: say so plainly instead of a codec traceback."""
+    with path.open("rb") as f:
+        head = f.read(64 * 1024)
+    if b"\x00" in head or head.startswith((b"\x89PNG", b"PK\x03\x04", b"\x7fELF", b"MZ", b"%PDF", b"PAR1")):
+        raise DataError(f"{path.name}: this is a binary file, not a text table; is the extension wrong?")
+    try:
+        # an incomplete multi-byte character at the cut is fine: decode what is complete
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 4:
+            raise DataError(
+                f"{path.name}: the text is not UTF-8 (byte {e.start} can't be decoded); "
+                "save the file as UTF-8 and upload it again."
+            ) from e
+
+
+def _check_columns(frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    if frame.shape[1] > MAX_COLUMNS:
+        raise DataError(f"{where}: {frame.shape[1]} columns is more than the {MAX_COLUMNS} Trainboard accepts.")
+    return frame
+
+
 def _read_table(path: Path, ext: str) -> pd.DataFrame:
+    if ext in (".csv", ".tsv", ".txt"):
+        _check_text(path)
+        with path.open("rb") as f:
+            first_line = f.readline(4 * 1024 * 1024)
+        if first_line.count(b",") + first_line.count(b"\t") + first_line.count(b";") >= MAX_COLUMNS:
+            raise DataError(f"{path.name}: the header has more than the {MAX_COLUMNS} columns Trainboard accepts.")
     try:
         if ext in (".parquet", ".pq"):
+            try:
+                import pyarrow.parquet as pq
+
+                n_cols = len(pq.read_schema(path).names)
+            except Exception as e:  # pyarrow raises ArrowInvalid/OSError variants for non-parquet bytes
+                raise DataError(f"{path.name}: not a valid Parquet file ({e.__class__.__name__}).") from e
+            if n_cols > MAX_COLUMNS:
+                raise DataError(f"{path.name}: {n_cols} columns is more than the {MAX_COLUMNS} Trainboard accepts.")
             return pd.read_parquet(path)
         if ext == ".csv":
             sep = ","
@@ -73,10 +117,15 @@ def _read_table(path: Path, ext: str) -> pd.DataFrame:
                 sep = csv.Sniffer().sniff(head, delimiters="\t,;").delimiter
             except csv.Error:
                 sep = "\t" if "\t" in head else ","
-        return pd.read_csv(path, sep=sep)
+        return _check_columns(pd.read_csv(path, sep=sep, encoding="utf-8"), path.name)
     except pd.errors.EmptyDataError as e:
         raise DataError(f"{path.name}: the file is empty (no header row).") from e
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as e:
+    except pd.errors.ParserError as e:
+        detail = str(e).strip().splitlines()[-1]
+        raise DataError(f"{path.name}: malformed table: {detail}. Check quotes and that every row has the same number of fields.") from e
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path.name}: the text is not UTF-8; save the file as UTF-8 and upload it again.") from e
+    except (OSError, ValueError) as e:
         raise DataError(f"{path.name}: can't be read as a table: {e}") from e
 
 
@@ -125,6 +174,8 @@ def _load_npz(path: Path, *, target: str | None, task: str) -> RawDataset:
         modality = "image"
     else:
         raise DataError(f"{where}: {xkey!r} has {x.ndim} dimensions; expected 2, 3 or 4.")
+    if modality == "tabular" and x.shape[1] > MAX_COLUMNS:
+        raise DataError(f"{where}: {x.shape[1]} columns is more than the {MAX_COLUMNS} Trainboard accepts.")
     if np.isinf(x).any():
         raise DataError(f"{where}: array {xkey!r} holds infinite values; replace them.")
     ys = pd.Series(y)
@@ -160,6 +211,31 @@ def _safe_name(name: str, where: str) -> PurePosixPath:
     return p
 
 
+def _check_entry(info: zipfile.ZipInfo, where: str) -> None:
+    """Only plain files and folders: a symlink could point outside the data directory, and
+    device files or FIFOs have no business in a dataset."""
+    mode = info.external_attr >> 16
+    if mode and stat.S_ISLNK(mode):
+        raise DataError(f"{where}: {info.filename!r} is a symbolic link; archives may hold only plain files.")
+    if mode and stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
+        raise DataError(f"{where}: {info.filename!r} is a special file (device, FIFO or socket); archives may hold only plain files.")
+    if info.file_size > 1 << 20 and info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1):
+        raise DataError(
+            f"{where}: {info.filename!r} expands {info.file_size / max(info.compress_size, 1):.0f}× "
+            f"(limit {MAX_ZIP_RATIO}×); that is how zip bombs look, so it was refused."
+        )
+
+
+def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> bytes:
+    """Read at most the declared size (+1 byte): a header that lies about its size can't make
+    us inflate more than the limits above allowed."""
+    with zf.open(info) as f:
+        data = f.read(info.file_size + 1)
+    if len(data) > info.file_size:
+        raise DataError(f"{where}: {info.filename!r} is larger than its header says; the archive is corrupt or hostile.")
+    return data
+
+
 def _load_image_zip(path: Path, *, task: str) -> RawDataset:
     where = path.name
     try:
@@ -171,9 +247,22 @@ def _load_image_zip(path: Path, *, task: str) -> RawDataset:
     except zipfile.BadZipFile as e:
         raise DataError(f"{where}: not a valid zip archive.") from e
     with zf:
-        infos = [i for i in zf.infolist() if not i.is_dir()]
-        for i in zf.infolist():
+        all_infos = zf.infolist()
+        if len(all_infos) > MAX_ZIP_FILES:
+            raise DataError(f"{where}: the archive holds {len(all_infos)} entries, more than {MAX_ZIP_FILES}.")
+        for i in all_infos:
             _safe_name(i.filename, where)
+            _check_entry(i, where)
+        total = sum(i.file_size for i in all_infos)
+        packed = sum(i.compress_size for i in all_infos)
+        if total > MAX_ZIP_BYTES:
+            raise DataError(f"{where}: the archive unpacks to {total / 2**20:.0f} MB, more than the {MAX_ZIP_BYTES >> 20} MB limit.")
+        if total > 1 << 20 and total > MAX_ZIP_RATIO * max(packed, 1):
+            raise DataError(
+                f"{where}: the archive expands {total / max(packed, 1):.0f}× when unpacked (limit {MAX_ZIP_RATIO}×); "
+                "that is how zip bombs look, so it was refused."
+            )
+        infos = [i for i in all_infos if not i.is_dir()]
         infos = [
             i
             for i in infos
@@ -182,8 +271,6 @@ def _load_image_zip(path: Path, *, task: str) -> RawDataset:
         ]
         if not infos:
             raise DataError(f"{where}: the archive holds no files.")
-        if sum(i.file_size for i in infos) > MAX_ZIP_BYTES:
-            raise DataError(f"{where}: the archive unpacks to more than 2 GB; use a smaller one.")
         parts = [_safe_name(i.filename, where).parts for i in infos]
         # One common top folder (dataset/cat/1.png) is allowed and stripped.
         if all(len(p) >= 3 for p in parts) and len({p[0] for p in parts}) == 1:
@@ -201,8 +288,16 @@ def _load_image_zip(path: Path, *, task: str) -> RawDataset:
                     f"(allowed: {', '.join(IMAGE_EXTENSIONS)}); remove it from the archive."
                 )
             try:
-                img = Image.open(io.BytesIO(zf.read(info)))
+                img = Image.open(io.BytesIO(_read_entry(zf, info, where)))
+                if img.size[0] * img.size[1] > MAX_IMAGE_PIXELS:
+                    # checked from the header, before decoding: a tiny PNG can claim gigapixels
+                    raise DataError(
+                        f"{where}: {info.filename!r} is {img.size[0]}×{img.size[1]} pixels, more than "
+                        f"the {MAX_IMAGE_PIXELS:,} allowed per image."
+                    )
                 img.load()
+            except DataError:
+                raise
             except Exception as e:  # Pillow raises many types for a broken file
                 raise DataError(f"{where}: {info.filename!r} can't be decoded as an image.") from e
             images.append(img)

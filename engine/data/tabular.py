@@ -81,6 +81,11 @@ def encode_target(
             )
     if task == "auto":
         task = "classification" if text or is_bool else auto_task(values)
+    if len(np.unique(values)) < 2:
+        raise DataError(
+            f"{where}: target column {name!r} has the same value ({values[0]!r}) in every row, so there is "
+            "nothing to learn. Pick another target column or add rows with other values."
+        )
     if task == "regression":
         if text:
             example = values[0]

@@ -1,0 +1,1 @@
+print('an uploaded file is never executed')
