@@ -139,7 +139,13 @@ class MetricWriter:
         self.flush_points = flush_points
         # Back-pressure: a producer far faster than SQLite waits instead of growing memory.
         self.max_buffered_points = max_buffered_points or max(200_000, 100 * flush_points)
-        self._buf: list[tuple[int, dict[str, float]]] = []
+        # The buffer is three flat, parallel columns (metric name, step, value): log() fills
+        # them with C-level list.extend calls, and the flusher hands them to numpy and SQLite
+        # without a per-point Python loop.
+        self._names: list[str] = []
+        self._steps: list[int] = []
+        self._values: list[float] = []
+        self._seen_names: set[str] = set()
         self._events: list[tuple[Any, ...]] = []
         self._buffered = 0
         self._lock = threading.Lock()  # guards the buffers; a plain Lock is the cheapest
@@ -174,12 +180,18 @@ class MetricWriter:
         if step < 0:
             raise ValueError(f"step must be >= 0, got {step}")
         try:
-            point = {k: float(v) for k, v in values.items()}
+            vals = list(map(float, values.values()))
         except (TypeError, ValueError) as e:
             raise TypeError(f"metric values must be numbers, got {dict(values)!r}") from e
+        names = list(values)  # same order as values() for the same, unmodified mapping
+        if not self._seen_names.issuperset(names):
+            self._check_names(names)
+        n = len(vals)
         with self._lock:
-            self._buf.append((step, point))
-            self._buffered += len(point)
+            self._names += names
+            self._values += vals
+            self._steps += [step] * n
+            self._buffered += n
             buffered = self._buffered
         if buffered >= self.flush_points:
             if not self._wake.is_set():  # set() takes a lock: only once per batch
@@ -188,6 +200,12 @@ class MetricWriter:
                 with self._cond:
                     while self._buffered > self.max_buffered_points and self._error is None:
                         self._cond.wait(0.1)
+
+    def _check_names(self, names: list[str]) -> None:
+        for name in names:
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"metric names must be non-empty strings, got {name!r}")
+        self._seen_names.update(names)
 
     def event(self, step: int, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
         """Buffer an event (committed with the next flush)."""
@@ -253,20 +271,21 @@ class MetricWriter:
                 self._wake.clear()
                 with self._cond:
                     closing = self._closing
-                    batch, self._buf = self._buf, []
+                    batch = (self._names, self._steps, self._values)
+                    self._names, self._steps, self._values = [], [], []
                     events, self._events = self._events, []
                     npoints, self._buffered = self._buffered, 0
                     self._cycles_started += 1
                     cycle = self._cycles_started
                     self._cond.notify_all()  # wake producers held back by max_buffered_points
                 try:
-                    if batch or events:
-                        self._write(conn, batch, events)
+                    if batch[0] or events:
+                        self._write(conn, *batch, events)
                 except sqlite3.OperationalError:
                     # Transient (busy beyond the timeout, I/O hiccup): keep the points, retry.
                     failures += 1
                     with self._cond:
-                        self._buf[:0] = batch
+                        self._names[:0], self._steps[:0], self._values[:0] = batch
                         self._events[:0] = events
                         self._buffered += npoints
                     if closing and failures >= 3:
@@ -278,7 +297,7 @@ class MetricWriter:
                     self.points_written += npoints
                     self._cycles_done = cycle
                     self._cond.notify_all()
-                    if closing and not self._buf and not self._events:
+                    if closing and not self._names and not self._events:
                         return
         except BaseException as e:  # surfaced to the caller by log()/flush()/close()
             with self._cond:
@@ -310,18 +329,18 @@ class MetricWriter:
     def _write(
         self,
         conn: sqlite3.Connection,
-        batch: list[tuple[int, dict[str, float]]],
+        names: list[str],
+        steps: list[int],
+        values: list[float],
         events: list[tuple[Any, ...]],
     ) -> None:
         run, ids = self.run_id, self._key_ids
-        # Three flat columns (cheaper than tuples, then fed to numpy and zipped for SQLite).
+        # Key ids for the names column; a name not seen before is interned first.
         try:
-            kids = [ids[k] for _, point in batch for k in point]
+            kids = list(map(ids.__getitem__, names))
         except KeyError:
-            self._intern(conn, {k for _, point in batch for k in point})
-            kids = [ids[k] for _, point in batch for k in point]
-        steps = [s for s, point in batch for _ in point]
-        values = [v for _, point in batch for v in point.values()]
+            self._intern(conn, set(names))
+            kids = list(map(ids.__getitem__, names))
         ds_rows: list[tuple[Any, ...]] = []
         if kids:
             ds_rows = bucket_rows(

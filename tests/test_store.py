@@ -306,6 +306,11 @@ def test_writer_rejects_bad_input_at_the_door(path, db):
             w.log(-1, {"a": 1.0})
         with pytest.raises(TypeError):
             w.event(0, "doctor", "x", {"obj": object()})
+        with pytest.raises(TypeError, match="names"):
+            w.log(0, {3: 1.0})
+        w.log(0, {"a": 1})  # ints and numpy scalars are numbers too
+        w.log(1, {"a": np.float32(0.5)})
+    assert [v for _, v in stored(jdb.connect(path), w.run_id, "a")] == [1.0, 0.5]
 
 
 def _check_levels(db, run_id: int, key: str, exact: bool) -> None:
