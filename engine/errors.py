@@ -3,7 +3,8 @@
 EngineError
  ├── ConfigError        a config value or preset is not allowed (message names the field)
  ├── PresetNotFound     no preset of that name (message lists the ones that exist)
- └── CheckpointError    a checkpoint can't be read or doesn't match the config
+ ├── CheckpointError    a checkpoint can't be read or doesn't match the config
+ └── OutOfMemory        the device ran out of memory (message says what to shrink)
 
 Data problems raise ``engine.data.DataError`` (a ValueError), defined beside the loaders.
 """
@@ -23,3 +24,7 @@ class PresetNotFound(ConfigError):
 
 class CheckpointError(EngineError):
     """A checkpoint is missing, unreadable, or belongs to a different config."""
+
+
+class OutOfMemory(EngineError):
+    """The model or batch did not fit in the device's memory."""

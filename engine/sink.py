@@ -33,6 +33,7 @@ EVENT_KINDS = (
     "doctor",  # a live doctor finding (data: tip, severity, rule, suggestion)
     "diverged",
     "cancelled",
+    "oom",  # the device ran out of memory; the run fails with a suggestion
     "checkpoint",
     "resumed",
     "run_end",

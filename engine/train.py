@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from engine import doctor
 from engine.config import Config
-from engine.errors import CheckpointError, ConfigError
+from engine.errors import CheckpointError, ConfigError, OutOfMemory
 from engine.models import build_model, resolve_kind, weight_matrices
 from engine.schedule import make_plateau_scheduler
 from engine.sink import Sink
@@ -238,7 +239,38 @@ def train(
     run_dir: Path | None = None,
     resume: bool = True,
 ) -> TrainResult:
-    """Train on prepared data. ``data`` is an ``engine.data.Prepared``."""
+    """Train on prepared data. ``data`` is an ``engine.data.Prepared``.
+
+    Raises :class:`OutOfMemory` (after an ``oom`` event) when the device runs out of memory; the
+    last epoch's checkpoint stays on disk."""
+    try:
+        return _train(cfg, data, sink=sink, should_stop=should_stop, device=device, run_dir=run_dir, resume=resume)
+    except torch.OutOfMemoryError as e:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        message = (f"out of memory ({str(e).splitlines()[0][:200]}): lower train.batch_size "
+                   f"(now {cfg.train.batch_size}) or the model size, or use a device with more memory")
+        sink.event(0, "oom", message, {"batch_size": cfg.train.batch_size, "suggestion": f"train.batch_size={max(1, cfg.train.batch_size // 2)}"})
+        raise OutOfMemory(message) from e
+
+
+def _fault_oom_step() -> int | None:
+    """Fault injection for the reliability suite: TRAINBOARD_FAULT_OOM_AT_STEP=N makes step N
+    raise the same torch.OutOfMemoryError a GPU would. Unset (always, outside tests) it is inert."""
+    v = os.environ.get("TRAINBOARD_FAULT_OOM_AT_STEP")
+    return int(v) if v else None
+
+
+def _train(
+    cfg: Config,
+    data: Any,
+    *,
+    sink: Sink,
+    should_stop: Callable[[], bool] | None,
+    device: str | torch.device,
+    run_dir: Path | None,
+    resume: bool,
+) -> TrainResult:
     t_start = time.perf_counter()
     dev = torch.device(device)
     tc, sc = cfg.train, cfg.schedule
@@ -308,6 +340,7 @@ def train(
     gen = torch.Generator(device="cpu")
     aug_gen = torch.Generator(device=dev) if augment_on else None
     samples = 0
+    oom_at = _fault_oom_step()
     t_loop = time.perf_counter()
 
     epoch = st["epoch"]
@@ -347,6 +380,8 @@ def train(
                     clip_acc += clipped
                     epoch_clips += clipped
             step = st["step"] + 1
+            if step == oom_at:
+                raise torch.OutOfMemoryError(f"simulated out-of-memory at step {step} (TRAINBOARD_FAULT_OOM_AT_STEP)")
             measure_ratio = step % tc.ratio_every == 0
             if measure_ratio:
                 before = [w.detach().clone() for w in weights]

@@ -103,3 +103,18 @@ def test_cli_train_names_a_bad_setting_and_trains_nothing(tmp_path):
     assert proc.returncode == 2
     assert "optim.lr" in proc.stderr
     assert not out.exists()
+
+
+def test_out_of_memory_ends_with_a_clear_error_and_an_event(tmp_path, monkeypatch):
+    from engine.errors import OutOfMemory
+
+    monkeypatch.setenv("TRAINBOARD_FAULT_OOM_AT_STEP", "15")
+    sink = MemorySink()
+    try:
+        train(small(**{"train.epochs": 5}), blobs(), sink=sink, run_dir=tmp_path)
+    except OutOfMemory as e:
+        assert "train.batch_size" in str(e)
+    else:
+        raise AssertionError("an out-of-memory error must not pass silently")
+    assert sink.kinds("oom")
+    assert (tmp_path / CHECKPOINT).exists(), "epochs finished before the fault are kept"
