@@ -10,10 +10,8 @@ import pytest
 from engine.data import DataError
 from jobs import datasets, registry
 from jobs.db import connect
+from tests.reliability import record_upload
 from tests.uploads.make_corpus import CORPUS, LARGE, SMALL, _good_images, _zip, write_large
-
-# hostile-upload results are collected for docs/reliability.md (see tests/conftest.py)
-RESULTS: list[dict] = []
 
 
 @pytest.fixture
@@ -34,11 +32,14 @@ def _try(home, path, expected, target):
     with path.open("rb") as f, pytest.raises(DataError) as e:
         datasets.ingest(db, f, path.name, target=target, home=home)
     message = str(e.value)
+    folder = datasets.datasets_dir(home)
+    left = (folder.exists() and any(folder.iterdir())) or bool(registry.list_datasets(db))
+    record_upload(path.name, rejected=True, message=message, trace_left=left)
     assert expected.lower() in message.lower(), message
     assert path.name in message or "upload" in message, f"the message names the file: {message}"
     assert "Traceback" not in message and "tmp-" not in message, message
+    assert str(home) not in message and "/tmp" not in message, f"no server paths in messages: {message}"
     _assert_no_trace(home, db)
-    RESULTS.append({"file": path.name, "message": message})
 
 
 def test_the_corpus_has_at_least_thirty_cases():

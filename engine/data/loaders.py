@@ -118,6 +118,8 @@ def _read_table(path: Path, ext: str) -> pd.DataFrame:
             except csv.Error:
                 sep = "\t" if "\t" in head else ","
         return _check_columns(pd.read_csv(path, sep=sep, encoding="utf-8"), path.name)
+    except DataError:
+        raise
     except pd.errors.EmptyDataError as e:
         raise DataError(f"{path.name}: the file is empty (no header row).") from e
     except pd.errors.ParserError as e:

@@ -11,6 +11,7 @@ The task rule (``task="auto"``), documented in docs/data.md:
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -162,7 +163,7 @@ def dataset_from_frame(
     df: pd.DataFrame, *, source: str, target: str | None, task: str
 ) -> RawDataset:
     """A RawDataset from a table: pick the target, drop rows without one, encode the rest."""
-    where = source
+    where = Path(source).name  # messages name the file, never the server's folders
     if df.shape[0] == 0:
         raise DataError(f"{where}: the table has no rows.")
     if df.shape[1] < 2:
