@@ -138,7 +138,7 @@ class MetricWriter:
         self.flush_interval = flush_interval
         self.flush_points = flush_points
         # Back-pressure: a producer far faster than SQLite waits instead of growing memory.
-        self.max_buffered_points = max_buffered_points or max(200_000, 100 * flush_points)
+        self.max_buffered_points = max_buffered_points or max(20_000, 20 * flush_points)
         # The buffer is three flat, parallel columns (metric name, step, value): log() fills
         # them with C-level list.extend calls, and the flusher hands them to numpy and SQLite
         # without a per-point Python loop.
