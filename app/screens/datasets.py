@@ -30,7 +30,7 @@ if upload is not None and st.session_state.get("ingested_upload") != upload.file
             st.error(f"{upload.name} can't be used: {e}")
         else:
             st.session_state["ingested_upload"] = upload.file_id
-            st.session_state["dataset_id"] = ds["id"]
+            st.session_state["dataset_id"] = st.session_state["dataset_pick"] = ds["id"]
             st.success(f"Added dataset **{ds['name']}** (target: {ds['target'] or 'folders'}).")
 
 st.subheader("Bundled samples")
@@ -47,7 +47,7 @@ for source, text in datasets.builtin_samples().items():
         except DataError as e:
             st.error(str(e))
         else:
-            st.session_state["dataset_id"] = ds["id"]
+            st.session_state["dataset_id"] = st.session_state["dataset_pick"] = ds["id"]
             ui.flash(f"Added **{source}**.")
             st.rerun()
 
@@ -60,6 +60,8 @@ if not all_ds:
 labels = {d["id"]: f"{d['name']} · target {d['target'] or '(folders)'} · #{d['id']}"
           for d in all_ds}  # fmt: skip
 ids = list(labels)
+if "dataset_pick_next" in st.session_state:
+    st.session_state["dataset_pick"] = st.session_state.pop("dataset_pick_next")
 current = st.session_state.get("dataset_id")
 ds_id = st.selectbox(
     "Dataset", ids, index=ids.index(current) if current in ids else 0,
@@ -80,7 +82,7 @@ if choices:
     with st.form("target-form"):
         target = st.selectbox(
             "Target column (what the model predicts)", choices,
-            index=choices.index(ds["target"]) if ds["target"] in choices else 0,
+            index=choices.index(ds["target"]) if ds["target"] in choices else 0, key="target_pick",
         )  # fmt: skip
         if st.form_submit_button("Use this target") and target != ds["target"]:
             try:
@@ -88,7 +90,8 @@ if choices:
             except DataError as e:
                 st.error(f"Target {target!r} can't be used: {e}")
             else:
-                st.session_state["dataset_id"] = new["id"]
+                # The picker above is already drawn in this run: select the new row on the next.
+                st.session_state["dataset_id"] = st.session_state["dataset_pick_next"] = new["id"]
                 ui.flash(f"Target set to **{target}** (dataset #{new['id']}).")
                 st.rerun()
 

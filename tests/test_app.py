@@ -1,0 +1,475 @@
+"""Every dashboard page under ``AppTest``, against a real database with real (tiny) runs.
+
+The runs are trained in this process by the real engine with the real ``MetricWriter`` as sink
+(``registry.claim_run`` / ``finish_run`` around it), once per module. Submitting and cancelling
+need no worker: a submitted run is recorded ``queued`` (the embedded broker just writes a file)
+and cancelling a queued run marks it ``cancelled``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app import charts
+from engine.data import DataError
+from jobs import datasets, reader, registry, views
+from jobs.db import connect, db_path
+from jobs.writer import MetricWriter
+
+MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
+TIMEOUT = 60  # AppTest's per-run timeout; generous for a busy 2-core machine
+
+
+def _train(db, dataset: dict, preset: str, overrides: dict, name: str) -> int:
+    from engine.api import run_training
+    from engine.config import resolve_config
+
+    cfg = resolve_config(preset, dataset=dataset["path"], target=dataset["target"],
+                         overrides=overrides)  # fmt: skip
+    run_id = registry.create_run(db, spec=cfg.to_dict(), preset=preset, dataset_id=dataset["id"],
+                                 name=name)  # fmt: skip
+    registry.claim_run(db, run_id, worker="test", device="cpu")
+    with MetricWriter(db_path(), run_id) as sink:
+        result = run_training(cfg, sink=sink, run_dir=views.run_dir(run_id))
+    registry.finish_run(db, run_id, result.summary)
+    return run_id
+
+
+FAST = {"train.epochs": 4, "model.hidden": [16], "train.batch_size": 64, "train.preflight": False,
+        "train.log_every": 2, "train.ratio_every": 5, "schedule.plateau_patience": 0,
+        "schedule.plateau_threshold": 0.3}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """A data directory with a dataset, a run whose LR was cut (with clipping), a fixed-LR run
+    (plateau marks and a doctor finding), and a queued run."""
+    path = tmp_path_factory.mktemp("home")
+    old = os.environ.get("TRAINBOARD_HOME")
+    os.environ["TRAINBOARD_HOME"] = str(path)
+    try:
+        db = connect()
+        ds = datasets.register_builtin(db, "builtin:breast-cancer")
+        cut = _train(db, ds, "sutskever", {**FAST, "train.clip_norm": 1.0}, "lr cuts")
+        fixed = _train(db, ds, "sutskever", {**FAST, "schedule.enabled": False}, "fixed lr")
+        queued = registry.create_run(db, spec={}, preset="quick", dataset_id=ds["id"],
+                                     name="waiting")  # fmt: skip
+        yield {"path": path, "dataset": ds, "cut": cut, "fixed": fixed, "queued": queued}
+    finally:
+        if old is None:
+            os.environ.pop("TRAINBOARD_HOME", None)
+        else:
+            os.environ["TRAINBOARD_HOME"] = old
+
+
+@pytest.fixture
+def empty_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRAINBOARD_HOME", str(tmp_path / "empty"))
+    return tmp_path / "empty"
+
+
+def page(name: str, **state) -> AppTest:
+    """Run the app's entry file, then switch to the page ``name`` (e.g. "runs")."""
+    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT)
+    for k, v in state.items():
+        at.session_state[k] = v
+    at.run()
+    if name != "home":
+        at.switch_page(f"screens/{name}.py")
+        at.run()
+    assert_clean(at)
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    # main.py turns page bugs into a message: make sure none of those slipped through
+    assert not [e for e in at.error if "Something went wrong" in e.value]
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += [e.value for kind in ("info", "success", "warning", "error") for e in getattr(at, kind)]
+    parts += [f"{m.label}: {m.value}" for m in at.metric] + [h.value for h in at.subheader]
+    return "\n".join(parts)
+
+
+def csv_bytes(rows: int = 300, seed: int = 0) -> bytes:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, rows)
+    df = pd.DataFrame(rng.normal(size=(rows, 3)) + y[:, None], columns=["a", "b", "c"])
+    df["income"] = np.exp(rng.normal(8, 3, rows)).round(2)
+    df["label"] = np.array(["red", "green", "blue"])[y]
+    return df.to_csv(index=False).encode()
+
+
+def charts_of(at: AppTest) -> list[dict]:
+    """The Vega-Lite charts on the page: their spec, with the rows of every dataset (which
+    Streamlit ships separately, as Arrow tables) under ``"rows"``."""
+    out = []
+    for c in at.get("vega_lite_chart"):
+        spec = json.loads(c.proto.spec)
+        spec["rows"] = [
+            row for d in c.proto.datasets
+            for row in pa.ipc.open_stream(d.data.data).read_pandas().to_dict("records")
+        ]  # fmt: skip
+        out.append(spec)
+    return out
+
+
+def chart_datasets(spec: dict) -> list[dict]:
+    return spec["rows"]
+
+
+# --- Home ------------------------------------------------------------------------------------
+
+
+def test_home_shows_workers_queue_length_and_recent_runs(home):
+    db = connect()
+    registry.upsert_worker(db, "cpu@test", device="cpu", host="test", status="online")
+    at = page("home")
+    shown = texts(at)
+    assert "Workers online" in shown and "Queued" in shown
+    assert "lr cuts" in shown and "fixed lr" in shown  # recent runs, by name
+    workers = at.dataframe[0].value
+    assert list(workers["name"]) == ["cpu@test"] and workers["state"][0] == "idle"
+    assert "Quick start" not in shown  # only for a first-time user
+
+
+def test_home_for_a_first_time_user_shows_the_quick_start(empty_home):
+    at = page("home")
+    shown = texts(at)
+    assert "Quick start" in shown
+    assert "No worker is online" in shown
+    assert "No runs yet" in shown
+
+
+# --- Datasets --------------------------------------------------------------------------------
+
+
+def test_upload_through_the_file_uploader_adds_a_dataset_with_its_report(empty_home):
+    at = page("datasets")
+    assert "No datasets yet" in texts(at)
+    at.file_uploader(key="upload").set_value(("colours.csv", csv_bytes(), "text/csv"))
+    at.run()
+    assert_clean(at)
+    shown = texts(at)
+    assert "Added dataset **colours.csv**" in shown
+    assert "column income spans" in shown and "log(1 + x)" in shown  # T2 finding
+    assert "only 300 rows" in shown  # T1 finding
+    (ds,) = registry.list_datasets(connect())
+    assert ds["target"] == "label" and ds["task"] == "classification"
+    stored = Path(ds["path"])
+    assert stored.name == f"{ds['sha256']}.csv" and stored.is_file()
+    assert not list(stored.parent.glob("tmp-*"))
+
+
+def test_a_bad_upload_shows_a_message_and_leaves_nothing_behind(empty_home):
+    at = page("datasets")
+    bad = "name,label\n" + "\n".join(f"person{i},{i % 2}" for i in range(80))  # 80 text values
+    at.file_uploader(key="upload").set_value(("people.csv", bad.encode(), "text/csv"))
+    at.run()
+    assert_clean(at)
+    errors = [e.value for e in at.error]
+    assert errors and "people.csv can't be used" in errors[0] and "name" in errors[0]
+    assert registry.list_datasets(connect()) == []
+    assert not list((empty_home / "datasets").glob("*"))
+
+
+def test_a_bundled_sample_is_added_with_one_click_and_the_target_can_be_changed(empty_home):
+    at = page("datasets")
+    at.button(key="builtin-builtin:diabetes").click()
+    at.run()
+    assert_clean(at)
+    assert "Added **builtin:diabetes**" in texts(at)
+    (ds,) = registry.list_datasets(connect())
+    assert ds["path"] == "builtin:diabetes" and ds["task"] == "regression"
+
+    at.file_uploader(key="upload").set_value(("colours.csv", csv_bytes(), "text/csv"))
+    at.run()
+    assert at.selectbox(key="target_pick").value == "label"
+    at.selectbox(key="target_pick").set_value("a")  # predict column a instead
+    next(b for b in at.button if b.label == "Use this target").click()
+    at.run()
+    assert_clean(at)
+    assert "Target set to **a**" in texts(at)
+    targets = [(d["name"], d["target"], d["task"]) for d in registry.list_datasets(connect())]
+    assert ("colours.csv", "a", "regression") in targets
+    assert ("colours.csv", "label", "classification") in targets
+
+
+def test_ingest_refuses_unknown_types_and_stores_identical_content_once(empty_home):
+    db = connect()
+    with pytest.raises(DataError, match="unsupported file type"):
+        datasets.ingest(db, b"hello", "notes.docx")
+    a = datasets.ingest(db, csv_bytes(), "one.csv")
+    b = datasets.ingest(db, csv_bytes(), "two.csv")
+    assert a["id"] == b["id"] and len(registry.list_datasets(db)) == 1
+    assert not list((empty_home / "datasets").glob("tmp-*"))
+
+
+# --- New run ---------------------------------------------------------------------------------
+
+
+def _new_run(home) -> AppTest:
+    return page("new_run", new_run_dataset=home["dataset"]["id"])
+
+
+def test_new_run_shows_preset_cards_with_tip_and_why(home):
+    at = _new_run(home)
+    assert at.radio(key="nr_preset").value == "sutskever"
+    card = at.dataframe[0].value
+    assert {"setting", "value", "tip", "why"} <= set(card.columns)
+    assert "optim.lr" in set(card["setting"]) and "T5" in set(card["tip"])
+
+
+def test_new_run_queues_a_run_with_the_preset_and_the_overrides(home):
+    db = connect()
+    before = registry.count_runs(db)
+    at = _new_run(home)
+    at.number_input(key="nr_sutskever_epochs").set_value(7)
+    at.text_area(key="nr_extra").set_value("schedule.plateau_patience=2")
+    next(b for b in at.button if b.label == "Queue run").click()
+    at.run()
+    assert_clean(at)
+    assert registry.count_runs(db) == before + 1
+    run = registry.list_runs(db, limit=1)[0]
+    assert f"Queued run: run {run['id']}" in texts(at)
+    assert run["status"] == "queued" and run["preset"] == "sutskever"
+    assert run["spec"]["train"]["epochs"] == 7
+    assert run["spec"]["schedule"]["plateau_patience"] == 2
+    assert run["dataset_id"] == home["dataset"]["id"]
+
+
+def test_new_run_names_each_invalid_field_and_queues_nothing(home):
+    db = connect()
+    before = registry.count_runs(db)
+    at = _new_run(home)
+    at.number_input(key="nr_sutskever_lr").set_value(-1.0)
+    at.text_area(key="nr_extra").set_value("optim.colour=blue\nnot an assignment")
+    next(b for b in at.button if b.label == "Queue run").click()
+    at.run()
+    assert_clean(at)
+    (err,) = [e.value for e in at.error]
+    assert "Nothing was queued" in err
+    assert "not an assignment" in err
+    at.text_area(key="nr_extra").set_value("")
+    next(b for b in at.button if b.label == "Queue run").click()
+    at.run()
+    (err,) = [e.value for e in at.error]
+    assert "**Learning rate** (`optim.lr`)" in err and "greater than 0" in err
+    assert registry.count_runs(db) == before
+
+
+def test_new_run_queues_an_ensemble_and_an_ab_pair(home):
+    db = connect()
+    at = _new_run(home)
+    at.number_input(key="nr_members").set_value(3)
+    next(b for b in at.button if b.label == "Queue an ensemble").click()
+    at.run()
+    assert_clean(at)
+    run = registry.list_runs(db, limit=1)[0]
+    assert run["spec"]["ensemble"]["members"] == 3
+
+    at = _new_run(home)
+    at.selectbox(key="nr_sutskever_abtip").set_value("T7")
+    next(b for b in at.button if b.label == "A/B one tip").click()
+    at.run()
+    assert_clean(at)
+    off, on = registry.list_runs(db, limit=2)
+    assert on["group_id"] == off["group_id"] and on["group_id"].startswith("ab-")
+    assert on["spec"]["schedule"]["enabled"] is True
+    assert off["spec"]["schedule"]["enabled"] is False
+    assert at.session_state["compare_ids"] == [on["id"], off["id"]]
+    assert "Queued an A/B pair" in texts(at)
+
+
+def test_new_run_without_datasets_points_to_the_datasets_page(empty_home):
+    at = page("new_run")
+    assert "No datasets yet" in texts(at)
+
+
+# --- Runs ------------------------------------------------------------------------------------
+
+
+def test_runs_table_lists_runs_and_filters_by_status(home):
+    at = page("runs")
+    table = at.dataframe[0].value
+    assert {"status", "progress", "dataset", "preset", "best", "duration", "owner", "device"} <= set(
+        table.columns
+    )
+    cut = table[table["id"] == home["cut"]].iloc[0]
+    assert cut["status"] == "finished" and cut["best"].startswith("acc ")
+    assert cut["dataset"] == "builtin:breast-cancer" and cut["progress"] == 1.0
+    at.multiselect(key="runs_status").set_value(["finished"])
+    at.run()
+    assert set(at.dataframe[0].value["status"]) == {"finished"}
+
+
+def test_runs_page_cancels_a_queued_run(home):
+    from jobs.submit import submit
+
+    ds = home["dataset"]
+    run_id = submit("quick", ds["path"], target=ds["target"], dataset_id=ds["id"]).run_id
+    at = page("runs")
+    at.multiselect(key="runs_picked").set_value([run_id])
+    at.run()
+    next(b for b in at.button if b.label == "Cancel").click()
+    at.run()
+    assert_clean(at)
+    assert registry.get_run(connect(), run_id)["status"] == "cancelled"
+    assert f"Run {run_id}: cancelled." in texts(at)
+
+
+def test_runs_page_compares_selected_runs(home):
+    at = page("runs")
+    at.multiselect(key="runs_picked").set_value([home["cut"], home["fixed"]])
+    at.run()
+    next(b for b in at.button if b.label == "Compare").click()
+    at.run()
+    assert_clean(at)
+    assert at.title[0].value == "Compare runs"
+    assert at.multiselect(key="compare_pick").value == [home["cut"], home["fixed"]]
+    diff = at.dataframe[1].value
+    assert "schedule.enabled" in set(diff["setting"])
+    assert charts_of(at)
+
+
+def test_runs_empty_state(empty_home):
+    assert "No runs yet" in texts(page("runs"))
+
+
+# --- Run detail ------------------------------------------------------------------------------
+
+
+def test_run_detail_draws_every_panel_with_lr_cut_annotations(home):
+    at = page("run_detail", run_id=home["cut"])
+    specs = charts_of(at)
+    titles = [s.get("title") for s in specs]
+    assert titles[0] == "Loss (train and validation)"
+    assert any("Learning rate" in str(t) for t in titles)
+    assert any("Update / weight ratio" in str(t) for t in titles)
+    assert any("Gradient norm" in str(t) for t in titles)
+    labels = {r.get("label") for r in chart_datasets(specs[0])}
+    assert "LR 0.1 → 0.05" in labels  # the plateau cut, drawn as a labelled rule
+    assert "LR 0.1 → 0.05" in texts(at)
+    ratio = next(s for s in specs if "ratio" in str(s.get("title")))
+    assert any(r.get("mid") == 1e-3 for r in chart_datasets(ratio))  # the T6 band
+    grad = next(s for s in specs if "Gradient" in str(s.get("title")))
+    assert any(r.get("y") == 1.0 for r in chart_datasets(grad))  # the clip bound (T9)
+    assert [d.label for d in at.get("download_button")][0] == "Resolved config (JSON)"
+
+
+def test_run_detail_marks_where_a_cut_would_have_helped_and_queues_the_doctors_fix(home):
+    db = connect()
+    at = page("run_detail", run_id=home["fixed"])
+    assert "a cut would have helped here" not in texts(at)  # short label on the chart, not this
+    assert "Dashed marks — fixed LR" in texts(at)
+    assert "T7" in texts(at)
+    fix = next(b for b in at.button if b.label.startswith("Queue a run with this change"))
+    assert "schedule.enabled=True" in fix.label
+    fix.click()
+    at.run()
+    assert_clean(at)
+    new = registry.list_runs(db, limit=1)[0]
+    assert new["spec"]["schedule"]["enabled"] is True
+    assert new["spec"]["train"]["epochs"] == FAST["train.epochs"]  # the rest is the same run
+    assert at.session_state["run_id"] == new["id"]
+
+
+def test_run_detail_of_a_queued_run_says_it_waits_and_can_be_cancelled(home):
+    from jobs.submit import submit
+
+    ds = home["dataset"]
+    run_id = submit("quick", ds["path"], target=ds["target"], dataset_id=ds["id"]).run_id
+    at = page("run_detail", run_id=run_id)
+    assert "Queued — waiting for a worker" in texts(at)
+    next(b for b in at.button if b.label == "Cancel this run").click()
+    at.run()
+    assert_clean(at)
+    assert registry.get_run(connect(), run_id)["status"] == "cancelled"
+
+
+def test_run_detail_exports_metrics_csv(home):
+    at = page("run_detail", run_id=home["cut"])
+    next(b for b in at.button if b.label == "Prepare metrics CSV").click()
+    at.run()
+    assert_clean(at)
+    assert "points exported" in texts(at)
+    assert (views.run_dir(home["cut"]) / "metrics.csv").is_file()
+    labels = [d.label for d in at.get("download_button")]
+    assert "Metrics (CSV)" in labels and any("model.pt" in x for x in labels)
+
+
+def test_run_detail_with_an_unknown_run_id_falls_back_with_a_message(home):
+    at = page("run_detail", run_id=99999)
+    assert "There is no run 99999" in texts(at)
+
+
+# --- Compare ---------------------------------------------------------------------------------
+
+
+def test_compare_overlays_runs_and_lists_their_differences(home):
+    at = page("compare", compare_ids=[home["cut"], home["fixed"]])
+    (spec,) = charts_of(at)
+    series = {r["series"] for r in chart_datasets(spec) if "series" in r}
+    assert series == {f"run {home['cut']}", f"run {home['fixed']}"}
+    diff = at.dataframe[1].value
+    row = diff[diff["setting"] == "schedule.enabled"].iloc[0]
+    assert row[f"run {home['cut']}"] == "True" and row[f"run {home['fixed']}"] == "False"
+
+
+def test_compare_with_fewer_than_two_runs_explains_what_to_do(empty_home):
+    assert "Compare needs at least two runs" in texts(page("compare"))
+
+
+# --- chart data ------------------------------------------------------------------------------
+
+
+def test_live_refresh_reads_only_new_points_and_matches_a_full_read(home):
+    db = connect()
+    run_id = registry.create_run(db, spec={}, preset="quick")
+    with MetricWriter(db_path(), run_id) as w:
+        for s in range(1, 101):
+            w.log(s, {"train/loss": 1.0 / s, "lr": 0.1})
+    cache = charts.RunCache(run_id)
+    first = charts.run_chart_data(db, run_id, cache=cache)
+    assert first.points == 200 and first.last_step == 100
+    with MetricWriter(db_path(), run_id) as w:
+        for s in range(101, 111):
+            w.log(s, {"train/loss": 1.0 / s, "lr": 0.05})
+        w.event(105, "lr_cut", "cut", {"old_lr": 0.1, "new_lr": 0.05})
+    fresh = reader.series(db, run_id, ["train/loss"], since_step=100)["train/loss"]
+    assert fresh.step == list(range(101, 111))  # what the refresh reads
+    second = charts.run_chart_data(db, run_id, cache=cache)
+    full = reader.series(db, run_id, ["train/loss"])["train/loss"]
+    assert cache.series["train/loss"].step == full.step
+    assert second.points == 220 and list(second.events["label"]) == ["LR 0.1 → 0.05"]
+
+
+def test_long_series_stay_within_the_point_budget_and_keep_spikes(home):
+    db = connect()
+    run_id = registry.create_run(db, spec={}, preset="quick")
+    with MetricWriter(db_path(), run_id) as w:
+        for s in range(50_000):
+            w.log(s, {"train/loss": 100.0 if s == 31_337 else 1.0})
+    data = charts.run_chart_data(db, run_id, max_points=500)
+    frame = data.frames["loss"]
+    assert len(frame) <= 500 and frame["downsampled"].all()
+    assert frame["value"].max() == 100.0  # the spike survives downsampling
+    assert "mark" in json.dumps(charts.run_charts(data)["loss"].to_dict())
+
+
+def test_ema_smoothing_is_debiased_and_skips_nan():
+    out = charts.ema(np.array([1.0, np.nan, 3.0]), 0.5)
+    assert out[0] == 1.0 and out[1] == 1.0 and out[2] == pytest.approx((0.25 + 1.5) / 0.75)
+    with pytest.raises(ValueError):
+        charts.ema(np.array([1.0]), 1.0)
