@@ -23,7 +23,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Run as a script, Python puts bench/ first on sys.path, where bench/queue.py would shadow the
+# standard library's `queue` (used by torch and multiprocessing): swap it for the repo root.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 from engine.config import resolve_config  # noqa: E402
 from engine.data import Prepared, Preprocessor  # noqa: E402
