@@ -156,6 +156,7 @@ class MetricWriter:
         self._closing = False
         self._closed = False
         self._error: BaseException | None = None
+        self.last_write_error: str | None = None  # the latest transient failure, e.g. disk full
         self._key_ids: dict[str, int] = {}
         self._insert_points = _INSERT_POINTS.format(run_id=self.run_id)
         self.points_written = 0
@@ -231,7 +232,11 @@ class MetricWriter:
         if self._error is not None:
             raise WriterClosed(f"metric writer for run {self.run_id} failed") from self._error
         if not ok:
-            raise TimeoutError(f"flush of run {self.run_id} did not finish within {timeout} s")
+            why = f": {self.last_write_error}" if self.last_write_error else ""
+            raise TimeoutError(
+                f"metrics of run {self.run_id} could not be written for {timeout} s{why}; "
+                "they are kept in memory until the database accepts them"
+            )
 
     def close(self) -> None:
         """Flush what is buffered and stop the background thread (idempotent)."""
@@ -281,9 +286,11 @@ class MetricWriter:
                 try:
                     if batch[0] or events:
                         self._write(conn, *batch, events)
-                except sqlite3.OperationalError:
-                    # Transient (busy beyond the timeout, I/O hiccup): keep the points, retry.
+                except sqlite3.OperationalError as e:
+                    # Transient (busy beyond the timeout, disk full, I/O hiccup): keep the
+                    # points, retry; flush() reports the reason if it has to give up waiting.
                     failures += 1
+                    self.last_write_error = str(e)
                     with self._cond:
                         self._names[:0], self._steps[:0], self._values[:0] = batch
                         self._events[:0] = events
@@ -293,6 +300,7 @@ class MetricWriter:
                     time.sleep(min(0.1 * failures, 1.0))
                     continue
                 failures = 0
+                self.last_write_error = None
                 with self._cond:
                     self.points_written += npoints
                     self._cycles_done = cycle
