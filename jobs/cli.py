@@ -157,9 +157,23 @@ def cmd_submit(args: argparse.Namespace) -> int:
     print(f"run {res.run_id} queued")
     if not res.sent:
         print(f"warning: {res.note}", file=sys.stderr)
+    if not _queue_has_worker(args.queue):
+        hint = "trainboard worker --device cuda:N" if args.queue == "gpu" else "trainboard up"
+        print(f"note: no live worker takes the {args.queue} queue yet; the run waits until one "
+              f"starts ({hint})", file=sys.stderr)
     if not args.wait:
         return 0
     return _wait(res.run_id)
+
+
+def _queue_has_worker(queue: str) -> bool:
+    from jobs import registry
+    from jobs.db import connect
+
+    workers = registry.list_workers(connect(), alive_within_s=30)
+    return any(
+        w["status"] != "stopped" and queue in (w["queue"] or "").split(",") for w in workers
+    )
 
 
 def _wait(run_id: int) -> int:

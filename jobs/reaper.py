@@ -22,12 +22,11 @@ from dataclasses import dataclass, field
 
 import sqlite_utils
 from celery import Celery
-from kombu.exceptions import OperationalError
 
 from jobs import registry
 from jobs.celery_app import current_app
 from jobs.errors import IllegalTransition
-from jobs.submit import _sends, send_run
+from jobs.submit import _sends, broker_errors, send_run
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +106,7 @@ def _resend_queued(db: sqlite_utils.Database, app: Celery, report: ReapReport) -
             if qname not in empty:
                 try:
                     empty[qname] = queue_size(app, qname) == 0
-                except (OperationalError, OSError) as e:
+                except broker_errors(app) as e:
                     log.warning("broker unreachable while checking queue %s: %s", qname, e)
                     report.broker_down = True
                     return

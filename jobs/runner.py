@@ -67,6 +67,11 @@ class RunSink:
 
     def log(self, step: int, values: dict[str, float]) -> None:
         self.writer.log(step, values)
+        if any(k.startswith("val/") for k in values):
+            # Validation points end an epoch, and the engine writes its checkpoint right
+            # after them: commit first, so a run killed later never resumes from a checkpoint
+            # whose epoch has no metrics in the store (a gap in the series).
+            self.writer.flush(timeout=30)
 
     def event(self, step: int, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
         self.writer.event(step, kind, message, data)

@@ -50,6 +50,15 @@ def _sends(db: sqlite_utils.Database) -> None:
     db.execute(SENDS_DDL)
 
 
+def broker_errors(app: Celery) -> tuple[type[BaseException], ...]:
+    """What a send raises when the broker is unreachable, for this app's transport."""
+    conn = app.connection_for_write()  # not connected: only its transport's error classes
+    try:
+        return (OperationalError, OSError, *conn.connection_errors, *conn.channel_errors)
+    finally:
+        conn.release()
+
+
 def send_run(db: sqlite_utils.Database, run_id: int, app: Celery | None = None) -> bool:
     """Send ``train(run_id)`` to the run's queue; record the outcome; True when it got through.
 
@@ -61,11 +70,15 @@ def send_run(db: sqlite_utils.Database, run_id: int, app: Celery | None = None) 
     s = app.trainboard_settings
     now = time.time()
     try:
+        # One retry, at once: a pooled connection may be stale after a broker restart, and
+        # kombu reconnects on the retry. A broker that is really down fails fast either way.
         app.send_task(
-            TRAIN_TASK, args=[run_id], queue=s.queue_name(run["queue"]), retry=False,
-            ignore_result=True,
+            TRAIN_TASK, args=[run_id], queue=s.queue_name(run["queue"]), ignore_result=True,
+            retry=True,
+            retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2,
+                          "interval_max": 0.2},
         )
-    except (OperationalError, OSError) as e:
+    except broker_errors(app) as e:
         db.execute(
             "INSERT INTO queue_sends (run_id, last_error, last_try_at) VALUES (?, ?, ?) "
             "ON CONFLICT (run_id) DO UPDATE SET last_error = excluded.last_error, "

@@ -60,6 +60,9 @@ def gpu_info(device: str) -> tuple[str | None, int | None]:
     if device == "cpu" or not shutil.which("nvidia-smi"):
         return None, None
     index = device.split(":", 1)[1]
+    visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    if visible and int(index) < len(visible):
+        index = visible[int(index)]  # cuda:N counts only the visible GPUs; nvidia-smi sees all
     try:
         out = subprocess.run(
             ["nvidia-smi", "-i", index, "--query-gpu=name,memory.total",
@@ -73,7 +76,11 @@ def gpu_info(device: str) -> tuple[str | None, int | None]:
 
 
 def visible_gpus() -> list[str]:
-    """``cuda:N`` for every GPU nvidia-smi lists (none without nvidia-smi)."""
+    """``cuda:N`` for every visible GPU: those in CUDA_VISIBLE_DEVICES when it is set, else
+    those nvidia-smi lists (none without nvidia-smi)."""
+    if "CUDA_VISIBLE_DEVICES" in os.environ:
+        visible = [v for v in os.environ["CUDA_VISIBLE_DEVICES"].split(",") if v.strip()]
+        return [f"cuda:{i}" for i in range(len(visible))]
     if not shutil.which("nvidia-smi"):
         return []
     try:

@@ -1,0 +1,96 @@
+"""The ``trainboard`` queue commands as a user runs them: up, submit, runs, cancel."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from jobs import registry
+from jobs.db import connect
+from tests.queue_helpers import FAST_ENV, free_port, wait_for
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = {**os.environ, **FAST_ENV, "TRAINBOARD_HOME": str(home)}
+    env.pop("TRAINBOARD_BROKER_URL", None)
+    env.pop("TRAINBOARD_QUEUE_PREFIX", None)
+    return env
+
+
+def _tb(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "jobs.cli", *args], env=env, text=True,
+                          capture_output=True, timeout=timeout)
+
+
+def test_submit_rejects_an_invalid_override_before_queueing_anything(tmp_path):
+    env = _env(tmp_path / "home")
+    out = _tb(env, "submit", "--preset", "quick", "--dataset", "builtin:digits",
+              "--set", "optim.lr=-1")
+    assert out.returncode == 2
+    assert "optim.lr" in out.stderr
+    assert registry.count_runs(connect(tmp_path / "home" / "trainboard.db")) == 0
+
+
+def test_submit_without_a_worker_queues_and_cancel_cancels_at_once(tmp_path):
+    env = _env(tmp_path / "home")
+    out = _tb(env, "submit", "--preset", "quick", "--dataset", "builtin:digits")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("run 1 queued")
+    assert "no live worker takes the cpu queue" in out.stderr
+    assert "queued" in _tb(env, "runs").stdout
+    out = _tb(env, "cancel", "1")
+    assert out.returncode == 0 and "cancelled" in out.stdout
+    assert _tb(env, "cancel", "99").returncode == 2
+
+
+def test_up_starts_dashboard_and_worker_runs_a_submission_and_stops_on_ctrl_c(tmp_path):
+    home = tmp_path / "home"
+    env = _env(home)
+    port = free_port()
+    log_path = tmp_path / "up.log"
+    with open(log_path, "wb") as log:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "jobs.cli", "up", "--port", str(port), "--no-browser",
+             "--home", str(home)],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        wait_for(lambda: "Ctrl-C" in log_path.read_text(), 60, "trainboard up to start")
+        text = log_path.read_text()
+        assert "broker: embedded" in text and "Workers: cpu" in text
+        if "Dashboard: http://localhost:" in text:
+            wait_for(lambda: _http_ok(f"http://127.0.0.1:{port}/_stcore/health"), 90,
+                     "the dashboard to answer")
+        out = _tb(env, "submit", "--preset", "quick", "--dataset", "builtin:digits",
+                  "--set", "train.epochs=1", "--set", "train.preflight=false",
+                  "--set", "train.overfit_one_batch=false", "--set", "data.max_rows=200",
+                  "--wait", timeout=180)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "run 1: finished" in out.stdout
+        assert "finished" in _tb(env, "runs", "--status", "finished").stdout
+
+        up.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
+        assert up.wait(timeout=90) == 0
+        workers = registry.list_workers(connect(home / "trainboard.db"), alive_within_s=None)
+        assert [w["status"] for w in workers] == ["stopped"]
+    finally:
+        if up.poll() is None:
+            up.terminate()  # `up` stops its children (each in its own session) before exiting
+            try:
+                up.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                os.killpg(up.pid, signal.SIGKILL)
+                up.wait()
+        print(log_path.read_text()[-3000:])
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
