@@ -246,17 +246,37 @@ def run_chart_data(
 # --- Altair ----------------------------------------------------------------------------------
 
 
+# Channels are built as Altair objects, never as "field:Q" strings or dicts: Altair resolves a
+# string or dict against the whole Vega-Lite schema (thousands of schema hashes per channel),
+# which made building the run page's charts take ~0.5 s; objects skip that lookup.
+_STEP = alt.X("step", type="quantitative", title="step")
+
+
+class PanelChart(alt.LayerChart):
+    """A layer chart that skips Altair's JSON-schema validation when rendered.
+
+    Streamlit calls ``to_dict()`` with Altair's default ``validate=True``: a jsonschema walk of
+    the whole spec that cost ~0.1 s per chart on every live refresh. The charts' structure is
+    fixed by this module and validated in the tests (``to_dict(validate=True)``), so a render
+    need not repeat it. Pass ``validate=True`` to validate explicitly."""
+
+    def to_dict(self, validate: bool = False, **kwargs: Any) -> dict[str, Any]:
+        return super().to_dict(validate, **kwargs)
+
+
 def _rules(events: pd.DataFrame, dashed: bool = False) -> list[alt.Chart]:
     if events.empty:
         return []
     # Colours come from the frame (scale=None) so events never join the series' colour legend.
     base = alt.Chart(events.assign(color=events["kind"].map(EVENT_COLORS).fillna("#444444")))
-    color = alt.Color("color:N", scale=None, legend=None)
+    color = alt.Color("color", type="nominal", scale=None, legend=None)
     rule = base.mark_rule(strokeWidth=1.5, strokeDash=[4, 4] if dashed else [1, 0]).encode(
-        x="step:Q", color=color, tooltip=["step:Q", "kind:N", "message:N"]
-    )
+        _STEP, color, tooltip=[alt.Tooltip("step", type="quantitative"),
+                               alt.Tooltip("kind", type="nominal"),
+                               alt.Tooltip("message", type="nominal")],
+    )  # fmt: skip
     text = base.mark_text(align="left", baseline="top", dx=3, fontSize=10).encode(
-        x="step:Q", y=alt.value(4), text="label:N", color=color
+        _STEP, alt.YValue(4), alt.Text("label", type="nominal"), color
     )
     return [rule, text]
 
@@ -271,7 +291,7 @@ def panel_chart(
     band: tuple[float, float, float] | None = None,
     hline: float | None = None,
     height: int = 260,
-) -> alt.LayerChart:
+) -> PanelChart:
     """A layered chart of one panel: raw (faint) + EMA lines per series, the min/max band where
     downsampled, event rules with labels, an optional target band (lo, mid, hi) and a
     horizontal rule (e.g. the clip bound)."""
@@ -279,41 +299,40 @@ def panel_chart(
     if log:  # a log axis can't show zeros or negatives
         frame = frame[(frame["value"] > 0) & (frame["vmin"] > 0)]
     base = alt.Chart(frame).encode(
-        x=alt.X("step:Q", title="step"),
-        color=alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom")),
+        _STEP, alt.Color("series", type="nominal", title=None, legend=alt.Legend(orient="bottom"))
     )
     layers: list[alt.Chart] = []
     if band is not None:
         lo, mid, hi = band
-        zone = pd.DataFrame({"lo": [lo], "hi": [hi], "mid": [mid]})
-        layers.append(alt.Chart(zone).mark_rect(color="#2ca02c", opacity=0.08)
-                      .encode(y="lo:Q", y2="hi:Q"))  # fmt: skip
-        layers.append(alt.Chart(zone).mark_rule(color="#2ca02c", strokeDash=[6, 3])
-                      .encode(y="mid:Q"))  # fmt: skip
+        zone = alt.Chart(pd.DataFrame({"lo": [lo], "hi": [hi], "mid": [mid]}))
+        layers.append(zone.mark_rect(color="#2ca02c", opacity=0.08).encode(
+            alt.Y("lo", type="quantitative"), alt.Y2("hi")))  # fmt: skip
+        layers.append(zone.mark_rule(color="#2ca02c", strokeDash=[6, 3]).encode(
+            alt.Y("mid", type="quantitative")))  # fmt: skip
     if bool(frame["downsampled"].any()):
-        layers.append(
-            base.transform_filter("datum.downsampled").mark_area(opacity=0.15).encode(
-                y=alt.Y("vmin:Q", scale=y_scale, title=None), y2="vmax:Q",
-            )
-        )  # fmt: skip
+        layers.append(base.transform_filter("datum.downsampled").mark_area(opacity=0.15).encode(
+            alt.Y("vmin", type="quantitative", scale=y_scale, title=None), alt.Y2("vmax"),
+        ))  # fmt: skip
     layers.append(base.mark_line(opacity=0.25, strokeWidth=1).encode(
-        y=alt.Y("value:Q", scale=y_scale, title=None)))  # fmt: skip
+        alt.Y("value", type="quantitative", scale=y_scale, title=None)))  # fmt: skip
     layers.append(base.mark_line(strokeWidth=2).encode(
-        y=alt.Y("ema:Q", scale=y_scale, title=None),
-        tooltip=["series:N", "step:Q", alt.Tooltip("value:Q", format=".4g"),
-                 alt.Tooltip("ema:Q", format=".4g", title="smoothed")],
+        alt.Y("ema", type="quantitative", scale=y_scale, title=None),
+        tooltip=[alt.Tooltip("series", type="nominal"), alt.Tooltip("step", type="quantitative"),
+                 alt.Tooltip("value", type="quantitative", format=".4g"),
+                 alt.Tooltip("ema", type="quantitative", format=".4g", title="smoothed")],
     ))  # fmt: skip
     if hline is not None:
         layers.append(alt.Chart(pd.DataFrame({"y": [hline]}))
-                      .mark_rule(color="#d62728", strokeDash=[6, 3]).encode(y="y:Q"))  # fmt: skip
+                      .mark_rule(color="#d62728", strokeDash=[6, 3])
+                      .encode(alt.Y("y", type="quantitative")))  # fmt: skip
     if events is not None:
         layers += _rules(events)
     if hints is not None:
         layers += _rules(hints, dashed=True)
-    return alt.layer(*layers).properties(title=title, height=height)
+    return PanelChart(layer=layers).properties(title=title, height=height)
 
 
-def run_charts(data: ChartData) -> dict[str, alt.LayerChart]:
+def run_charts(data: ChartData) -> dict[str, PanelChart]:
     """Every panel of the run page that has data, in display order."""
     charts: dict[str, alt.LayerChart] = {}
     for panel, opts in PANELS.items():
@@ -332,7 +351,7 @@ def run_charts(data: ChartData) -> dict[str, alt.LayerChart]:
     return charts
 
 
-def compare_chart(frames: dict[str, pd.DataFrame], key: str, log: bool = False) -> alt.Chart:
+def compare_chart(frames: dict[str, pd.DataFrame], key: str, log: bool = False) -> PanelChart:
     """Several runs' ``key`` on the same axes: one colour per run, raw faint + smoothed."""
     frame = pd.concat(
         [f.assign(series=name) for name, f in frames.items() if not f.empty], ignore_index=True

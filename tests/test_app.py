@@ -365,6 +365,11 @@ def test_run_detail_draws_every_panel_with_lr_cut_annotations(home):
     assert any(r.get("mid") == 1e-3 for r in chart_datasets(ratio))  # the T6 band
     grad = next(s for s in specs if "Gradient" in str(s.get("title")))
     assert any(r.get("y") == 1.0 for r in chart_datasets(grad))  # the clip bound (T9)
+    # Rendering skips Altair's schema validation for speed; the specs must still be valid.
+    run = registry.get_run(connect(), home["cut"])
+    data = charts.run_chart_data(connect(), home["cut"], spec=run["spec"])
+    for chart in charts.run_charts(data).values():
+        chart.to_dict(validate=True)
     assert [d.label for d in at.get("download_button")][0] == "Resolved config (JSON)"
 
 
@@ -465,7 +470,7 @@ def test_long_series_stay_within_the_point_budget_and_keep_spikes(home):
     frame = data.frames["loss"]
     assert len(frame) <= 500 and frame["downsampled"].all()
     assert frame["value"].max() == 100.0  # the spike survives downsampling
-    assert "mark" in json.dumps(charts.run_charts(data)["loss"].to_dict())
+    assert "mark" in json.dumps(charts.run_charts(data)["loss"].to_dict(validate=True))
 
 
 def test_ema_smoothing_is_debiased_and_skips_nan():

@@ -1,0 +1,150 @@
+"""Benchmark of the run-detail page's chart data: a 1,000,000-step run vs. a 1,000-step run.
+
+    .venv/bin/python bench/ui.py [--steps 1000000] [--repeat 7]
+
+Builds a temporary store with two runs of 5 keys logged at every step (train/loss, lr,
+grad/norm, ratio/median, ratio/max) plus per-epoch val/loss, val/acc and LR-cut events, through
+the real ``MetricWriter``. Then times, in this one invocation, what the server does to draw the
+run page, for both runs (median of ``--repeat``):
+
+* chart data: ``app.charts.run_chart_data`` with no cache (first load of the page);
+* live refresh: the same with the page's cache, when no new point has arrived;
+* chart spec: building the Altair charts from that data and converting them the way
+  ``st.altair_chart`` does (Vega-Lite spec + Arrow datasets), the rest of the server's work.
+
+Target (issue 5): chart data for the big run ≤ 0.3 s and within 3× of the small run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+# The repo root replaces this script's folder on the path: bench/ holds modules named like the
+# standard library's (bench/queue.py), which would shadow it for torch and friends.
+sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+KEYS = ("train/loss", "lr", "grad/norm", "ratio/median", "ratio/max")
+TARGET_S = 0.3
+TARGET_RATIO = 3.0
+
+
+def build_run(db_file: Path, steps: int, epochs: int = 100) -> tuple[int, dict]:
+    """A run with ``steps`` steps × 5 keys, ``epochs`` validation points and LR cuts."""
+    from engine.config import resolve_config
+    from jobs import registry
+    from jobs.db import connect
+    from jobs.writer import MetricWriter
+
+    db = connect(db_file)
+    spec = resolve_config("sutskever").to_dict()
+    run_id = registry.create_run(db, spec=spec, preset="sutskever", name=f"{steps} steps")
+    rng = np.random.default_rng(steps)
+    s = np.arange(1, steps + 1)
+    loss = 2.0 * np.exp(-s / (steps / 5)) + 0.05 * rng.standard_normal(steps) + 0.1
+    loss[rng.integers(0, steps, 20)] += 5.0  # spikes the chart must keep
+    every = max(1, steps // epochs)
+    cuts = {every * e for e in range(10, epochs, 15)}
+    lr = np.empty(steps)
+    current = 0.1
+    for i in range(steps):
+        if i + 1 in cuts:
+            current /= 2
+        lr[i] = current
+    norm = np.abs(1.0 + 0.3 * rng.standard_normal(steps))
+    ratio = 1e-3 * np.exp(0.3 * rng.standard_normal(steps))
+    cols = [loss.tolist(), lr.tolist(), norm.tolist(), ratio.tolist(), (ratio * 3).tolist()]
+    with MetricWriter(db_file, run_id, flush_points=50_000, flush_interval=2.0) as w:
+        for i, step in enumerate(s.tolist()):
+            w.log(step, dict(zip(KEYS, (c[i] for c in cols), strict=True)))
+            if step % every == 0:
+                epoch = step // every
+                w.log(step, {"val/loss": float(loss[i]) + 0.05, "val/acc": 1 - float(loss[i]) / 3,
+                             "train/epoch_loss": float(loss[i]), "epoch": epoch})  # fmt: skip
+                if step in cuts:
+                    w.event(step, "lr_cut", "validation loss plateaued (T7)",
+                            {"tip": "T7", "old_lr": lr[i - 1], "new_lr": lr[i], "epoch": epoch})
+    return run_id, spec
+
+
+def median_time(fn, repeat: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--steps", type=int, default=1_000_000)
+    p.add_argument("--small", type=int, default=1_000)
+    p.add_argument("--repeat", type=int, default=7)
+    args = p.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="tb-bench-ui-") as tmp:
+        os.environ["TRAINBOARD_HOME"] = tmp
+        from app import charts
+        from jobs.db import connect, db_path
+
+        try:  # exactly what st.altair_chart does with a chart (private: fall back if it moves)
+            from streamlit.elements.vega_charts import (
+                _convert_altair_to_vega_lite_spec as to_vega,
+            )
+        except ImportError:
+
+            def to_vega(chart):
+                return chart.to_dict()
+
+        db_file = db_path()
+        t0 = time.perf_counter()
+        big, spec = build_run(db_file, args.steps)
+        build_s = time.perf_counter() - t0
+        small, _ = build_run(db_file, args.small, epochs=min(100, args.small // 10))
+        db = connect(db_file)
+        print(f"store: {args.steps:,} + {args.small:,} steps × {len(KEYS)} keys written in "
+              f"{build_s:.1f} s ({db_file.stat().st_size / 2**20:.0f} MiB)\n")  # fmt: skip
+
+        rows = []
+        for label, run_id in ((f"{args.steps:,} steps", big), (f"{args.small:,} steps", small)):
+            charts.run_chart_data(db, run_id, spec=spec)  # warm imports and the page cache
+            cold, data = median_time(lambda r=run_id: charts.run_chart_data(db, r, spec=spec),
+                                     args.repeat)  # fmt: skip
+            cache = charts.RunCache(run_id)
+            charts.run_chart_data(db, run_id, spec=spec, cache=cache)
+            live, _ = median_time(
+                lambda r=run_id, c=cache: charts.run_chart_data(db, r, spec=spec, cache=c),
+                args.repeat,
+            )
+            spec_s, _ = median_time(
+                lambda d=data: [to_vega(c) for c in charts.run_charts(d).values()],
+                max(3, args.repeat // 2),
+            )
+            rows.append((label, data.points, data.events.shape[0], cold, live, spec_s))
+
+        print(f"{'run':>16} {'points drawn':>13} {'events':>7} {'chart data':>11} "
+              f"{'live refresh':>13} {'chart spec':>11}")  # fmt: skip
+        for label, pts, ev, cold, live, spec_s in rows:
+            print(f"{label:>16} {pts:>13,} {ev:>7} {cold:>10.3f}s {live:>12.3f}s {spec_s:>10.3f}s")
+        big_s, small_s = rows[0][3], rows[1][3]
+        ratio = big_s / small_s
+        ok_abs, ok_ratio = big_s <= TARGET_S, ratio <= TARGET_RATIO
+        print(f"\ntarget: chart data of the big run ≤ {TARGET_S} s: {big_s:.3f} s "
+              f"{'OK' if ok_abs else 'MISSED'}; within {TARGET_RATIO:g}× of the small run: "
+              f"{ratio:.2f}× {'OK' if ok_ratio else 'MISSED'}")  # fmt: skip
+        print("(chart spec = Altair build + Streamlit's conversion, mostly a fixed cost per panel: "
+              "each key is capped at 2,000 points, so it hardly depends on the run's length)")
+        db.close()
+        return 0 if ok_abs and ok_ratio else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
