@@ -146,19 +146,23 @@ def home_summary(db: sqlite_utils.Database, recent: int = 5) -> dict[str, Any]:
     counts = dict(db.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall())
     workers = []
     for w in registry.list_workers(db, alive_within_s=60):
-        busy = w.get("current_run") is not None
+        if w.get("status") in ("stopped", "offline"):
+            state = "stopped"
+        else:
+            state = "busy" if w.get("current_run") is not None else "idle"
+        seen = w.get("last_seen")
         workers.append({
             "name": w["name"],
             "device": w.get("device") or "cpu",
             "gpu": w.get("gpu_name") or "—",
-            "state": "busy" if busy else ("idle" if w.get("status") != "offline" else "offline"),
+            "state": state,
             "run": w.get("current_run"),
-            "seen": format_duration(time.time() - w["last_seen"]) + " ago"
-            if w.get("last_seen") else "—",
+            "seen": f"{format_duration(time.time() - seen)} ago" if seen else "—",
         })  # fmt: skip
     rows, total = run_rows(db, limit=recent)
     return {
         "workers": workers,
+        "online": sum(w["state"] != "stopped" for w in workers),
         "queued": counts.get("queued", 0),
         "running": counts.get("running", 0),
         "counts": counts,

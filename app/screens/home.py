@@ -13,7 +13,7 @@ ui.show_flashes()
 summary = views.home_summary(ui.db())
 
 c1, c2, c3, c4 = st.columns(4)
-c1.metric("Workers online", len(summary["workers"]))
+c1.metric("Workers online", summary["online"])
 c2.metric("Queued", summary["queued"])
 c3.metric("Running", summary["running"])
 c4.metric("Runs in all", summary["total_runs"])
@@ -34,7 +34,7 @@ if summary["total_runs"] == 0:
     q3.page_link(ui.PAGES["runs"], label="3. Watch it learn", icon=":material/monitoring:")
 
 st.subheader("Workers")
-if summary["workers"]:
+if summary["online"]:
     st.dataframe(
         pd.DataFrame(summary["workers"]), hide_index=True, width="stretch",
         column_config={"run": st.column_config.NumberColumn("current run", format="%d")},

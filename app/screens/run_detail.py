@@ -98,7 +98,11 @@ def _live_charts(db) -> None:
     if key not in st.session_state:
         st.session_state[key] = charts.RunCache(run_id)
     cache = st.session_state[key]
-    status = registry.get_run(db, run_id)["status"]
+    now = registry.get_run(db, run_id)
+    status = now["status"]
+    if status == "running":
+        st.progress(float(now.get("progress") or 0.0),
+                    text=f"running · {float(now.get('progress') or 0.0):.0%} of the epochs")
     data = charts.run_chart_data(db, run_id, spec=spec, cache=cache, smoothing=smoothing)
     if active and status not in views.ACTIVE:
         st.rerun()  # the run just ended: refresh the header, doctor and downloads once
