@@ -1,0 +1,282 @@
+"""The fault suite: real Redis, real workers, real SQLite, real faults.
+
+Each test injects one fault into a running run and checks that (1) the run ends in a truthful
+state, (2) the dashboard's read model says so, and (3) every metric point committed before the
+fault is still there afterwards. Results feed docs/reliability.md (tests/reliability.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from jobs import registry, views
+from jobs.submit import submit
+from tests.queue_helpers import (
+    TINY,
+    RedisServer,
+    free_port,
+    redis_available,
+    redis_url_from_env,
+    wait_for,
+)
+from tests.reliability import record_fault
+from tests.test_queue import FINAL, QueueEnv
+
+pytestmark = pytest.mark.redis
+
+
+def committed(db, run_id: int) -> set[tuple[str, int]]:
+    """(key, step) of every metric point stored for the run."""
+    rows = db.execute("SELECT k.name, m.step FROM metrics m JOIN metric_keys k ON k.id = m.key_id WHERE m.run_id = ?", [run_id]).fetchall()
+    return {(k, s) for k, s in rows}
+
+
+def no_duplicate_steps(db, run_id: int) -> bool:
+    row = db.execute("SELECT COUNT(*), COUNT(DISTINCT key_id || ':' || step) FROM metrics WHERE run_id = ?", [run_id]).fetchone()
+    return row[0] == row[1]
+
+
+def ui_status(db, run_id: int) -> dict:
+    """What the Runs page and the run page show (the same read model the pages render)."""
+    rows, _ = views.run_rows(db)
+    return next(r for r in rows if r["id"] == run_id)
+
+
+@pytest.fixture
+def redis_env(tmp_path, monkeypatch):
+    url = redis_url_from_env()
+    if not redis_available(url):
+        pytest.skip(f"no Redis at {url}")
+    env = QueueEnv(tmp_path, monkeypatch, url)
+    yield env
+    env.close()
+
+
+def _submit(env: QueueEnv, epochs: int, preset: str = "quick", dataset: str = "builtin:digits", **extra) -> int:
+    # every step logged, so each fault has hundreds of committed points to account for
+    res = submit(preset, dataset, overrides={**TINY, "train.epochs": epochs, "train.log_every": 1, "train.ratio_every": 5, **extra}, db=env.db)
+    assert res.sent, res.note
+    return res.run_id
+
+
+def _wait_points(env: QueueEnv, run_id: int, n_epochs: int) -> set[tuple[str, int]]:
+    wait_for(lambda: len(env.steps(run_id, "val/loss")) >= n_epochs, 120, f"{n_epochs} epochs of run {run_id}")
+    return committed(env.db, run_id)
+
+
+def test_redis_restarted_mid_run(tmp_path, monkeypatch):
+    server = RedisServer(tmp_path)
+    server.start()
+    env = QueueEnv(tmp_path, monkeypatch, server.url)
+    try:
+        env.start_worker()
+        run_id = _submit(env, epochs=10)
+        before = _wait_points(env, run_id, 2)
+        server.stop()  # Redis goes away (and comes back empty: no persistence on this one)
+        time.sleep(3)
+        server.start()
+        run = env.wait_status(run_id, FINAL, timeout=180)
+        after = committed(env.db, run_id)
+        lost = len(before - after)
+        record_fault("Redis stopped 3 s mid-run, restarted empty", final_status=run["status"], survived=run["status"] == "finished" and lost == 0,
+                     points_checked=len(before), points_lost=lost, note=f"attempt {run['attempt']}; metrics go to SQLite, not Redis")
+        assert run["status"] == "finished", run["error"]
+        assert lost == 0 and no_duplicate_steps(env.db, run_id)
+        assert env.steps(run_id, "val/loss") == [3 * e for e in range(1, 11)]
+        assert ui_status(env.db, run_id)["status"] == "finished"
+    finally:
+        env.close()
+        server.stop()
+
+
+def test_worker_sigkilled_mid_run(redis_env):
+    env = redis_env
+    first = env.start_worker("w1@faults")
+    run_id = _submit(env, epochs=10)
+    before = _wait_points(env, run_id, 2)
+    first.sigkill()
+    time.sleep(0.5)
+    before = committed(env.db, run_id)  # what was committed when the process died
+    env.start_worker("w2@faults")
+    wait_for(lambda: env.run(run_id)["attempt"] >= 2, 60, "the reaper to requeue the lost run")
+    run = env.wait_status(run_id, FINAL, timeout=180)
+    after = committed(env.db, run_id)
+    lost = len(before - after)
+    record_fault("worker SIGKILLed mid-run", final_status=f"lost → resumed → {run['status']}", survived=run["status"] == "finished" and lost == 0,
+                 points_checked=len(before), points_lost=lost, note=f"attempt {run['attempt']}, resumed from the epoch checkpoint")
+    assert run["status"] == "finished" and run["attempt"] == 2, run["error"]
+    assert lost == 0 and no_duplicate_steps(env.db, run_id)
+    assert env.steps(run_id, "val/loss") == [3 * e for e in range(1, 11)]
+    kinds = [e["kind"] for e in registry_events(env, run_id)]
+    assert "resumed" in kinds
+    assert ui_status(env.db, run_id)["status"] == "finished"
+
+
+def registry_events(env, run_id):
+    from jobs.reader import events
+
+    return events(env.db, run_id)
+
+
+def test_worker_out_of_memory(redis_env, monkeypatch):
+    env = redis_env
+    env.env["TRAINBOARD_FAULT_OOM_AT_STEP"] = "20"  # the engine's fault hook: a real torch.OutOfMemoryError
+    env.start_worker("w-oom@faults")
+    run_id = _submit(env, epochs=10)
+    run = env.wait_status(run_id, FINAL, timeout=120)
+    stored = committed(env.db, run_id)
+    # everything logged before the fault: every train/loss step and the six finished epochs
+    expected = {("train/loss", s) for s in range(1, 20)} | {("val/loss", s) for s in (3, 6, 9, 12, 15, 18)}
+    lost = len(expected - stored)
+    record_fault("out of memory at step 20 (engine fault hook)", final_status=run["status"],
+                 survived=run["status"] == "failed" and "out of memory" in (run["error"] or "") and lost == 0,
+                 points_checked=len(expected), points_lost=lost, note="failed with: " + (run["error"] or "")[:90])
+    assert run["status"] == "failed"
+    assert "out of memory" in run["error"] and "train.batch_size" in run["error"]
+    assert lost == 0, "what was logged before the fault keeps its metrics"
+    assert "oom" in [e["kind"] for e in registry_events(env, run_id)]
+    row = ui_status(env.db, run_id)
+    assert row["status"] == "failed"
+
+
+def test_run_that_diverges(redis_env):
+    env = redis_env
+    env.start_worker("w-div@faults")
+    run_id = _submit(env, epochs=10, preset="sutskever", dataset="builtin:diabetes",
+                     **{"optim.lr": 10.0, "data.standardize": False, "train.log_every": 1, "data.max_rows": None})
+    run = env.wait_status(run_id, FINAL, timeout=120)
+    stored = committed(env.db, run_id)
+    record_fault("run diverges (LR 10 on raw inputs)", final_status=run["status"], survived=run["status"] == "diverged",
+                 points_checked=len(stored), points_lost=0, note=(run["error"] or "")[:100])
+    assert run["status"] == "diverged"
+    assert "learning rate" in run["error"]
+    assert "diverged" in [e["kind"] for e in registry_events(env, run_id)]
+    assert ui_status(env.db, run_id)["status"] == "diverged"
+
+
+def _mount_tmpfs(path: Path, size: str) -> bool:
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        return False
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True).returncode == 0
+
+
+def test_disk_full_while_writing_metrics(tmp_path, monkeypatch):
+    """The data directory lives on a 16 MB filesystem; mid-run a file fills it to the last
+    byte for 4 s (an operator then frees it). The writer keeps the points in memory and retries;
+    the run finishes with every point. (Checkpoints go to an ordinary disk here, so only the
+    metric writes meet the full disk, which is the case under test.)"""
+    url = redis_url_from_env()
+    if not redis_available(url):
+        pytest.skip(f"no Redis at {url}")
+    small = tmp_path / "small"
+    if not _mount_tmpfs(small, "16m"):
+        pytest.skip("needs root to mount a size-limited tmpfs")
+    try:
+        (tmp_path / "runs").mkdir()
+        home = small / "home"
+        home.mkdir()
+        (home / "runs").symlink_to(tmp_path / "runs")
+        env = QueueEnv(tmp_path, monkeypatch, url)
+        env.env["TRAINBOARD_HOME"] = str(home)
+        monkeypatch.setenv("TRAINBOARD_HOME", str(home))
+        from jobs.db import connect
+
+        env.db = connect()
+        try:
+            env.start_worker("w-disk@faults")
+            run_id = _submit(env, epochs=12, **{"train.log_every": 1, "train.ratio_every": 1})
+            before = _wait_points(env, run_id, 2)
+            filler = small / "filler"
+            with filler.open("wb") as f, contextlib.suppress(OSError):
+                while True:
+                    f.write(b"\0" * (1 << 16))
+            full_at = time.monotonic()
+            time.sleep(4)
+            during = committed(env.db, run_id)
+            filler.unlink()
+            freed_after = time.monotonic() - full_at
+            run = env.wait_status(run_id, FINAL, timeout=180)
+            after = committed(env.db, run_id)
+            lost = len(before - after)
+            record_fault(f"disk full for {freed_after:.0f} s while writing metrics (16 MB tmpfs)", final_status=run["status"],
+                         survived=run["status"] == "finished" and lost == 0, points_checked=len(before), points_lost=lost,
+                         note=f"{len(after) - len(during)} points were held in memory and written once space returned")
+            assert run["status"] == "finished", run["error"]
+            assert lost == 0 and no_duplicate_steps(env.db, run_id)
+            assert env.steps(run_id, "val/loss") == [3 * e for e in range(1, 13)], "no gap in the series"
+        finally:
+            env.close()
+    finally:
+        subprocess.run(["umount", "-l", str(small)], capture_output=True)
+
+
+def test_app_restarted_while_a_run_is_going(tmp_path):
+    """`trainboard up` (dashboard + worker, embedded broker) is stopped with Ctrl-C mid-run and
+    started again: the run is handed back, resumes from its checkpoint and finishes."""
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINBOARD_")}
+    env.update({"TRAINBOARD_HOME": str(home), "TRAINBOARD_HEARTBEAT_S": "0.5", "TRAINBOARD_STALE_AFTER_S": "3",
+                "TRAINBOARD_REAP_INTERVAL_S": "1", "TRAINBOARD_RESEND_AFTER_S": "3", "TRAINBOARD_CANCEL_POLL_S": "0.2"})
+
+    def up(log: Path) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "jobs.cli", "up", "--port", str(free_port()), "--no-browser"],
+                                env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(p: subprocess.Popen) -> None:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+    log = tmp_path / "up.log"
+    first = up(log)
+    try:
+        sub = subprocess.run([sys.executable, "-m", "jobs.cli", "submit", "--preset", "quick", "--dataset", "builtin:digits",
+                              *sum((["--set", f"{k}={v}"] for k, v in {**TINY, "train.epochs": 12, "train.log_every": 1}.items()), [])],
+                             env=env, capture_output=True, text=True, timeout=120)
+        assert sub.returncode == 0, sub.stdout + sub.stderr
+        from jobs.db import connect
+
+        os.environ["TRAINBOARD_HOME"] = str(home)
+        try:
+            db = connect(home / "trainboard.db")
+            run_id = registry.list_runs(db)[0]["id"]
+
+            def val_steps():
+                return sorted(s for k, s in committed(db, run_id) if k == "val/loss")
+
+            wait_for(lambda: len(val_steps()) >= 2, 180, "two epochs under the first `up`")
+            stop(first)
+            before = committed(db, run_id)
+            status_between = registry.get_run(db, run_id)["status"]
+            second = up(log)
+            try:
+                run = wait_for(lambda: (r := registry.get_run(db, run_id))["status"] in FINAL and r, 240, "the run to finish after the restart")
+            finally:
+                stop(second)
+            after = committed(db, run_id)
+            lost = len(before - after)
+            record_fault("app (`trainboard up`) stopped with Ctrl-C mid-run and restarted", final_status=f"{status_between} → {run['status']}",
+                         survived=run["status"] == "finished" and lost == 0, points_checked=len(before), points_lost=lost,
+                         note=f"attempt {run['attempt']}, resumed from its checkpoint")
+            assert run["status"] == "finished", run["error"]
+            assert lost == 0 and no_duplicate_steps(db, run_id)
+            assert val_steps() == [3 * e for e in range(1, 13)]
+            assert ui_status(db, run_id)["status"] == "finished"
+        finally:
+            os.environ.pop("TRAINBOARD_HOME", None)
+    finally:
+        stop(first)
+        print(log.read_text()[-3000:])
