@@ -278,6 +278,57 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return cmd_train(args)
 
 
+def _add_user(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="user_command", required=True)
+    add = sub.add_parser("add", help="create a user (asks for the password twice)")
+    add.add_argument("name")
+    add.add_argument("--admin", action="store_true", help="may cancel and delete anyone's runs and datasets")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    sub.add_parser("list", help="list users")
+    rm = sub.add_parser("remove", help="delete a user and end their sessions")
+    rm.add_argument("name")
+    pw = sub.add_parser("passwd", help="set a new password (ends the user's sessions)")
+    pw.add_argument("name")
+    pw.add_argument("--password-stdin", action="store_true")
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    import getpass
+
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("password: ")
+    if first != getpass.getpass("again: "):
+        raise SystemExit("the two passwords differ; nothing was changed")
+    return first
+
+
+def _cmd_user(args: argparse.Namespace) -> int:
+    from jobs import auth
+    from jobs.db import connect
+
+    db = connect()
+    try:
+        if args.user_command == "add":
+            user = auth.add_user(db, args.name, _read_password(args), admin=args.admin)
+            print(f"user {user['name']} created{' (admin)' if user['is_admin'] else ''}")
+            if not auth.team_mode():
+                print("note: team mode is off; set TRAINBOARD_TEAM=1 to require logins")
+        elif args.user_command == "list":
+            for u in auth.list_users(db):
+                print(f"{u['name']}{'  (admin)' if u['is_admin'] else ''}")
+        elif args.user_command == "remove":
+            auth.remove_user(db, args.name)
+            print(f"user {args.name} removed")
+        else:
+            auth.set_password(db, args.name, _read_password(args))
+            print(f"password of {args.name} changed; their sessions were ended")
+    except auth.AuthError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 # --- wiring ---------------------------------------------------------------------------------
 
 Command = tuple[str, str, Callable[[argparse.ArgumentParser], None],
@@ -289,6 +340,7 @@ COMMANDS: list[Command] = [
     ("runs", "list runs", _add_runs, cmd_runs),
     ("cancel", "cancel a queued or running run", _add_cancel, cmd_cancel),
     ("train", "train in this process, without the queue (progress bar + summary)", _add_train, _cmd_train),
+    ("user", "team mode accounts: add, list, remove, passwd", _add_user, _cmd_user),
 ]
 
 

@@ -101,3 +101,23 @@ def test_new_password_ends_existing_sessions(db):
     auth.set_password(db, "ada", "a brand new passphrase")
     assert auth.session_user(db, token) is None
     assert auth.login(db, "ada", "a brand new passphrase")
+
+
+def test_cli_user_add_creates_a_hashed_user_and_refuses_weak_passwords(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TRAINBOARD_HOME": str(tmp_path)}
+
+    def tb(*args, stdin=""):
+        return subprocess.run([sys.executable, "-m", "jobs.cli", "user", *args], input=stdin, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    ok = tb("add", "ada", "--admin", "--password-stdin", stdin="correct horse battery\n")
+    assert ok.returncode == 0 and "ada created (admin)" in ok.stdout
+    weak = tb("add", "bob", "--password-stdin", stdin="short\n")
+    assert weak.returncode == 2 and "at least 10 characters" in weak.stderr
+    db = connect(tmp_path / "trainboard.db")
+    assert [u["name"] for u in auth.list_users(db)] == ["ada"]
+    assert auth.login(db, "ada", "correct horse battery")
