@@ -264,21 +264,28 @@ class PanelChart(alt.LayerChart):
         return super().to_dict(validate, **kwargs)
 
 
-def _rules(events: pd.DataFrame, dashed: bool = False) -> list[alt.Chart]:
+def _rules(events: pd.DataFrame, dashed: bool = False, xmax: float | None = None) -> list:
     if events.empty:
         return []
     # Colours come from the frame (scale=None) so events never join the series' colour legend.
-    base = alt.Chart(events.assign(color=events["kind"].map(EVENT_COLORS).fillna("#444444")))
+    events = events.assign(color=events["kind"].map(EVENT_COLORS).fillna("#444444"))
     color = alt.Color("color", type="nominal", scale=None, legend=None)
-    rule = base.mark_rule(strokeWidth=1.5, strokeDash=[4, 4] if dashed else [1, 0]).encode(
+    rule = alt.Chart(events).mark_rule(
+        strokeWidth=1.5, strokeDash=[4, 4] if dashed else [1, 0]
+    ).encode(
         _STEP, color, tooltip=[alt.Tooltip("step", type="quantitative"),
                                alt.Tooltip("kind", type="nominal"),
                                alt.Tooltip("message", type="nominal")],
     )  # fmt: skip
-    text = base.mark_text(align="left", baseline="top", dx=3, fontSize=10).encode(
-        _STEP, alt.YValue(4), alt.Text("label", type="nominal"), color
-    )
-    return [rule, text]
+    layers = [rule]
+    # Labels near the right edge go on the left of their rule, so the plot does not clip them.
+    right = events["step"] > 0.7 * xmax if xmax else pd.Series(False, index=events.index)
+    for part, align, dx in ((events[~right], "left", 3), (events[right], "right", -3)):
+        if not part.empty:
+            layers.append(alt.Chart(part).mark_text(
+                align=align, baseline="top", dx=dx, fontSize=10
+            ).encode(_STEP, alt.YValue(4), alt.Text("label", type="nominal"), color))  # fmt: skip
+    return layers
 
 
 def panel_chart(
@@ -325,10 +332,11 @@ def panel_chart(
         layers.append(alt.Chart(pd.DataFrame({"y": [hline]}))
                       .mark_rule(color="#d62728", strokeDash=[6, 3])
                       .encode(alt.Y("y", type="quantitative")))  # fmt: skip
+    xmax = float(frame["step"].max()) if len(frame) else None
     if events is not None:
-        layers += _rules(events)
+        layers += _rules(events, xmax=xmax)
     if hints is not None:
-        layers += _rules(hints, dashed=True)
+        layers += _rules(hints, dashed=True, xmax=xmax)
     return PanelChart(layer=layers).properties(title=title, height=height)
 
 

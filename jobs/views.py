@@ -220,6 +220,11 @@ def findings(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _sig(x: float) -> float:
+    """Three significant digits: a suggested LR of 0.0333, not 0.03333333."""
+    return float(f"{x:.3g}")
+
+
 _ASSIGN = re.compile(r"\b([a-z_]+\.[a-z_]+)\s*=\s*([A-Za-z0-9_.+\-]+)")
 
 
@@ -231,9 +236,9 @@ def suggested_change(finding: dict[str, Any], spec: dict[str, Any]) -> dict[str,
     model = spec.get("model") or {}
     rule = finding.get("rule")
     by_rule: dict[str, dict[str, Any]] = {
-        "ratio_low": {"optim.lr": round(min(lr * 3, 10.0), 6)},
-        "ratio_high": {"optim.lr": round(lr / 3, 6)},
-        "loss_rising": {"optim.lr": round(lr / 10, 6)},
+        "ratio_low": {"optim.lr": _sig(min(lr * 3, 10.0))},
+        "ratio_high": {"optim.lr": _sig(lr / 3)},
+        "loss_rising": {"optim.lr": _sig(lr / 10)},
         "plateau": {"schedule.enabled": True},
         "inputs_standardized": {"data.standardize": True},
         "activation_scale": {"model.init": "scaled", "model.init_scale": 1.0},
@@ -245,7 +250,7 @@ def suggested_change(finding: dict[str, Any], spec: dict[str, Any]) -> dict[str,
         else {"augment.noise_std": 0.05},
         "exploding_gradient": {"train.clip_norm": 5.0}
         if (spec.get("train") or {}).get("clip_norm") is None
-        else {"optim.lr": round(lr / 3, 6)},
+        else {"optim.lr": _sig(lr / 3)},
     }
     if rule in by_rule:
         return by_rule[rule]

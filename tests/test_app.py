@@ -226,9 +226,9 @@ def _new_run(home) -> AppTest:
 def test_new_run_shows_preset_cards_with_tip_and_why(home):
     at = _new_run(home)
     assert at.radio(key="nr_preset").value == "sutskever"
-    card = at.dataframe[0].value
-    assert {"setting", "value", "tip", "why"} <= set(card.columns)
-    assert "optim.lr" in set(card["setting"]) and "T5" in set(card["tip"])
+    card = at.table[0].value
+    assert {"value", "tip", "why"} <= set(card.columns)
+    assert "optim.lr" in set(card.index) and "T5" in set(card["tip"])
 
 
 def test_new_run_queues_a_run_with_the_preset_and_the_overrides(home):
@@ -478,3 +478,34 @@ def test_ema_smoothing_is_debiased_and_skips_nan():
     assert out[0] == 1.0 and out[1] == 1.0 and out[2] == pytest.approx((0.25 + 1.5) / 0.75)
     with pytest.raises(ValueError):
         charts.ema(np.array([1.0]), 1.0)
+
+
+def test_run_detail_of_a_running_run_refreshes_with_only_the_new_points(home):
+    db = connect()
+    ds = home["dataset"]
+    from engine.config import resolve_config
+
+    spec = resolve_config("quick", dataset=ds["path"], target=ds["target"]).to_dict()
+    run_id = registry.create_run(db, spec=spec, preset="quick", dataset_id=ds["id"], name="live")
+    registry.claim_run(db, run_id, worker="test", device="cpu")
+    registry.heartbeat(db, run_id, worker="test", progress=0.25)
+    with MetricWriter(db_path(), run_id) as w:
+        for s in range(1, 51):
+            w.log(s, {"train/loss": 2.0 / s, "lr": 0.1})
+    at = page("run_detail", run_id=run_id)
+    assert [p.value for p in at.get("progress")] == [25]
+    cache = at.session_state[f"chart-cache-{run_id}"]
+    assert cache.reads == 1 and cache.series["train/loss"].last_step == 50
+    with MetricWriter(db_path(), run_id) as w:
+        for s in range(51, 61):
+            w.log(s, {"train/loss": 2.0 / s, "lr": 0.05})
+        w.event(55, "lr_cut", "validation loss plateaued", {"old_lr": 0.1, "new_lr": 0.05})
+    at.run()  # what the fragment's timer does every 2 s
+    assert_clean(at)
+    cache = at.session_state[f"chart-cache-{run_id}"]
+    assert cache.reads == 2 and cache.series["train/loss"].step == list(range(1, 61))
+    assert "LR 0.1 → 0.05" in texts(at)
+    registry.finish_run(db, run_id, {})
+    at.run()
+    assert_clean(at)
+    assert not at.get("progress")  # finished: no progress bar, no refresh

@@ -55,12 +55,9 @@ for p in presets:
     with st.expander(f"{p.title}" + ("  ✓ selected" if p.name == preset_name else ""),
                      expanded=p.name == preset_name):  # fmt: skip
         st.markdown(f"{p.summary}\n\n**Good for:** {p.suited_for}")
-        st.dataframe(
-            pd.DataFrame([{"setting": s.field, "value": str(s.value), "tip": s.tip,
-                           "why": s.why} for s in p.settings]),  # fmt: skip
-            hide_index=True, width="stretch",
-            column_config={"why": st.column_config.TextColumn(width="large")},
-        )
+        # st.table wraps long text: the "why" is the point of the card, it must be readable.
+        st.table(pd.DataFrame([{"setting": s.field, "value": str(s.value), "tip": s.tip,
+                                "why": s.why} for s in p.settings]).set_index("setting"))  # fmt: skip
 
 # --- 4. overrides ------------------------------------------------------------------------------
 st.subheader("4 · Adjust and queue")
