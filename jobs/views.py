@@ -194,6 +194,21 @@ def run_detail(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
             "files": files, "dir": folder}  # fmt: skip
 
 
+def export_metrics_csv(run_id: int) -> Path:
+    """Write every stored point of the run to ``<run dir>/metrics.csv`` and return the path.
+    Opens its own connection: the dashboard calls it from a download handler thread."""
+    from jobs.db import connect
+    from jobs.reader import export_metrics
+
+    path = run_dir(run_id) / "metrics.csv"
+    db = connect()
+    try:
+        export_metrics(db, run_id, path, "csv")
+    finally:
+        db.close()
+    return path
+
+
 _FINDING_KINDS = ("doctor", "preflight", "diverged", "clip_burst")
 
 

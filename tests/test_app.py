@@ -403,15 +403,17 @@ def test_run_detail_of_a_queued_run_says_it_waits_and_can_be_cancelled(home):
     assert registry.get_run(connect(), run_id)["status"] == "cancelled"
 
 
-def test_run_detail_exports_metrics_csv(home):
+def test_run_detail_offers_config_model_checkpoint_and_metrics_downloads(home):
     at = page("run_detail", run_id=home["cut"])
-    next(b for b in at.button if b.label == "Prepare metrics CSV").click()
-    at.run()
-    assert_clean(at)
-    assert "points exported" in texts(at)
-    assert (views.run_dir(home["cut"]) / "metrics.csv").is_file()
     labels = [d.label for d in at.get("download_button")]
-    assert "Metrics (CSV)" in labels and any("model.pt" in x for x in labels)
+    assert labels[0] == "Resolved config (JSON)"
+    assert any("model.pt" in x for x in labels) and any("checkpoint.pt" in x for x in labels)
+    assert "Metrics (CSV: key, step, value)" in labels
+    # the metrics button's deferred data: the run's points exported into its folder
+    path = views.export_metrics_csv(home["cut"])
+    exported = pd.read_csv(path)
+    assert list(exported.columns) == ["key", "step", "value"]
+    assert {"train/loss", "val/loss", "lr"} <= set(exported["key"])
 
 
 def test_run_detail_with_an_unknown_run_id_falls_back_with_a_message(home):

@@ -70,12 +70,12 @@ ds_id = st.selectbox(
 ds = registry.get_dataset(db, ds_id)
 report = ds.get("report") or {}
 
-cols = st.columns(5)
+st.markdown(f"**{report.get('task', '?')}** on **{report.get('modality', '?')}** data"
+            + (f", target **{ds['target']}**" if ds["target"] else ", classes from folder names"))
+cols = st.columns(3)
 cols[0].metric("Rows", f"{report.get('rows', 0):,}")
 cols[1].metric("Columns", report.get("columns", "—"))
-cols[2].metric("Task", report.get("task", "—"))
-cols[3].metric("Modality", report.get("modality", "—"))
-cols[4].metric("Duplicates", report.get("duplicates", 0))
+cols[2].metric("Duplicate rows", report.get("duplicates", 0))
 
 choices = report.get("choices") or []
 if choices:

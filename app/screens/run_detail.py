@@ -174,17 +174,14 @@ with tab_log:
 with tab_dl:
     st.download_button("Resolved config (JSON)", json.dumps(spec, indent=2),
                        file_name=f"run-{run_id}-config.json", mime="application/json")  # fmt: skip
+    # Files are read only when a button is clicked (deferred data), not on every rerun.
     for name, path in detail["files"].items():
         what = "Best model" if name == "model.pt" else "Checkpoint (to resume)"
         st.download_button(f"{what} ({name}, {path.stat().st_size / 1024:.0f} KiB)",
-                           path.read_bytes(), file_name=f"run-{run_id}-{name}",
+                           data=path.read_bytes, file_name=f"run-{run_id}-{name}",
                            key=f"dl-{name}")  # fmt: skip
     if not detail["files"]:
         st.caption("Model files appear here once the run has finished an epoch.")
-    csv_path = detail["dir"] / "metrics.csv"
-    if st.button("Prepare metrics CSV"):
-        n = reader.export_metrics(db, run_id, csv_path, "csv")
-        st.caption(f"{n:,} points exported.")
-    if csv_path.is_file():
-        st.download_button("Metrics (CSV)", csv_path.read_bytes(),
-                           file_name=f"run-{run_id}-metrics.csv", mime="text/csv")  # fmt: skip
+    st.download_button("Metrics (CSV: key, step, value)",
+                       data=lambda: views.export_metrics_csv(run_id).read_bytes(),
+                       file_name=f"run-{run_id}-metrics.csv", mime="text/csv")  # fmt: skip
