@@ -29,7 +29,12 @@ import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+# This file is named like the standard library's `queue`, which Celery imports (lazily, from
+# the functions below): take its folder off the import path (Python puts a script's folder
+# first) and put the project root there instead.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+ROOT = _HERE.parent
 sys.path.insert(0, str(ROOT))
 
 TINY = {

@@ -45,9 +45,16 @@ def _fresh(run, stale_after_s: float) -> bool:
 
 def supervise(run_id: int) -> str:
     """Claim ``run_id``, run it in a child process, watch it; returns what happened (for logs)."""
+    db = connect()
+    try:
+        return _supervise(db, run_id)
+    finally:
+        db.close()
+
+
+def _supervise(db, run_id: int) -> str:
     s = settings()
     me = worker_mod.PRESENCE
-    db = connect()
     try:
         run = registry.get_run(db, run_id)
     except RunNotFound:
@@ -70,13 +77,13 @@ def supervise(run_id: int) -> str:
     finally:
         me.current_run = None
         me.report(db)
-        if not me.shutting_down.is_set():
-            prepare_spare()
 
 
 # A warm spare runner per worker: a runner process that has already imported the engine and
 # waits on stdin for a run id. Each spare still runs exactly one run and exits, so "a fresh
 # process per run" holds; it only moves the seconds of `import torch` off the critical path.
+# The next spare starts as soon as a run is handed over, so it is ready when the run ends
+# even in a backlog (it imports torch but never touches CUDA until it gets a run).
 _spare: subprocess.Popen | None = None
 _spare_lock = threading.Lock()
 
@@ -118,9 +125,12 @@ def _start_runner(run_id: int) -> subprocess.Popen:
         try:
             proc.stdin.write(f"{run_id}\n".encode())
             proc.stdin.close()
-            return proc
         except BrokenPipeError:
             proc = None  # the spare died meanwhile; start a fresh one
+            continue
+        if not worker_mod.PRESENCE.shutting_down.is_set():
+            prepare_spare()
+        return proc
     raise OSError("the run's process exited before it got its run id")
 
 
