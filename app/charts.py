@@ -278,13 +278,16 @@ def _rules(events: pd.DataFrame, dashed: bool = False, xmax: float | None = None
                                alt.Tooltip("message", type="nominal")],
     )  # fmt: skip
     layers = [rule]
-    # Labels near the right edge go on the left of their rule, so the plot does not clip them.
+    # Labels near the right edge go on the left of their rule, so the plot does not clip them;
+    # successive labels step down three rows, so close rules don't print over each other.
+    events = events.sort_values("step").assign(ypos=[4 + 12 * (i % 3) for i in range(len(events))])
     right = events["step"] > 0.7 * xmax if xmax else pd.Series(False, index=events.index)
     for part, align, dx in ((events[~right], "left", 3), (events[right], "right", -3)):
         if not part.empty:
             layers.append(alt.Chart(part).mark_text(
                 align=align, baseline="top", dx=dx, fontSize=10
-            ).encode(_STEP, alt.YValue(4), alt.Text("label", type="nominal"), color))  # fmt: skip
+            ).encode(_STEP, alt.Y("ypos", type="quantitative", scale=None),
+                     alt.Text("label", type="nominal"), color))  # fmt: skip
     return layers
 
 
@@ -297,11 +300,12 @@ def panel_chart(
     hints: pd.DataFrame | None = None,
     band: tuple[float, float, float] | None = None,
     hline: float | None = None,
+    steps: bool = False,
     height: int = 260,
 ) -> PanelChart:
     """A layered chart of one panel: raw (faint) + EMA lines per series, the min/max band where
     downsampled, event rules with labels, an optional target band (lo, mid, hi) and a
-    horizontal rule (e.g. the clip bound)."""
+    horizontal rule (e.g. the clip bound). ``steps`` draws step functions (the LR) as steps."""
     y_scale = alt.Scale(type="log") if log else alt.Scale(zero=False)
     if log:  # a log axis can't show zeros or negatives
         frame = frame[(frame["value"] > 0) & (frame["vmin"] > 0)]
@@ -320,9 +324,10 @@ def panel_chart(
         layers.append(base.transform_filter("datum.downsampled").mark_area(opacity=0.15).encode(
             alt.Y("vmin", type="quantitative", scale=y_scale, title=None), alt.Y2("vmax"),
         ))  # fmt: skip
-    layers.append(base.mark_line(opacity=0.25, strokeWidth=1).encode(
+    shape = {"interpolate": "step-after"} if steps else {}
+    layers.append(base.mark_line(opacity=0.25, strokeWidth=1, **shape).encode(
         alt.Y("value", type="quantitative", scale=y_scale, title=None)))  # fmt: skip
-    layers.append(base.mark_line(strokeWidth=2).encode(
+    layers.append(base.mark_line(strokeWidth=2, **shape).encode(
         alt.Y("ema", type="quantitative", scale=y_scale, title=None),
         tooltip=[alt.Tooltip("series", type="nominal"), alt.Tooltip("step", type="quantitative"),
                  alt.Tooltip("value", type="quantitative", format=".4g"),
@@ -337,7 +342,11 @@ def panel_chart(
         layers += _rules(events, xmax=xmax)
     if hints is not None:
         layers += _rules(hints, dashed=True, xmax=xmax)
-    return PanelChart(layer=layers).properties(title=title, height=height)
+    # SVG, not canvas: event labels become real text in the page (selectable, readable by
+    # screen readers and by the browser test); ≤ 2,000 points per line is light for SVG.
+    return PanelChart(layer=layers).properties(
+        title=title, height=height, usermeta={"embedOptions": {"renderer": "svg"}}
+    )
 
 
 def run_charts(data: ChartData) -> dict[str, PanelChart]:
@@ -350,6 +359,8 @@ def run_charts(data: ChartData) -> dict[str, PanelChart]:
         kwargs: dict[str, Any] = {}
         if panel == "ratio":
             kwargs["band"] = (1e-4, 1e-3, 1e-2)
+        if panel == "lr":
+            kwargs["steps"] = True
         if panel == "grad" and data.clip_bound:
             kwargs["hline"] = float(data.clip_bound)
         charts[panel] = panel_chart(

@@ -126,10 +126,13 @@ def test_upload_queue_watch_lr_cut_in_a_real_browser(server, tmp_path):
             # 3. watch it: the fragment refreshes until the run ends
             page.get_by_role("link", name=re.compile("Watch run")).click()
             expect(page.get_by_text("finished", exact=True).first).to_be_visible(timeout=180_000)
-            expect(page.get_by_text(re.compile(r"LR 0\.1 → 0\.05"))).to_be_visible()
             charts = page.locator("[data-testid='stVegaLiteChart']")
-            expect(charts.first).to_be_visible()  # the loss chart comes first
-            expect(charts.nth(2)).to_be_visible()  # and at least the metric and LR charts
+            loss = charts.first  # the loss chart comes first, then at least metric and LR
+            expect(loss).to_contain_text("Loss (train and validation)")
+            expect(charts.nth(2)).to_be_visible()
+            # the LR cut: a labelled rule on the loss chart (SVG text) and in the caption below
+            expect(loss.locator("text", has_text="LR 0.1 → 0.05")).to_be_visible()
+            expect(page.locator("strong", has_text="LR 0.1 → 0.05")).to_be_visible()
         finally:
             page.screenshot(path=str(shot), full_page=True)
             print(f"screenshot: {shot}")
