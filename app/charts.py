@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import sqlite_utils
 
-from jobs import reader
+from jobs import reader, views
 from jobs.reader import SeriesData
 
 MAX_POINTS = 2000
@@ -210,7 +210,7 @@ def run_chart_data(
 ) -> ChartData:
     """Build the run page's chart data. Pass the same ``cache`` on every live refresh."""
     spec = spec or {}
-    keys = [k for k in reader.keys(db, run_id) if panel_of(k)]
+    keys = [k for k in views.metric_keys(db, run_id) if panel_of(k)]
     series = load_series(db, run_id, keys, cache, max_points)
     if cache is not None:
         new = reader.events(db, run_id, since_id=cache.last_event_id, kinds=EVENT_KINDS)

@@ -93,3 +93,21 @@ def test_best_metric_formatting():
     assert views.format_metric("acc", 0.9512) == "acc 95.1%"
     assert views.format_metric("rmse", 0.123456) == "rmse 0.1235"
     assert views.format_metric(None, None) == "—"
+
+
+def test_metric_keys_lists_what_the_run_logged(tmp_path):
+    from jobs import reader, registry
+    from jobs.db import connect
+    from jobs.writer import MetricWriter
+
+    db = connect(tmp_path / "t.db")
+    a = registry.create_run(db, spec={}, preset="quick")
+    b = registry.create_run(db, spec={}, preset="quick")
+    with MetricWriter(tmp_path / "t.db", a) as w:
+        for s in range(100):
+            w.log(s, {"train/loss": 1.0, "ratio/fc1.weight": 1e-3})
+    with MetricWriter(tmp_path / "t.db", b) as w:
+        w.log(0, {"lr": 0.1})
+    assert views.metric_keys(db, a) == reader.keys(db, a) == ["ratio/fc1.weight", "train/loss"]
+    assert views.metric_keys(db, b) == ["lr"]
+    assert views.metric_keys(db, 999) == []

@@ -24,7 +24,7 @@ if len(picked) < 2:
     st.stop()
 
 runs = [registry.get_run(db, i) for i in picked]
-keys = sorted(set().union(*(reader.keys(db, i) for i in picked)))
+keys = sorted(set().union(*(views.metric_keys(db, i) for i in picked)))
 if not keys:
     st.info("None of these runs has logged metrics yet.")
     st.stop()
