@@ -112,7 +112,13 @@ def _live_charts(db) -> None:
         else:
             st.info("No metrics logged yet.")
         return
-    figs = charts.run_charts(data)
+    # Between two refreshes with nothing new, reuse the charts instead of rebuilding them.
+    signature = (data.points, data.last_step, len(data.events), len(data.hints), smoothing)
+    built = st.session_state.get(f"chart-figs-{run_id}")
+    if built is None or built[0] != signature:
+        built = (signature, charts.run_charts(data))
+        st.session_state[f"chart-figs-{run_id}"] = built
+    figs = built[1]
     if "loss" in figs:
         st.altair_chart(figs["loss"], width="stretch")
         _annotations(data)
