@@ -9,7 +9,22 @@ import logging
 
 import streamlit as st
 
+from app import session, ui
+
 st.set_page_config(page_title="Trainboard", page_icon=":material/monitoring:", layout="wide")
+
+# Team mode (TRAINBOARD_TEAM=1): a visitor without a valid session sees only the login page.
+db = ui.db()
+user = session.current_user(db)
+if session.team_mode() and user is None:
+    st.navigation([st.Page("screens/login.py", title="Log in", icon=":material/login:")]).run()
+    st.stop()
+if user is not None:
+    with st.sidebar:
+        st.caption(f"Logged in as **{user['name']}**" + (" (admin)" if user["is_admin"] else ""))
+        if st.button("Log out", key="logout"):
+            session.log_out(db)
+            st.rerun()
 
 pages = [
     st.Page("screens/home.py", title="Home", icon=":material/home:", default=True),

@@ -4,7 +4,7 @@ report (T1/T2/T3 findings), or add a bundled sample with one click."""
 import pandas as pd
 import streamlit as st
 
-from app import ui
+from app import session, ui
 from engine.data import DataError
 from jobs import datasets, registry
 
@@ -25,7 +25,7 @@ upload = st.file_uploader(
 if upload is not None and st.session_state.get("ingested_upload") != upload.file_id:
     with st.spinner(f"Checking {upload.name}…"):
         try:
-            ds = datasets.ingest(db, upload, upload.name)
+            ds = datasets.ingest(db, upload, upload.name, owner=session.owner_name(db))
         except DataError as e:
             st.error(f"{upload.name} can't be used: {e}")
         else:
@@ -43,7 +43,7 @@ for source, text in datasets.builtin_samples().items():
         c2.markdown(":green-badge[added]")
     elif c2.button("Use this", key=f"builtin-{source}"):
         try:
-            ds = datasets.register_builtin(db, source)
+            ds = datasets.register_builtin(db, source, owner=session.owner_name(db))
         except DataError as e:
             st.error(str(e))
         else:

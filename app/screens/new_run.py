@@ -4,7 +4,7 @@ per field → queue. Also: queue an ensemble, or an A/B pair with one tip switch
 import pandas as pd
 import streamlit as st
 
-from app import ui
+from app import session, ui
 from engine.config import get_preset, list_presets, parse_override, resolve_config
 from engine.errors import ConfigError
 from jobs import registry, views
@@ -139,7 +139,7 @@ if errors:
         f"- **{label.get(f, f)}** (`{f}`): {msg}" for f, msg in errors.items()))  # fmt: skip
     st.stop()
 
-common = {"target": dataset["target"], "dataset_id": ds_id}
+common = {"target": dataset["target"], "dataset_id": ds_id, "owner": session.owner_name(db)}
 try:
     if go_ab:
         a, b, group = views.submit_ab_pair(preset_name, dataset["path"], ab_tip,

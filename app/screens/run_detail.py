@@ -8,10 +8,10 @@ import logging
 import pandas as pd
 import streamlit as st
 
-from app import charts, ui
+from app import charts, session, ui
 from engine.config import Config, explain
 from engine.errors import ConfigError
-from jobs import reader, registry, views
+from jobs import auth, reader, registry, views
 from jobs.errors import RunNotFound, StoreError
 from jobs.submit import cancel
 
@@ -63,8 +63,9 @@ if run.get("error"):
     st.error(f"{run['status'].capitalize()}: {run['error']}")
 if active and st.button("Cancel this run"):
     try:
+        auth.require_modify(session.current_user(db), run["owner"], f"run {run_id}")
         after = cancel(run_id, db=db)
-    except StoreError as e:
+    except (StoreError, auth.NotAllowed) as e:
         st.warning(str(e))
     else:
         ui.flash("Cancelled." if after == "cancelled" else "Stopping (saving a checkpoint)…")
@@ -149,7 +150,7 @@ for f in found:
             text = ", ".join(f"{k}={v}" for k, v in change.items())
             if st.button(f"Queue a run with this change ({text})", key=f"fix-{f['event_id']}"):
                 try:
-                    new_id = views.submit_with_change(db, run_id, change)
+                    new_id = views.submit_with_change(db, run_id, change, owner=session.owner_name(db))
                 except ConfigError as e:
                     st.error(f"That change isn't valid here: {e}")
                 else:

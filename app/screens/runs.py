@@ -4,8 +4,8 @@ device; filters; cancel; pick several to compare."""
 import pandas as pd
 import streamlit as st
 
-from app import ui
-from jobs import views
+from app import session, ui
+from jobs import auth, registry, views
 from jobs.errors import StoreError
 from jobs.submit import cancel
 
@@ -68,8 +68,9 @@ if a3.button("Cancel", disabled=not picked, help="Queued runs stop at once; runn
              "a checkpoint and stop within seconds"):  # fmt: skip
     for run_id in picked:
         try:
+            auth.require_modify(session.current_user(db), registry.get_run(db, run_id)["owner"], f"run {run_id}")
             after = cancel(run_id, db=db)
-        except StoreError as e:
+        except (StoreError, auth.NotAllowed) as e:
             ui.flash(f"Run {run_id}: {e}", "warning")
         else:
             ui.flash(f"Run {run_id}: " + ("cancelled." if after == "cancelled"

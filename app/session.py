@@ -1,0 +1,46 @@
+"""Who is using the dashboard: nobody in particular (single-user default) or a logged-in team
+member (team mode, TRAINBOARD_TEAM=1). Pages ask :func:`current_user` and :func:`owner_name`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from jobs import auth
+
+TOKEN_KEY = "tb_session_token"
+
+
+def team_mode() -> bool:
+    return auth.team_mode()
+
+
+def current_user(db) -> dict[str, Any] | None:
+    """The logged-in user, or None (logged out, expired session, or single-user mode)."""
+    if not team_mode():
+        return None
+    user = auth.session_user(db, st.session_state.get(TOKEN_KEY))
+    if user is None:
+        st.session_state.pop(TOKEN_KEY, None)  # expired or revoked: back to the login page
+    return user
+
+
+def owner_name(db) -> str:
+    """The owner recorded on new runs and datasets."""
+    user = current_user(db)
+    return user["name"] if user else "local"
+
+
+def may_modify(db, owner: str | None) -> bool:
+    return auth.may_modify(current_user(db), owner)
+
+
+def log_in(db, name: str, password: str) -> None:
+    st.session_state[TOKEN_KEY] = auth.login(db, name.strip(), password)
+
+
+def log_out(db) -> None:
+    token = st.session_state.pop(TOKEN_KEY, None)
+    if token:
+        auth.logout(db, token)
