@@ -25,7 +25,9 @@ from engine.data.loaders import EXTENSIONS
 from jobs import registry
 from jobs.db import data_home
 
-MAX_UPLOAD_BYTES = 2 << 30  # 2 GiB; the zip loader has its own limit on uncompressed size
+# The upload size limit (TRAINBOARD_MAX_UPLOAD_MB, default 200 MB, Streamlit's own default);
+# the zip loader has separate limits on uncompressed size and compression ratio.
+MAX_UPLOAD_BYTES = int(float(os.environ.get("TRAINBOARD_MAX_UPLOAD_MB", "200")) * 2**20)
 _CHUNK = 1 << 20
 
 
@@ -45,6 +47,11 @@ def _report_dict(raw: RawDataset) -> dict[str, Any]:
     return report
 
 
+def _too_big(filename: str) -> str:
+    return (f"{filename}: larger than the {MAX_UPLOAD_BYTES / 2**20:g} MB upload limit "
+            "(TRAINBOARD_MAX_UPLOAD_MB on the server).")
+
+
 def validate(path: Path, *, filename: str, target: str | None = None) -> dict[str, Any]:
     """Check that ``path`` (the upload of ``filename``) is a dataset the engine can train on.
 
@@ -61,7 +68,7 @@ def validate(path: Path, *, filename: str, target: str | None = None) -> dict[st
     if size == 0:
         raise DataError(f"{filename}: the file is empty.")
     if size > MAX_UPLOAD_BYTES:
-        raise DataError(f"{filename}: {size / 2**30:.1f} GiB is over the 2 GiB upload limit.")
+        raise DataError(_too_big(filename))
     try:
         raw = load_dataset(str(path), target=target)
     except DataError as e:
@@ -100,7 +107,11 @@ def ingest(
                 if hasattr(source, "seek"):
                     source.seek(0)
                 chunks = iter(lambda: source.read(_CHUNK), b"")
+            written = 0
             for chunk in chunks:
+                written += len(chunk)
+                if written > MAX_UPLOAD_BYTES:  # stop at the limit: a huge upload never fills the disk
+                    raise DataError(_too_big(name))
                 digest.update(chunk)
                 f.write(chunk)
         sha = digest.hexdigest()
