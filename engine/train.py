@@ -479,6 +479,7 @@ def _train(
         new_lr = opt.param_groups[0]["lr"]
         if new_lr < old_lr:
             st["n_cuts"] += 1
+            sink.log(st["step"], {"lr": new_lr})  # so the LR curve steps down where the cut happened
             sink.event(st["step"], "lr_cut",
                        f"validation loss plateaued: LR cut {old_lr:.3g} → {new_lr:.3g} (T7)",
                        {"tip": "T7", "old_lr": old_lr, "new_lr": new_lr, "epoch": epoch})
