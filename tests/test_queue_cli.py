@@ -9,7 +9,10 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from jobs import registry
+from jobs.cli import main
 from jobs.db import connect
 from tests.queue_helpers import FAST_ENV, free_port, wait_for
 
@@ -26,25 +29,34 @@ def _tb(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.Comp
                           capture_output=True, timeout=timeout)
 
 
-def test_submit_rejects_an_invalid_override_before_queueing_anything(tmp_path):
-    env = _env(tmp_path / "home")
-    out = _tb(env, "submit", "--preset", "quick", "--dataset", "builtin:digits",
-              "--set", "optim.lr=-1")
-    assert out.returncode == 2
-    assert "optim.lr" in out.stderr
-    assert registry.count_runs(connect(tmp_path / "home" / "trainboard.db")) == 0
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    for k, v in _env(tmp_path / "home").items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("TRAINBOARD_BROKER_URL", raising=False)
+    monkeypatch.delenv("TRAINBOARD_QUEUE_PREFIX", raising=False)
+    return tmp_path / "home"
 
 
-def test_submit_without_a_worker_queues_and_cancel_cancels_at_once(tmp_path):
-    env = _env(tmp_path / "home")
-    out = _tb(env, "submit", "--preset", "quick", "--dataset", "builtin:digits")
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("run 1 queued")
-    assert "no live worker takes the cpu queue" in out.stderr
-    assert "queued" in _tb(env, "runs").stdout
-    out = _tb(env, "cancel", "1")
-    assert out.returncode == 0 and "cancelled" in out.stdout
-    assert _tb(env, "cancel", "99").returncode == 2
+def test_submit_rejects_an_invalid_override_before_queueing_anything(home, capsys):
+    code = main(["submit", "--preset", "quick", "--dataset", "builtin:digits",
+                 "--set", "optim.lr=-1"])
+    assert code == 2
+    assert "optim.lr" in capsys.readouterr().err
+    assert registry.count_runs(connect()) == 0
+
+
+def test_submit_without_a_worker_queues_and_cancel_cancels_at_once(home, capsys):
+    assert main(["submit", "--preset", "quick", "--dataset", "builtin:digits"]) == 0
+    out = capsys.readouterr()
+    assert out.out.startswith("run 1 queued")
+    assert "no live worker takes the cpu queue" in out.err
+    assert main(["runs"]) == 0
+    assert "queued" in capsys.readouterr().out
+    assert main(["cancel", "1"]) == 0
+    assert "cancelled" in capsys.readouterr().out
+    assert main(["cancel", "99"]) == 2
+    assert "no run with id 99" in capsys.readouterr().err
 
 
 def test_up_starts_dashboard_and_worker_runs_a_submission_and_stops_on_ctrl_c(tmp_path):
