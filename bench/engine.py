@@ -20,13 +20,13 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-
 # Run as a script, Python puts bench/ first on sys.path, where bench/queue.py would shadow the
 # standard library's `queue` (used by torch and multiprocessing): swap it for the repo root.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 from engine.config import resolve_config  # noqa: E402
 from engine.data import Prepared, Preprocessor  # noqa: E402
