@@ -114,6 +114,10 @@ def bench(broker: str, samples: int, burst: int, workers: int) -> dict:
                     raise RuntimeError(f"{left} runs not final after {timeout} s")
                 time.sleep(0.2)
 
+        # Warm up this process (the first submit imports the engine's config code).
+        from engine.config import resolve_config
+
+        resolve_config("quick", dataset="builtin:digits", overrides=TINY)
         latencies = []
         for _ in range(samples):
             t0 = time.time()
@@ -125,7 +129,11 @@ def bench(broker: str, samples: int, burst: int, workers: int) -> dict:
                     break
                 time.sleep(0.005)
             wait_final([run_id], 120)
-            time.sleep(1.0)  # idle again, with a fresh spare runner
+            # Idle again: the task is over (its run's process has exited), not just the run.
+            while db.execute("SELECT count(*) FROM workers WHERE current_run IS NOT NULL "
+                             "AND status != 'stopped'").fetchone()[0]:
+                time.sleep(0.05)
+            time.sleep(0.5)
 
         t0 = time.monotonic()
         ids = [submit("quick", "builtin:digits", overrides=TINY, db=db).run_id
@@ -162,7 +170,13 @@ def bench(broker: str, samples: int, burst: int, workers: int) -> dict:
     }
 
 
+def _exit_on_sigterm() -> None:
+    # SIGTERM (e.g. from `timeout`) unwinds through the `finally` that stops the workers.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 def main() -> int:
+    _exit_on_sigterm()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--broker", choices=("both", "redis", "embedded"), default="both")
     p.add_argument("--samples", type=int, default=20)
@@ -173,14 +187,20 @@ def main() -> int:
     results = []
     for b in brokers:
         # Each broker in its own process: settings are read from the environment.
-        out = subprocess.run(
+        inner = subprocess.Popen(
             [sys.executable, __file__, "--one", b, str(args.samples), str(args.burst),
-             str(args.workers)], capture_output=True, text=True, cwd=ROOT,
+             str(args.workers)], stdout=subprocess.PIPE, text=True, cwd=ROOT,
         )  # fmt: skip
-        if out.returncode != 0:
-            print(out.stdout, out.stderr, file=sys.stderr)
+        try:
+            stdout, _ = inner.communicate()
+        finally:
+            if inner.poll() is None:  # interrupted: let it stop its workers
+                inner.terminate()
+                inner.wait(timeout=60)
+        if inner.returncode != 0:
+            print(stdout, file=sys.stderr)
             return 1
-        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        results.append(json.loads(stdout.strip().splitlines()[-1]))
         print(json.dumps(results[-1]), flush=True)
     print()
     print(f"{'broker':<9} {'median':>7} {'p95':>7}  burst")
@@ -194,6 +214,7 @@ def main() -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) == 6 and sys.argv[1] == "--one":
+        _exit_on_sigterm()
         _, _, b, n, burst, w = sys.argv
         print(json.dumps(bench(b, int(n), int(burst), int(w))))
         sys.exit(0)
