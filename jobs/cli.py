@@ -32,6 +32,9 @@ def _add_up(p: argparse.ArgumentParser) -> None:
                    help="start a worker for this device (repeatable; default: one per visible "
                         "GPU, else one CPU worker)")
     p.add_argument("--no-workers", action="store_true", help="start only the dashboard")
+    p.add_argument("--address", default=None,
+                   help="interface the dashboard listens on (default: 127.0.0.1, or 0.0.0.0 in "
+                        "team mode, where every page needs a login)")
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -60,13 +63,20 @@ def cmd_up(args: argparse.Namespace) -> int:
     for d in devices:
         start(f"worker {d}", [sys.executable, "-m", "jobs.cli", "worker", "--device", d])
     if APP_ENTRY.exists():
+        from jobs.auth import team_mode
+        from jobs.datasets import MAX_UPLOAD_BYTES
+
+        # Without team mode there is no login: listen on this machine only unless told otherwise.
+        address = args.address or ("0.0.0.0" if team_mode() else "127.0.0.1")
         start("dashboard", [
             sys.executable, "-m", "streamlit", "run", str(APP_ENTRY),
-            "--server.port", str(args.port), "--server.address", "0.0.0.0",
+            "--server.port", str(args.port), "--server.address", address,
             "--server.headless", "true" if args.headless else "false",
             "--browser.gatherUsageStats", "false",
+            # Streamlit's own cap on an upload, kept equal to Trainboard's (jobs.datasets)
+            "--server.maxUploadSize", str(max(1, round(MAX_UPLOAD_BYTES / 2**20))),
         ])  # fmt: skip
-        print(f"Dashboard: http://localhost:{args.port}", flush=True)
+        print(f"Dashboard: http://localhost:{args.port}" + ("" if address == "127.0.0.1" else f" (listening on {address})"), flush=True)
     else:
         print(f"No dashboard yet ({APP_ENTRY} is missing): running the worker(s) only.", flush=True)
     print(f"Workers: {', '.join(devices) or 'none'}. Press Ctrl-C to stop.", flush=True)
