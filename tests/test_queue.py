@@ -158,7 +158,8 @@ def test_a_queued_run_is_cancelled_at_once_and_never_runs(qenv):
 
 def test_a_killed_worker_loses_its_run_which_resumes_on_a_new_worker(qenv):
     first = qenv.start_worker("w1@test")
-    run_id = qenv.submit(epochs=12)
+    # all of digits (12 steps an epoch), so the kill lands mid-run even on a quiet machine
+    run_id = qenv.submit(epochs=12, **{"data.max_rows": None})
     # Kill once a couple of epochs are checkpointed, so there is something to resume from.
     wait_for(lambda: len(qenv.steps(run_id, "val/loss")) >= 2, 90, "two epochs")
     first.sigkill()
@@ -171,7 +172,7 @@ def test_a_killed_worker_loses_its_run_which_resumes_on_a_new_worker(qenv):
     assert run["attempt"] == 2 and run["worker"] == "w2@test"
     steps = qenv.steps(run_id, "val/loss")
     # One point per epoch, none twice, none missing: it resumed at the checkpointed epoch.
-    assert steps == [3 * e for e in range(1, 13)]
+    assert steps == [12 * e for e in range(1, 13)]
     assert steps[: len(before)] == before
     assert any(e["kind"] == "resumed" for e in _events(qenv, run_id))
 
