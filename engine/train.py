@@ -346,6 +346,7 @@ def _train(
     epoch = st["epoch"]
     while epoch < tc.epochs:
         epoch += 1
+        epoch_start_step = st["step"]
         net.train_mode(True)
         # Shuffles derive from (seed, epoch) so a resumed run sees the same order it would have.
         gen.manual_seed(tc.seed * 1_000_003 + epoch)
@@ -514,8 +515,12 @@ def _train(
     # ---- wrap up
     step = st["step"]
     if status == "cancelled":
-        if ckpt_path is not None:
-            # epoch-granular resume: the partial epoch is redone on resume (its points are replaced)
+        if ckpt_path is not None and st["epoch"] < epoch:
+            # Stopped mid-epoch: keep the newest weights, but count steps from the start of the
+            # unfinished epoch, which a resume redoes in full; its points then replace the ones
+            # logged here, so the series stays continuous (one val point per epoch, no shift).
+            _save_checkpoint(ckpt_path, net, opt, sched, best_state, st | {"step": epoch_start_step}, cfg, data)
+        elif ckpt_path is not None:
             _save_checkpoint(ckpt_path, net, opt, sched, best_state, st, cfg, data)
         message = f"cancelled at step {step}; checkpoint saved" if ckpt_path else f"cancelled at step {step}"
         sink.event(step, "cancelled", message, {"epoch": st["epoch"]})

@@ -118,3 +118,26 @@ def test_out_of_memory_ends_with_a_clear_error_and_an_event(tmp_path, monkeypatc
         raise AssertionError("an out-of-memory error must not pass silently")
     assert sink.kinds("oom")
     assert (tmp_path / CHECKPOINT).exists(), "epochs finished before the fault are kept"
+
+
+def test_a_run_cancelled_mid_epoch_resumes_with_a_continuous_series(tmp_path):
+    """The cancel checkpoint keeps the newest weights but counts steps from the start of the
+    unfinished epoch, which the resume redoes: one val point per epoch, at the same steps."""
+    data = blobs(n=60_000, val=200)
+    cfg = small(**{"train.epochs": 3, "train.batch_size": 32})
+    per_epoch = 60_000 // 32
+
+    class StopMidEpoch(MemorySink):
+        def __call__(self) -> bool:  # should_stop: once past the middle of epoch 2
+            return any(s > per_epoch * 1.5 for s, _ in self.series("train/loss"))
+
+    first = StopMidEpoch()
+    assert train(cfg, data, sink=first, should_stop=first, run_dir=tmp_path).status == "cancelled"
+    stopped_at = first.kinds("cancelled")[0]["step"]
+    assert per_epoch < stopped_at < 2 * per_epoch, "the cancel landed mid-epoch"
+    second = MemorySink()
+    assert train(cfg, data, sink=second, run_dir=tmp_path).status == "finished"
+    val_steps = [s for s, _ in first.series("val/loss")] + [s for s, _ in second.series("val/loss")]
+    assert val_steps == [per_epoch, 2 * per_epoch, 3 * per_epoch]
+    every = cfg.train.log_every
+    assert min(s for s, _ in second.series("train/loss")) == (per_epoch // every + 1) * every, "the redo starts after epoch 1"
