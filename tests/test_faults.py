@@ -271,7 +271,7 @@ def test_app_restarted_while_a_run_is_going(tmp_path):
     first = up(log)
     try:
         sub = subprocess.run([sys.executable, "-m", "jobs.cli", "submit", "--preset", "quick", "--dataset", "builtin:digits",
-                              *sum((["--set", f"{k}={v}"] for k, v in {**TINY, "data.max_rows": None, "train.epochs": 12, "train.log_every": 1}.items()), [])],
+                              *sum((["--set", f"{k}={v}"] for k, v in {**TINY, "data.max_rows": None, "train.epochs": 40, "train.log_every": 1}.items()), [])],
                              env=env, capture_output=True, text=True, timeout=120)
         assert sub.returncode == 0, sub.stdout + sub.stderr
         from jobs.db import connect
@@ -301,7 +301,7 @@ def test_app_restarted_while_a_run_is_going(tmp_path):
                          note=f"attempt {run['attempt']}, resumed from its checkpoint")
             assert run["status"] == "finished", run["error"]
             assert lost == 0 and no_duplicate_steps(db, run_id)
-            assert val_steps() == [12 * e for e in range(1, 13)]
+            assert val_steps() == [12 * e for e in range(1, 41)]
             assert ui_status(db, run_id)["status"] == "finished"
         finally:
             os.environ.pop("TRAINBOARD_HOME", None)
