@@ -7,7 +7,7 @@ fault is still there afterwards. Results feed docs/reliability.md (tests/reliabi
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import os
 import signal
 import subprocess
@@ -195,6 +195,25 @@ def _mount_tmpfs(path: Path, size: str) -> bool:
     return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True).returncode == 0
 
 
+def _fill_to_the_last_byte(path: Path) -> int:
+    """Write zeros until the filesystem answers ENOSPC, halving the chunk each time so the last
+    free byte is taken too. Unbuffered `os.write`: a buffered file keeps the unwritten tail of a
+    partial write and raises ENOSPC again when it is closed (that failed one CI run)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    written, chunk = 0, 1 << 16
+    try:
+        while chunk:
+            try:
+                written += os.write(fd, b"\0" * chunk)
+            except OSError as e:
+                if e.errno != errno.ENOSPC:
+                    raise
+                chunk //= 2
+    finally:
+        os.close(fd)
+    return written
+
+
 def test_disk_full_while_writing_metrics(tmp_path, monkeypatch):
     """The data directory lives on a 16 MB filesystem; mid-run a file fills it to the last
     byte for 4 s (an operator then frees it). The writer keeps the points in memory and retries;
@@ -223,9 +242,7 @@ def test_disk_full_while_writing_metrics(tmp_path, monkeypatch):
             before = _wait_points(env, run_id, 2)
             _still_running(env, run_id)
             filler = small / "filler"
-            with filler.open("wb") as f, contextlib.suppress(OSError):
-                while True:
-                    f.write(b"\0" * (1 << 16))
+            assert _fill_to_the_last_byte(filler) > 0
             full_at = time.monotonic()
             time.sleep(4)
             during = committed(env.db, run_id)
