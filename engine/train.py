@@ -254,6 +254,20 @@ def train(
         raise OutOfMemory(message) from e
 
 
+# How often a running loop asks `should_stop` (cooperative cancel): ~4×/s, not per step, since the
+# callback may read a database. Tests that need a cancel at an exact step set it to 0.
+STOP_CHECK_S = 0.25
+
+
+def _fault_step_delay() -> float:
+    """Fault injection for the reliability suite: TRAINBOARD_FAULT_STEP_DELAY_S=X makes every
+    step take at least X seconds longer, as a slow device would, so a run outlasts the fault a
+    test injects into it on any machine (a fast one once finished the run first). Unset (always,
+    outside tests) it is inert."""
+    v = os.environ.get("TRAINBOARD_FAULT_STEP_DELAY_S")
+    return float(v) if v else 0.0
+
+
 def _fault_oom_step() -> int | None:
     """Fault injection for the reliability suite: TRAINBOARD_FAULT_OOM_AT_STEP=N makes step N
     raise the same torch.OutOfMemoryError a GPU would. Unset (always, outside tests) it is inert."""
@@ -341,6 +355,7 @@ def _train(
     aug_gen = torch.Generator(device=dev) if augment_on else None
     samples = 0
     oom_at = _fault_oom_step()
+    step_delay = _fault_step_delay()
     t_loop = time.perf_counter()
 
     epoch = st["epoch"]
@@ -387,6 +402,8 @@ def _train(
             if measure_ratio:
                 before = [w.detach().clone() for w in weights]
             opt.step()
+            if step_delay:
+                time.sleep(step_delay)
             st["step"] = step
             loss_acc += loss.detach()
             n_acc += 1
@@ -424,7 +441,7 @@ def _train(
                 if f:
                     emit(f, step, epoch)
             now = time.monotonic()
-            if now - last_stop_check >= 0.25:  # cooperative cancel, checked ~4×/s, not per step
+            if now - last_stop_check >= STOP_CHECK_S:
                 last_stop_check = now
                 if stop_check():
                     status, reason = "cancelled", "cancel_requested"

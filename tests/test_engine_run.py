@@ -120,9 +120,13 @@ def test_out_of_memory_ends_with_a_clear_error_and_an_event(tmp_path, monkeypatc
     assert (tmp_path / CHECKPOINT).exists(), "epochs finished before the fault are kept"
 
 
-def test_a_run_cancelled_mid_epoch_resumes_with_a_continuous_series(tmp_path):
+def test_a_run_cancelled_mid_epoch_resumes_with_a_continuous_series(tmp_path, monkeypatch):
     """The cancel checkpoint keeps the newest weights but counts steps from the start of the
     unfinished epoch, which the resume redoes: one val point per epoch, at the same steps."""
+    import engine.train
+
+    # Ask should_stop at every step: at the default ~4×/s a fast machine finished epoch 2 first.
+    monkeypatch.setattr(engine.train, "STOP_CHECK_S", 0.0)
     data = blobs(n=60_000, val=200)
     cfg = small(**{"train.epochs": 3, "train.batch_size": 32})
     per_epoch = 60_000 // 32

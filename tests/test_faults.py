@@ -39,6 +39,12 @@ def committed(db, run_id: int) -> set[tuple[str, int]]:
     return {(k, s) for k, s in rows}
 
 
+# Every step of a run under test sleeps this long (the engine's slow-device fault hook), so the
+# run outlasts the fault injected into it however fast the machine is: a run of 10 epochs on all
+# of digits (12 steps each) lasts at least 6 s. Without it, a quiet machine finished runs first.
+SLOW_STEPS = {"TRAINBOARD_FAULT_STEP_DELAY_S": "0.05"}
+
+
 def no_duplicate_steps(db, run_id: int) -> bool:
     row = db.execute("SELECT COUNT(*), COUNT(DISTINCT key_id || ':' || step) FROM metrics WHERE run_id = ?", [run_id]).fetchone()
     return row[0] == row[1]
@@ -56,6 +62,7 @@ def redis_env(tmp_path, monkeypatch):
     if not redis_available(url):
         pytest.skip(f"no Redis at {url}")
     env = QueueEnv(tmp_path, monkeypatch, url)
+    env.env.update(SLOW_STEPS)
     yield env
     env.close()
 
@@ -98,6 +105,7 @@ def test_redis_restarted_mid_run(tmp_path, monkeypatch):
     server = RedisServer(tmp_path)
     server.start()
     env = QueueEnv(tmp_path, monkeypatch, server.url)
+    env.env.update(SLOW_STEPS)
     try:
         env.start_worker()
         run_id = _submit(env, epochs=10)
@@ -232,6 +240,7 @@ def test_disk_full_while_writing_metrics(tmp_path, monkeypatch):
         (home / "runs").symlink_to(tmp_path / "runs")
         env = QueueEnv(tmp_path, monkeypatch, url)
         env.env["TRAINBOARD_HOME"] = str(home)
+        env.env.update(SLOW_STEPS)
         monkeypatch.setenv("TRAINBOARD_HOME", str(home))
         from jobs.db import connect
 
@@ -269,7 +278,7 @@ def test_app_restarted_while_a_run_is_going(tmp_path):
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINBOARD_")}
     env.update({"TRAINBOARD_HOME": str(home), "TRAINBOARD_HEARTBEAT_S": "0.5", "TRAINBOARD_STALE_AFTER_S": "3",
-                "TRAINBOARD_REAP_INTERVAL_S": "1", "TRAINBOARD_RESEND_AFTER_S": "3", "TRAINBOARD_CANCEL_POLL_S": "0.2"})
+                "TRAINBOARD_REAP_INTERVAL_S": "1", "TRAINBOARD_RESEND_AFTER_S": "3", "TRAINBOARD_CANCEL_POLL_S": "0.2", **SLOW_STEPS})
 
     def up(log: Path) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", "jobs.cli", "up", "--port", str(free_port()), "--no-browser"],
@@ -284,11 +293,12 @@ def test_app_restarted_while_a_run_is_going(tmp_path):
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
 
+    epochs = 20
     log = tmp_path / "up.log"
     first = up(log)
     try:
         sub = subprocess.run([sys.executable, "-m", "jobs.cli", "submit", "--preset", "quick", "--dataset", "builtin:digits",
-                              *sum((["--set", f"{k}={v}"] for k, v in {**TINY, "data.max_rows": None, "train.epochs": 40, "train.log_every": 1}.items()), [])],
+                              *sum((["--set", f"{k}={v}"] for k, v in {**TINY, "data.max_rows": None, "train.epochs": epochs, "train.log_every": 1}.items()), [])],
                              env=env, capture_output=True, text=True, timeout=120)
         assert sub.returncode == 0, sub.stdout + sub.stderr
         from jobs.db import connect
@@ -318,7 +328,7 @@ def test_app_restarted_while_a_run_is_going(tmp_path):
                          note=f"attempt {run['attempt']}, resumed from its checkpoint")
             assert run["status"] == "finished", run["error"]
             assert lost == 0 and no_duplicate_steps(db, run_id)
-            assert val_steps() == [12 * e for e in range(1, 41)]
+            assert val_steps() == [12 * e for e in range(1, epochs + 1)]
             assert ui_status(db, run_id)["status"] == "finished"
         finally:
             os.environ.pop("TRAINBOARD_HOME", None)

@@ -157,8 +157,10 @@ def test_a_queued_run_is_cancelled_at_once_and_never_runs(qenv):
 
 
 def test_a_killed_worker_loses_its_run_which_resumes_on_a_new_worker(qenv):
+    # All of digits (12 steps an epoch), each step slowed to at least 50 ms by the engine's
+    # slow-device fault hook, so the kill lands mid-run however fast the machine is.
+    qenv.env["TRAINBOARD_FAULT_STEP_DELAY_S"] = "0.05"
     first = qenv.start_worker("w1@test")
-    # all of digits (12 steps an epoch), so the kill lands mid-run even on a quiet machine
     run_id = qenv.submit(epochs=12, **{"data.max_rows": None})
     # Kill once a couple of epochs are checkpointed, so there is something to resume from.
     wait_for(lambda: len(qenv.steps(run_id, "val/loss")) >= 2, 90, "two epochs")
