@@ -38,7 +38,7 @@ PANELS: dict[str, dict[str, Any]] = {
     "grad": {"title": "Gradient norm before clipping (T9)", "log": False},
 }
 EVENT_KINDS = ("lr_cut", "lr_floor", "early_stop", "doctor", "diverged", "clip_burst",
-               "cancelled", "resumed")  # fmt: skip
+               "cancelled", "released", "resumed")  # fmt: skip
 EVENT_COLORS = {
     "lr_cut": "#d62728",
     "lr_floor": "#8c564b",
@@ -47,6 +47,7 @@ EVENT_COLORS = {
     "diverged": "#000000",
     "clip_burst": "#bcbd22",
     "cancelled": "#7f7f7f",
+    "released": "#7f7f7f",
     "resumed": "#17becf",
     "plateau_hint": "#aaaaaa",
 }
@@ -170,6 +171,7 @@ def event_label(e: dict[str, Any]) -> str:
         "diverged": "diverged",
         "clip_burst": "clip burst (T9)",
         "cancelled": "cancelled",
+        "released": "worker stopped: requeued",
         "resumed": "resumed",
     }.get(kind, kind)
 

@@ -221,8 +221,23 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
     db["events"].create_index(["run_id", "id"])
 
 
+def _m002_queue_sends(db: sqlite_utils.Database) -> None:
+    """The queue's bookkeeping: every send of a run to the broker (see ``jobs.submit``).
+    IF NOT EXISTS: databases made before this migration existed got the table on first use."""
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS queue_sends (
+            run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+            sent_at REAL,          -- last successful send, NULL while it never got through
+            sends INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,       -- why the last try failed (cleared by a successful send)
+            last_try_at REAL
+        )"""
+    )
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "initial schema", _m001_initial),
+    (2, "queue sends", _m002_queue_sends),
 ]
 
 

@@ -26,7 +26,7 @@ from celery import Celery
 from jobs import registry
 from jobs.celery_app import current_app
 from jobs.errors import IllegalTransition
-from jobs.submit import _sends, broker_errors, send_run
+from jobs.submit import broker_errors, send_run
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,6 @@ def reap_once(db: sqlite_utils.Database, app: Celery | None = None) -> ReapRepor
 
 def _resend_queued(db: sqlite_utils.Database, app: Celery, report: ReapReport) -> None:
     s = app.trainboard_settings
-    _sends(db)
     now = time.time()
     # A just-created run is being sent by its submitter: leave it a moment.
     young = now - max(5.0, 2 * s.send_timeout_s)

@@ -237,6 +237,18 @@ def mark_lost(db: sqlite_utils.Database, run_id: int, reason: str) -> None:
     _transition(db, run_id, "mark lost", ("running",), {"status": "lost", "error": reason})
 
 
+def release_run(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
+    """running -> queued, handed back by a worker that shuts down cleanly (its run saved a
+    checkpoint first). Unlike a lost run, this gives the attempt back: restarting a server
+    three times must not fail a long run. Returns the run afterwards."""
+    _transition(
+        db, run_id, "release", ("running",),
+        {"status": "queued", "worker": None, "heartbeat_at": None, "error": None},
+        raw_sets="attempt = max(attempt - 1, 0)",
+    )  # fmt: skip
+    return get_run(db, run_id)
+
+
 def requeue_run(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
     """lost -> queued while attempts remain, else lost -> failed with a clear message.
     Returns the run afterwards (check its ``status``)."""

@@ -74,6 +74,10 @@ class RunSink:
             self.writer.flush(timeout=30)
 
     def event(self, step: int, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
+        if kind == "cancelled" and _released:
+            # The engine stopped because the worker shuts down, not because anyone cancelled.
+            kind = "released"
+            message = message.replace("cancelled", "worker shut down", 1) + "; the run goes back to the queue"
         self.writer.event(step, kind, message, data)
 
     def progress(self, fraction: float) -> None:

@@ -6,8 +6,8 @@ the reaper sends it as soon as the broker answers again: a submit is never silen
 
 Every send is recorded in ``queue_sends`` (when, how often, the last error). The reaper uses it
 to re-send a queued run whose message vanished (a broker restarted without persistence, a lost
-queue file). It lives in its own small table because it is the queue's bookkeeping, not part of
-a run's record.
+queue file). It lives in its own small table (migration 2 in ``jobs.db``) because it is the
+queue's bookkeeping, not part of a run's record.
 """
 
 from __future__ import annotations
@@ -24,16 +24,6 @@ from jobs import registry
 from jobs.celery_app import DEVICE_CLASSES, TRAIN_TASK, current_app
 from jobs.db import connect
 
-SENDS_DDL = """
-CREATE TABLE IF NOT EXISTS queue_sends (
-    run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
-    sent_at REAL,          -- last successful send, NULL while it never got through
-    sends INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT,       -- why the last try failed (cleared by a successful send)
-    last_try_at REAL
-)
-"""
-
 
 class BrokerUnavailable(Exception):
     """The broker could not be reached; the run is queued and will be sent when it answers."""
@@ -44,10 +34,6 @@ class Submitted:
     run_id: int
     sent: bool
     note: str | None = None  # set when the run waits for the broker
-
-
-def _sends(db: sqlite_utils.Database) -> None:
-    db.execute(SENDS_DDL)
 
 
 def broker_errors(app: Celery) -> tuple[type[BaseException], ...]:
@@ -64,7 +50,6 @@ def send_run(db: sqlite_utils.Database, run_id: int, app: Celery | None = None) 
 
     Never raises for a broker outage: the failure is recorded and the reaper tries again.
     """
-    _sends(db)
     app = app or current_app()
     run = registry.get_run(db, run_id)
     s = app.trainboard_settings
@@ -98,7 +83,6 @@ def send_run(db: sqlite_utils.Database, run_id: int, app: Celery | None = None) 
 
 def send_info(db: sqlite_utils.Database, run_id: int) -> dict[str, Any] | None:
     """The run's send record (``sent_at``, ``sends``, ``last_error``), None if never tried."""
-    _sends(db)
     rows = list(db.query("SELECT * FROM queue_sends WHERE run_id = ?", [run_id]))
     return rows[0] if rows else None
 
@@ -147,7 +131,6 @@ def cancel(run_id: int, db: sqlite_utils.Database | None = None) -> str:
 def queue_status(db: sqlite_utils.Database | None = None) -> dict[str, Any]:
     """Counts of runs by status, the workers seen lately, and runs waiting for the broker."""
     db = db or connect()
-    _sends(db)
     counts = dict(db.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall())
     unsent = [
         {"run_id": r[0], "last_error": r[1]}

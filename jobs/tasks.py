@@ -179,9 +179,10 @@ def _conclude(db, run_id: int, code: int, *, released: bool, log_path) -> str:
     if run["status"] != "running" or run["worker"] != worker_mod.PRESENCE.name:
         return run["status"]  # the runner recorded the outcome
     if released and code == EXIT_RELEASED:
-        registry.mark_lost(db, run_id, "worker shut down; resuming from the last checkpoint")
-        if registry.requeue_run(db, run_id)["status"] == "queued":
-            send_run(db, run_id)
+        # The engine saved a checkpoint on the way out: back to the queue without using up an
+        # attempt, and the next worker resumes from there.
+        registry.release_run(db, run_id)
+        send_run(db, run_id)
         return "released"
     if registry.cancel_requested(db, run_id):
         registry.cancel_run(db, run_id)

@@ -325,11 +325,17 @@ def test_app_restarted_while_a_run_is_going(tmp_path):
             lost = len(before - after)
             record_fault("app (`trainboard up`) stopped with Ctrl-C mid-run and restarted", final_status=f"{status_between} → {run['status']}",
                          survived=run["status"] == "finished" and lost == 0, points_checked=len(before), points_lost=lost,
-                         note=f"attempt {run['attempt']}, resumed from its checkpoint")
+                         note=f"handed back on Ctrl-C, resumed from its checkpoint; attempt {run['attempt']}")
             assert run["status"] == "finished", run["error"]
             assert lost == 0 and no_duplicate_steps(db, run_id)
             assert val_steps() == [12 * e for e in range(1, epochs + 1)]
             assert ui_status(db, run_id)["status"] == "finished"
+            # Ctrl-C is a clean shutdown: the run was handed back, not lost, and kept its attempt.
+            from jobs.reader import events
+
+            kinds = [e["kind"] for e in events(db, run_id)]
+            assert "released" in kinds and "resumed" in kinds
+            assert run["attempt"] == 1
         finally:
             os.environ.pop("TRAINBOARD_HOME", None)
     finally:

@@ -84,6 +84,19 @@ def test_every_connection_is_wal_with_busy_timeout_and_foreign_keys(db):
     assert pragma("synchronous") == 1  # NORMAL
 
 
+def test_a_version_1_database_is_upgraded_in_place(path, monkeypatch):
+    monkeypatch.setattr(jdb, "MIGRATIONS", jdb.MIGRATIONS[:1])
+    old = jdb.connect(path)
+    assert jdb.schema_version(old) == 1 and not old["queue_sends"].exists()
+    rid = new_run(old)
+    old.close()
+    monkeypatch.undo()
+    jdb._migrated.clear()  # the next version of the program opens the same file
+    db = jdb.connect(path)
+    assert jdb.schema_version(db) == len(jdb.MIGRATIONS) >= 2
+    assert db["queue_sends"].exists() and reg.get_run(db, rid)["status"] == "queued"
+
+
 def test_migrations_run_twice_are_a_noop(path, db):
     schema = db.execute("SELECT name, sql FROM sqlite_master ORDER BY name").fetchall()
     assert jdb.schema_version(db) == len(jdb.MIGRATIONS)
@@ -95,7 +108,7 @@ def test_migrations_run_twice_are_a_noop(path, db):
     assert again.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(
         jdb.MIGRATIONS
     )
-    for table in ("users", "sessions", "datasets", "runs", "workers", "metrics", "events"):
+    for table in ("users", "sessions", "datasets", "runs", "workers", "metrics", "events", "queue_sends"):
         assert again[table].exists()
 
 
@@ -150,6 +163,7 @@ ACTIONS = {
     "cancel": (lambda db, r: reg.cancel_run(db, r), {"queued", "running", "lost"}, "cancelled"),
     "mark_lost": (lambda db, r: reg.mark_lost(db, r, "gone"), {"running"}, "lost"),
     "requeue": (lambda db, r: reg.requeue_run(db, r), {"lost"}, "queued"),
+    "release": (lambda db, r: reg.release_run(db, r), {"running"}, "queued"),
     "request_cancel": (lambda db, r: reg.request_cancel(db, r), {"queued", "running", "lost"}, None),
 }  # fmt: skip
 
@@ -191,6 +205,17 @@ def test_requeue_is_bounded_by_max_attempts(db):
         run = reg.requeue_run(db, rid)
     assert run["status"] == "failed"
     assert "2 attempts" in run["error"] and "w2 vanished" in run["error"]
+
+
+def test_a_run_released_by_a_clean_shutdown_keeps_its_attempts(db):
+    rid = new_run(db, max_attempts=1)
+    for _ in range(3):  # three clean restarts of the server: the run is never given up
+        assert reg.claim_run(db, rid, worker="w", device="cpu")["attempt"] == 1
+        run = reg.release_run(db, rid)
+        assert (run["status"], run["attempt"], run["worker"]) == ("queued", 0, None)
+    reg.claim_run(db, rid, worker="w", device="cpu")
+    reg.mark_lost(db, rid, "worker vanished")  # a real loss still counts
+    assert reg.requeue_run(db, rid)["status"] == "failed"
 
 
 def test_heartbeat_from_a_worker_that_lost_the_run_raises_lost_claim(db):

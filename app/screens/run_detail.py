@@ -77,7 +77,7 @@ smoothing = st.slider("Smoothing (exponential moving average of the faint raw li
 
 def _annotations(data: charts.ChartData) -> None:
     notes = [f"**{e.label}** at step {e.step}" for e in data.events.itertuples()
-             if e.kind != "cancelled"]  # fmt: skip
+             if e.kind not in ("cancelled", "released")]  # fmt: skip
     hints = [f"{e.label} at step {e.step}" for e in data.hints.itertuples()]
     if notes:
         st.caption("Marked on the charts: " + " · ".join(notes))
