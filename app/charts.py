@@ -38,7 +38,7 @@ PANELS: dict[str, dict[str, Any]] = {
     "grad": {"title": "Gradient norm before clipping (T9)", "log": False},
 }
 EVENT_KINDS = ("lr_cut", "lr_floor", "early_stop", "doctor", "diverged", "clip_burst",
-               "cancelled", "released", "resumed")  # fmt: skip
+               "cancelled", "released", "resumed", "checkpoint_failed")  # fmt: skip
 EVENT_COLORS = {
     "lr_cut": "#d62728",
     "lr_floor": "#8c564b",
@@ -48,6 +48,7 @@ EVENT_COLORS = {
     "clip_burst": "#bcbd22",
     "cancelled": "#7f7f7f",
     "released": "#7f7f7f",
+    "checkpoint_failed": "#e377c2",
     "resumed": "#17becf",
     "plateau_hint": "#aaaaaa",
 }
@@ -172,6 +173,7 @@ def event_label(e: dict[str, Any]) -> str:
         "clip_burst": "clip burst (T9)",
         "cancelled": "cancelled",
         "released": "worker stopped: requeued",
+        "checkpoint_failed": "checkpoint not saved",
         "resumed": "resumed",
     }.get(kind, kind)
 

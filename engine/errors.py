@@ -4,7 +4,8 @@ EngineError
  ├── ConfigError        a config value or preset is not allowed (message names the field)
  ├── PresetNotFound     no preset of that name (message lists the ones that exist)
  ├── CheckpointError    a checkpoint can't be read or doesn't match the config
- └── OutOfMemory        the device ran out of memory (message says what to shrink)
+ ├── OutOfMemory        the device ran out of memory (message says what to shrink)
+ └── StorageError       the trained model could not be written (e.g. the disk stayed full)
 
 Data problems raise ``engine.data.DataError`` (a ValueError), defined beside the loaders.
 """
@@ -28,3 +29,7 @@ class CheckpointError(EngineError):
 
 class OutOfMemory(EngineError):
     """The model or batch did not fit in the device's memory."""
+
+
+class StorageError(EngineError):
+    """A file the run must produce (the trained model) could not be written, even after waiting."""

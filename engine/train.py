@@ -24,7 +24,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from engine import doctor
 from engine.config import Config
-from engine.errors import CheckpointError, ConfigError, OutOfMemory
+from engine.errors import CheckpointError, ConfigError, OutOfMemory, StorageError
 from engine.models import build_model, resolve_kind, weight_matrices
 from engine.schedule import make_plateau_scheduler
 from engine.sink import Sink
@@ -345,6 +345,7 @@ def _train(
         st["findings"].append(finding.to_dict() | {"epoch": epoch, "step": step})
         sink.event(step, kind, f"{finding.message} ({finding.tip})", finding.to_dict())
 
+    st_ckpt_epoch = st["epoch"]  # the epoch the newest checkpoint on disk holds (0: none)
     stop_check = should_stop or (lambda: False)
     last_stop_check = time.monotonic()
     progress = getattr(sink, "progress", None)
@@ -512,7 +513,16 @@ def _train(
 
         st["epoch"] = epoch
         if ckpt_path is not None:
-            _save_checkpoint(ckpt_path, net, opt, sched, best_state, st, cfg, data)
+            try:
+                _save_checkpoint(ckpt_path, net, opt, sched, best_state, st, cfg, data)
+                st_ckpt_epoch = epoch
+            except OSError as e:
+                # A full or failing disk costs resume granularity, not the run: training goes on,
+                # the last good checkpoint stays, and the next epoch tries again.
+                sink.event(st["step"], "checkpoint_failed",
+                           f"could not write the checkpoint after epoch {epoch} ({_disk_message(e)}); training goes on, "
+                           f"a resume would start {_resume_point(st_ckpt_epoch)}",
+                           {"epoch": epoch, "last_checkpoint_epoch": st_ckpt_epoch, "error": _disk_message(e)})
 
         if new_lr < sc.lr_floor:
             reason = "lr_floor"
@@ -532,14 +542,18 @@ def _train(
     # ---- wrap up
     step = st["step"]
     if status == "cancelled":
-        if ckpt_path is not None and st["epoch"] < epoch:
+        message = f"cancelled at step {step}"
+        if ckpt_path is not None:
             # Stopped mid-epoch: keep the newest weights, but count steps from the start of the
             # unfinished epoch, which a resume redoes in full; its points then replace the ones
             # logged here, so the series stays continuous (one val point per epoch, no shift).
-            _save_checkpoint(ckpt_path, net, opt, sched, best_state, st | {"step": epoch_start_step}, cfg, data)
-        elif ckpt_path is not None:
-            _save_checkpoint(ckpt_path, net, opt, sched, best_state, st, cfg, data)
-        message = f"cancelled at step {step}; checkpoint saved" if ckpt_path else f"cancelled at step {step}"
+            state = st | {"step": epoch_start_step} if st["epoch"] < epoch else st
+            try:
+                _save_checkpoint(ckpt_path, net, opt, sched, best_state, state, cfg, data)
+                message += "; checkpoint saved"
+            except OSError as e:
+                message += (f"; the checkpoint could not be written ({_disk_message(e)}), "
+                            f"a resume starts {_resume_point(st_ckpt_epoch)}")
         sink.event(step, "cancelled", message, {"epoch": st["epoch"]})
     elif status == "diverged":
         message = ("the loss became NaN/inf: training diverged. Lower the learning rate (e.g. optim.lr÷10)"
@@ -553,10 +567,10 @@ def _train(
             sink.event(step, "best_restored", f"restored the best weights, from epoch {st['best_epoch']} (T7)",
                        {"epoch": st["best_epoch"], "val_loss": st["best_loss"]})
     if run_dir is not None and st["best_epoch"] > 0:
-        torch.save({"net": best_state, "config": cfg.to_dict(), "preprocessor": data.preprocessor.state_dict(),
-                    "members": k, "task": data.task, "class_names": data.class_names,
-                    "input_shape": list(data.input_shape), "y_mean": data.y_mean, "y_std": data.y_std},
-                   run_dir / MODEL)
+        _save_model({"net": best_state, "config": cfg.to_dict(), "preprocessor": data.preprocessor.state_dict(),
+                     "members": k, "task": data.task, "class_names": data.class_names,
+                     "input_shape": list(data.input_shape), "y_mean": data.y_mean, "y_std": data.y_std},
+                    run_dir / MODEL, sink, step)
 
     elapsed = time.perf_counter() - t_start
     mname = "acc" if data.task == "classification" else "rmse"
@@ -606,8 +620,51 @@ def _preflight(cfg: Config, data: Any, net: _Single | _Stacked, x: torch.Tensor,
 
 
 def _save_checkpoint(path: Path, net: Any, opt: torch.optim.Optimizer, sched: Any, best_state: dict, st: dict, cfg: Config, data: Any) -> None:
+    _atomic_save({"net": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                  "best_state": best_state, "state": st, "config": cfg.to_dict(),
+                  "preprocessor": data.preprocessor.state_dict()}, path)
+
+
+def _atomic_save(obj: dict, path: Path) -> None:
+    """torch.save to a temporary file, then rename: a crash or a full disk mid-write never leaves
+    a torn file, and the previous version stays intact. On failure the partial file is removed
+    (it would hold disk space the run needs) and the OSError is raised."""
     tmp = path.with_suffix(".tmp")
-    torch.save({"net": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "best_state": best_state, "state": st, "config": cfg.to_dict(),
-                "preprocessor": data.preprocessor.state_dict()}, tmp)
-    tmp.replace(path)  # atomic: a crash mid-write never leaves a torn checkpoint
+    try:
+        # Through a Python file object, so a failed write surfaces as the OSError it is (ENOSPC…);
+        # given a path, torch.save reports it as an opaque RuntimeError from its zip writer.
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+        tmp.replace(path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+MODEL_SAVE_WAITS_S = (1, 2, 4, 8, 15, 30)  # the trained model is the run's result: wait ~1 min for space
+
+
+def _save_model(obj: dict, path: Path, sink: Sink, step: int) -> None:
+    """Write the trained model; while the disk refuses, wait and try again (an operator may be
+    freeing space), then give up with a message that says what to do."""
+    for i, wait in enumerate((*MODEL_SAVE_WAITS_S, None)):
+        try:
+            _atomic_save(obj, path)
+            return
+        except OSError as e:
+            if wait is None:
+                raise StorageError(f"could not write the trained model to {path} ({_disk_message(e)}) after "
+                                   f"{i} retries over {sum(MODEL_SAVE_WAITS_S)} s: free disk space on the data "
+                                   "directory and run it again (it resumes from its last checkpoint)") from e
+            if i == 0:
+                sink.event(step, "checkpoint_failed", f"could not write the trained model ({_disk_message(e)}); retrying for "
+                           f"up to {sum(MODEL_SAVE_WAITS_S)} s", {"error": _disk_message(e)})
+            time.sleep(wait)
+
+
+def _resume_point(epoch: int) -> str:
+    return f"after epoch {epoch}" if epoch else "from the beginning"
+
+
+def _disk_message(e: OSError) -> str:
+    return e.strerror or str(e) or type(e).__name__

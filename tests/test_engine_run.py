@@ -5,10 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from engine import MemorySink, resolve_config, run_training
+from engine.errors import StorageError
 from engine.train import CHECKPOINT, train
+from tests.disk_helpers import fill_to_the_last_byte, mount_tmpfs, unmount
 from tests.engine_helpers import blobs
 
 
@@ -145,3 +148,56 @@ def test_a_run_cancelled_mid_epoch_resumes_with_a_continuous_series(tmp_path, mo
     assert val_steps == [per_epoch, 2 * per_epoch, 3 * per_epoch]
     every = cfg.train.log_every
     assert min(s for s, _ in second.series("train/loss")) == (per_epoch // every + 1) * every, "the redo starts after epoch 1"
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 2 MB tmpfs filled to the last byte; yields (run_dir on it, the filler file)."""
+    disk = tmp_path / "disk"
+    if not mount_tmpfs(disk, "2m"):
+        pytest.skip("needs root to mount a size-limited tmpfs")
+    try:
+        run_dir = disk / "run"
+        run_dir.mkdir()
+        filler = disk / "filler"
+        assert fill_to_the_last_byte(filler) > 0
+        yield run_dir, filler
+    finally:
+        unmount(disk)
+
+
+def test_a_checkpoint_that_cannot_be_written_does_not_end_the_run(full_disk):
+    """The disk is full for the first two epochs, then space returns (the sink frees it, as an
+    operator would): those checkpoints are reported and skipped, training never stops, and the
+    later checkpoint and the trained model are written."""
+    run_dir, filler = full_disk
+
+    class FreesSpace(MemorySink):
+        def log(self, step, values):
+            super().log(step, values)
+            if values.get("epoch") == 3:
+                filler.unlink(missing_ok=True)
+
+    sink = FreesSpace()
+    res = train(small(**{"train.epochs": 4}), blobs(), sink=sink, run_dir=run_dir)
+    assert res.status == "finished"
+    failed = sink.kinds("checkpoint_failed")
+    assert [e["data"]["epoch"] for e in failed] == [1, 2]
+    assert all("No space left on device" in e["message"] for e in failed)
+    assert all(e["message"].endswith("a resume would start from the beginning") for e in failed)
+    assert torch.load(run_dir / CHECKPOINT, weights_only=True)["state"]["epoch"] == 4
+    assert (run_dir / "model.pt").exists()
+    assert not list(run_dir.glob("*.tmp")), "no partial file left holding disk space"
+
+
+def test_a_model_that_cannot_be_written_fails_the_run_with_what_to_do(full_disk, monkeypatch):
+    import engine.train
+
+    run_dir, _ = full_disk
+    monkeypatch.setattr(engine.train, "MODEL_SAVE_WAITS_S", (0.01, 0.01))  # the real waits sum to a minute
+    sink = MemorySink()
+    with pytest.raises(StorageError) as info:
+        train(small(**{"train.epochs": 2}), blobs(), sink=sink, run_dir=run_dir)
+    assert "model.pt" in str(info.value) and "No space left on device" in str(info.value) and "free disk space" in str(info.value)
+    assert len(sink.kinds("checkpoint_failed")) == 3  # two epochs, then the model (reported once)
+    assert not list(run_dir.iterdir()), "nothing half-written is left behind"
