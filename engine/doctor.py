@@ -179,11 +179,14 @@ def rule_ratio(summary_ratios: Sequence[float], low: float, high: float, window:
     return None
 
 
+GRAD_HISTORY = 100  # rule_exploding compares with the median of this many earlier norms
+
+
 def rule_exploding(grad_norms: Sequence[float], factor: float, min_history: int = 10) -> Finding | None:
     """T9: the newest gradient norm is `factor`× the running median of the earlier ones."""
     if len(grad_norms) <= min_history:
         return None
-    med = statistics.median(grad_norms[:-1][-100:])
+    med = statistics.median(grad_norms[-GRAD_HISTORY - 1 : -1])
     last = grad_norms[-1]
     if med > 0 and last > factor * med:
         return Finding("T9", "warning", "exploding_gradient",

@@ -218,6 +218,13 @@ def _evaluate(net: Any, x: torch.Tensor, y: torch.Tensor, task: str, y_std: floa
     return res
 
 
+def _keep_last(history: list, n: int) -> None:
+    """Bound a per-step history the doctor reads only the tail of (it also goes into every
+    checkpoint): trimmed to `n` once it reaches 2n, so the cost per step stays constant."""
+    if len(history) >= 2 * n:
+        del history[:-n]
+
+
 def _better(metric_name: str, a: float, b: float) -> bool:
     return a > b if metric_name == "acc" else a < b
 
@@ -417,6 +424,7 @@ def _train(
                 vals["ratio/max"] = max(ratios)
                 sink.log(step, vals)
                 st["ratio_summary"].append(med)
+                _keep_last(st["ratio_summary"], cfg.doctor.ratio_window)
                 f = doctor.rule_ratio(st["ratio_summary"], cfg.doctor.ratio_low, cfg.doctor.ratio_high, cfg.doctor.ratio_window)
                 if f:
                     emit(f, step, epoch)
@@ -438,6 +446,7 @@ def _train(
                     status, reason = "diverged", "nonfinite_loss"
                     break
                 st["grad_norms"].append(gn)
+                _keep_last(st["grad_norms"], doctor.GRAD_HISTORY + 1)
                 f = doctor.rule_exploding(st["grad_norms"], cfg.doctor.grad_explode_factor)
                 if f:
                     emit(f, step, epoch)

@@ -201,3 +201,16 @@ def test_a_model_that_cannot_be_written_fails_the_run_with_what_to_do(full_disk,
     assert "model.pt" in str(info.value) and "No space left on device" in str(info.value) and "free disk space" in str(info.value)
     assert len(sink.kinds("checkpoint_failed")) == 3  # two epochs, then the model (reported once)
     assert not list(run_dir.iterdir()), "nothing half-written is left behind"
+
+
+def test_per_step_histories_stay_bounded_on_a_long_run(tmp_path):
+    """The doctor's gradient-norm and ratio histories are read only at their tail and go into
+    every checkpoint: on a long run they must not grow with the step count."""
+    from engine import doctor
+
+    cfg = small(**{"train.epochs": 25, "train.log_every": 1, "train.ratio_every": 1})
+    res = train(cfg, blobs(), sink=MemorySink(), run_dir=tmp_path)
+    assert res.summary["steps"] > 2 * (doctor.GRAD_HISTORY + 1), "long enough to need trimming"
+    st = torch.load(tmp_path / CHECKPOINT, weights_only=True)["state"]
+    assert doctor.GRAD_HISTORY < len(st["grad_norms"]) < 2 * (doctor.GRAD_HISTORY + 1)
+    assert len(st["ratio_summary"]) < 2 * cfg.doctor.ratio_window
