@@ -7,12 +7,21 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 
 def mount_tmpfs(path: Path, size: str) -> bool:
     path.mkdir(parents=True, exist_ok=True)
     if os.geteuid() != 0:
         return False
     return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True).returncode == 0
+
+
+def small_disk(path: Path, size: str) -> Path:
+    """Mount a tmpfs of `size` at `path` (pair with `unmount`), or skip the test without root."""
+    if not mount_tmpfs(path, size):
+        pytest.skip("needs root to mount a size-limited tmpfs")
+    return path
 
 
 def fill_to_the_last_byte(path: Path) -> int:

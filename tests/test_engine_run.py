@@ -11,7 +11,7 @@ import torch
 from engine import MemorySink, resolve_config, run_training
 from engine.errors import StorageError
 from engine.train import CHECKPOINT, train
-from tests.disk_helpers import fill_to_the_last_byte, mount_tmpfs, unmount
+from tests.disk_helpers import fill_to_the_last_byte, small_disk, unmount
 from tests.engine_helpers import blobs
 
 
@@ -153,9 +153,7 @@ def test_a_run_cancelled_mid_epoch_resumes_with_a_continuous_series(tmp_path, mo
 @pytest.fixture
 def full_disk(tmp_path):
     """A 2 MB tmpfs filled to the last byte; yields (run_dir on it, the filler file)."""
-    disk = tmp_path / "disk"
-    if not mount_tmpfs(disk, "2m"):
-        pytest.skip("needs root to mount a size-limited tmpfs")
+    disk = small_disk(tmp_path / "disk", "2m")
     try:
         run_dir = disk / "run"
         run_dir.mkdir()

@@ -18,7 +18,7 @@ import pytest
 
 from jobs import registry, views
 from jobs.submit import submit
-from tests.disk_helpers import fill_to_the_last_byte, mount_tmpfs
+from tests.disk_helpers import fill_to_the_last_byte, small_disk, unmount
 from tests.queue_helpers import (
     TINY,
     RedisServer,
@@ -204,9 +204,7 @@ def test_disk_full_while_writing_metrics(tmp_path, monkeypatch):
     url = redis_url_from_env()
     if not redis_available(url):
         pytest.skip(f"no Redis at {url}")
-    small = tmp_path / "small"
-    if not mount_tmpfs(small, "16m"):
-        pytest.skip("needs root to mount a size-limited tmpfs")
+    small = small_disk(tmp_path / "small", "16m")
     try:
         home = small / "home"
         home.mkdir()
@@ -245,7 +243,7 @@ def test_disk_full_while_writing_metrics(tmp_path, monkeypatch):
         finally:
             env.close()
     finally:
-        subprocess.run(["umount", "-l", str(small)], capture_output=True)
+        unmount(small)
 
 
 def test_app_restarted_while_a_run_is_going(tmp_path):
