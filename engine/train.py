@@ -353,6 +353,17 @@ def _train(
         sink.event(step, kind, f"{finding.message} ({finding.tip})", finding.to_dict())
 
     st_ckpt_epoch = st["epoch"]  # the epoch the newest checkpoint on disk holds (0: none)
+
+    def checkpoint(state: dict[str, Any]) -> str | None:
+        """Write the checkpoint; on a full or failing disk return why it failed instead of
+        raising. That costs resume granularity, not the run: the last good checkpoint stays."""
+        nonlocal st_ckpt_epoch
+        try:
+            _save_checkpoint(ckpt_path, net, opt, sched, best_state, state, cfg, data)
+        except OSError as e:
+            return _disk_message(e)
+        st_ckpt_epoch = state["epoch"]
+        return None
     stop_check = should_stop or (lambda: False)
     last_stop_check = time.monotonic()
     progress = getattr(sink, "progress", None)
@@ -521,17 +532,12 @@ def _train(
                 emit(f, st["step"], epoch)
 
         st["epoch"] = epoch
-        if ckpt_path is not None:
-            try:
-                _save_checkpoint(ckpt_path, net, opt, sched, best_state, st, cfg, data)
-                st_ckpt_epoch = epoch
-            except OSError as e:
-                # A full or failing disk costs resume granularity, not the run: training goes on,
-                # the last good checkpoint stays, and the next epoch tries again.
-                sink.event(st["step"], "checkpoint_failed",
-                           f"could not write the checkpoint after epoch {epoch} ({_disk_message(e)}); training goes on, "
-                           f"a resume would start {_resume_point(st_ckpt_epoch)}",
-                           {"epoch": epoch, "last_checkpoint_epoch": st_ckpt_epoch, "error": _disk_message(e)})
+        if ckpt_path is not None and (why := checkpoint(st)):
+            # Training goes on; the next epoch tries again.
+            sink.event(st["step"], "checkpoint_failed",
+                       f"could not write the checkpoint after epoch {epoch} ({why}); training goes on, "
+                       f"a resume would start {_resume_point(st_ckpt_epoch)}",
+                       {"epoch": epoch, "last_checkpoint_epoch": st_ckpt_epoch, "error": why})
 
         if new_lr < sc.lr_floor:
             reason = "lr_floor"
@@ -556,13 +562,9 @@ def _train(
             # Stopped mid-epoch: keep the newest weights, but count steps from the start of the
             # unfinished epoch, which a resume redoes in full; its points then replace the ones
             # logged here, so the series stays continuous (one val point per epoch, no shift).
-            state = st | {"step": epoch_start_step} if st["epoch"] < epoch else st
-            try:
-                _save_checkpoint(ckpt_path, net, opt, sched, best_state, state, cfg, data)
-                message += "; checkpoint saved"
-            except OSError as e:
-                message += (f"; the checkpoint could not be written ({_disk_message(e)}), "
-                            f"a resume starts {_resume_point(st_ckpt_epoch)}")
+            why = checkpoint(st | {"step": epoch_start_step} if st["epoch"] < epoch else st)
+            message += ("; checkpoint saved" if why is None else
+                        f"; the checkpoint could not be written ({why}), a resume starts {_resume_point(st_ckpt_epoch)}")
         sink.event(step, "cancelled", message, {"epoch": st["epoch"]})
     elif status == "diverged":
         message = ("the loss became NaN/inf: training diverged. Lower the learning rate (e.g. optim.lr÷10)"
@@ -664,7 +666,7 @@ def _save_model(obj: dict, path: Path, sink: Sink, step: int) -> None:
             if wait is None:
                 raise StorageError(f"could not write the trained model to {path} ({_disk_message(e)}) after "
                                    f"{i} retries over {sum(MODEL_SAVE_WAITS_S)} s: free disk space on the data "
-                                   "directory and run it again (it resumes from its last checkpoint)") from e
+                                   "directory and queue the run again") from e
             if i == 0:
                 sink.event(step, "checkpoint_failed", f"could not write the trained model ({_disk_message(e)}); retrying for "
                            f"up to {sum(MODEL_SAVE_WAITS_S)} s", {"error": _disk_message(e)})

@@ -82,10 +82,9 @@ def _check_text(path: Path) -> None:
             ) from e
 
 
-def _check_columns(frame: pd.DataFrame, where: str) -> pd.DataFrame:
-    if frame.shape[1] > MAX_COLUMNS:
-        raise DataError(f"{where}: {frame.shape[1]} columns is more than the {MAX_COLUMNS} Trainboard accepts.")
-    return frame
+def _check_columns(n_columns: int, where: str) -> None:
+    if n_columns > MAX_COLUMNS:
+        raise DataError(f"{where}: {n_columns} columns is more than the {MAX_COLUMNS} Trainboard accepts.")
 
 
 def _read_table(path: Path, ext: str) -> pd.DataFrame:
@@ -103,8 +102,7 @@ def _read_table(path: Path, ext: str) -> pd.DataFrame:
                 n_cols = len(pq.read_schema(path).names)
             except Exception as e:  # pyarrow raises ArrowInvalid/OSError variants for non-parquet bytes
                 raise DataError(f"{path.name}: not a valid Parquet file ({e.__class__.__name__}).") from e
-            if n_cols > MAX_COLUMNS:
-                raise DataError(f"{path.name}: {n_cols} columns is more than the {MAX_COLUMNS} Trainboard accepts.")
+            _check_columns(n_cols, path.name)
             return pd.read_parquet(path)
         if ext == ".csv":
             sep = ","
@@ -117,7 +115,9 @@ def _read_table(path: Path, ext: str) -> pd.DataFrame:
                 sep = csv.Sniffer().sniff(head, delimiters="\t,;").delimiter
             except csv.Error:
                 sep = "\t" if "\t" in head else ","
-        return _check_columns(pd.read_csv(path, sep=sep, encoding="utf-8"), path.name)
+        frame = pd.read_csv(path, sep=sep, encoding="utf-8")
+        _check_columns(frame.shape[1], path.name)
+        return frame
     except DataError:
         raise
     except pd.errors.EmptyDataError as e:
@@ -176,8 +176,8 @@ def _load_npz(path: Path, *, target: str | None, task: str) -> RawDataset:
         modality = "image"
     else:
         raise DataError(f"{where}: {xkey!r} has {x.ndim} dimensions; expected 2, 3 or 4.")
-    if modality == "tabular" and x.shape[1] > MAX_COLUMNS:
-        raise DataError(f"{where}: {x.shape[1]} columns is more than the {MAX_COLUMNS} Trainboard accepts.")
+    if modality == "tabular":
+        _check_columns(x.shape[1], where)
     if np.isinf(x).any():
         raise DataError(f"{where}: array {xkey!r} holds infinite values; replace them.")
     ys = pd.Series(y)
@@ -221,11 +221,14 @@ def _check_entry(info: zipfile.ZipInfo, where: str) -> None:
         raise DataError(f"{where}: {info.filename!r} is a symbolic link; archives may hold only plain files.")
     if mode and stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
         raise DataError(f"{where}: {info.filename!r} is a special file (device, FIFO or socket); archives may hold only plain files.")
-    if info.file_size > 1 << 20 and info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1):
-        raise DataError(
-            f"{where}: {info.filename!r} expands {info.file_size / max(info.compress_size, 1):.0f}× "
-            f"(limit {MAX_ZIP_RATIO}×); that is how zip bombs look, so it was refused."
-        )
+    _check_ratio(info.file_size, info.compress_size, f"{where}: {info.filename!r} expands")
+
+
+def _check_ratio(unpacked: int, packed: int, what: str, when: str = "") -> None:
+    """A zip bomb's signature: more than 1 MB that expands beyond MAX_ZIP_RATIO× its packed size."""
+    if unpacked > 1 << 20 and unpacked > MAX_ZIP_RATIO * max(packed, 1):
+        raise DataError(f"{what} {unpacked / max(packed, 1):.0f}×{when} (limit {MAX_ZIP_RATIO}×); "
+                        "that is how zip bombs look, so it was refused.")
 
 
 def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> bytes:
@@ -259,11 +262,7 @@ def _load_image_zip(path: Path, *, task: str) -> RawDataset:
         packed = sum(i.compress_size for i in all_infos)
         if total > MAX_ZIP_BYTES:
             raise DataError(f"{where}: the archive unpacks to {total / 2**20:.0f} MB, more than the {MAX_ZIP_BYTES >> 20} MB limit.")
-        if total > 1 << 20 and total > MAX_ZIP_RATIO * max(packed, 1):
-            raise DataError(
-                f"{where}: the archive expands {total / max(packed, 1):.0f}× when unpacked (limit {MAX_ZIP_RATIO}×); "
-                "that is how zip bombs look, so it was refused."
-            )
+        _check_ratio(total, packed, f"{where}: the archive expands", " when unpacked")
         infos = [i for i in all_infos if not i.is_dir()]
         infos = [
             i
