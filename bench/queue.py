@@ -43,7 +43,6 @@ TINY = {
     "train.overfit_one_batch": False,
     "data.max_rows": 100,
 }
-FINAL = ("finished", "failed", "diverged", "cancelled")
 
 
 def _percentile(xs: list[float], q: float) -> float:

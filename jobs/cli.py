@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-FINAL = ("finished", "failed", "diverged", "cancelled")
 APP_ENTRY = Path(__file__).resolve().parent.parent / "app" / "main.py"
 
 
@@ -197,7 +196,7 @@ def _wait(run_id: int) -> int:
         if run["status"] != last:
             print(f"run {run_id}: {run['status']}", flush=True)
             last = run["status"]
-        if run["status"] in FINAL:
+        if run["status"] in registry.TERMINAL:
             break
         time.sleep(0.5)
     if run["error"]:

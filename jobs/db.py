@@ -36,6 +36,11 @@ def db_path(home: Path | str | None = None) -> Path:
     return Path(home if home is not None else data_home()) / "trainboard.db"
 
 
+def run_dir(run_id: int, home: Path | str | None = None) -> Path:
+    """A run's directory inside ``home`` (checkpoint.pt, model.pt, runner.log, exports)."""
+    return Path(home if home is not None else data_home()) / "runs" / str(run_id)
+
+
 def connect(path: Path | str | None = None) -> sqlite_utils.Database:
     """Open the database (creating it and its directory), configured and migrated."""
     path = Path(path) if path is not None else db_path()

@@ -328,6 +328,11 @@ def list_runs(
     return [_decode(r, _RUN_JSON) for r in rows]
 
 
+def status_counts(db: sqlite_utils.Database) -> dict[str, int]:
+    """How many runs are in each status (statuses with none are left out)."""
+    return dict(db.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall())
+
+
 def count_runs(
     db: sqlite_utils.Database,
     *,

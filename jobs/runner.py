@@ -19,11 +19,12 @@ import signal
 import sys
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 from jobs import registry
 from jobs.celery_app import settings
-from jobs.db import connect, db_path
+from jobs.db import connect, db_path, run_dir
 from jobs.errors import IllegalTransition
 from jobs.writer import MetricWriter
 
@@ -32,6 +33,11 @@ PR_SET_PDEATHSIG = 1
 # queue and the next attempt resumes from the checkpoint the engine saved on the way out.
 EXIT_RELEASED = 75
 _released = False
+
+
+def runner_log(run_id: int) -> Path:
+    """Where a run's process writes its output (the worker quotes its last line on a crash)."""
+    return run_dir(run_id, settings().home) / "runner.log"
 
 
 def _on_sigterm(signum, frame) -> None:
@@ -128,15 +134,15 @@ def execute(run_id: int, *, worker: str, device: str) -> str:
     s = settings()
     db = connect()
     run = registry.get_run(db, run_id)
-    run_dir = s.home / "runs" / str(run_id)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    folder = run_dir(run_id, s.home)
+    folder.mkdir(parents=True, exist_ok=True)
     should_stop = CancelFlag(run_id, s.cancel_poll_s)
     try:
         config = Config.from_dict(run["spec"])
         with MetricWriter(db_path(), run_id) as writer:
             sink = RunSink(writer, run_id, worker, s.heartbeat_s)
             result = run_training(
-                config, sink=sink, should_stop=should_stop, run_dir=run_dir, device=device,
+                config, sink=sink, should_stop=should_stop, run_dir=folder, device=device,
                 resume=True,
             )
     except (EngineError, DataError) as e:
@@ -172,9 +178,9 @@ def _record(db, run_id: int, status: str, *, error: str | None = None,
 
 def _log_to_run_dir(run_id: int) -> None:
     """Send this process's stdout/stderr (and any C-level output) to ``runs/<id>/runner.log``."""
-    run_dir = settings().home / "runs" / str(run_id)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run_dir / "runner.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    path = runner_log(run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     sys.stdout.flush()
     sys.stderr.flush()
     os.dup2(fd, 1)

@@ -131,7 +131,7 @@ def cancel(run_id: int, db: sqlite_utils.Database | None = None) -> str:
 def queue_status(db: sqlite_utils.Database | None = None) -> dict[str, Any]:
     """Counts of runs by status, the workers seen lately, and runs waiting for the broker."""
     db = db or connect()
-    counts = dict(db.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall())
+    counts = registry.status_counts(db)
     unsent = [
         {"run_id": r[0], "last_error": r[1]}
         for r in db.execute(

@@ -23,11 +23,11 @@ from jobs import worker as worker_mod
 from jobs.celery_app import TRAIN_TASK, settings
 from jobs.db import connect
 from jobs.errors import IllegalTransition, LostClaim, RunNotFound
-from jobs.runner import EXIT_RELEASED
+from jobs.runner import EXIT_RELEASED, runner_log
 
 log = logging.getLogger(__name__)
 
-FINAL = ("finished", "failed", "diverged", "cancelled")
+FINAL = registry.TERMINAL
 # After a cancel (or shutdown) request, how long the engine gets to checkpoint and stop before
 # its process is terminated. The engine checks every cancel_poll_s, so this is only a backstop.
 STOP_GRACE_S = 60.0
@@ -136,7 +136,7 @@ def _start_runner(run_id: int) -> subprocess.Popen:
 
 def _watch(db, run_id: int, s) -> str:
     me = worker_mod.PRESENCE
-    log_path = s.home / "runs" / str(run_id) / "runner.log"
+    log_path = runner_log(run_id)
     try:
         child = _start_runner(run_id)
     except OSError as e:

@@ -18,15 +18,10 @@ from typing import Any
 import sqlite_utils
 
 from jobs import registry
-from jobs.db import RUN_STATUSES, data_home
+from jobs.db import RUN_STATUSES, run_dir
 from jobs.errors import DatasetNotFound
 
 ACTIVE = ("queued", "running", "lost")
-
-
-def run_dir(run_id: int, home: Path | str | None = None) -> Path:
-    """The run's directory (checkpoint.pt, model.pt, exports), as the runner creates it."""
-    return Path(home if home is not None else data_home()) / "runs" / str(run_id)
 
 
 # --- run table ------------------------------------------------------------------------------
@@ -101,21 +96,12 @@ def run_row(run: dict[str, Any], dataset_names: dict[int, str] | None = None) ->
 
 
 def run_rows(
-    db: sqlite_utils.Database,
-    *,
-    status: list[str] | None = None,
-    owner: str | None = None,
-    dataset_id: int | None = None,
-    preset: str | None = None,
-    group_id: str | None = None,
-    limit: int = 50,
-    offset: int = 0,
+    db: sqlite_utils.Database, *, limit: int = 50, offset: int = 0, **filters: Any
 ) -> tuple[list[dict[str, Any]], int]:
-    """A page of run-table rows matching the filters, and the total count for paging."""
-    filters = {
-        "status": status or None, "owner": owner, "dataset_id": dataset_id, "preset": preset,
-        "group_id": group_id,
-    }  # fmt: skip
+    """A page of run-table rows matching the filters, and the total count for paging.
+    ``filters`` are :func:`jobs.registry.list_runs`'s (status, owner, dataset_id, preset,
+    group_id); an empty status list means any status."""
+    filters["status"] = filters.get("status") or None
     runs = registry.list_runs(db, **filters, limit=limit, offset=offset)
     names = _dataset_names(db)
     return [run_row(r, names) for r in runs], registry.count_runs(db, **filters)
@@ -143,7 +129,7 @@ def run_filters(db: sqlite_utils.Database) -> dict[str, list[Any]]:
 
 def home_summary(db: sqlite_utils.Database, recent: int = 5) -> dict[str, Any]:
     """Workers online, run counts by status (the queue), and the latest runs."""
-    counts = dict(db.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall())
+    counts = registry.status_counts(db)
     workers = []
     for w in registry.list_workers(db, alive_within_s=60):
         if w.get("status") in ("stopped", "offline"):

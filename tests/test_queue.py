@@ -28,7 +28,7 @@ from tests.queue_helpers import (
     wait_for,
 )
 
-FINAL = ("finished", "failed", "diverged", "cancelled")
+FINAL = registry.TERMINAL
 
 
 class QueueEnv:

@@ -261,6 +261,7 @@ def test_list_and_count_runs_filter_and_page(db):
     assert reg.count_runs(db, dataset_id=ds, owner="bo") == 2
     assert [r["id"] for r in reg.list_runs(db, status="running")] == [ids[0]]
     assert reg.count_runs(db, status=["queued", "running"]) == 7
+    assert reg.status_counts(db) == {"queued": 6, "running": 1}
     assert reg.list_runs(db, preset="sutskever", limit=1)[0]["spec"] == {"lr": 0.1}
     with pytest.raises(ValueError, match="allowed"):
         reg.list_runs(db, status="done")
