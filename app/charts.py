@@ -37,21 +37,22 @@ PANELS: dict[str, dict[str, Any]] = {
               "log": True},  # fmt: skip
     "grad": {"title": "Gradient norm before clipping (T9)", "log": False},
 }
-EVENT_KINDS = ("lr_cut", "lr_floor", "early_stop", "doctor", "diverged", "clip_burst",
-               "cancelled", "released", "resumed", "checkpoint_failed")  # fmt: skip
-EVENT_COLORS = {
-    "lr_cut": "#d62728",
-    "lr_floor": "#8c564b",
-    "early_stop": "#9467bd",
-    "doctor": "#ff7f0e",
-    "diverged": "#000000",
-    "clip_burst": "#bcbd22",
-    "cancelled": "#7f7f7f",
-    "released": "#7f7f7f",
-    "checkpoint_failed": "#e377c2",
-    "resumed": "#17becf",
-    "plateau_hint": "#aaaaaa",
+# Every event kind drawn on the charts: its colour and its fixed label (None: the label is
+# built from the event's data in event_label). One table, so a new kind is added in one place.
+EVENT_STYLE: dict[str, tuple[str, str | None]] = {
+    "lr_cut": ("#d62728", None),
+    "lr_floor": ("#8c564b", "LR floor: stop"),
+    "early_stop": ("#9467bd", "early stop"),
+    "doctor": ("#ff7f0e", None),
+    "diverged": ("#000000", "diverged"),
+    "clip_burst": ("#bcbd22", "clip burst (T9)"),
+    "cancelled": ("#7f7f7f", "cancelled"),
+    "released": ("#7f7f7f", "worker stopped: requeued"),
+    "resumed": ("#17becf", "resumed"),
+    "checkpoint_failed": ("#e377c2", "checkpoint not saved"),
 }
+EVENT_KINDS = tuple(EVENT_STYLE)  # what the run page reads from the store
+EVENT_COLORS = {kind: color for kind, (color, _) in EVENT_STYLE.items()} | {"plateau_hint": "#aaaaaa"}
 
 
 def panel_of(key: str) -> str | None:
@@ -166,16 +167,7 @@ def event_label(e: dict[str, Any]) -> str:
         return f"cut would help: {d.get('old_lr', 0):.3g} → {d.get('new_lr', 0):.3g}"
     if kind == "doctor":
         return f"⚠ {d.get('tip', '')} {str(d.get('rule', '')).replace('_', ' ')}".strip()
-    return {
-        "lr_floor": "LR floor: stop",
-        "early_stop": "early stop",
-        "diverged": "diverged",
-        "clip_burst": "clip burst (T9)",
-        "cancelled": "cancelled",
-        "released": "worker stopped: requeued",
-        "checkpoint_failed": "checkpoint not saved",
-        "resumed": "resumed",
-    }.get(kind, kind)
+    return EVENT_STYLE.get(kind, ("", None))[1] or kind
 
 
 def _events_frame(evts: list[dict[str, Any]]) -> pd.DataFrame:
