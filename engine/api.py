@@ -7,9 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import Config
-from engine.data import dataset_report, load_dataset, prepare
+from engine.data.loaders import load_dataset
+from engine.data.prepare import prepare
+from engine.data.report import dataset_report
+from engine.faults import FaultHook
 from engine.sink import Sink
 from engine.train import TrainResult, train
+from engine.vocab import EventKind
 
 __all__ = ["TrainResult", "run_training"]
 
@@ -22,18 +26,39 @@ def run_training(
     run_dir: Path | None = None,
     device: str = "cpu",
     resume: bool = True,
+    faults: FaultHook | None = None,
 ) -> TrainResult:
     """Load the dataset named in the config, prepare it (T1/T2), train, report through ``sink``.
 
     Raises ``ConfigError`` / ``DataError`` for bad input (nothing trained), ``CheckpointError``
-    when a checkpoint exists but can't be resumed."""
+    when a checkpoint exists but can't be resumed. ``faults``: the reliability suite's fault
+    injection (``FaultHook.from_env(os.environ)``); None injects nothing."""
     cfg = config if isinstance(config, Config) else Config.from_dict(config)
     d = cfg.data
     raw = load_dataset(d.dataset, target=d.target, task=d.task)
-    data = prepare(raw, val_fraction=d.val_fraction, seed=cfg.train.seed, standardize=d.standardize,
-                   log1p=d.log1p, max_rows=d.max_rows)
+    data = prepare(
+        raw,
+        val_fraction=d.val_fraction,
+        seed=cfg.train.seed,
+        standardize=d.standardize,
+        log1p=d.log1p,
+        max_rows=d.max_rows,
+    )
     report = dataset_report(raw)
     for w in report.warnings:  # T1/T2 findings of the dataset report go on the run's timeline too
-        sink.event(0, "preflight", w["message"],
-                   {"tip": w["tip"], "severity": "warning", "rule": "dataset_report", "passed": None})
-    return train(cfg, data, sink=sink, should_stop=should_stop, device=device, run_dir=run_dir, resume=resume)
+        sink.event(
+            0,
+            EventKind.PREFLIGHT,
+            w["message"],
+            {"tip": w["tip"], "severity": "warning", "rule": "dataset_report", "passed": None},
+        )
+    return train(
+        cfg,
+        data,
+        sink=sink,
+        should_stop=should_stop,
+        device=device,
+        run_dir=run_dir,
+        resume=resume,
+        faults=faults,
+    )

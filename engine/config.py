@@ -7,6 +7,7 @@ A user's overrides merge on top; anything invalid raises :class:`ConfigError` na
 
 from __future__ import annotations
 
+import functools
 import json
 import tomllib
 from dataclasses import dataclass, field
@@ -26,24 +27,38 @@ class _Section(BaseModel):
 
 class DataConfig(_Section):
     dataset: str = Field("builtin:digits", description="File path or builtin:NAME.")
-    target: str | None = Field(None, description="Target column; default: target/label/y/class, else the last column.")
+    target: str | None = Field(
+        None, description="Target column; default: target/label/y/class, else the last column."
+    )
     task: Literal["auto", "classification", "regression"] = "auto"
     val_fraction: float = Field(0.2, gt=0.0, lt=0.9, description="T7: held out, never trained on.")
-    standardize: bool = Field(True, description="T2: zero mean, unit variance from training statistics.")
-    log1p: Literal["auto", "off"] = Field("auto", description="T2: log(1+x) for wide-range non-negative columns.")
+    standardize: bool = Field(
+        True, description="T2: zero mean, unit variance from training statistics."
+    )
+    log1p: Literal["auto", "off"] = Field(
+        "auto", description="T2: log(1+x) for wide-range non-negative columns."
+    )
     max_rows: int | None = Field(None, ge=10)
 
 
 class ModelConfig(_Section):
-    kind: Literal["auto", "mlp", "cnn", "lstm", "gru"] = Field("auto", description="auto: tables→mlp, images→cnn, sequences→lstm.")
+    kind: Literal["auto", "mlp", "cnn", "lstm", "gru"] = Field(
+        "auto", description="auto: tables→mlp, images→cnn, sequences→lstm."
+    )
     hidden: list[int] = Field(default_factory=lambda: [256, 256], description="MLP hidden widths.")
-    channels: list[int] = Field(default_factory=lambda: [32, 64], description="CNN channels per conv block.")
+    channels: list[int] = Field(
+        default_factory=lambda: [32, 64], description="CNN channels per conv block."
+    )
     rnn_hidden: int = Field(128, ge=1, le=4096)
     rnn_layers: int = Field(1, ge=1, le=8)
     activation: Literal["relu", "tanh", "gelu"] = "relu"
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="T13: off at evaluation time.")
-    init: Literal["default", "normal-0.02", "scaled"] = Field("default", description="T8 init scheme.")
-    init_scale: float = Field(1.0, gt=0.0, le=10.0, description="T8: scale for the 'scaled' scheme.")
+    init: Literal["default", "normal-0.02", "scaled"] = Field(
+        "default", description="T8 init scheme."
+    )
+    init_scale: float = Field(
+        1.0, gt=0.0, le=10.0, description="T8: scale for the 'scaled' scheme."
+    )
     forget_bias: float = Field(0.0, ge=0.0, le=10.0, description="T11: LSTM forget-gate bias.")
 
     @model_validator(mode="after")
@@ -61,11 +76,15 @@ class OptimConfig(_Section):
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="T15.")
     weight_decay: float = Field(0.0, ge=0.0, le=1.0, description="T15.")
     nesterov: bool = False
-    loss_reduction: Literal["mean", "sum"] = Field("mean", description="T4: mean keeps the LR batch-size independent.")
+    loss_reduction: Literal["mean", "sum"] = Field(
+        "mean", description="T4: mean keeps the LR batch-size independent."
+    )
 
 
 class ScheduleConfig(_Section):
-    plateau_factor: float = Field(0.5, gt=0.0, lt=1.0, description="T7: divide the LR by 2 (0.5) or 5 (0.2).")
+    plateau_factor: float = Field(
+        0.5, gt=0.0, lt=1.0, description="T7: divide the LR by 2 (0.5) or 5 (0.2)."
+    )
     plateau_patience: int = Field(3, ge=0, le=1000)
     plateau_threshold: float = Field(1e-4, ge=0.0, lt=1.0)
     cooldown: int = Field(0, ge=0, le=1000)
@@ -76,31 +95,52 @@ class ScheduleConfig(_Section):
 class AugmentConfig(_Section):
     shift: int = Field(0, ge=0, le=16, description="T12 images: random shift in pixels.")
     flip: bool = Field(False, description="T12 images: horizontal flip (wrong for digits/text).")
-    rotate_deg: float = Field(0.0, ge=0.0, le=45.0, description="T12 images: small random rotation.")
-    noise_std: float = Field(0.0, ge=0.0, le=5.0, description="T12 tables/sequences: Gaussian noise on standardized inputs.")
+    rotate_deg: float = Field(
+        0.0, ge=0.0, le=45.0, description="T12 images: small random rotation."
+    )
+    noise_std: float = Field(
+        0.0,
+        ge=0.0,
+        le=5.0,
+        description="T12 tables/sequences: Gaussian noise on standardized inputs.",
+    )
 
 
 class TrainConfig(_Section):
     epochs: int = Field(30, ge=1, le=10000, description="T15: tens to hundreds.")
     batch_size: int = Field(128, ge=1, le=65536, description="T3: ~128.")
     seed: int = Field(0, ge=0)
-    clip_norm: float | None = Field(None, gt=0.0, description="T9: bound on the gradient norm (5 or 15 for RNNs).")
-    early_stop_patience: int | None = Field(10, ge=1, description="T7: epochs without improvement before stopping.")
-    ratio_every: int = Field(50, ge=1, description="T6: measure the update/weight ratio every N steps.")
+    clip_norm: float | None = Field(
+        None, gt=0.0, description="T9: bound on the gradient norm (5 or 15 for RNNs)."
+    )
+    early_stop_patience: int | None = Field(
+        10, ge=1, description="T7: epochs without improvement before stopping."
+    )
+    ratio_every: int = Field(
+        50, ge=1, description="T6: measure the update/weight ratio every N steps."
+    )
     log_every: int = Field(10, ge=1, description="Steps between logged training points.")
     preflight: bool = Field(True, description="T8/T10 checks before training.")
-    overfit_one_batch: bool = Field(False, description="Sanity check: can the model memorise one batch?")
+    overfit_one_batch: bool = Field(
+        False, description="Sanity check: can the model memorise one batch?"
+    )
 
 
 class EnsembleConfig(_Section):
-    members: int = Field(1, ge=1, le=64, description="T14: K networks from different seeds, predictions averaged.")
+    members: int = Field(
+        1, ge=1, le=64, description="T14: K networks from different seeds, predictions averaged."
+    )
 
 
 class DoctorConfig(_Section):
     ratio_low: float = Field(1e-4, gt=0.0, description="T6: below this the net learns too slowly.")
     ratio_high: float = Field(1e-2, gt=0.0, description="T6: above this learning is unstable.")
-    ratio_window: int = Field(5, ge=1, description="T6: consecutive measurements outside the band before a warning.")
-    grad_explode_factor: float = Field(10.0, gt=1.0, description="T9: norm above this × its running median is an explosion.")
+    ratio_window: int = Field(
+        5, ge=1, description="T6: consecutive measurements outside the band before a warning."
+    )
+    grad_explode_factor: float = Field(
+        10.0, gt=1.0, description="T9: norm above this × its running median is an explosion."
+    )
 
 
 class Config(_Section):
@@ -122,11 +162,24 @@ class Config(_Section):
         try:
             return cls.model_validate(d)
         except ValidationError as e:
-            raise ConfigError(_describe(e)) from e
+            raise ConfigError(_describe(e), _field_errors(e)) from e
+
+
+def _field_errors(e: ValidationError) -> dict[str, str]:
+    """Pydantic's errors as {dotted field: what is wrong}, several per field joined by '; '."""
+    out: dict[str, str] = {}
+    for line in _lines(e):
+        field, _, msg = line.partition(": ")
+        out[field] = f"{out[field]}; {msg}" if field in out else msg
+    return out
 
 
 def _describe(e: ValidationError) -> str:
     """Turn pydantic's errors into one line per field: 'optim.lr: must be > 0 (got -1)'."""
+    return "; ".join(_lines(e))
+
+
+def _lines(e: ValidationError) -> list[str]:
     lines = []
     for err in e.errors():
         loc = ".".join(str(p) for p in err["loc"])
@@ -136,7 +189,7 @@ def _describe(e: ValidationError) -> str:
         got = err.get("input")
         got_s = "" if isinstance(got, dict) else f" (got {got!r})"
         lines.append(f"{loc or 'config'}: {msg}{got_s}")
-    return "; ".join(lines)
+    return lines
 
 
 # ---------------------------------------------------------------- presets
@@ -163,13 +216,25 @@ class Preset:
 
 
 def _load_preset_file(path: Path) -> Preset:
+    # Cached on (path, mtime): a page render asks for the presets many times; an edited preset
+    # file is read again.
+    return _load_preset_cached(path, path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _load_preset_cached(path: Path, _mtime_ns: int) -> Preset:
     with path.open("rb") as f:
         raw = tomllib.load(f)
     try:
-        settings = [PresetSetting(s["field"], s["value"], s["tip"], s["why"]) for s in raw.get("set", [])]
+        settings = [
+            PresetSetting(s["field"], s["value"], s["tip"], s["why"]) for s in raw.get("set", [])
+        ]
         preset = Preset(raw["name"], raw["title"], raw["summary"], raw["suited_for"], settings)
     except KeyError as e:
-        raise ConfigError(f"preset file {path.name}: missing key {e}") from e
+        raise ConfigError(
+            f"preset file {path.name}: missing key {e}",
+            {"preset": f"file {path.name}: missing key {e}"},
+        ) from e
     # A preset that does not validate is a bug in the preset, caught here and in tests.
     apply_overrides(Config(), preset.overrides())
     return preset
@@ -186,14 +251,16 @@ def get_preset(name: str) -> Preset:
     path = PRESET_DIR / f"{name}.toml"
     if not name.replace("-", "").replace("_", "").isalnum() or not path.is_file():
         names = ", ".join(p.name for p in list_presets())
-        raise PresetNotFound(f"preset: no preset named {name!r}; choose one of: {names}")
+        msg = f"no preset named {name!r}; choose one of: {names}"
+        raise PresetNotFound(f"preset: {msg}", {"preset": msg})
     return _load_preset_file(path)
 
 
 def parse_override(text: str) -> tuple[str, Any]:
     """'optim.lr=0.05' → ('optim.lr', 0.05). Values are JSON where they parse, else strings."""
     if "=" not in text:
-        raise ConfigError(f"override {text!r}: write it as field=value, e.g. optim.lr=0.05")
+        msg = "write it as field=value, e.g. optim.lr=0.05"
+        raise ConfigError(f"override {text!r}: {msg}", {text.strip(): msg})
     key, _, raw = text.partition("=")
     key, raw = key.strip(), raw.strip()
     if raw.lower() in ("none", "null"):
@@ -216,11 +283,15 @@ def apply_overrides(config: Config, overrides: dict[str, Any] | list[str] | None
         node = tree
         for i, part in enumerate(parts[:-1]):
             if not isinstance(node.get(part), dict):
-                raise ConfigError(f"{'.'.join(parts[: i + 1])}: unknown section; sections are: {', '.join(k for k, v in tree.items() if isinstance(v, dict))}")
+                section = ".".join(parts[: i + 1])
+                sections = ", ".join(k for k, v in tree.items() if isinstance(v, dict))
+                msg = f"unknown section; sections are: {sections}"
+                raise ConfigError(f"{section}: {msg}", {section: msg})
             node = node[part]
         if parts[-1] not in node:
             allowed = ", ".join(sorted(node))
-            raise ConfigError(f"{key}: unknown setting; allowed here: {allowed}")
+            msg = f"unknown setting; allowed here: {allowed}"
+            raise ConfigError(f"{key}: {msg}", {key: msg})
         node[parts[-1]] = value
     return Config.from_dict(tree)
 

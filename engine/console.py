@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,20 @@ from rich.table import Table
 from engine.config import list_presets, resolve_config
 from engine.data import BUILTINS, DataError
 from engine.errors import EngineError
+from engine.faults import FaultHook
+from engine.vocab import EventKind
 
-_STYLE = {"lr_cut": "cyan", "doctor": "yellow", "diverged": "bold red", "early_stop": "green", "lr_floor": "green",
-          "clip_burst": "magenta", "preflight": "dim", "cancelled": "red"}
+_STYLE = {
+    EventKind.LR_CUT: "cyan",
+    EventKind.DOCTOR: "yellow",
+    EventKind.DIVERGED: "bold red",
+    EventKind.EARLY_STOP: "green",
+    EventKind.LR_FLOOR: "green",
+    EventKind.CLIP_BURST: "magenta",
+    EventKind.PREFLIGHT: "dim",
+    EventKind.CANCELLED: "red",
+    EventKind.PLATEAU_HINT: "dim cyan",
+}
 
 
 class ConsoleSink:
@@ -29,8 +41,15 @@ class ConsoleSink:
 
     def __init__(self, epochs: int, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
-        self.bar = Progress(TextColumn("[bold]training"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                                 TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=self.console, transient=True)
+        self.bar = Progress(
+            TextColumn("[bold]training"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
         self.task = self.bar.add_task("train", total=1.0, info="")
         self.epochs = epochs
         self.last: dict[str, float] = {}
@@ -52,7 +71,9 @@ class ConsoleSink:
 
     def event(self, step: int, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
         style = _STYLE.get(kind, "")
-        self.bar.console.print(f"[{style}]{kind:>13}[/] {message}" if style else f"{kind:>13} {message}")
+        self.bar.console.print(
+            f"[{style}]{kind:>13}[/] {message}" if style else f"{kind:>13} {message}"
+        )
 
     def progress(self, fraction: float) -> None:
         """Called by the engine after each epoch with the fraction of epochs done."""
@@ -62,11 +83,27 @@ class ConsoleSink:
 def add_train_args(p: argparse.ArgumentParser) -> None:
     names = ", ".join(pr.name for pr in list_presets())
     p.add_argument("--preset", default="sutskever", help=f"one of: {names}")
-    p.add_argument("--dataset", required=True, help=f"a file (.csv .tsv .parquet .npz .zip) or builtin:NAME ({', '.join(BUILTINS)})")
-    p.add_argument("--target", default=None, help="target column (default: target/label/y/class, else the last column)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a setting, e.g. --set optim.lr=0.05 (repeatable)")
-    p.add_argument("--out", default=None, help="output folder (default: ./trainboard-runs/<preset>-<time>)")
+    p.add_argument(
+        "--dataset",
+        required=True,
+        help=f"a file (.csv .tsv .parquet .npz .zip) or builtin:NAME ({', '.join(BUILTINS)})",
+    )
+    p.add_argument(
+        "--target",
+        default=None,
+        help="target column (default: target/label/y/class, else the last column)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting, e.g. --set optim.lr=0.05 (repeatable)",
+    )
+    p.add_argument(
+        "--out", default=None, help="output folder (default: ./trainboard-runs/<preset>-<time>)"
+    )
     p.add_argument("--device", default="cpu")
 
 
@@ -75,7 +112,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True)
     try:
-        cfg = resolve_config(args.preset, dataset=args.dataset, target=args.target, overrides=args.overrides)
+        cfg = resolve_config(
+            args.preset, dataset=args.dataset, target=args.target, overrides=args.overrides
+        )
     except EngineError as e:
         console.print(f"[bold red]config error:[/] {e}")
         return 2
@@ -85,7 +124,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     sink = ConsoleSink(cfg.train.epochs, console)
     try:
         with sink:
-            result = run_training(cfg, sink=sink, run_dir=out, device=args.device, resume=False)
+            # The reliability suite's fault injection, off unless its variables are set.
+            result = run_training(
+                cfg,
+                sink=sink,
+                run_dir=out,
+                device=args.device,
+                resume=False,
+                faults=FaultHook.from_env(os.environ),
+            )
     except (DataError, EngineError) as e:
         console.print(f"[bold red]cannot train:[/] {e}")
         return 2
@@ -97,14 +144,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     table.add_column("")
     table.add_column("value", justify="right")
     s = result.summary
-    rows = [("status", result.status), ("stopped because", s["stop_reason"].replace("_", " ")), ("epochs", s["epochs"]),
-            ("steps", s["steps"]), ("best epoch", s["best_epoch"]),
-            (f"best val {s['metric']}", f"{s['best_val_metric']:.4f}" if s["best_val_metric"] is not None else "—"),
-            ("best val loss", f"{s['best_val_loss']:.4f}" if s["best_val_loss"] is not None else "—"),
-            ("LR cuts (T7)", s["lr_cuts"]), ("final LR", f"{s['final_lr']:.3g}"), ("samples/s", f"{s['samples_per_s']:.0f}"),
-            ("seconds", f"{s['seconds']:.1f}")]
+    rows = [
+        ("status", result.status),
+        ("stopped because", s["stop_reason"].replace("_", " ")),
+        ("epochs", s["epochs"]),
+        ("steps", s["steps"]),
+        ("best epoch", s["best_epoch"]),
+        (
+            f"best val {s['metric']}",
+            f"{s['best_val_metric']:.4f}" if s["best_val_metric"] is not None else "—",
+        ),
+        ("best val loss", f"{s['best_val_loss']:.4f}" if s["best_val_loss"] is not None else "—"),
+        ("LR cuts (T7)", s["lr_cuts"]),
+        ("final LR", f"{s['final_lr']:.3g}"),
+        ("samples/s", f"{s['samples_per_s']:.0f}"),
+        ("seconds", f"{s['seconds']:.1f}"),
+    ]
     if "ensemble_gain" in s:
-        rows += [(f"mean member {s['metric']}", f"{s['member_mean_metric']:.4f}"), ("ensemble gain (T14)", f"{s['ensemble_gain']:+.4f}")]
+        rows += [
+            (f"mean member {s['metric']}", f"{s['member_mean_metric']:.4f}"),
+            ("ensemble gain (T14)", f"{s['ensemble_gain']:+.4f}"),
+        ]
     for k, v in rows:
         table.add_row(k, str(v))
     Console().print(table)

@@ -16,7 +16,15 @@ class EngineError(Exception):
 
 
 class ConfigError(EngineError, ValueError):
-    """A config value, override or preset is invalid; the message names the field and what is allowed."""
+    """A config value, override or preset is invalid; the message names the field and what is allowed.
+
+    ``fields`` maps each offending dotted field (``"optim.lr"``) to what is wrong with it, so a
+    form can show the message next to its field without parsing the text; an error that belongs
+    to no single field is keyed ``"config"``."""
+
+    def __init__(self, message: str, fields: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.fields: dict[str, str] = dict(fields) if fields else {"config": message}
 
 
 class PresetNotFound(ConfigError):
@@ -33,3 +41,8 @@ class OutOfMemory(EngineError):
 
 class StorageError(EngineError):
     """A file the run must produce (the trained model) could not be written, even after waiting."""
+
+
+class DataError(ValueError):
+    """A dataset can't be used; message names the problem (file, column) and what to do.
+    (Also ``engine.data.DataError``: the loaders raise it.)"""

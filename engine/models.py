@@ -57,11 +57,16 @@ class CNN(nn.Module):
 class RNN(nn.Module):
     """LSTM or GRU over (batch, time, features); the head reads the last time step."""
 
-    def __init__(self, in_shape: tuple[int, int], out_features: int, cfg: ModelConfig, kind: str) -> None:
+    def __init__(
+        self, in_shape: tuple[int, int], out_features: int, cfg: ModelConfig, kind: str
+    ) -> None:
         super().__init__()
         cls = nn.LSTM if kind == "lstm" else nn.GRU
         self.rnn = cls(
-            in_shape[1], cfg.rnn_hidden, num_layers=cfg.rnn_layers, batch_first=True,
+            in_shape[1],
+            cfg.rnn_hidden,
+            num_layers=cfg.rnn_layers,
+            batch_first=True,
             dropout=cfg.dropout if cfg.rnn_layers > 1 else 0.0,
         )
         self.drop = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
@@ -74,14 +79,25 @@ class RNN(nn.Module):
 
 def resolve_kind(cfg: ModelConfig, modality: str) -> str:
     if cfg.kind != "auto":
-        allowed = {"tabular": {"mlp"}, "image": {"mlp", "cnn"}, "sequence": {"mlp", "lstm", "gru"}}[modality]
+        allowed = {"tabular": {"mlp"}, "image": {"mlp", "cnn"}, "sequence": {"mlp", "lstm", "gru"}}[
+            modality
+        ]
         if cfg.kind not in allowed:
-            raise ConfigError(f"model.kind: {cfg.kind!r} does not fit {modality} data; use one of {sorted(allowed)} or 'auto'")
+            raise ConfigError(
+                f"model.kind: {cfg.kind!r} does not fit {modality} data; use one of {sorted(allowed)} or 'auto'"
+            )
         return cfg.kind
     return {"tabular": "mlp", "image": "cnn", "sequence": "lstm"}[modality]
 
 
-def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], out_features: int, modality: str, *, seed: int | None = None) -> nn.Module:
+def build_model(
+    cfg: ModelConfig,
+    input_shape: tuple[int, ...],
+    out_features: int,
+    modality: str,
+    *,
+    seed: int | None = None,
+) -> nn.Module:
     if seed is not None:
         torch.manual_seed(seed)
     kind = resolve_kind(cfg, modality)

@@ -1,6 +1,6 @@
 """Writes docs/presets.md from the preset files, so the page never drifts from the code.
 
-    python -m engine.presets_doc > docs/presets.md      (a test checks it is up to date)
+python -m engine.presets_doc > docs/presets.md      (a test checks it is up to date)
 """
 
 from __future__ import annotations
@@ -26,8 +26,16 @@ def presets_markdown() -> str:
         "",
     ]
     for p in list_presets():
-        out += [f"## `{p.name}` — {p.title}", "", p.summary, "", f"Good for: {p.suited_for}.", "",
-                "| setting | value | tip | why |", "|---|---|---|---|"]
+        out += [
+            f"## `{p.name}` — {p.title}",
+            "",
+            p.summary,
+            "",
+            f"Good for: {p.suited_for}.",
+            "",
+            "| setting | value | tip | why |",
+            "|---|---|---|---|",
+        ]
         for s in p.settings:
             value = str(s.value).lower() if isinstance(s.value, bool) else s.value
             out.append(f"| `{s.field}` | `{value}` | {s.tip} | {s.why} |")

@@ -1,9 +1,11 @@
-"""How the engine reports: a small sink protocol plus two sinks that ship with it.
+"""How the engine reports: a small sink protocol plus the in-memory sink that ships with it.
 
 The engine never imports a database, a queue or a UI. It calls ``sink.log(step, values)`` for
-metrics and ``sink.event(step, kind, message, data)`` for everything a user should see on a
-timeline (LR cuts, early stops, clip bursts, doctor findings). ``jobs`` provides a sink that
-writes to SQLite; tests use :class:`MemorySink`; the CLI uses :class:`ConsoleSink`.
+metrics, ``sink.event(step, kind, message, data)`` for everything a user should see on a
+timeline (LR cuts, early stops, clip bursts, doctor findings; the kinds are
+``engine.vocab.EventKind``) and ``sink.progress(fraction)`` after each epoch. ``jobs`` provides
+a sink that writes to SQLite; tests use :class:`MemorySink`; the CLI uses
+``engine.console.ConsoleSink``.
 """
 
 from __future__ import annotations
@@ -18,26 +20,10 @@ class Sink(Protocol):
         """Record scalar metrics at a global step (one step = one optimizer update)."""
 
     def event(self, step: int, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
-        """Record something that happened at ``step``: ``kind`` is a short machine name."""
+        """Record something that happened at ``step``: ``kind`` is an ``EventKind`` (a str)."""
 
-
-# Event kinds the engine emits; the store and the UI key their annotations on these.
-EVENT_KINDS = (
-    "run_start",
-    "preflight",  # a pre-flight doctor check (data: tip, severity, passed)
-    "lr_cut",  # data: old_lr, new_lr, epoch, tip="T7"
-    "lr_floor",  # run ended because the LR fell below the floor
-    "early_stop",
-    "best_restored",
-    "clip_burst",  # clipping fired on many steps in a row (T9)
-    "doctor",  # a live doctor finding (data: tip, severity, rule, suggestion)
-    "diverged",
-    "cancelled",
-    "oom",  # the device ran out of memory; the run fails with a suggestion
-    "checkpoint",
-    "resumed",
-    "run_end",
-)
+    def progress(self, fraction: float) -> None:
+        """Called after each epoch with the fraction of the configured epochs done (0–1]."""
 
 
 @dataclass
@@ -46,6 +32,7 @@ class MemorySink:
 
     points: list[tuple[int, str, float]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    fractions: list[float] = field(default_factory=list)  # every progress() call
 
     def log(self, step: int, values: dict[str, float]) -> None:
         for key, value in values.items():
@@ -54,23 +41,11 @@ class MemorySink:
     def event(self, step: int, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
         self.events.append({"step": step, "kind": kind, "message": message, "data": data or {}})
 
+    def progress(self, fraction: float) -> None:
+        self.fractions.append(fraction)
+
     def series(self, key: str) -> list[tuple[int, float]]:
         return [(s, v) for s, k, v in self.points if k == key]
 
     def kinds(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["kind"] == kind]
-
-
-class MultiSink:
-    """Fans every call out to several sinks (e.g. the database writer and a console)."""
-
-    def __init__(self, *sinks: Sink) -> None:
-        self.sinks = sinks
-
-    def log(self, step: int, values: dict[str, float]) -> None:
-        for s in self.sinks:
-            s.log(step, values)
-
-    def event(self, step: int, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
-        for s in self.sinks:
-            s.event(step, kind, message, data)

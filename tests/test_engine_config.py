@@ -64,12 +64,19 @@ def test_presets_apply_the_advice(name, field, value):
 
 
 def test_small_data_preset_waits_longer_than_the_default():
-    assert resolve_config("small-data").schedule.plateau_patience > resolve_config("sutskever").schedule.plateau_patience
+    assert (
+        resolve_config("small-data").schedule.plateau_patience
+        > resolve_config("sutskever").schedule.plateau_patience
+    )
     assert resolve_config("small-data").augment.shift > 0
 
 
 def test_overrides_merge_on_top_of_the_preset_and_the_result_is_json():
-    cfg = resolve_config("sequence", dataset="builtin:adding", overrides=["optim.lr=0.01", "model.hidden=[8, 8]", "train.clip_norm=null"])
+    cfg = resolve_config(
+        "sequence",
+        dataset="builtin:adding",
+        overrides=["optim.lr=0.01", "model.hidden=[8, 8]", "train.clip_norm=null"],
+    )
     assert cfg.optim.lr == 0.01 and cfg.model.hidden == [8, 8] and cfg.train.clip_norm is None
     assert cfg.model.forget_bias == 2.0, "untouched preset values stay"
     assert cfg.data.dataset == "builtin:adding"
@@ -119,4 +126,6 @@ def test_docs_presets_page_is_generated_from_the_current_presets():
     from engine.presets_doc import presets_markdown
 
     page = Path(__file__).resolve().parents[1] / "docs" / "presets.md"
-    assert page.read_text() == presets_markdown(), "run: python -m engine.presets_doc > docs/presets.md"
+    assert page.read_text() == presets_markdown(), (
+        "run: python -m engine.presets_doc > docs/presets.md"
+    )

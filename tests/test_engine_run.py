@@ -10,13 +10,17 @@ import torch
 
 from engine import MemorySink, resolve_config, run_training
 from engine.errors import StorageError
+from engine.faults import FaultHook
 from engine.train import CHECKPOINT, train
 from tests.disk_helpers import fill_to_the_last_byte, small_disk, unmount
 from tests.engine_helpers import blobs
 
 
 def small(**ov):
-    return resolve_config("sutskever", overrides={"train.preflight": False, "model.hidden": [16], "train.batch_size": 32} | ov)
+    return resolve_config(
+        "sutskever",
+        overrides={"train.preflight": False, "model.hidden": [16], "train.batch_size": 32} | ov,
+    )
 
 
 def test_a_resumed_run_continues_its_epochs_and_steps(tmp_path):
@@ -32,7 +36,9 @@ def test_a_resumed_run_continues_its_epochs_and_steps(tmp_path):
     assert epochs == [3.0, 4.0]
     steps_first = {s for s, _ in first.series("train/loss")}
     steps_second = {s for s, _ in second.series("train/loss")}
-    assert min(steps_second) > max(steps_first), "the step counter continues; no step is logged twice"
+    assert min(steps_second) > max(steps_first), (
+        "the step counter continues; no step is logged twice"
+    )
     assert result.summary["epochs"] == 4
 
 
@@ -52,7 +58,13 @@ def test_cancel_stops_within_a_step_budget_and_saves_a_checkpoint(tmp_path):
         return True
 
     sink = MemorySink()
-    result = train(small(**{"train.epochs": 50}), blobs(n=2000), sink=sink, should_stop=should_stop, run_dir=tmp_path)
+    result = train(
+        small(**{"train.epochs": 50}),
+        blobs(n=2000),
+        sink=sink,
+        should_stop=should_stop,
+        run_dir=tmp_path,
+    )
     assert result.status == "cancelled"
     assert (tmp_path / CHECKPOINT).exists()
     assert sink.kinds("cancelled")
@@ -64,7 +76,13 @@ def test_preflight_reports_each_check_with_its_tip():
     cfg = resolve_config("quick", overrides={"train.epochs": 1})
     train(cfg, blobs(), sink=sink)
     checks = {e["data"]["rule"]: e["data"] for e in sink.kinds("preflight")}
-    assert {"init_loss", "inputs_standardized", "gradcheck", "overfit_one_batch", "activation_scale"} <= set(checks)
+    assert {
+        "init_loss",
+        "inputs_standardized",
+        "gradcheck",
+        "overfit_one_batch",
+        "activation_scale",
+    } <= set(checks)
     assert checks["gradcheck"]["tip"] == "T10" and checks["gradcheck"]["passed"]
     assert checks["init_loss"]["tip"] == "T8" and checks["init_loss"]["passed"]
     assert checks["overfit_one_batch"]["passed"]
@@ -74,14 +92,22 @@ def test_preflight_flags_unstandardized_inputs():
     sink = MemorySink()
     data = blobs()
     data.x_train = data.x_train * 50 + 100
-    train(resolve_config("sutskever", overrides={"train.epochs": 1, "model.hidden": [16]}), data, sink=sink)
+    train(
+        resolve_config("sutskever", overrides={"train.epochs": 1, "model.hidden": [16]}),
+        data,
+        sink=sink,
+    )
     check = next(e for e in sink.kinds("preflight") if e["data"]["rule"] == "inputs_standardized")
     assert check["data"]["passed"] is False and check["data"]["tip"] == "T2"
 
 
 def test_run_training_reports_dataset_warnings_and_writes_the_model(tmp_path):
     sink = MemorySink()
-    cfg = resolve_config("quick", dataset="builtin:diabetes", overrides={"train.epochs": 2, "train.overfit_one_batch": False})
+    cfg = resolve_config(
+        "quick",
+        dataset="builtin:diabetes",
+        overrides={"train.epochs": 2, "train.overfit_one_batch": False},
+    )
     result = run_training(cfg, sink=sink, run_dir=tmp_path)
     assert result.status == "finished"
     assert result.summary["metric"] == "rmse" and result.summary["best_val_metric"] > 0
@@ -91,35 +117,80 @@ def test_run_training_reports_dataset_warnings_and_writes_the_model(tmp_path):
 
 def test_cli_train_writes_checkpoint_config_and_summary(tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "jobs.cli", "train", "--preset", "quick", "--dataset", "builtin:digits",
-                           "--set", "train.epochs=1", "--set", "train.overfit_one_batch=false", "--out", str(out)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jobs.cli",
+            "train",
+            "--preset",
+            "quick",
+            "--dataset",
+            "builtin:digits",
+            "--set",
+            "train.epochs=1",
+            "--set",
+            "train.overfit_one_batch=false",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
-    assert (out / "model.pt").exists() and (out / "config.json").exists() and (out / "summary.json").exists()
+    assert (
+        (out / "model.pt").exists()
+        and (out / "config.json").exists()
+        and (out / "summary.json").exists()
+    )
     assert "best val acc" in proc.stdout
 
 
 def test_cli_train_names_a_bad_setting_and_trains_nothing(tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "jobs.cli", "train", "--preset", "quick", "--dataset", "builtin:digits",
-                           "--set", "optim.lr=-3", "--out", str(out)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jobs.cli",
+            "train",
+            "--preset",
+            "quick",
+            "--dataset",
+            "builtin:digits",
+            "--set",
+            "optim.lr=-3",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "optim.lr" in proc.stderr
     assert not out.exists()
 
 
-def test_out_of_memory_ends_with_a_clear_error_and_an_event(tmp_path, monkeypatch):
+def test_out_of_memory_ends_with_a_clear_error_and_an_event(tmp_path):
     from engine.errors import OutOfMemory
 
-    monkeypatch.setenv("TRAINBOARD_FAULT_OOM_AT_STEP", "15")
     sink = MemorySink()
     try:
-        train(small(**{"train.epochs": 5}), blobs(), sink=sink, run_dir=tmp_path)
+        train(
+            small(**{"train.epochs": 5}),
+            blobs(),
+            sink=sink,
+            run_dir=tmp_path,
+            faults=FaultHook(oom_at_step=15),
+        )
     except OutOfMemory as e:
         assert "train.batch_size" in str(e)
     else:
         raise AssertionError("an out-of-memory error must not pass silently")
     assert sink.kinds("oom")
+    assert sink.kinds("oom")[0]["data"]["change"] == {"train.batch_size": 16}
     assert (tmp_path / CHECKPOINT).exists(), "epochs finished before the fault are kept"
 
 
@@ -147,7 +218,9 @@ def test_a_run_cancelled_mid_epoch_resumes_with_a_continuous_series(tmp_path, mo
     val_steps = [s for s, _ in first.series("val/loss")] + [s for s, _ in second.series("val/loss")]
     assert val_steps == [per_epoch, 2 * per_epoch, 3 * per_epoch]
     every = cfg.train.log_every
-    assert min(s for s, _ in second.series("train/loss")) == (per_epoch // every + 1) * every, "the redo starts after epoch 1"
+    assert min(s for s, _ in second.series("train/loss")) == (per_epoch // every + 1) * every, (
+        "the redo starts after epoch 1"
+    )
 
 
 @pytest.fixture
@@ -189,14 +262,19 @@ def test_a_checkpoint_that_cannot_be_written_does_not_end_the_run(full_disk):
 
 
 def test_a_model_that_cannot_be_written_fails_the_run_with_what_to_do(full_disk, monkeypatch):
-    import engine.train
+    import engine.checkpoint
 
     run_dir, _ = full_disk
-    monkeypatch.setattr(engine.train, "MODEL_SAVE_WAITS_S", (0.01, 0.01))  # the real waits sum to a minute
+    # The real waits sum to a minute.
+    monkeypatch.setattr(engine.checkpoint, "MODEL_SAVE_WAITS_S", (0.01, 0.01))
     sink = MemorySink()
     with pytest.raises(StorageError) as info:
         train(small(**{"train.epochs": 2}), blobs(), sink=sink, run_dir=run_dir)
-    assert "model.pt" in str(info.value) and "No space left on device" in str(info.value) and "free disk space" in str(info.value)
+    assert (
+        "model.pt" in str(info.value)
+        and "No space left on device" in str(info.value)
+        and "free disk space" in str(info.value)
+    )
     assert len(sink.kinds("checkpoint_failed")) == 3  # two epochs, then the model (reported once)
     assert not list(run_dir.iterdir()), "nothing half-written is left behind"
 

@@ -12,12 +12,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.errors import DataError as _DataError
+
 MODALITIES = ("tabular", "image", "sequence")
 TASKS = ("classification", "regression")
 
 
-class DataError(ValueError):
-    """A dataset can't be used; message names the problem (file, column) and what to do."""
+# Defined in engine.errors (which imports nothing heavy, so the dashboard can catch it without
+# torch) and re-exported here, beside the loaders that raise it.
+DataError = _DataError
 
 
 @dataclass

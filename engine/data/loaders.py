@@ -69,8 +69,12 @@ def _check_text(path: Path) -> None:
     """A text table must be UTF-8 text: say so plainly instead of a codec traceback."""
     with path.open("rb") as f:
         head = f.read(64 * 1024)
-    if b"\x00" in head or head.startswith((b"\x89PNG", b"PK\x03\x04", b"\x7fELF", b"MZ", b"%PDF", b"PAR1")):
-        raise DataError(f"{path.name}: this is a binary file, not a text table; is the extension wrong?")
+    if b"\x00" in head or head.startswith(
+        (b"\x89PNG", b"PK\x03\x04", b"\x7fELF", b"MZ", b"%PDF", b"PAR1")
+    ):
+        raise DataError(
+            f"{path.name}: this is a binary file, not a text table; is the extension wrong?"
+        )
     try:
         # an incomplete multi-byte character at the cut is fine: decode what is complete
         head.decode("utf-8")
@@ -84,7 +88,9 @@ def _check_text(path: Path) -> None:
 
 def _check_columns(n_columns: int, where: str) -> None:
     if n_columns > MAX_COLUMNS:
-        raise DataError(f"{where}: {n_columns} columns is more than the {MAX_COLUMNS} Trainboard accepts.")
+        raise DataError(
+            f"{where}: {n_columns} columns is more than the {MAX_COLUMNS} Trainboard accepts."
+        )
 
 
 def _read_table(path: Path, ext: str) -> pd.DataFrame:
@@ -93,15 +99,21 @@ def _read_table(path: Path, ext: str) -> pd.DataFrame:
         with path.open("rb") as f:
             first_line = f.readline(4 * 1024 * 1024)
         if first_line.count(b",") + first_line.count(b"\t") + first_line.count(b";") >= MAX_COLUMNS:
-            raise DataError(f"{path.name}: the header has more than the {MAX_COLUMNS} columns Trainboard accepts.")
+            raise DataError(
+                f"{path.name}: the header has more than the {MAX_COLUMNS} columns Trainboard accepts."
+            )
     try:
         if ext in (".parquet", ".pq"):
             try:
                 import pyarrow.parquet as pq
 
                 n_cols = len(pq.read_schema(path).names)
-            except Exception as e:  # pyarrow raises ArrowInvalid/OSError variants for non-parquet bytes
-                raise DataError(f"{path.name}: not a valid Parquet file ({e.__class__.__name__}).") from e
+            except (
+                Exception
+            ) as e:  # pyarrow raises ArrowInvalid/OSError variants for non-parquet bytes
+                raise DataError(
+                    f"{path.name}: not a valid Parquet file ({e.__class__.__name__})."
+                ) from e
             _check_columns(n_cols, path.name)
             return pd.read_parquet(path)
         if ext == ".csv":
@@ -124,9 +136,13 @@ def _read_table(path: Path, ext: str) -> pd.DataFrame:
         raise DataError(f"{path.name}: the file is empty (no header row).") from e
     except pd.errors.ParserError as e:
         detail = str(e).strip().splitlines()[-1]
-        raise DataError(f"{path.name}: malformed table: {detail}. Check quotes and that every row has the same number of fields.") from e
+        raise DataError(
+            f"{path.name}: malformed table: {detail}. Check quotes and that every row has the same number of fields."
+        ) from e
     except UnicodeDecodeError as e:
-        raise DataError(f"{path.name}: the text is not UTF-8; save the file as UTF-8 and upload it again.") from e
+        raise DataError(
+            f"{path.name}: the text is not UTF-8; save the file as UTF-8 and upload it again."
+        ) from e
     except (OSError, ValueError) as e:
         raise DataError(f"{path.name}: can't be read as a table: {e}") from e
 
@@ -218,17 +234,23 @@ def _check_entry(info: zipfile.ZipInfo, where: str) -> None:
     device files or FIFOs have no business in a dataset."""
     mode = info.external_attr >> 16
     if mode and stat.S_ISLNK(mode):
-        raise DataError(f"{where}: {info.filename!r} is a symbolic link; archives may hold only plain files.")
+        raise DataError(
+            f"{where}: {info.filename!r} is a symbolic link; archives may hold only plain files."
+        )
     if mode and stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
-        raise DataError(f"{where}: {info.filename!r} is a special file (device, FIFO or socket); archives may hold only plain files.")
+        raise DataError(
+            f"{where}: {info.filename!r} is a special file (device, FIFO or socket); archives may hold only plain files."
+        )
     _check_ratio(info.file_size, info.compress_size, f"{where}: {info.filename!r} expands")
 
 
 def _check_ratio(unpacked: int, packed: int, what: str, when: str = "") -> None:
     """A zip bomb's signature: more than 1 MB that expands beyond MAX_ZIP_RATIO× its packed size."""
     if unpacked > 1 << 20 and unpacked > MAX_ZIP_RATIO * max(packed, 1):
-        raise DataError(f"{what} {unpacked / max(packed, 1):.0f}×{when} (limit {MAX_ZIP_RATIO}×); "
-                        "that is how zip bombs look, so it was refused.")
+        raise DataError(
+            f"{what} {unpacked / max(packed, 1):.0f}×{when} (limit {MAX_ZIP_RATIO}×); "
+            "that is how zip bombs look, so it was refused."
+        )
 
 
 def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> bytes:
@@ -237,7 +259,9 @@ def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> bytes
     with zf.open(info) as f:
         data = f.read(info.file_size + 1)
     if len(data) > info.file_size:
-        raise DataError(f"{where}: {info.filename!r} is larger than its header says; the archive is corrupt or hostile.")
+        raise DataError(
+            f"{where}: {info.filename!r} is larger than its header says; the archive is corrupt or hostile."
+        )
     return data
 
 
@@ -254,14 +278,18 @@ def _load_image_zip(path: Path, *, task: str) -> RawDataset:
     with zf:
         all_infos = zf.infolist()
         if len(all_infos) > MAX_ZIP_FILES:
-            raise DataError(f"{where}: the archive holds {len(all_infos)} entries, more than {MAX_ZIP_FILES}.")
+            raise DataError(
+                f"{where}: the archive holds {len(all_infos)} entries, more than {MAX_ZIP_FILES}."
+            )
         for i in all_infos:
             _safe_name(i.filename, where)
             _check_entry(i, where)
         total = sum(i.file_size for i in all_infos)
         packed = sum(i.compress_size for i in all_infos)
         if total > MAX_ZIP_BYTES:
-            raise DataError(f"{where}: the archive unpacks to {total / 2**20:.0f} MB, more than the {MAX_ZIP_BYTES >> 20} MB limit.")
+            raise DataError(
+                f"{where}: the archive unpacks to {total / 2**20:.0f} MB, more than the {MAX_ZIP_BYTES >> 20} MB limit."
+            )
         _check_ratio(total, packed, f"{where}: the archive expands", " when unpacked")
         infos = [i for i in all_infos if not i.is_dir()]
         infos = [

@@ -34,10 +34,6 @@ def log1p_rule(column: np.ndarray) -> bool:
     return bool((v.max() + 1.0) / (np.quantile(v, 0.05) + 1.0) >= LOG1P_MIN_RATIO)
 
 
-def _feature_axis(modality: str) -> int:
-    return 1 if modality == "image" else -1
-
-
 def _as_matrix(x: np.ndarray, modality: str) -> np.ndarray:
     """All values of each feature/channel as the columns of a 2-D (M, F) matrix."""
     if modality == "image":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -61,74 +62,13 @@ def dataset_report(raw: RawDataset) -> DatasetReport:
     def warn(tip: str, message: str) -> None:
         warnings.append({"tip": tip, "message": message})
 
-    # Counts come from the raw table where there is one (its own column names), else from x.
-    if raw.frame is not None:
-        frame = raw.frame
-        columns = int(frame.shape[1])
-        text_columns = {str(c) for c in frame.columns if is_text(frame[c])}
-        missing = {str(c): int(v) for c, v in frame.isna().sum().items() if v > 0}
-        duplicates = int(frame.duplicated().sum())
-        constant = [
-            str(c) for c in frame.columns if c != raw.target and frame[c].nunique(dropna=False) <= 1
-        ]
-    else:
-        m = _as_matrix(raw.x, raw.modality)
-        columns = len(raw.feature_names)
-        text_columns = set()
-        nan = np.isnan(m).sum(axis=0)
-        missing = {raw.feature_names[j]: int(v) for j, v in enumerate(nan) if v > 0}
-        keys = _row_keys(np.concatenate([raw.x.reshape(n, -1), raw.y.reshape(n, 1)], axis=1))
-        duplicates = int(n - len(np.unique(keys)))
-        constant = [
-            raw.feature_names[j]
-            for j in range(m.shape[1])
-            if np.nanmax(m[:, j], initial=-np.inf) == np.nanmin(m[:, j], initial=np.inf)
-            or np.isnan(m[:, j]).all()
-        ]
-
-    log1p_cols: list[str] = []
-    if raw.modality != "image":
-        m = _as_matrix(raw.x, raw.modality)
-        for j, name in enumerate(raw.feature_names):
-            col = m[:, j]
-            if log1p_rule(col):
-                log1p_cols.append(name)
-                c = col[~np.isnan(col)]
-                orders = math.log10((c.max() + 1) / (np.quantile(c, 0.05) + 1))
-                warn(
-                    "T2",
-                    f"column {name} spans {orders:.0f} orders of magnitude: log(1 + x) will be "
-                    "applied before standardizing, so its large values don't dominate (T2).",
-                )
-
+    columns, text_columns, missing, duplicates, constant = _column_counts(raw)
+    log1p_cols = _log1p_columns(raw, warn)
     # Identical inputs with different targets: likely label noise (T1).
     feat_keys = _row_keys(raw.x)
     pairs = np.unique(np.stack([feat_keys, _row_keys(raw.y.reshape(n, 1))], 1), axis=0)
     conflicting = int((np.bincount(pairs[:, 0]) > 1).sum())
-
-    class_balance = None
-    small_warned = False
-    if raw.task == "classification" and raw.class_names is not None:
-        counts = np.bincount(raw.y, minlength=len(raw.class_names))
-        class_balance = {name: int(c) for name, c in zip(raw.class_names, counts, strict=True)}
-        k = len(raw.class_names)
-        if k < 2:
-            warn("T1", "the target has a single class: there is nothing to learn (T1).")
-        elif n < ROWS_PER_CLASS * k:
-            small_warned = True
-            warn(
-                "T1",
-                f"only {n} rows for {k} classes (under {ROWS_PER_CLASS} per class): the network "
-                "may not learn well; more examples would help most (T1).",
-            )
-        biggest = counts.max()
-        for name, c in class_balance.items():
-            if k >= 2 and c < RARE_CLASS_RATIO * biggest:
-                warn(
-                    "T1",
-                    f"class '{name}' has {_fmt(c / n)} of rows ({c}), much less than the largest "
-                    "class: the model may mostly ignore it (T1).",
-                )
+    class_balance, small_warned = _class_warnings(raw, warn)
     if n < SMALL_ROWS and not small_warned:
         warn("T1", f"only {n} rows: small for a neural network; expect to overfit (T1).")
     for col, v in missing.items():
@@ -173,3 +113,82 @@ def dataset_report(raw: RawDataset) -> DatasetReport:
         warnings=warnings,
         conflicting_labels=conflicting,
     )
+
+
+def _column_counts(raw: RawDataset) -> tuple[int, set[str], dict[str, int], int, list[str]]:
+    """(columns, text columns, missing values per column, duplicate rows, constant columns),
+    from the raw table where there is one (its own column names), else from x."""
+    n = len(raw.x)
+    if raw.frame is not None:
+        frame = raw.frame
+        columns = int(frame.shape[1])
+        text_columns = {str(c) for c in frame.columns if is_text(frame[c])}
+        missing = {str(c): int(v) for c, v in frame.isna().sum().items() if v > 0}
+        duplicates = int(frame.duplicated().sum())
+        constant = [
+            str(c) for c in frame.columns if c != raw.target and frame[c].nunique(dropna=False) <= 1
+        ]
+        return columns, text_columns, missing, duplicates, constant
+    m = _as_matrix(raw.x, raw.modality)
+    nan = np.isnan(m).sum(axis=0)
+    missing = {raw.feature_names[j]: int(v) for j, v in enumerate(nan) if v > 0}
+    keys = _row_keys(np.concatenate([raw.x.reshape(n, -1), raw.y.reshape(n, 1)], axis=1))
+    duplicates = int(n - len(np.unique(keys)))
+    constant = [
+        raw.feature_names[j]
+        for j in range(m.shape[1])
+        if np.nanmax(m[:, j], initial=-np.inf) == np.nanmin(m[:, j], initial=np.inf)
+        or np.isnan(m[:, j]).all()
+    ]
+    return len(raw.feature_names), set(), missing, duplicates, constant
+
+
+def _log1p_columns(raw: RawDataset, warn: Callable[[str, str], None]) -> list[str]:
+    """T2: the columns the log(1 + x) rule applies to, each with a warning."""
+    if raw.modality == "image":
+        return []
+    cols: list[str] = []
+    m = _as_matrix(raw.x, raw.modality)
+    for j, name in enumerate(raw.feature_names):
+        col = m[:, j]
+        if log1p_rule(col):
+            cols.append(name)
+            c = col[~np.isnan(col)]
+            orders = math.log10((c.max() + 1) / (np.quantile(c, 0.05) + 1))
+            warn(
+                "T2",
+                f"column {name} spans {orders:.0f} orders of magnitude: log(1 + x) will be "
+                "applied before standardizing, so its large values don't dominate (T2).",
+            )
+    return cols
+
+
+def _class_warnings(
+    raw: RawDataset, warn: Callable[[str, str], None]
+) -> tuple[dict[str, int] | None, bool]:
+    """T1 for classification: (rows per class, whether the "too few rows" warning was given)."""
+    if raw.task != "classification" or raw.class_names is None:
+        return None, False
+    n = len(raw.x)
+    small_warned = False
+    counts = np.bincount(raw.y, minlength=len(raw.class_names))
+    class_balance = {name: int(c) for name, c in zip(raw.class_names, counts, strict=True)}
+    k = len(raw.class_names)
+    if k < 2:
+        warn("T1", "the target has a single class: there is nothing to learn (T1).")
+    elif n < ROWS_PER_CLASS * k:
+        small_warned = True
+        warn(
+            "T1",
+            f"only {n} rows for {k} classes (under {ROWS_PER_CLASS} per class): the network "
+            "may not learn well; more examples would help most (T1).",
+        )
+    biggest = counts.max()
+    for name, c in class_balance.items():
+        if k >= 2 and c < RARE_CLASS_RATIO * biggest:
+            warn(
+                "T1",
+                f"class '{name}' has {_fmt(c / n)} of rows ({c}), much less than the largest "
+                "class: the model may mostly ignore it (T1).",
+            )
+    return class_balance, small_warned

@@ -1,0 +1,52 @@
+"""The product's shared words: every event kind and every run status, in one place.
+
+The engine emits these, ``jobs`` stores them and ``app`` draws them. This module imports
+nothing heavy (no torch), so the dashboard can use it too. ``StrEnum`` members compare equal to
+their plain strings, so values already in the database need no migration.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class EventKind(StrEnum):
+    """What a timeline event is about; the store and the UI key their annotations on these."""
+
+    RUN_START = "run_start"
+    PREFLIGHT = "preflight"  # a pre-flight doctor check (data: tip, severity, passed, change)
+    LR_CUT = "lr_cut"  # data: old_lr, new_lr, epoch, tip="T7"
+    LR_FLOOR = "lr_floor"  # the run ended because the LR fell below the floor
+    EARLY_STOP = "early_stop"
+    BEST_RESTORED = "best_restored"
+    CLIP_BURST = "clip_burst"  # clipping fired on most steps of an epoch (T9)
+    DOCTOR = "doctor"  # a live doctor finding (data: tip, severity, rule, suggestion, change)
+    DIVERGED = "diverged"  # data: reason, lr, suggestion, change
+    CANCELLED = "cancelled"
+    OOM = "oom"  # the device ran out of memory (data: batch_size, suggestion, change)
+    CHECKPOINT_FAILED = "checkpoint_failed"
+    RESUMED = "resumed"
+    RUN_END = "run_end"
+    PLATEAU_HINT = "plateau_hint"  # fixed-LR run: a scheduled run would have cut here (T7)
+    RELEASED = "released"  # emitted by jobs: a worker shut down and handed the run back
+
+
+class RunStatus(StrEnum):
+    """Where a run is in its life; the engine itself ends a run as finished, diverged or cancelled."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    DIVERGED = "diverged"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+
+
+# A run in one of these states never changes again.
+TERMINAL: tuple[RunStatus, ...] = (
+    RunStatus.FINISHED,
+    RunStatus.FAILED,
+    RunStatus.DIVERGED,
+    RunStatus.CANCELLED,
+)
