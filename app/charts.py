@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 import sqlite_utils
 
-from jobs import reader, views
-from jobs.reader import SeriesData
+from jobs import service
+from jobs.service import EventKind, SeriesData
 
 MAX_POINTS = 2000
 
@@ -33,26 +33,31 @@ PANELS: dict[str, dict[str, Any]] = {
     "loss": {"title": "Loss (train and validation)", "log": False},
     "metric": {"title": "Validation metric", "log": False},
     "lr": {"title": "Learning rate (log scale)", "log": True},
-    "ratio": {"title": "Update / weight ratio per layer (log scale; target ≈ 1e-3, T6)",
-              "log": True},  # fmt: skip
+    "ratio": {
+        "title": "Update / weight ratio per layer (log scale; target ≈ 1e-3, T6)",
+        "log": True,
+    },
     "grad": {"title": "Gradient norm before clipping (T9)", "log": False},
 }
 # Every event kind drawn on the charts: its colour and its fixed label (None: the label is
 # built from the event's data in event_label). One table, so a new kind is added in one place.
 EVENT_STYLE: dict[str, tuple[str, str | None]] = {
-    "lr_cut": ("#d62728", None),
-    "lr_floor": ("#8c564b", "LR floor: stop"),
-    "early_stop": ("#9467bd", "early stop"),
-    "doctor": ("#ff7f0e", None),
-    "diverged": ("#000000", "diverged"),
-    "clip_burst": ("#bcbd22", "clip burst (T9)"),
-    "cancelled": ("#7f7f7f", "cancelled"),
-    "released": ("#7f7f7f", "worker stopped: requeued"),
-    "resumed": ("#17becf", "resumed"),
-    "checkpoint_failed": ("#e377c2", "checkpoint not saved"),
+    EventKind.LR_CUT: ("#d62728", None),
+    EventKind.LR_FLOOR: ("#8c564b", "LR floor: stop"),
+    EventKind.EARLY_STOP: ("#9467bd", "early stop"),
+    EventKind.DOCTOR: ("#ff7f0e", None),
+    EventKind.DIVERGED: ("#000000", "diverged"),
+    EventKind.CLIP_BURST: ("#bcbd22", "clip burst (T9)"),
+    EventKind.CANCELLED: ("#7f7f7f", "cancelled"),
+    EventKind.RELEASED: ("#7f7f7f", "worker stopped: requeued"),
+    EventKind.RESUMED: ("#17becf", "resumed"),
+    EventKind.CHECKPOINT_FAILED: ("#e377c2", "checkpoint not saved"),
 }
-EVENT_KINDS = tuple(EVENT_STYLE)  # what the run page reads from the store
-EVENT_COLORS = {kind: color for kind, (color, _) in EVENT_STYLE.items()} | {"plateau_hint": "#aaaaaa"}
+# "A cut would have helped here" marks of fixed-LR runs: recorded by the engine as it trains
+# (its shadow ReduceLROnPlateau), drawn dashed, apart from the events above.
+HINT_KIND = EventKind.PLATEAU_HINT
+EVENT_KINDS = tuple(EVENT_STYLE)  # what the run page draws as events
+EVENT_COLORS = {kind: color for kind, (color, _) in EVENT_STYLE.items()} | {HINT_KIND: "#aaaaaa"}
 
 
 def panel_of(key: str) -> str | None:
@@ -96,9 +101,14 @@ def _merge(old: SeriesData, new: SeriesData) -> SeriesData:
     if not len(new):
         return old
     return SeriesData(
-        old.key, old.step + new.step, old.value + new.value, old.vmin + new.vmin,
-        old.vmax + new.vmax, downsampled=old.downsampled or new.downsampled, level=old.level,
-    )  # fmt: skip
+        old.key,
+        old.step + new.step,
+        old.value + new.value,
+        old.vmin + new.vmin,
+        old.vmax + new.vmax,
+        downsampled=old.downsampled or new.downsampled,
+        level=old.level,
+    )
 
 
 def load_series(
@@ -113,10 +123,10 @@ def load_series(
     A cached series that has grown past ``max_points`` by appending is read again whole, so
     the store picks a coarser level and the chart stays within its point budget."""
     if cache is None:
-        return reader.series(db, run_id, keys, max_points=max_points)
+        return service.series(db, run_id, keys, max_points=max_points)
     have = cache.series
     since = {k: have[k].last_step for k in keys if k in have}
-    fresh = reader.series(db, run_id, keys, max_points=max_points, since_step=since)
+    fresh = service.series(db, run_id, keys, max_points=max_points, since_step=since)
     out: dict[str, SeriesData] = {}
     regrow = []
     for k in keys:
@@ -126,7 +136,7 @@ def load_series(
         else:
             out[k] = merged
     if regrow:
-        out.update(reader.series(db, run_id, regrow, max_points=max_points))
+        out.update(service.series(db, run_id, regrow, max_points=max_points))
     cache.series = out
     return out
 
@@ -147,52 +157,43 @@ def ema(values: np.ndarray, smoothing: float) -> np.ndarray:
 
 def series_frame(s: SeriesData, smoothing: float) -> pd.DataFrame:
     values = np.asarray(s.value, dtype=float)
-    return pd.DataFrame({
-        "series": s.key,
-        "step": np.asarray(s.step, dtype=np.int64),
-        "value": values,
-        "vmin": np.asarray(s.vmin, dtype=float),
-        "vmax": np.asarray(s.vmax, dtype=float),
-        "ema": ema(values, smoothing) if smoothing > 0 else values,
-        "downsampled": s.downsampled,
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "series": s.key,
+            "step": np.asarray(s.step, dtype=np.int64),
+            "value": values,
+            "vmin": np.asarray(s.vmin, dtype=float),
+            "vmax": np.asarray(s.vmax, dtype=float),
+            "ema": ema(values, smoothing) if smoothing > 0 else values,
+            "downsampled": s.downsampled,
+        }
+    )
 
 
 def event_label(e: dict[str, Any]) -> str:
     d = e.get("data") or {}
     kind = e["kind"]
-    if kind == "lr_cut" and "old_lr" in d:
+    if kind == EventKind.LR_CUT and "old_lr" in d:
         return f"LR {d['old_lr']:.3g} → {d['new_lr']:.3g}"
-    if kind == "plateau_hint":
+    if kind == HINT_KIND:
         return f"cut would help: {d.get('old_lr', 0):.3g} → {d.get('new_lr', 0):.3g}"
-    if kind == "doctor":
+    if kind == EventKind.DOCTOR:
         return f"⚠ {d.get('tip', '')} {str(d.get('rule', '')).replace('_', ' ')}".strip()
     return EVENT_STYLE.get(kind, ("", None))[1] or kind
 
 
 def _events_frame(evts: list[dict[str, Any]]) -> pd.DataFrame:
     rows = [
-        {"step": int(e["step"] or 0), "kind": e["kind"], "label": event_label(e),
-         "message": e["message"], "tip": (e.get("data") or {}).get("tip", "")}
+        {
+            "step": int(e["step"] or 0),
+            "kind": e["kind"],
+            "label": event_label(e),
+            "message": e["message"],
+            "tip": (e.get("data") or {}).get("tip", ""),
+        }
         for e in evts
-    ]  # fmt: skip
+    ]
     return pd.DataFrame(rows, columns=["step", "kind", "label", "message", "tip"])
-
-
-def _plateau_hints(db: sqlite_utils.Database, run_id: int, spec: dict[str, Any]) -> list[dict]:
-    sched = spec.get("schedule") or {}
-    if sched.get("enabled", True):
-        return []
-    from jobs.plateaus import find_plateaus
-
-    marks = find_plateaus(
-        db, run_id, "val/loss", factor=sched.get("plateau_factor", 0.5),
-        patience=sched.get("plateau_patience", 3), threshold=sched.get("plateau_threshold", 1e-4),
-        cooldown=sched.get("cooldown", 0),
-    )  # fmt: skip
-    return [{"step": m["step"], "kind": "plateau_hint", "message": m["message"],
-             "data": {"tip": "T7", "old_lr": m["old_lr"], "new_lr": m["new_lr"]}}
-            for m in marks]  # fmt: skip
 
 
 def run_chart_data(
@@ -206,17 +207,19 @@ def run_chart_data(
 ) -> ChartData:
     """Build the run page's chart data. Pass the same ``cache`` on every live refresh."""
     spec = spec or {}
-    keys = [k for k in views.metric_keys(db, run_id) if panel_of(k)]
+    keys = [k for k in service.metric_keys(db, run_id) if panel_of(k)]
     series = load_series(db, run_id, keys, cache, max_points)
     if cache is not None:
-        new = reader.events(db, run_id, since_id=cache.last_event_id, kinds=EVENT_KINDS)
+        new = service.events(
+            db, run_id, since_id=cache.last_event_id, kinds=(*EVENT_KINDS, HINT_KIND)
+        )
         cache.events += new
         if new:
             cache.last_event_id = new[-1]["id"]
         cache.reads += 1
         evts = cache.events
     else:
-        evts = reader.events(db, run_id, kinds=EVENT_KINDS)
+        evts = service.events(db, run_id, kinds=(*EVENT_KINDS, HINT_KIND))
     by_panel: dict[str, list[pd.DataFrame]] = {}
     points, last = 0, None
     for k, s in series.items():
@@ -231,8 +234,8 @@ def run_chart_data(
     frames = {p: pd.concat(fs, ignore_index=True) for p, fs in by_panel.items()}
     return ChartData(
         frames=frames,
-        events=_events_frame(evts),
-        hints=_events_frame(_plateau_hints(db, run_id, spec)),
+        events=_events_frame([e for e in evts if e["kind"] != HINT_KIND]),
+        hints=_events_frame([e for e in evts if e["kind"] == HINT_KIND]),
         clip_bound=(spec.get("train") or {}).get("clip_norm"),
         points=points,
         last_step=last,
@@ -266,13 +269,19 @@ def _rules(events: pd.DataFrame, dashed: bool = False, xmax: float | None = None
     # Colours come from the frame (scale=None) so events never join the series' colour legend.
     events = events.assign(color=events["kind"].map(EVENT_COLORS).fillna("#444444"))
     color = alt.Color("color", type="nominal", scale=None, legend=None)
-    rule = alt.Chart(events).mark_rule(
-        strokeWidth=1.5, strokeDash=[4, 4] if dashed else [1, 0]
-    ).encode(
-        _STEP, color, tooltip=[alt.Tooltip("step", type="quantitative"),
-                               alt.Tooltip("kind", type="nominal"),
-                               alt.Tooltip("message", type="nominal")],
-    )  # fmt: skip
+    rule = (
+        alt.Chart(events)
+        .mark_rule(strokeWidth=1.5, strokeDash=[4, 4] if dashed else [1, 0])
+        .encode(
+            _STEP,
+            color,
+            tooltip=[
+                alt.Tooltip("step", type="quantitative"),
+                alt.Tooltip("kind", type="nominal"),
+                alt.Tooltip("message", type="nominal"),
+            ],
+        )
+    )
     layers = [rule]
     # Labels near the right edge go on the left of their rule, so the plot does not clip them;
     # successive labels step down three rows, so close rules don't print over each other.
@@ -280,10 +289,16 @@ def _rules(events: pd.DataFrame, dashed: bool = False, xmax: float | None = None
     right = events["step"] > 0.7 * xmax if xmax else pd.Series(False, index=events.index)
     for part, align, dx in ((events[~right], "left", 3), (events[right], "right", -3)):
         if not part.empty:
-            layers.append(alt.Chart(part).mark_text(
-                align=align, baseline="top", dx=dx, fontSize=10
-            ).encode(_STEP, alt.Y("ypos", type="quantitative", scale=None),
-                     alt.Text("label", type="nominal"), color))  # fmt: skip
+            layers.append(
+                alt.Chart(part)
+                .mark_text(align=align, baseline="top", dx=dx, fontSize=10)
+                .encode(
+                    _STEP,
+                    alt.Y("ypos", type="quantitative", scale=None),
+                    alt.Text("label", type="nominal"),
+                    color,
+                )
+            )
     return layers
 
 
@@ -312,27 +327,48 @@ def panel_chart(
     if band is not None:
         lo, mid, hi = band
         zone = alt.Chart(pd.DataFrame({"lo": [lo], "hi": [hi], "mid": [mid]}))
-        layers.append(zone.mark_rect(color="#2ca02c", opacity=0.08).encode(
-            alt.Y("lo", type="quantitative"), alt.Y2("hi")))  # fmt: skip
-        layers.append(zone.mark_rule(color="#2ca02c", strokeDash=[6, 3]).encode(
-            alt.Y("mid", type="quantitative")))  # fmt: skip
+        layers.append(
+            zone.mark_rect(color="#2ca02c", opacity=0.08).encode(
+                alt.Y("lo", type="quantitative"), alt.Y2("hi")
+            )
+        )
+        layers.append(
+            zone.mark_rule(color="#2ca02c", strokeDash=[6, 3]).encode(
+                alt.Y("mid", type="quantitative")
+            )
+        )
     if bool(frame["downsampled"].any()):
-        layers.append(base.transform_filter("datum.downsampled").mark_area(opacity=0.15).encode(
-            alt.Y("vmin", type="quantitative", scale=y_scale, title=None), alt.Y2("vmax"),
-        ))  # fmt: skip
+        layers.append(
+            base.transform_filter("datum.downsampled")
+            .mark_area(opacity=0.15)
+            .encode(
+                alt.Y("vmin", type="quantitative", scale=y_scale, title=None),
+                alt.Y2("vmax"),
+            )
+        )
     shape = {"interpolate": "step-after"} if steps else {}
-    layers.append(base.mark_line(opacity=0.25, strokeWidth=1, **shape).encode(
-        alt.Y("value", type="quantitative", scale=y_scale, title=None)))  # fmt: skip
-    layers.append(base.mark_line(strokeWidth=2, **shape).encode(
-        alt.Y("ema", type="quantitative", scale=y_scale, title=None),
-        tooltip=[alt.Tooltip("series", type="nominal"), alt.Tooltip("step", type="quantitative"),
-                 alt.Tooltip("value", type="quantitative", format=".4g"),
-                 alt.Tooltip("ema", type="quantitative", format=".4g", title="smoothed")],
-    ))  # fmt: skip
+    layers.append(
+        base.mark_line(opacity=0.25, strokeWidth=1, **shape).encode(
+            alt.Y("value", type="quantitative", scale=y_scale, title=None)
+        )
+    )
+    layers.append(
+        base.mark_line(strokeWidth=2, **shape).encode(
+            alt.Y("ema", type="quantitative", scale=y_scale, title=None),
+            tooltip=[
+                alt.Tooltip("series", type="nominal"),
+                alt.Tooltip("step", type="quantitative"),
+                alt.Tooltip("value", type="quantitative", format=".4g"),
+                alt.Tooltip("ema", type="quantitative", format=".4g", title="smoothed"),
+            ],
+        )
+    )
     if hline is not None:
-        layers.append(alt.Chart(pd.DataFrame({"y": [hline]}))
-                      .mark_rule(color="#d62728", strokeDash=[6, 3])
-                      .encode(alt.Y("y", type="quantitative")))  # fmt: skip
+        layers.append(
+            alt.Chart(pd.DataFrame({"y": [hline]}))
+            .mark_rule(color="#d62728", strokeDash=[6, 3])
+            .encode(alt.Y("y", type="quantitative"))
+        )
     xmax = float(frame["step"].max()) if len(frame) else None
     if events is not None:
         layers += _rules(events, xmax=xmax)
@@ -360,9 +396,13 @@ def run_charts(data: ChartData) -> dict[str, PanelChart]:
         if panel == "grad" and data.clip_bound:
             kwargs["hline"] = float(data.clip_bound)
         charts[panel] = panel_chart(
-            frame, title=opts["title"], log=opts["log"], events=data.events, hints=data.hints,
+            frame,
+            title=opts["title"],
+            log=opts["log"],
+            events=data.events,
+            hints=data.hints,
             **kwargs,
-        )  # fmt: skip
+        )
     return charts
 
 

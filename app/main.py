@@ -27,12 +27,8 @@ if user is not None:
             st.rerun()
 
 pages = [
-    st.Page("screens/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("screens/datasets.py", title="Datasets", icon=":material/folder_open:"),
-    st.Page("screens/new_run.py", title="New run", icon=":material/rocket_launch:"),
-    st.Page("screens/runs.py", title="Runs", icon=":material/list:"),
-    st.Page("screens/run_detail.py", title="Run detail", icon=":material/monitoring:"),
-    st.Page("screens/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page(p.path, title=p.title, icon=p.icon, default=key == "home")
+    for key, p in ui.PAGE_LIST.items()
 ]
 page = st.navigation(pages)
 try:

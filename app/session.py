@@ -7,7 +7,9 @@ from typing import Any
 
 import streamlit as st
 
-from jobs import auth
+from jobs import service
+
+auth = service.auth
 
 TOKEN_KEY = "tb_session_token"
 

@@ -2,39 +2,50 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import streamlit as st
 
-from engine.errors import ConfigError
-from engine.tips import TIPS
-from jobs.db import connect
+from jobs import service
 
-# What each tip means, in one line (engine.tips, shared with docs/presets.md).
-TIP_TITLES = TIPS
+# What each tip means, in one line (engine.tips via jobs.service, shared with docs/presets.md).
+TIP_TITLES = service.TIPS
 
 STATUS_COLORS = {
-    "queued": "gray",
-    "running": "blue",
-    "finished": "green",
-    "failed": "red",
-    "diverged": "orange",
-    "cancelled": "violet",
-    "lost": "orange",
+    service.RunStatus.QUEUED: "gray",
+    service.RunStatus.RUNNING: "blue",
+    service.RunStatus.FINISHED: "green",
+    service.RunStatus.FAILED: "red",
+    service.RunStatus.DIVERGED: "orange",
+    service.RunStatus.CANCELLED: "violet",
+    service.RunStatus.LOST: "orange",
 }
 
-PAGES = {
-    "home": "screens/home.py",
-    "datasets": "screens/datasets.py",
-    "new_run": "screens/new_run.py",
-    "runs": "screens/runs.py",
-    "run": "screens/run_detail.py",
-    "compare": "screens/compare.py",
+
+@dataclass(frozen=True)
+class Page:
+    path: str
+    title: str
+    icon: str
+
+
+# Every page of the dashboard, in navigation order: main.py builds the navigation from this,
+# and pages link to each other through it. A new page is one entry here plus its module.
+PAGE_LIST: dict[str, Page] = {
+    "home": Page("screens/home.py", "Home", ":material/home:"),
+    "datasets": Page("screens/datasets.py", "Datasets", ":material/folder_open:"),
+    "new_run": Page("screens/new_run.py", "New run", ":material/rocket_launch:"),
+    "runs": Page("screens/runs.py", "Runs", ":material/list:"),
+    "run": Page("screens/run_detail.py", "Run detail", ":material/monitoring:"),
+    "compare": Page("screens/compare.py", "Compare", ":material/compare_arrows:"),
 }
+PAGES = {key: page.path for key, page in PAGE_LIST.items()}
 
 
 def db():
     """A connection for this script run (SQLite handles are per thread; opening one is cheap
     once the schema has been checked in this process)."""
-    return connect()
+    return service.connect()
 
 
 def badge(status: str) -> str:
@@ -46,17 +57,6 @@ def tip_label(tip: str | None) -> str:
     if not tip or tip not in TIP_TITLES:
         return tip or ""
     return f"{tip} — {TIP_TITLES[tip]}"
-
-
-def config_errors(e: ConfigError) -> dict[str, str]:
-    """Split the engine's "field: what's wrong; field: ..." message into one entry per field."""
-    out: dict[str, str] = {}
-    for part in str(e).split("; "):
-        field, sep, msg = part.partition(": ")
-        if not sep:
-            field, msg = "config", part
-        out[field] = f"{out[field]}; {msg}" if field in out else msg
-    return out
 
 
 def open_run(run_id: int) -> None:

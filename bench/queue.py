@@ -55,11 +55,25 @@ def _start_workers(n: int, env: dict[str, str], home: Path) -> list[subprocess.P
     procs = []
     for i in range(n):
         log = open(home / f"bench-worker{i}.log", "ab")  # noqa: SIM115 (lives as long as it)
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "jobs.cli", "worker", "--name", f"bench{i}@local",
-             "--loglevel", "WARNING"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT,
-        ))  # fmt: skip
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "jobs.cli",
+                    "worker",
+                    "--name",
+                    f"bench{i}@local",
+                    "--loglevel",
+                    "WARNING",
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=ROOT,
+            )
+        )
     return procs
 
 
@@ -81,13 +95,14 @@ def bench(broker: str, samples: int, burst: int, workers: int) -> dict:
     env.pop("TRAINBOARD_BROKER_URL", None)
     if broker == "redis":
         env["TRAINBOARD_BROKER_URL"] = os.environ.get(
-            "TRAINBOARD_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+            "TRAINBOARD_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"
+        )
         env["TRAINBOARD_QUEUE_PREFIX"] = f"tbbench-{uuid.uuid4().hex[:8]}."
     os.environ.clear()
     os.environ.update(env)
 
-    from jobs import registry
-    from jobs.db import connect
+    from jobs.store import registry
+    from jobs.store.db import connect
     from jobs.submit import submit
 
     db = connect()
@@ -106,7 +121,9 @@ def bench(broker: str, samples: int, burst: int, workers: int) -> dict:
             while True:
                 left = db.execute(
                     f"SELECT count(*) FROM runs WHERE id IN ({marks}) AND status NOT IN "
-                    f"('finished','failed','diverged','cancelled')", ids).fetchone()[0]
+                    f"('finished','failed','diverged','cancelled')",
+                    ids,
+                ).fetchone()[0]
                 if not left:
                     return
                 if time.monotonic() > deadline:
@@ -129,27 +146,32 @@ def bench(broker: str, samples: int, burst: int, workers: int) -> dict:
                 time.sleep(0.005)
             wait_final([run_id], 120)
             # Idle again: the task is over (its run's process has exited), not just the run.
-            while db.execute("SELECT count(*) FROM workers WHERE current_run IS NOT NULL "
-                             "AND status != 'stopped'").fetchone()[0]:
+            while db.execute(
+                "SELECT count(*) FROM workers WHERE current_run IS NOT NULL AND status != 'stopped'"
+            ).fetchone()[0]:
                 time.sleep(0.05)
             time.sleep(0.5)
 
         t0 = time.monotonic()
-        ids = [submit("quick", "builtin:digits", overrides=TINY, db=db).run_id
-               for _ in range(burst)]
+        ids = [
+            submit("quick", "builtin:digits", overrides=TINY, db=db).run_id for _ in range(burst)
+        ]
         submit_s = time.monotonic() - t0
         wait_final(ids, 60 * 60)
         burst_s = time.monotonic() - t0
         marks = ",".join("?" * len(ids))
-        statuses = dict(db.execute(
-            f"SELECT status, count(*) FROM runs WHERE id IN ({marks}) GROUP BY status", ids
-        ).fetchall())
+        statuses = dict(
+            db.execute(
+                f"SELECT status, count(*) FROM runs WHERE id IN ({marks}) GROUP BY status", ids
+            ).fetchall()
+        )
         twice = db.execute(
             f"SELECT count(*) FROM runs WHERE id IN ({marks}) AND attempt != 1", ids
         ).fetchone()[0]
         starts = db.execute(
             f"SELECT count(*) FROM (SELECT run_id FROM events WHERE run_id IN ({marks}) "
-            f"AND kind = 'run_start' GROUP BY run_id HAVING count(*) != 1)", ids
+            f"AND kind = 'run_start' GROUP BY run_id HAVING count(*) != 1)",
+            ids,
         ).fetchone()[0]
     finally:
         _stop_workers(procs)
@@ -187,9 +209,19 @@ def main() -> int:
     for b in brokers:
         # Each broker in its own process: settings are read from the environment.
         inner = subprocess.Popen(
-            [sys.executable, __file__, "--one", b, str(args.samples), str(args.burst),
-             str(args.workers)], stdout=subprocess.PIPE, text=True, cwd=ROOT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                __file__,
+                "--one",
+                b,
+                str(args.samples),
+                str(args.burst),
+                str(args.workers),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
         try:
             stdout, _ = inner.communicate()
         finally:
@@ -205,9 +237,11 @@ def main() -> int:
     print(f"{'broker':<9} {'median':>7} {'p95':>7}  burst")
     for r in results:
         ok = r["burst_statuses"].get("finished", 0)
-        print(f"{r['broker']:<9} {r['latency_median_s']:>6.3f}s {r['latency_p95_s']:>6.3f}s  "
-              f"{ok}/{r['burst']} finished in {r['burst_total_s']} s on {r['workers']} workers, "
-              f"{r['burst_not_attempt_1']} re-run, {r['burst_not_one_run_start']} started twice")
+        print(
+            f"{r['broker']:<9} {r['latency_median_s']:>6.3f}s {r['latency_p95_s']:>6.3f}s  "
+            f"{ok}/{r['burst']} finished in {r['burst_total_s']} s on {r['workers']} workers, "
+            f"{r['burst_not_attempt_1']} re-run, {r['burst_not_one_run_start']} started twice"
+        )
     return 0
 
 

@@ -27,8 +27,9 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 sys.path[:] = [_ROOT] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent]
 
 from jobs import registry  # noqa: E402
-from jobs.db import connect  # noqa: E402
-from jobs.metrics import MetricWriter, events, series  # noqa: E402
+from jobs.store.db import connect  # noqa: E402
+from jobs.store.reader import events, series  # noqa: E402
+from jobs.store.writer import MetricWriter  # noqa: E402
 
 KEYS = ("train/loss", "lr", "grad_norm", "ratio/fc1.weight", "ratio/fc2.weight")
 
@@ -230,23 +231,63 @@ def main() -> None:
         load1 = os.getloadavg()[0]
 
     rows = [
-        ("ingest, MetricWriter.log (points/s)", f"{tb_rate:,.0f}", f"raw {raw_rate:,.0f}",
-         ">= 250,000", tb_rate >= 250_000),
-        ("ingest vs raw executemany (ratio)", f"{tb_rate / raw_rate:.2f}", "", ">= 0.60",
-         tb_rate / raw_rate >= 0.6),
-        ("bytes per stored point (incl. levels)", f"{tb_bytes:.1f}", f"raw table {raw_bytes:.1f}",
-         "<= 40", tb_bytes <= 40),
-        (f"chart of {long_steps:,} steps, {chart['points']} pts (ms)",
-         f"{chart['chart'] * 1e3:.1f}", f"naive {chart['naive'] * 1e3:.0f}", "<= 50", chart["chart"] <= 0.05),
-        ("chart speed-up vs naive full read (x)", f"{chart['naive'] / chart['chart']:.0f}", "",
-         ">= 10", chart["naive"] / chart["chart"] >= 10),
-        ("reader call p99 latency, 4 writers (ms)", f"{live['p99'] * 1e3:.1f}",
-         f"worst {live['max'] * 1e3:.0f}; idle p99 {idle['p99'] * 1e3:.1f}", "<= 10", live["p99"] <= 0.010),
-        ("same, writers at nice 10 (ms)", f"{niced['p99'] * 1e3:.1f}",
-         f"worst {niced['max'] * 1e3:.0f}", "<= 10", niced["p99"] <= 0.010),
-        ("'database is locked' in reader", f"{live['errors'] + niced['errors']}", f"{live['polls'] + niced['polls']} calls", "0",
-         live["errors"] + niced["errors"] == 0),
-    ]  # fmt: skip
+        (
+            "ingest, MetricWriter.log (points/s)",
+            f"{tb_rate:,.0f}",
+            f"raw {raw_rate:,.0f}",
+            ">= 250,000",
+            tb_rate >= 250_000,
+        ),
+        (
+            "ingest vs raw executemany (ratio)",
+            f"{tb_rate / raw_rate:.2f}",
+            "",
+            ">= 0.60",
+            tb_rate / raw_rate >= 0.6,
+        ),
+        (
+            "bytes per stored point (incl. levels)",
+            f"{tb_bytes:.1f}",
+            f"raw table {raw_bytes:.1f}",
+            "<= 40",
+            tb_bytes <= 40,
+        ),
+        (
+            f"chart of {long_steps:,} steps, {chart['points']} pts (ms)",
+            f"{chart['chart'] * 1e3:.1f}",
+            f"naive {chart['naive'] * 1e3:.0f}",
+            "<= 50",
+            chart["chart"] <= 0.05,
+        ),
+        (
+            "chart speed-up vs naive full read (x)",
+            f"{chart['naive'] / chart['chart']:.0f}",
+            "",
+            ">= 10",
+            chart["naive"] / chart["chart"] >= 10,
+        ),
+        (
+            "reader call p99 latency, 4 writers (ms)",
+            f"{live['p99'] * 1e3:.1f}",
+            f"worst {live['max'] * 1e3:.0f}; idle p99 {idle['p99'] * 1e3:.1f}",
+            "<= 10",
+            live["p99"] <= 0.010,
+        ),
+        (
+            "same, writers at nice 10 (ms)",
+            f"{niced['p99'] * 1e3:.1f}",
+            f"worst {niced['max'] * 1e3:.0f}",
+            "<= 10",
+            niced["p99"] <= 0.010,
+        ),
+        (
+            "'database is locked' in reader",
+            f"{live['errors'] + niced['errors']}",
+            f"{live['polls'] + niced['polls']} calls",
+            "0",
+            live["errors"] + niced["errors"] == 0,
+        ),
+    ]
     w0 = max(len(r[0]) for r in rows)
     print(f"{'figure':<{w0}}  {'measured':>10}  {'same-run reference':<28}  {'target':<10}  result")
     print("-" * (w0 + 64))

@@ -9,7 +9,7 @@ run page, for both runs (median of ``--repeat``, the two runs timed alternately 
 machine slows both alike):
 
 * chart data: ``app.charts.run_chart_data`` with no cache (first load of the page), and
-  the part of it spent in the store's reader (``jobs.reader.series`` of the charted keys);
+  the part of it spent in the store's reader (``jobs.store.reader.series`` of the charted keys);
 * live refresh: the same with the page's cache, when no new point has arrived;
 * chart spec: building the Altair charts from that data and converting them the way
   ``st.altair_chart`` does (Vega-Lite spec + Arrow datasets), the rest of the server's work.
@@ -41,9 +41,9 @@ TARGET_RATIO = 3.0
 def build_run(db_file: Path, steps: int, epochs: int = 100) -> tuple[int, dict]:
     """A run with ``steps`` steps × 5 keys, ``epochs`` validation points and LR cuts."""
     from engine.config import resolve_config
-    from jobs import registry
-    from jobs.db import connect
-    from jobs.writer import MetricWriter
+    from jobs.store import registry
+    from jobs.store.db import connect
+    from jobs.store.writer import MetricWriter
 
     db = connect(db_file)
     spec = resolve_config("sutskever").to_dict()
@@ -68,11 +68,22 @@ def build_run(db_file: Path, steps: int, epochs: int = 100) -> tuple[int, dict]:
             w.log(step, dict(zip(KEYS, (c[i] for c in cols), strict=True)))
             if step % every == 0:
                 epoch = step // every
-                w.log(step, {"val/loss": float(loss[i]) + 0.05, "val/acc": 1 - float(loss[i]) / 3,
-                             "train/epoch_loss": float(loss[i]), "epoch": epoch})  # fmt: skip
+                w.log(
+                    step,
+                    {
+                        "val/loss": float(loss[i]) + 0.05,
+                        "val/acc": 1 - float(loss[i]) / 3,
+                        "train/epoch_loss": float(loss[i]),
+                        "epoch": epoch,
+                    },
+                )
                 if step in cuts:
-                    w.event(step, "lr_cut", "validation loss plateaued (T7)",
-                            {"tip": "T7", "old_lr": lr[i - 1], "new_lr": lr[i], "epoch": epoch})
+                    w.event(
+                        step,
+                        "lr_cut",
+                        "validation loss plateaued (T7)",
+                        {"tip": "T7", "old_lr": lr[i - 1], "new_lr": lr[i], "epoch": epoch},
+                    )
     return run_id, spec
 
 
@@ -86,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="tb-bench-ui-") as tmp:
         os.environ["TRAINBOARD_HOME"] = tmp
         from app import charts
-        from jobs import reader, views
-        from jobs.db import connect, db_path
+        from jobs import service
+        from jobs.store import reader
+        from jobs.store.db import connect, db_path
 
         try:  # exactly what st.altair_chart does with a chart (private: fall back if it moves)
             from streamlit.elements.vega_charts import (
@@ -104,11 +116,13 @@ def main(argv: list[str] | None = None) -> int:
         build_s = time.perf_counter() - t0
         small, _ = build_run(db_file, args.small, epochs=min(100, args.small // 10))
         db = connect(db_file)
-        print(f"store: {args.steps:,} + {args.small:,} steps × {len(KEYS)} keys written in "
-              f"{build_s:.1f} s ({db_file.stat().st_size / 2**20:.0f} MiB)\n")  # fmt: skip
+        print(
+            f"store: {args.steps:,} + {args.small:,} steps × {len(KEYS)} keys written in "
+            f"{build_s:.1f} s ({db_file.stat().st_size / 2**20:.0f} MiB)\n"
+        )
 
         runs = ((f"{args.steps:,} steps", big), (f"{args.small:,} steps", small))
-        keys = {r: [k for k in views.metric_keys(db, r) if charts.panel_of(k)] for _, r in runs}
+        keys = {r: [k for k in service.metric_keys(db, r) if charts.panel_of(k)] for _, r in runs}
         caches = {}
         for _, run_id in runs:  # warm imports, then the live page's cache
             charts.run_chart_data(db, run_id, spec=spec)
@@ -127,29 +141,51 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.repeat):
             for _, r in runs:
                 datas[r] = timed(r, "cold", lambda r=r: charts.run_chart_data(db, r, spec=spec))
-                timed(r, "live", lambda r=r: charts.run_chart_data(db, r, spec=spec,
-                                                                   cache=caches[r]))  # fmt: skip
+                timed(
+                    r, "live", lambda r=r: charts.run_chart_data(db, r, spec=spec, cache=caches[r])
+                )
                 timed(r, "read", lambda r=r: reader.series(db, r, keys[r]))
                 if i < max(3, args.repeat // 2):
-                    timed(r, "spec", lambda r=r: [to_vega(c) for c in
-                                                  charts.run_charts(datas[r]).values()])  # fmt: skip
+                    timed(
+                        r,
+                        "spec",
+                        lambda r=r: [to_vega(c) for c in charts.run_charts(datas[r]).values()],
+                    )
         med = {k: statistics.median(v) for k, v in times.items()}
-        rows = [(label, datas[r].points, datas[r].events.shape[0], med[r, "cold"], med[r, "read"],
-                 med[r, "live"], med[r, "spec"]) for label, r in runs]  # fmt: skip
+        rows = [
+            (
+                label,
+                datas[r].points,
+                datas[r].events.shape[0],
+                med[r, "cold"],
+                med[r, "read"],
+                med[r, "live"],
+                med[r, "spec"],
+            )
+            for label, r in runs
+        ]
 
-        print(f"{'run':>16} {'points drawn':>13} {'events':>7} {'chart data':>11} "
-              f"{'(store read)':>13} {'live refresh':>13} {'chart spec':>11}")  # fmt: skip
+        print(
+            f"{'run':>16} {'points drawn':>13} {'events':>7} {'chart data':>11} "
+            f"{'(store read)':>13} {'live refresh':>13} {'chart spec':>11}"
+        )
         for label, pts, ev, cold, read, live, spec_s in rows:
-            print(f"{label:>16} {pts:>13,} {ev:>7} {cold:>10.3f}s {read:>12.3f}s {live:>12.3f}s "
-                  f"{spec_s:>10.3f}s")  # fmt: skip
+            print(
+                f"{label:>16} {pts:>13,} {ev:>7} {cold:>10.3f}s {read:>12.3f}s {live:>12.3f}s "
+                f"{spec_s:>10.3f}s"
+            )
         big_s, small_s = rows[0][3], rows[1][3]
         ratio = big_s / small_s
         ok_abs, ok_ratio = big_s <= TARGET_S, ratio <= TARGET_RATIO
-        print(f"\ntarget: chart data of the big run ≤ {TARGET_S} s: {big_s:.3f} s "
-              f"{'OK' if ok_abs else 'MISSED'}; within {TARGET_RATIO:g}× of the small run: "
-              f"{ratio:.2f}× {'OK' if ok_ratio else 'MISSED'}")  # fmt: skip
-        print("(chart spec = Altair build + Streamlit's conversion, mostly a fixed cost per panel: "
-              "each key is capped at 2,000 points, so it hardly depends on the run's length)")
+        print(
+            f"\ntarget: chart data of the big run ≤ {TARGET_S} s: {big_s:.3f} s "
+            f"{'OK' if ok_abs else 'MISSED'}; within {TARGET_RATIO:g}× of the small run: "
+            f"{ratio:.2f}× {'OK' if ok_ratio else 'MISSED'}"
+        )
+        print(
+            "(chart spec = Altair build + Streamlit's conversion, mostly a fixed cost per panel: "
+            "each key is capped at 2,000 points, so it hardly depends on the run's length)"
+        )
         db.close()
         return 0 if ok_abs and ok_ratio else 1
 

@@ -78,20 +78,37 @@ def backoff_s(failed_attempts: int) -> float:
     return min(MAX_BACKOFF_S, 2.0 ** (failed_attempts - FREE_ATTEMPTS - 1))
 
 
-def add_user(db: sqlite_utils.Database, name: str, password: str, *, admin: bool = False) -> dict[str, Any]:
+def add_user(
+    db: sqlite_utils.Database, name: str, password: str, *, admin: bool = False
+) -> dict[str, Any]:
     if not NAME_RE.match(name):
-        raise AuthError(f"user name {name!r}: use 2–32 characters a-z, 0-9, '.', '_' or '-', starting with a letter or digit")
+        raise AuthError(
+            f"user name {name!r}: use 2–32 characters a-z, 0-9, '.', '_' or '-', starting with a letter or digit"
+        )
     if len(password) < MIN_PASSWORD:
         raise WeakPassword(f"password: at least {MIN_PASSWORD} characters, please")
     if db["users"].count_where("name = ?", [name]):
         raise UserExists(f"user {name!r} already exists")
-    db["users"].insert({"name": name, "password_hash": _HASHER.hash(password), "is_admin": int(admin),
-                        "created_at": time.time(), "failed_attempts": 0, "locked_until": 0.0})
+    db["users"].insert(
+        {
+            "name": name,
+            "password_hash": _HASHER.hash(password),
+            "is_admin": int(admin),
+            "created_at": time.time(),
+            "failed_attempts": 0,
+            "locked_until": 0.0,
+        }
+    )
     return get_user(db, name)
 
 
 def get_user(db: sqlite_utils.Database, name: str) -> dict[str, Any]:
-    rows = list(db.query("SELECT id, name, is_admin, created_at, failed_attempts, locked_until FROM users WHERE name = ?", [name]))
+    rows = list(
+        db.query(
+            "SELECT id, name, is_admin, created_at, failed_attempts, locked_until FROM users WHERE name = ?",
+            [name],
+        )
+    )
     if not rows:
         raise AuthError(f"no user named {name!r}")
     return rows[0]
@@ -113,9 +130,13 @@ def set_password(db: sqlite_utils.Database, name: str, password: str) -> None:
         raise WeakPassword(f"password: at least {MIN_PASSWORD} characters, please")
     get_user(db, name)
     with db.conn:
-        db.execute("UPDATE users SET password_hash = ?, failed_attempts = 0, locked_until = 0 WHERE name = ?",
-                   [_HASHER.hash(password), name])
-        db.execute("DELETE FROM sessions WHERE user = ?", [name])  # a new password logs everyone out
+        db.execute(
+            "UPDATE users SET password_hash = ?, failed_attempts = 0, locked_until = 0 WHERE name = ?",
+            [_HASHER.hash(password), name],
+        )
+        db.execute(
+            "DELETE FROM sessions WHERE user = ?", [name]
+        )  # a new password logs everyone out
 
 
 def login(db: sqlite_utils.Database, name: str, password: str, *, now: float | None = None) -> str:
@@ -133,16 +154,22 @@ def login(db: sqlite_utils.Database, name: str, password: str, *, now: float | N
         raise TooManyAttempts(user["locked_until"] - now)
     if not _verify(user["password_hash"], password):
         failed = (user["failed_attempts"] or 0) + 1
-        db.execute("UPDATE users SET failed_attempts = ?, locked_until = ? WHERE name = ?",
-                   [failed, now + backoff_s(failed), name])
+        db.execute(
+            "UPDATE users SET failed_attempts = ?, locked_until = ? WHERE name = ?",
+            [failed, now + backoff_s(failed), name],
+        )
         raise InvalidCredentials("wrong user name or password")
     token = secrets.token_urlsafe(32)
     with db.conn:
         db.execute("UPDATE users SET failed_attempts = 0, locked_until = 0 WHERE name = ?", [name])
         if _HASHER.check_needs_rehash(user["password_hash"]):
-            db.execute("UPDATE users SET password_hash = ? WHERE name = ?", [_HASHER.hash(password), name])
-        db.execute("INSERT INTO sessions (token, user, created_at, expires_at) VALUES (?, ?, ?, ?)",
-                   [token, name, now, now + session_ttl_s()])
+            db.execute(
+                "UPDATE users SET password_hash = ? WHERE name = ?", [_HASHER.hash(password), name]
+            )
+        db.execute(
+            "INSERT INTO sessions (token, user, created_at, expires_at) VALUES (?, ?, ?, ?)",
+            [token, name, now, now + session_ttl_s()],
+        )
         db.execute("DELETE FROM sessions WHERE expires_at < ?", [now])
     return token
 
@@ -154,13 +181,19 @@ def _verify(hash_: str, password: str) -> bool:
         return False
 
 
-def session_user(db: sqlite_utils.Database, token: str | None, *, now: float | None = None) -> dict[str, Any] | None:
+def session_user(
+    db: sqlite_utils.Database, token: str | None, *, now: float | None = None
+) -> dict[str, Any] | None:
     """The logged-in user for a session token, or None if the token is unknown or expired."""
     if not token:
         return None
     now = time.time() if now is None else now
-    rows = list(db.query(
-        "SELECT u.id, u.name, u.is_admin, s.expires_at FROM sessions s JOIN users u ON u.name = s.user WHERE s.token = ?", [token]))
+    rows = list(
+        db.query(
+            "SELECT u.id, u.name, u.is_admin, s.expires_at FROM sessions s JOIN users u ON u.name = s.user WHERE s.token = ?",
+            [token],
+        )
+    )
     if not rows:
         return None
     if rows[0]["expires_at"] <= now:

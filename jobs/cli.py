@@ -25,21 +25,33 @@ APP_ENTRY = Path(__file__).resolve().parent.parent / "app" / "main.py"
 def _add_up(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8501, help="dashboard port (default 8501)")
     p.add_argument("--home", help="data directory (default: $TRAINBOARD_HOME or ~/.trainboard)")
-    p.add_argument("--no-browser", "--headless", dest="headless", action="store_true",
-                   help="don't open a browser")
-    p.add_argument("--device", action="append", metavar="cpu|cuda:N",
-                   help="start a worker for this device (repeatable; default: one per visible "
-                        "GPU, else one CPU worker)")
+    p.add_argument(
+        "--no-browser",
+        "--headless",
+        dest="headless",
+        action="store_true",
+        help="don't open a browser",
+    )
+    p.add_argument(
+        "--device",
+        action="append",
+        metavar="cpu|cuda:N",
+        help="start a worker for this device (repeatable; default: one per visible "
+        "GPU, else one CPU worker)",
+    )
     p.add_argument("--no-workers", action="store_true", help="start only the dashboard")
-    p.add_argument("--address", default=None,
-                   help="interface the dashboard listens on (default: 127.0.0.1, or 0.0.0.0 in "
-                        "team mode, where every page needs a login)")
+    p.add_argument(
+        "--address",
+        default=None,
+        help="interface the dashboard listens on (default: 127.0.0.1, or 0.0.0.0 in "
+        "team mode, where every page needs a login)",
+    )
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from jobs.celery_app import settings
-    from jobs.db import connect
-    from jobs.worker import parse_device, visible_gpus
+    from jobs.queue.celery_app import settings
+    from jobs.queue.worker import parse_device, visible_gpus
+    from jobs.store.db import connect
 
     if args.home:
         os.environ["TRAINBOARD_HOME"] = str(Path(args.home).expanduser().resolve())
@@ -67,15 +79,32 @@ def cmd_up(args: argparse.Namespace) -> int:
 
         # Without team mode there is no login: listen on this machine only unless told otherwise.
         address = args.address or ("0.0.0.0" if team_mode() else "127.0.0.1")
-        start("dashboard", [
-            sys.executable, "-m", "streamlit", "run", str(APP_ENTRY),
-            "--server.port", str(args.port), "--server.address", address,
-            "--server.headless", "true" if args.headless else "false",
-            "--browser.gatherUsageStats", "false",
-            # Streamlit's own cap on an upload, kept equal to Trainboard's (jobs.datasets)
-            "--server.maxUploadSize", str(max(1, round(MAX_UPLOAD_BYTES / 2**20))),
-        ])  # fmt: skip
-        print(f"Dashboard: http://localhost:{args.port}" + ("" if address == "127.0.0.1" else f" (listening on {address})"), flush=True)
+        start(
+            "dashboard",
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(APP_ENTRY),
+                "--server.port",
+                str(args.port),
+                "--server.address",
+                address,
+                "--server.headless",
+                "true" if args.headless else "false",
+                "--browser.gatherUsageStats",
+                "false",
+                # Streamlit's own cap on an upload, kept equal to Trainboard's (jobs.datasets)
+                "--server.maxUploadSize",
+                str(max(1, round(MAX_UPLOAD_BYTES / 2**20))),
+            ],
+        )
+        print(
+            f"Dashboard: http://localhost:{args.port}"
+            + ("" if address == "127.0.0.1" else f" (listening on {address})"),
+            flush=True,
+        )
     else:
         print(f"No dashboard yet ({APP_ENTRY} is missing): running the worker(s) only.", flush=True)
     print(f"Workers: {', '.join(devices) or 'none'}. Press Ctrl-C to stop.", flush=True)
@@ -132,7 +161,7 @@ def _add_worker(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from jobs.worker import run_worker
+    from jobs.queue.worker import run_worker
 
     run_worker(args.device, name=args.name, loglevel=args.loglevel)
     return 0
@@ -145,10 +174,20 @@ def _add_submit(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="sutskever", help="preset name (default sutskever)")
     p.add_argument("--dataset", required=True, help="a file path or builtin:NAME")
     p.add_argument("--target", help="target column")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field, e.g. --set train.epochs=3 (repeatable)")
-    p.add_argument("--queue", default="cpu", choices=("cpu", "gpu"),
-                   help="cpu: any worker (default); gpu: only GPU workers")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set train.epochs=3 (repeatable)",
+    )
+    p.add_argument(
+        "--queue",
+        default="cpu",
+        choices=("cpu", "gpu"),
+        help="cpu: any worker (default); gpu: only GPU workers",
+    )
     p.add_argument("--name", help="a name for the run")
     p.add_argument("--wait", action="store_true", help="wait until the run is over")
 
@@ -158,8 +197,14 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from jobs.submit import submit
 
     try:
-        res = submit(args.preset, args.dataset, target=args.target, overrides=args.overrides,
-                     queue=args.queue, name=args.name)
+        res = submit(
+            args.preset,
+            args.dataset,
+            target=args.target,
+            overrides=args.overrides,
+            queue=args.queue,
+            name=args.name,
+        )
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -168,26 +213,28 @@ def cmd_submit(args: argparse.Namespace) -> int:
         print(f"warning: {res.note}", file=sys.stderr)
     if not _queue_has_worker(args.queue):
         hint = "trainboard worker --device cuda:N" if args.queue == "gpu" else "trainboard up"
-        print(f"note: no live worker takes the {args.queue} queue yet; the run waits until one "
-              f"starts ({hint})", file=sys.stderr)
+        print(
+            f"note: no live worker takes the {args.queue} queue yet; the run waits until one "
+            f"starts ({hint})",
+            file=sys.stderr,
+        )
     if not args.wait:
         return 0
     return _wait(res.run_id)
 
 
 def _queue_has_worker(queue: str) -> bool:
-    from jobs import registry
-    from jobs.db import connect
+    from jobs.store import registry
+    from jobs.store.db import connect
 
     workers = registry.list_workers(connect(), alive_within_s=30)
-    return any(
-        w["status"] != "stopped" and queue in (w["queue"] or "").split(",") for w in workers
-    )
+    return any(w["status"] != "stopped" and queue in (w["queue"] or "").split(",") for w in workers)
 
 
 def _wait(run_id: int) -> int:
-    from jobs import registry
-    from jobs.db import connect
+    from engine.vocab import TERMINAL
+    from jobs.store import registry
+    from jobs.store.db import connect
 
     db = connect()
     last = None
@@ -196,7 +243,7 @@ def _wait(run_id: int) -> int:
         if run["status"] != last:
             print(f"run {run_id}: {run['status']}", flush=True)
             last = run["status"]
-        if run["status"] in registry.TERMINAL:
+        if run["status"] in TERMINAL:
             break
         time.sleep(0.5)
     if run["error"]:
@@ -222,9 +269,9 @@ def _age(ts: float | None) -> str:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from jobs import registry
-    from jobs.db import connect
-    from jobs.submit import send_info
+    from jobs.queue.sends import send_info
+    from jobs.store import registry
+    from jobs.store.db import connect
 
     db = connect()
     try:
@@ -241,11 +288,19 @@ def cmd_runs(args: argparse.Namespace) -> int:
             if info and info["last_error"]:
                 note = f"waiting for the broker ({info['last_error']})"
         progress = f"{100 * r['progress']:.0f}%" if r["progress"] is not None else "-"
-        rows.append((
-            str(r["id"]), r["status"], r["preset"] or "-",
-            str((r["spec"] or {}).get("data", {}).get("dataset", "-")), r["worker"] or "-",
-            f"{r['attempt']}/{r['max_attempts']}", progress, _age(r["created_at"]), note[:60],
-        ))  # fmt: skip
+        rows.append(
+            (
+                str(r["id"]),
+                r["status"],
+                r["preset"] or "-",
+                str((r["spec"] or {}).get("data", {}).get("dataset", "-")),
+                r["worker"] or "-",
+                f"{r['attempt']}/{r['max_attempts']}",
+                progress,
+                _age(r["created_at"]),
+                note[:60],
+            )
+        )
     widths = [max(len(x) for x in col) for col in zip(header, *rows, strict=False)]
     for line in (header, *rows):
         print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
@@ -291,8 +346,12 @@ def _add_user(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="user_command", required=True)
     add = sub.add_parser("add", help="create a user (asks for the password twice)")
     add.add_argument("name")
-    add.add_argument("--admin", action="store_true", help="may cancel and delete anyone's runs and datasets")
-    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add.add_argument(
+        "--admin", action="store_true", help="may cancel and delete anyone's runs and datasets"
+    )
+    add.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
     sub.add_parser("list", help="list users")
     rm = sub.add_parser("remove", help="delete a user and end their sessions")
     rm.add_argument("name")
@@ -314,7 +373,7 @@ def _read_password(args: argparse.Namespace) -> str:
 
 def _cmd_user(args: argparse.Namespace) -> int:
     from jobs import auth
-    from jobs.db import connect
+    from jobs.store.db import connect
 
     db = connect()
     try:
@@ -340,15 +399,21 @@ def _cmd_user(args: argparse.Namespace) -> int:
 
 # --- wiring ---------------------------------------------------------------------------------
 
-Command = tuple[str, str, Callable[[argparse.ArgumentParser], None],
-                Callable[[argparse.Namespace], int]]
+Command = tuple[
+    str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]
+]
 COMMANDS: list[Command] = [
     ("up", "start the dashboard, worker(s) and the embedded broker", _add_up, cmd_up),
     ("worker", "run a worker for one device", _add_worker, cmd_worker),
     ("submit", "queue a training run", _add_submit, cmd_submit),
     ("runs", "list runs", _add_runs, cmd_runs),
     ("cancel", "cancel a queued or running run", _add_cancel, cmd_cancel),
-    ("train", "train in this process, without the queue (progress bar + summary)", _add_train, _cmd_train),
+    (
+        "train",
+        "train in this process, without the queue (progress bar + summary)",
+        _add_train,
+        _cmd_train,
+    ),
     ("user", "team mode accounts: add, list, remove, passwd", _add_user, _cmd_user),
 ]
 

@@ -22,8 +22,8 @@ import sqlite_utils
 
 from engine.data import BUILTINS, DataError, RawDataset, dataset_report, load_dataset
 from engine.data.loaders import EXTENSIONS
-from jobs import registry
-from jobs.db import data_home
+from jobs.store import registry
+from jobs.store.db import data_home
 
 # The upload size limit (TRAINBOARD_MAX_UPLOAD_MB, default 200 MB, Streamlit's own default);
 # the zip loader has separate limits on uncompressed size and compression ratio.
@@ -48,8 +48,10 @@ def _report_dict(raw: RawDataset) -> dict[str, Any]:
 
 
 def _too_big(filename: str) -> str:
-    return (f"{filename}: larger than the {MAX_UPLOAD_BYTES / 2**20:g} MB upload limit "
-            "(TRAINBOARD_MAX_UPLOAD_MB on the server).")
+    return (
+        f"{filename}: larger than the {MAX_UPLOAD_BYTES / 2**20:g} MB upload limit "
+        "(TRAINBOARD_MAX_UPLOAD_MB on the server)."
+    )
 
 
 def validate(path: Path, *, filename: str, target: str | None = None) -> dict[str, Any]:
@@ -110,7 +112,9 @@ def ingest(
             written = 0
             for chunk in chunks:
                 written += len(chunk)
-                if written > MAX_UPLOAD_BYTES:  # stop at the limit: a huge upload never fills the disk
+                if (
+                    written > MAX_UPLOAD_BYTES
+                ):  # stop at the limit: a huge upload never fills the disk
                     raise DataError(_too_big(name))
                 digest.update(chunk)
                 f.write(chunk)
@@ -123,10 +127,17 @@ def ingest(
         final = folder / f"{sha}{ext}"
         os.replace(tmp, final)
         dataset_id = registry.add_dataset(
-            db, name=name, path=str(final), sha256=sha, size_bytes=final.stat().st_size,
-            format=ext.lstrip("."), target=report["target"], task=report["task"], owner=owner,
+            db,
+            name=name,
+            path=str(final),
+            sha256=sha,
+            size_bytes=final.stat().st_size,
+            format=ext.lstrip("."),
+            target=report["target"],
+            task=report["task"],
+            owner=owner,
             report=report,
-        )  # fmt: skip
+        )
         return registry.get_dataset(db, dataset_id)
     finally:
         tmp.unlink(missing_ok=True)
@@ -143,10 +154,17 @@ def retarget(db: sqlite_utils.Database, dataset_id: int, target: str) -> dict[st
     else:
         report = validate(Path(ds["path"]), filename=ds["name"], target=target)
     new_id = registry.add_dataset(
-        db, name=ds["name"], path=ds["path"], sha256=ds["sha256"], size_bytes=ds["size_bytes"],
-        format=ds["format"], target=report["target"], task=report["task"], owner=ds["owner"],
+        db,
+        name=ds["name"],
+        path=ds["path"],
+        sha256=ds["sha256"],
+        size_bytes=ds["size_bytes"],
+        format=ds["format"],
+        target=report["target"],
+        task=report["task"],
+        owner=ds["owner"],
         report=report,
-    )  # fmt: skip
+    )
     return registry.get_dataset(db, new_id)
 
 
@@ -169,9 +187,17 @@ def register_builtin(
     raw = load_dataset(source)
     report = _report_dict(raw)
     dataset_id = registry.add_dataset(
-        db, name=source, path=source, sha256=None, size_bytes=None, format="builtin",
-        target=report["target"], task=report["task"], owner=owner, report=report,
-    )  # fmt: skip
+        db,
+        name=source,
+        path=source,
+        sha256=None,
+        size_bytes=None,
+        format="builtin",
+        target=report["target"],
+        task=report["task"],
+        owner=owner,
+        report=report,
+    )
     return registry.get_dataset(db, dataset_id)
 
 

@@ -78,15 +78,21 @@ class Worker:
         self._log = open(log_path, "ab")  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jobs.cli", "worker", "--name", name, "--loglevel", "INFO"],
-            env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
     def wait_ready(self, timeout: float = 60) -> None:
-        wait_for(lambda: "ready." in self.log() or self.proc.poll() is not None, timeout,
-                 f"worker {self.name} to start")
+        wait_for(
+            lambda: "ready." in self.log() or self.proc.poll() is not None,
+            timeout,
+            f"worker {self.name} to start",
+        )
         assert self.proc.poll() is None, f"worker exited:\n{self.log()[-3000:]}"
 
     def sigkill(self) -> None:
@@ -130,9 +136,21 @@ class RedisServer:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_for(lambda: redis_available(self.url), 15, "the private redis-server")
 

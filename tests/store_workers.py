@@ -21,9 +21,9 @@ def point(run_id: int, step: int, key: str) -> float:
 def write_run(db_path: str, steps: int, tag: str) -> dict:
     """One training-like writer: creates its run, logs ``steps`` steps of 4 keys plus a val
     point every 50 steps (a separate log call), events, and heartbeats through the registry."""
-    from jobs import registry
-    from jobs.db import connect
-    from jobs.metrics import MetricWriter
+    from jobs.store import registry
+    from jobs.store.db import connect
+    from jobs.store.writer import MetricWriter
 
     db = connect(db_path)  # several of these race on a fresh file: migrations must cope
     run_id = registry.create_run(db, spec={"tag": tag}, preset="test", name=tag)
@@ -47,9 +47,9 @@ def write_run(db_path: str, steps: int, tag: str) -> dict:
 
 def try_claim(db_path: str, run_ids: list[int], worker: str) -> list[int]:
     """Claim every run it can; return the ids it won."""
-    from jobs import registry
-    from jobs.db import connect
     from jobs.errors import IllegalTransition
+    from jobs.store import registry
+    from jobs.store.db import connect
 
     db = connect(db_path)
     won = []
@@ -66,7 +66,7 @@ def kill_target(db_path: str, run_id: int) -> None:
     """Phase 1: 1,000 steps (triggers size-based flushes). Phase 2: 50 steps below the size
     threshold, then idle (only the interval flush can commit them). Phase 3, on a line from
     stdin: 50 more steps, reported, then wait to be killed. Never flushes or closes by hand."""
-    from jobs.metrics import MetricWriter
+    from jobs.store.writer import MetricWriter
 
     w = MetricWriter(db_path, run_id, flush_interval=0.2, flush_points=1000)
     for s in range(1000):

@@ -20,9 +20,10 @@ from streamlit.testing.v1 import AppTest
 
 from app import charts
 from engine.data import DataError
-from jobs import datasets, reader, registry, views
-from jobs.db import connect, db_path
-from jobs.writer import MetricWriter
+from jobs import datasets, views
+from jobs.store import reader, registry
+from jobs.store.db import connect, db_path
+from jobs.store.writer import MetricWriter
 
 MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
 TIMEOUT = 60  # AppTest's per-run timeout; generous for a busy 2-core machine
@@ -32,10 +33,12 @@ def _train(db, dataset: dict, preset: str, overrides: dict, name: str) -> int:
     from engine.api import run_training
     from engine.config import resolve_config
 
-    cfg = resolve_config(preset, dataset=dataset["path"], target=dataset["target"],
-                         overrides=overrides)  # fmt: skip
-    run_id = registry.create_run(db, spec=cfg.to_dict(), preset=preset, dataset_id=dataset["id"],
-                                 name=name)  # fmt: skip
+    cfg = resolve_config(
+        preset, dataset=dataset["path"], target=dataset["target"], overrides=overrides
+    )
+    run_id = registry.create_run(
+        db, spec=cfg.to_dict(), preset=preset, dataset_id=dataset["id"], name=name
+    )
     registry.claim_run(db, run_id, worker="test", device="cpu")
     with MetricWriter(db_path(), run_id) as sink:
         result = run_training(cfg, sink=sink, run_dir=views.run_dir(run_id))
@@ -43,9 +46,16 @@ def _train(db, dataset: dict, preset: str, overrides: dict, name: str) -> int:
     return run_id
 
 
-FAST = {"train.epochs": 4, "model.hidden": [16], "train.batch_size": 64, "train.preflight": False,
-        "train.log_every": 2, "train.ratio_every": 5, "schedule.plateau_patience": 0,
-        "schedule.plateau_threshold": 0.3}  # fmt: skip
+FAST = {
+    "train.epochs": 4,
+    "model.hidden": [16],
+    "train.batch_size": 64,
+    "train.preflight": False,
+    "train.log_every": 2,
+    "train.ratio_every": 5,
+    "schedule.plateau_patience": 0,
+    "schedule.plateau_threshold": 0.3,
+}
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +70,9 @@ def home(tmp_path_factory):
         ds = datasets.register_builtin(db, "builtin:breast-cancer")
         cut = _train(db, ds, "sutskever", {**FAST, "train.clip_norm": 1.0}, "lr cuts")
         fixed = _train(db, ds, "sutskever", {**FAST, "schedule.enabled": False}, "fixed lr")
-        queued = registry.create_run(db, spec={}, preset="quick", dataset_id=ds["id"],
-                                     name="waiting")  # fmt: skip
+        queued = registry.create_run(
+            db, spec={}, preset="quick", dataset_id=ds["id"], name="waiting"
+        )
         yield {"path": path, "dataset": ds, "cut": cut, "fixed": fixed, "queued": queued}
     finally:
         if old is None:
@@ -97,7 +108,9 @@ def assert_clean(at: AppTest) -> None:
 
 def texts(at: AppTest) -> str:
     parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
-    parts += [e.value for kind in ("info", "success", "warning", "error") for e in getattr(at, kind)]
+    parts += [
+        e.value for kind in ("info", "success", "warning", "error") for e in getattr(at, kind)
+    ]
     parts += [f"{m.label}: {m.value}" for m in at.metric] + [h.value for h in at.subheader]
     return "\n".join(parts)
 
@@ -118,9 +131,10 @@ def charts_of(at: AppTest) -> list[dict]:
     for c in at.get("vega_lite_chart"):
         spec = json.loads(c.proto.spec)
         spec["rows"] = [
-            row for d in c.proto.datasets
+            row
+            for d in c.proto.datasets
             for row in pa.ipc.open_stream(d.data.data).read_pandas().to_dict("records")
-        ]  # fmt: skip
+        ]
         out.append(spec)
     return out
 
@@ -303,9 +317,16 @@ def test_new_run_without_datasets_points_to_the_datasets_page(empty_home):
 def test_runs_table_lists_runs_and_filters_by_status(home):
     at = page("runs")
     table = at.dataframe[0].value
-    assert {"status", "progress", "dataset", "preset", "best", "duration", "owner", "device"} <= set(
-        table.columns
-    )
+    assert {
+        "status",
+        "progress",
+        "dataset",
+        "preset",
+        "best",
+        "duration",
+        "owner",
+        "device",
+    } <= set(table.columns)
     cut = table[table["id"] == home["cut"]].iloc[0]
     assert cut["status"] == "finished" and cut["best"].startswith("acc ")
     assert cut["dataset"] == "builtin:breast-cancer" and cut["progress"] == 1.0

@@ -11,8 +11,9 @@ import pytest
 from PIL import Image
 
 from engine.data import DataError
-from jobs import datasets, registry
-from jobs.db import connect
+from jobs import datasets
+from jobs.store import registry
+from jobs.store.db import connect
 
 
 @pytest.fixture
@@ -49,8 +50,12 @@ def _image_zip() -> bytes:
     [
         ("arrays.npz", _npz(), "tabular", "y"),
         ("shapes.zip", _image_zip(), "image", "folder"),
-        ("table.tsv", b"a\tb\tlabel\n" + b"".join(b"%d\t%d\t%d\n" % (i, i * 2, i % 2)
-                                                   for i in range(60)), "tabular", "label"),
+        (
+            "table.tsv",
+            b"a\tb\tlabel\n" + b"".join(b"%d\t%d\t%d\n" % (i, i * 2, i % 2) for i in range(60)),
+            "tabular",
+            "label",
+        ),
     ],
 )
 def test_supported_uploads_become_datasets_stored_under_their_hash(
@@ -59,7 +64,7 @@ def test_supported_uploads_become_datasets_stored_under_their_hash(
     ds = datasets.ingest(db, io.BytesIO(content), name)
     assert ds["name"] == name and ds["report"]["modality"] == modality
     assert ds["target"] == target
-    path = tmp_path / "datasets" / f"{ds['sha256']}{name[name.rindex('.'):]}"
+    path = tmp_path / "datasets" / f"{ds['sha256']}{name[name.rindex('.') :]}"
     assert ds["path"] == str(path) and path.read_bytes() == content
     assert _left_behind(tmp_path) == []
 
@@ -71,8 +76,11 @@ def test_supported_uploads_become_datasets_stored_under_their_hash(
         ("notes.docx", b"PK\x03\x04", "unsupported file type"),
         ("broken.zip", b"not a zip at all", "broken.zip"),
         ("broken.npz", b"\x93NUMPY garbage", "broken.npz"),
-        ("people.csv", b"name,label\n" + b"".join(b"p%d,%d\n" % (i, i % 2) for i in range(80)),
-         "name"),
+        (
+            "people.csv",
+            b"name,label\n" + b"".join(b"p%d,%d\n" % (i, i % 2) for i in range(80)),
+            "name",
+        ),
     ],
 )
 def test_a_bad_upload_raises_a_data_error_and_leaves_nothing(db, tmp_path, name, content, message):

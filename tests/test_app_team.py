@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from jobs import auth, registry
-from jobs.db import connect
+from jobs import auth
+from jobs.store import registry
+from jobs.store.db import connect
 from jobs.submit import submit
 
 MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")

@@ -1,11 +1,13 @@
-"""The dashboard's read models and derived submissions (``jobs.views``), on real configs."""
+"""The dashboard's read models (``jobs.views``), formatting (``jobs.format``) and derived
+submissions (``jobs.submit``), on real configs."""
 
 from __future__ import annotations
 
 import pytest
 
 from engine.config import resolve_config
-from jobs import views
+from jobs import format as fmt
+from jobs import submit, views
 
 
 def _run(run_id: int, **overrides) -> dict:
@@ -22,33 +24,48 @@ def test_config_diff_lists_only_the_settings_that_differ():
     assert views.config_diff([_run(1)]) == []
 
 
-@pytest.mark.parametrize(
-    ("rule", "spec_overrides", "change"),
-    [
-        ("ratio_high", {"optim.lr": 0.3}, {"optim.lr": 0.1}),
-        ("ratio_low", {"optim.lr": 0.01}, {"optim.lr": 0.03}),
-        ("loss_rising", {}, {"optim.lr": 0.01}),
-        ("plateau", {"schedule.enabled": False}, {"schedule.enabled": True}),
-        ("overfitting", {}, {"model.dropout": 0.3}),
-        ("overfitting", {"model.dropout": 0.5}, {"augment.noise_std": 0.05}),
-        ("exploding_gradient", {}, {"train.clip_norm": 5.0}),
-        ("exploding_gradient", {"train.clip_norm": 5.0}, {"optim.lr": 0.0333}),
-        ("init_loss", {}, {"model.init": "normal-0.02"}),
-    ],
-)
-def test_a_doctor_finding_becomes_one_concrete_change(rule, spec_overrides, change):
-    spec = resolve_config("sutskever", overrides=spec_overrides).to_dict()
-    got = views.suggested_change({"rule": rule, "suggestion": "whatever"}, spec)
-    assert got == change
-    resolve_config("sutskever", overrides={**spec_overrides, **got})  # and it is valid
-
-
-def test_a_suggestion_written_as_an_assignment_is_parsed_and_plain_advice_is_not():
-    spec = resolve_config("sutskever").to_dict()
-    f = {"rule": "nonfinite_loss", "suggestion": "optim.lr=0.01"}
-    assert views.suggested_change(f, spec) == {"optim.lr": 0.01}
-    f = {"rule": "gradcheck", "suggestion": "check any custom autograd code"}
-    assert views.suggested_change(f, spec) is None
+def test_findings_carry_the_doctors_own_change_and_leave_passed_checks_out():
+    """The change a finding suggests is the doctor's own (engine.doctor ``Finding.change``,
+    stored in the event's data): the read model passes it on, it derives nothing."""
+    evts = [
+        {
+            "id": 1,
+            "step": 5,
+            "kind": "doctor",
+            "message": "ratio high",
+            "data": {
+                "tip": "T6",
+                "rule": "ratio_high",
+                "severity": "warning",
+                "change": {"optim.lr": 0.1},
+            },
+        },
+        {
+            "id": 2,
+            "step": 0,
+            "kind": "preflight",
+            "message": "ok",
+            "data": {"tip": "T8", "passed": True},
+        },
+        {
+            "id": 3,
+            "step": 0,
+            "kind": "preflight",
+            "message": "rows repeat",
+            "data": {"tip": "T1", "passed": None},
+        },
+        {
+            "id": 4,
+            "step": 9,
+            "kind": "diverged",
+            "message": "nan",
+            "data": {"tip": "T5", "suggestion": "optim.lr=0.01", "change": {"optim.lr": 0.01}},
+        },
+    ]
+    out = views.findings(evts)
+    assert [f["event_id"] for f in out] == [1, 3, 4]
+    assert [f["change"] for f in out] == [{"optim.lr": 0.1}, {}, {"optim.lr": 0.01}]
+    assert out[2]["severity"] == "error" and out[2]["suggestion"] == "optim.lr=0.01"
 
 
 @pytest.mark.parametrize(
@@ -63,22 +80,22 @@ def test_a_suggestion_written_as_an_assignment_is_parsed_and_plain_advice_is_not
     ],
 )
 def test_switching_a_tip_off_changes_the_settings_behind_it(preset, tip, expect):
-    off = views.tip_off_overrides(preset, tip)
+    off = submit.tip_off_overrides(preset, tip)
     assert expect.items() <= off.items()
-    assert tip in views.ab_tips(preset)
-    cfg = views.flatten(resolve_config(preset, overrides=off).to_dict())
+    assert tip in submit.ab_tips(preset)
+    cfg = fmt.flatten(resolve_config(preset, overrides=off).to_dict())
     assert all(cfg[k] == v for k, v in expect.items())
 
 
 def test_ab_tips_offers_only_tips_that_change_something():
-    assert "T9" not in views.ab_tips("sutskever")  # no clipping to switch off
-    assert "T14" not in views.ab_tips("sutskever")
-    assert "T11" in views.ab_tips("sequence")
+    assert "T9" not in submit.ab_tips("sutskever")  # no clipping to switch off
+    assert "T14" not in submit.ab_tips("sutskever")
+    assert "T11" in submit.ab_tips("sequence")
 
 
 def test_spec_overrides_resubmit_the_same_config():
     spec = resolve_config("sequence", overrides={"optim.lr": 0.002}).to_dict()
-    again = resolve_config("sequence", overrides=views.spec_overrides(spec)).to_dict()
+    again = resolve_config("sequence", overrides=submit.spec_overrides(spec)).to_dict()
     assert again == spec
 
 
@@ -86,19 +103,19 @@ def test_spec_overrides_resubmit_the_same_config():
     ("seconds", "text"), [(None, "—"), (5.4, "5s"), (125, "2m 05s"), (7322, "2h 02m")]
 )
 def test_durations_read_like_a_clock(seconds, text):
-    assert views.format_duration(seconds) == text
+    assert fmt.format_duration(seconds) == text
 
 
 def test_best_metric_formatting():
-    assert views.format_metric("acc", 0.9512) == "acc 95.1%"
-    assert views.format_metric("rmse", 0.123456) == "rmse 0.1235"
-    assert views.format_metric(None, None) == "—"
+    assert fmt.format_metric("acc", 0.9512) == "acc 95.1%"
+    assert fmt.format_metric("rmse", 0.123456) == "rmse 0.1235"
+    assert fmt.format_metric(None, None) == "—"
 
 
 def test_metric_keys_lists_what_the_run_logged(tmp_path):
-    from jobs import reader, registry
-    from jobs.db import connect
-    from jobs.writer import MetricWriter
+    from jobs.store import reader, registry
+    from jobs.store.db import connect
+    from jobs.store.writer import MetricWriter
 
     db = connect(tmp_path / "t.db")
     a = registry.create_run(db, spec={}, preset="quick")
@@ -108,6 +125,6 @@ def test_metric_keys_lists_what_the_run_logged(tmp_path):
             w.log(s, {"train/loss": 1.0, "ratio/fc1.weight": 1e-3})
     with MetricWriter(tmp_path / "t.db", b) as w:
         w.log(0, {"lr": 0.1})
-    assert views.metric_keys(db, a) == reader.keys(db, a) == ["ratio/fc1.weight", "train/loss"]
-    assert views.metric_keys(db, b) == ["lr"]
-    assert views.metric_keys(db, 999) == []
+    assert reader.keys(db, a) == ["ratio/fc1.weight", "train/loss"]
+    assert reader.keys(db, b) == ["lr"]
+    assert reader.keys(db, 999) == []

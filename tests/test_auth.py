@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jobs import auth
-from jobs.db import connect
+from jobs.store.db import connect
 
 
 @pytest.fixture
@@ -27,7 +27,10 @@ def test_there_is_no_default_account(db):
             auth.login(db, name, pw)
 
 
-@pytest.mark.parametrize(("name", "pw", "error"), [("ada", "short", auth.WeakPassword), ("Bad Name", "long enough pw", auth.AuthError)])
+@pytest.mark.parametrize(
+    ("name", "pw", "error"),
+    [("ada", "short", auth.WeakPassword), ("Bad Name", "long enough pw", auth.AuthError)],
+)
 def test_weak_passwords_and_bad_names_are_refused(db, name, pw, error):
     with pytest.raises(error):
         auth.add_user(db, name, pw)
@@ -111,8 +114,14 @@ def test_cli_user_add_creates_a_hashed_user_and_refuses_weak_passwords(tmp_path)
     env = {**os.environ, "TRAINBOARD_HOME": str(tmp_path)}
 
     def tb(*args, stdin=""):
-        return subprocess.run([sys.executable, "-m", "jobs.cli", "user", *args], input=stdin, env=env,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "jobs.cli", "user", *args],
+            input=stdin,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     ok = tb("add", "ada", "--admin", "--password-stdin", stdin="correct horse battery\n")
     assert ok.returncode == 0 and "ada created (admin)" in ok.stdout

@@ -22,13 +22,23 @@ import pytest
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
-                       "(apt-get install -y chromium)"),  # fmt: skip
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)",
+    ),
 ]
 
 
@@ -72,10 +82,23 @@ def server(tmp_path):
     env.pop("TRAINBOARD_BROKER_URL", None)
     log = (tmp_path / "up.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jobs.cli", "up", "--port", str(port), "--home", str(home),
-         "--headless"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "jobs.cli",
+            "up",
+            "--port",
+            str(port),
+            "--home",
+            str(home),
+            "--headless",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         _wait_http(f"http://127.0.0.1:{port}/_stcore/health", 90)
         yield f"http://127.0.0.1:{port}", home
@@ -117,9 +140,11 @@ def test_upload_queue_watch_lr_cut_in_a_real_browser(server, tmp_path):
             # patience 0 and a 30 % improvement threshold: every epoch after the first that
             # doesn't cut the validation loss by 30 % counts as a plateau, so the first cut
             # (0.1 → 0.05) comes at epoch 2 whatever the random init.
-            extra.fill("train.epochs=5\nschedule.plateau_patience=0\n"
-                       "schedule.plateau_threshold=0.3\nmodel.hidden=[32]\n"
-                       "train.batch_size=32\ntrain.preflight=false")  # fmt: skip
+            extra.fill(
+                "train.epochs=5\nschedule.plateau_patience=0\n"
+                "schedule.plateau_threshold=0.3\nmodel.hidden=[32]\n"
+                "train.batch_size=32\ntrain.preflight=false"
+            )
             page.get_by_role("button", name="Queue run").click()
             expect(page.get_by_text(re.compile(r"Queued run: run \d+"))).to_be_visible()
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs import registry, views
+from jobs import views
+from jobs.store import registry
 from jobs.submit import submit
 from tests.disk_helpers import fill_to_the_last_byte, small_disk, unmount
 from tests.queue_helpers import (
@@ -35,7 +36,10 @@ pytestmark = pytest.mark.redis
 
 def committed(db, run_id: int) -> set[tuple[str, int]]:
     """(key, step) of every metric point stored for the run."""
-    rows = db.execute("SELECT k.name, m.step FROM metrics m JOIN metric_keys k ON k.id = m.key_id WHERE m.run_id = ?", [run_id]).fetchall()
+    rows = db.execute(
+        "SELECT k.name, m.step FROM metrics m JOIN metric_keys k ON k.id = m.key_id WHERE m.run_id = ?",
+        [run_id],
+    ).fetchall()
     return {(k, s) for k, s in rows}
 
 
@@ -46,7 +50,10 @@ SLOW_STEPS = {"TRAINBOARD_FAULT_STEP_DELAY_S": "0.05"}
 
 
 def no_duplicate_steps(db, run_id: int) -> bool:
-    row = db.execute("SELECT COUNT(*), COUNT(DISTINCT key_id || ':' || step) FROM metrics WHERE run_id = ?", [run_id]).fetchone()
+    row = db.execute(
+        "SELECT COUNT(*), COUNT(DISTINCT key_id || ':' || step) FROM metrics WHERE run_id = ?",
+        [run_id],
+    ).fetchone()
     return row[0] == row[1]
 
 
@@ -67,17 +74,30 @@ def redis_env(tmp_path, monkeypatch):
     env.close()
 
 
-def _submit(env: QueueEnv, epochs: int, preset: str = "quick", dataset: str = "builtin:digits", **extra) -> int:
+def _submit(
+    env: QueueEnv, epochs: int, preset: str = "quick", dataset: str = "builtin:digits", **extra
+) -> int:
     # All of digits (not TINY's 400 rows), so an epoch lasts long enough for a fault to land
     # mid-run; every step logged, so each fault has hundreds of committed points to account for.
-    overrides = {**TINY, "data.max_rows": None, "train.epochs": epochs, "train.log_every": 1, "train.ratio_every": 5, **extra}
+    overrides = {
+        **TINY,
+        "data.max_rows": None,
+        "train.epochs": epochs,
+        "train.log_every": 1,
+        "train.ratio_every": 5,
+        **extra,
+    }
     res = submit(preset, dataset, overrides=overrides, db=env.db)
     assert res.sent, res.note
     return res.run_id
 
 
 def _wait_points(env: QueueEnv, run_id: int, n_epochs: int) -> set[tuple[str, int]]:
-    wait_for(lambda: len(env.steps(run_id, "val/loss")) >= n_epochs, 120, f"{n_epochs} epochs of run {run_id}")
+    wait_for(
+        lambda: len(env.steps(run_id, "val/loss")) >= n_epochs,
+        120,
+        f"{n_epochs} epochs of run {run_id}",
+    )
     return committed(env.db, run_id)
 
 
@@ -117,8 +137,14 @@ def test_redis_restarted_mid_run(tmp_path, monkeypatch):
         run = env.wait_status(run_id, FINAL, timeout=180)
         after = committed(env.db, run_id)
         lost = len(before - after)
-        record_fault("Redis stopped 3 s mid-run, restarted empty", final_status=run["status"], survived=run["status"] == "finished" and lost == 0,
-                     points_checked=len(before), points_lost=lost, note=f"attempt {run['attempt']}; metrics go to SQLite, not Redis")
+        record_fault(
+            "Redis stopped 3 s mid-run, restarted empty",
+            final_status=run["status"],
+            survived=run["status"] == "finished" and lost == 0,
+            points_checked=len(before),
+            points_lost=lost,
+            note=f"attempt {run['attempt']}; metrics go to SQLite, not Redis",
+        )
         assert run["status"] == "finished", run["error"]
         assert lost == 0 and no_duplicate_steps(env.db, run_id)
         assert _epochs_complete(env, run_id, 10)
@@ -138,12 +164,20 @@ def test_worker_sigkilled_mid_run(redis_env):
     time.sleep(0.5)
     before = committed(env.db, run_id)  # what was committed when the process died
     env.start_worker("w2@faults")
-    _wait_or_dump(env, lambda: env.run(run_id)["attempt"] >= 2, 60, "the reaper to requeue the lost run")
+    _wait_or_dump(
+        env, lambda: env.run(run_id)["attempt"] >= 2, 60, "the reaper to requeue the lost run"
+    )
     run = env.wait_status(run_id, FINAL, timeout=180)
     after = committed(env.db, run_id)
     lost = len(before - after)
-    record_fault("worker SIGKILLed mid-run", final_status=f"lost → resumed → {run['status']}", survived=run["status"] == "finished" and lost == 0,
-                 points_checked=len(before), points_lost=lost, note=f"attempt {run['attempt']}, resumed from the epoch checkpoint")
+    record_fault(
+        "worker SIGKILLed mid-run",
+        final_status=f"lost → resumed → {run['status']}",
+        survived=run["status"] == "finished" and lost == 0,
+        points_checked=len(before),
+        points_lost=lost,
+        note=f"attempt {run['attempt']}, resumed from the epoch checkpoint",
+    )
     assert run["status"] == "finished" and run["attempt"] == 2, run["error"]
     assert lost == 0 and no_duplicate_steps(env.db, run_id)
     assert _epochs_complete(env, run_id, 10)
@@ -153,7 +187,7 @@ def test_worker_sigkilled_mid_run(redis_env):
 
 
 def registry_events(env, run_id):
-    from jobs.reader import events
+    from jobs.store.reader import events
 
     return events(env.db, run_id)
 
@@ -161,7 +195,9 @@ def registry_events(env, run_id):
 def test_worker_out_of_memory(redis_env, monkeypatch):
     env = redis_env
     oom_step = 40
-    env.env["TRAINBOARD_FAULT_OOM_AT_STEP"] = str(oom_step)  # the engine's fault hook: a real torch.OutOfMemoryError
+    env.env["TRAINBOARD_FAULT_OOM_AT_STEP"] = str(
+        oom_step
+    )  # the engine's fault hook: a real torch.OutOfMemoryError
     env.start_worker("w-oom@faults")
     run_id = _submit(env, epochs=10)
     run = env.wait_status(run_id, FINAL, timeout=120)
@@ -169,11 +205,20 @@ def test_worker_out_of_memory(redis_env, monkeypatch):
     per_epoch = env.steps(run_id, "val/loss")[0]
     # everything logged before the fault: every train/loss step and every finished epoch
     expected = {("train/loss", s) for s in range(1, oom_step)}
-    expected |= {("val/loss", per_epoch * e) for e in range(1, oom_step) if per_epoch * e < oom_step}
+    expected |= {
+        ("val/loss", per_epoch * e) for e in range(1, oom_step) if per_epoch * e < oom_step
+    }
     lost = len(expected - stored)
-    record_fault(f"out of memory at step {oom_step} (engine fault hook)", final_status=run["status"],
-                 survived=run["status"] == "failed" and "out of memory" in (run["error"] or "") and lost == 0,
-                 points_checked=len(expected), points_lost=lost, note="failed with: " + (run["error"] or "")[:90])
+    record_fault(
+        f"out of memory at step {oom_step} (engine fault hook)",
+        final_status=run["status"],
+        survived=run["status"] == "failed"
+        and "out of memory" in (run["error"] or "")
+        and lost == 0,
+        points_checked=len(expected),
+        points_lost=lost,
+        note="failed with: " + (run["error"] or "")[:90],
+    )
     assert run["status"] == "failed"
     assert "out of memory" in run["error"] and "train.batch_size" in run["error"]
     assert lost == 0, "what was logged before the fault keeps its metrics"
@@ -184,12 +229,28 @@ def test_worker_out_of_memory(redis_env, monkeypatch):
 def test_run_that_diverges(redis_env):
     env = redis_env
     env.start_worker("w-div@faults")
-    run_id = _submit(env, epochs=10, preset="sutskever", dataset="builtin:diabetes",
-                     **{"optim.lr": 10.0, "data.standardize": False, "train.log_every": 1, "data.max_rows": None})
+    run_id = _submit(
+        env,
+        epochs=10,
+        preset="sutskever",
+        dataset="builtin:diabetes",
+        **{
+            "optim.lr": 10.0,
+            "data.standardize": False,
+            "train.log_every": 1,
+            "data.max_rows": None,
+        },
+    )
     run = env.wait_status(run_id, FINAL, timeout=120)
     stored = committed(env.db, run_id)
-    record_fault("run diverges (LR 10 on raw inputs)", final_status=run["status"], survived=run["status"] == "diverged",
-                 points_checked=len(stored), points_lost=0, note=(run["error"] or "")[:100])
+    record_fault(
+        "run diverges (LR 10 on raw inputs)",
+        final_status=run["status"],
+        survived=run["status"] == "diverged",
+        points_checked=len(stored),
+        points_lost=0,
+        note=(run["error"] or "")[:100],
+    )
     assert run["status"] == "diverged"
     assert "learning rate" in run["error"]
     assert "diverged" in [e["kind"] for e in registry_events(env, run_id)]
@@ -212,7 +273,7 @@ def test_disk_full_while_writing_metrics(tmp_path, monkeypatch):
         env.env["TRAINBOARD_HOME"] = str(home)
         env.env.update(SLOW_STEPS)
         monkeypatch.setenv("TRAINBOARD_HOME", str(home))
-        from jobs.db import connect
+        from jobs.store.db import connect
 
         env.db = connect()
         try:
@@ -232,10 +293,15 @@ def test_disk_full_while_writing_metrics(tmp_path, monkeypatch):
             lost = len(before - after)
             skipped = sum(e["kind"] == "checkpoint_failed" for e in registry_events(env, run_id))
             model = home / "runs" / str(run_id) / "model.pt"
-            record_fault(f"disk full for {freed_after:.0f} s under the whole data directory (16 MB tmpfs)", final_status=run["status"],
-                         survived=run["status"] == "finished" and lost == 0 and model.exists(), points_checked=len(before), points_lost=lost,
-                         note=f"{len(after) - len(during)} points were held in memory and written once space returned; "
-                              f"{skipped} checkpoint(s) skipped")
+            record_fault(
+                f"disk full for {freed_after:.0f} s under the whole data directory (16 MB tmpfs)",
+                final_status=run["status"],
+                survived=run["status"] == "finished" and lost == 0 and model.exists(),
+                points_checked=len(before),
+                points_lost=lost,
+                note=f"{len(after) - len(during)} points were held in memory and written once space returned; "
+                f"{skipped} checkpoint(s) skipped",
+            )
             assert run["status"] == "finished", run["error"]
             assert model.exists(), "the trained model was written once space returned"
             assert lost == 0 and no_duplicate_steps(env.db, run_id)
@@ -251,12 +317,26 @@ def test_app_restarted_while_a_run_is_going(tmp_path):
     started again: the run is handed back, resumes from its checkpoint and finishes."""
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINBOARD_")}
-    env.update({"TRAINBOARD_HOME": str(home), "TRAINBOARD_HEARTBEAT_S": "0.5", "TRAINBOARD_STALE_AFTER_S": "3",
-                "TRAINBOARD_REAP_INTERVAL_S": "1", "TRAINBOARD_RESEND_AFTER_S": "3", "TRAINBOARD_CANCEL_POLL_S": "0.2", **SLOW_STEPS})
+    env.update(
+        {
+            "TRAINBOARD_HOME": str(home),
+            "TRAINBOARD_HEARTBEAT_S": "0.5",
+            "TRAINBOARD_STALE_AFTER_S": "3",
+            "TRAINBOARD_REAP_INTERVAL_S": "1",
+            "TRAINBOARD_RESEND_AFTER_S": "3",
+            "TRAINBOARD_CANCEL_POLL_S": "0.2",
+            **SLOW_STEPS,
+        }
+    )
 
     def up(log: Path) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "jobs.cli", "up", "--port", str(free_port()), "--no-browser"],
-                                env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "jobs.cli", "up", "--port", str(free_port()), "--no-browser"],
+            env=env,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def stop(p: subprocess.Popen) -> None:
         if p.poll() is None:
@@ -271,11 +351,36 @@ def test_app_restarted_while_a_run_is_going(tmp_path):
     log = tmp_path / "up.log"
     first = up(log)
     try:
-        sub = subprocess.run([sys.executable, "-m", "jobs.cli", "submit", "--preset", "quick", "--dataset", "builtin:digits",
-                              *sum((["--set", f"{k}={v}"] for k, v in {**TINY, "data.max_rows": None, "train.epochs": epochs, "train.log_every": 1}.items()), [])],
-                             env=env, capture_output=True, text=True, timeout=120)
+        sub = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "jobs.cli",
+                "submit",
+                "--preset",
+                "quick",
+                "--dataset",
+                "builtin:digits",
+                *sum(
+                    (
+                        ["--set", f"{k}={v}"]
+                        for k, v in {
+                            **TINY,
+                            "data.max_rows": None,
+                            "train.epochs": epochs,
+                            "train.log_every": 1,
+                        }.items()
+                    ),
+                    [],
+                ),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert sub.returncode == 0, sub.stdout + sub.stderr
-        from jobs.db import connect
+        from jobs.store.db import connect
 
         os.environ["TRAINBOARD_HOME"] = str(home)
         try:
@@ -292,20 +397,29 @@ def test_app_restarted_while_a_run_is_going(tmp_path):
             assert status_between not in FINAL, "the run ended before the restart; make it longer"
             second = up(log)
             try:
-                run = wait_for(lambda: (r := registry.get_run(db, run_id))["status"] in FINAL and r, 240, "the run to finish after the restart")
+                run = wait_for(
+                    lambda: (r := registry.get_run(db, run_id))["status"] in FINAL and r,
+                    240,
+                    "the run to finish after the restart",
+                )
             finally:
                 stop(second)
             after = committed(db, run_id)
             lost = len(before - after)
-            record_fault("app (`trainboard up`) stopped with Ctrl-C mid-run and restarted", final_status=f"{status_between} → {run['status']}",
-                         survived=run["status"] == "finished" and lost == 0, points_checked=len(before), points_lost=lost,
-                         note=f"handed back on Ctrl-C, resumed from its checkpoint; attempt {run['attempt']}")
+            record_fault(
+                "app (`trainboard up`) stopped with Ctrl-C mid-run and restarted",
+                final_status=f"{status_between} → {run['status']}",
+                survived=run["status"] == "finished" and lost == 0,
+                points_checked=len(before),
+                points_lost=lost,
+                note=f"handed back on Ctrl-C, resumed from its checkpoint; attempt {run['attempt']}",
+            )
             assert run["status"] == "finished", run["error"]
             assert lost == 0 and no_duplicate_steps(db, run_id)
             assert val_steps() == [12 * e for e in range(1, epochs + 1)]
             assert ui_status(db, run_id)["status"] == "finished"
             # Ctrl-C is a clean shutdown: the run was handed back, not lost, and kept its attempt.
-            from jobs.reader import events
+            from jobs.store.reader import events
 
             kinds = [e["kind"] for e in events(db, run_id)]
             assert "released" in kinds and "resumed" in kinds

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from jobs import registry
-from jobs.celery_app import TRAIN_TASK, current_app
-from jobs.db import connect
+from jobs.queue.celery_app import TRAIN_TASK, current_app
+from jobs.queue.sends import send_info
+from jobs.store import registry
+from jobs.store.db import connect
 from jobs.submit import cancel as cancel_run
-from jobs.submit import send_info, submit
+from jobs.submit import submit
 from tests.queue_helpers import (
     FAST_ENV,
     TINY,
@@ -53,15 +54,20 @@ class QueueEnv:
         return Path(self.env["TRAINBOARD_HOME"])
 
     def start_worker(self, name: str = "w1@test") -> Worker:
-        w = Worker({**os.environ, **self.env}, self.tmp_path / f"{name}-{len(self.workers)}.log",
-                   name)
+        w = Worker(
+            {**os.environ, **self.env}, self.tmp_path / f"{name}-{len(self.workers)}.log", name
+        )
         self.workers.append(w)
         w.wait_ready()
         return w
 
     def submit(self, epochs: int, **extra) -> int:
-        res = submit("quick", "builtin:digits", overrides={**TINY, "train.epochs": epochs, **extra},
-                     db=self.db)
+        res = submit(
+            "quick",
+            "builtin:digits",
+            overrides={**TINY, "train.epochs": epochs, **extra},
+            db=self.db,
+        )
         assert res.sent, res.note
         return res.run_id
 
@@ -87,11 +93,13 @@ class QueueEnv:
 
     def steps(self, run_id: int, key: str) -> list[int]:
         return [
-            r[0] for r in self.db.execute(
+            r[0]
+            for r in self.db.execute(
                 "SELECT m.step FROM metrics m JOIN metric_keys k ON k.id = m.key_id "
-                "WHERE m.run_id = ? AND k.name = ? ORDER BY m.step", [run_id, key],
+                "WHERE m.run_id = ? AND k.name = ? ORDER BY m.step",
+                [run_id, key],
             ).fetchall()
-        ]  # fmt: skip
+        ]
 
     def close(self) -> None:
         for w in self.workers:
@@ -123,13 +131,17 @@ def test_submitted_run_finishes_with_metrics_and_a_redelivery_does_nothing(qenv)
     assert [w["name"] for w in workers] == ["w1@test"] and workers[0]["device"] == "cpu"
 
     # The broker delivers the same task again (e.g. Redis's visibility timeout): a no-op.
-    current_app().send_task(TRAIN_TASK, args=[run_id], queue=current_app().trainboard_settings
-                            .queue_name("cpu"))
+    current_app().send_task(
+        TRAIN_TASK, args=[run_id], queue=current_app().trainboard_settings.queue_name("cpu")
+    )
     wait_for(lambda: worker.log().count("succeeded") >= 2, 30, "the redelivered task")
     assert "skipped: already finished" in worker.log()
     after = qenv.run(run_id)
     assert (after["status"], after["attempt"], after["finished_at"]) == (
-        "finished", 1, run["finished_at"])
+        "finished",
+        1,
+        run["finished_at"],
+    )
     assert qenv.steps(run_id, "val/loss") == [3, 6, 9]
 
 
@@ -214,7 +226,7 @@ def test_submit_while_redis_is_down_keeps_the_run_queued_and_sends_it_when_redis
 
 
 def _events(qenv, run_id: int) -> list[dict]:
-    from jobs.reader import events
+    from jobs.store.reader import events
 
     return events(qenv.db, run_id)
 

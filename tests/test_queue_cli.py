@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs import registry
 from jobs.cli import main
-from jobs.db import connect
+from jobs.store import registry
+from jobs.store.db import connect
 from tests.queue_helpers import FAST_ENV, free_port, wait_for
 
 
@@ -25,8 +25,13 @@ def _env(home: Path) -> dict[str, str]:
 
 
 def _tb(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "jobs.cli", *args], env=env, text=True,
-                          capture_output=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "jobs.cli", *args],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture
@@ -39,8 +44,9 @@ def home(tmp_path, monkeypatch) -> Path:
 
 
 def test_submit_rejects_an_invalid_override_before_queueing_anything(home, capsys):
-    code = main(["submit", "--preset", "quick", "--dataset", "builtin:digits",
-                 "--set", "optim.lr=-1"])
+    code = main(
+        ["submit", "--preset", "quick", "--dataset", "builtin:digits", "--set", "optim.lr=-1"]
+    )
     assert code == 2
     assert "optim.lr" in capsys.readouterr().err
     assert registry.count_runs(connect()) == 0
@@ -66,21 +72,50 @@ def test_up_starts_dashboard_and_worker_runs_a_submission_and_stops_on_ctrl_c(tm
     log_path = tmp_path / "up.log"
     with open(log_path, "wb") as log:
         up = subprocess.Popen(
-            [sys.executable, "-m", "jobs.cli", "up", "--port", str(port), "--no-browser",
-             "--home", str(home)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "jobs.cli",
+                "up",
+                "--port",
+                str(port),
+                "--no-browser",
+                "--home",
+                str(home),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         wait_for(lambda: "Ctrl-C" in log_path.read_text(), 60, "trainboard up to start")
         text = log_path.read_text()
         assert "broker: embedded" in text and "Workers: cpu" in text
         if "Dashboard: http://localhost:" in text:
-            wait_for(lambda: _http_ok(f"http://127.0.0.1:{port}/_stcore/health"), 90,
-                     "the dashboard to answer")
-        out = _tb(env, "submit", "--preset", "quick", "--dataset", "builtin:digits",
-                  "--set", "train.epochs=1", "--set", "train.preflight=false",
-                  "--set", "train.overfit_one_batch=false", "--set", "data.max_rows=200",
-                  "--wait", timeout=180)
+            wait_for(
+                lambda: _http_ok(f"http://127.0.0.1:{port}/_stcore/health"),
+                90,
+                "the dashboard to answer",
+            )
+        out = _tb(
+            env,
+            "submit",
+            "--preset",
+            "quick",
+            "--dataset",
+            "builtin:digits",
+            "--set",
+            "train.epochs=1",
+            "--set",
+            "train.preflight=false",
+            "--set",
+            "train.overfit_one_batch=false",
+            "--set",
+            "data.max_rows=200",
+            "--wait",
+            timeout=180,
+        )
         assert out.returncode == 0, out.stdout + out.stderr
         assert "run 1: finished" in out.stdout
         assert "finished" in _tb(env, "runs", "--status", "finished").stdout

@@ -27,7 +27,10 @@ def _compose_cmd() -> list[str]:
 def _config(*extra: str) -> str:
     out = subprocess.run(
         [*_compose_cmd(), "-f", str(COMPOSE), "config", *extra],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
     )
     assert out.returncode == 0, out.stderr
     return out.stdout

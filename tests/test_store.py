@@ -16,8 +16,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs import db as jdb
-from jobs import registry as reg
 from jobs.errors import (
     DatasetInUse,
     DatasetNotFound,
@@ -26,8 +24,10 @@ from jobs.errors import (
     RunNotFound,
     WriterClosed,
 )
-from jobs.metrics import SHIFTS, MetricWriter, events, export_metrics, keys, last_step, series
-from jobs.plateaus import find_plateaus
+from jobs.store import db as jdb
+from jobs.store import registry as reg
+from jobs.store.reader import events, export_metrics, keys, series
+from jobs.store.writer import SHIFTS, MetricWriter
 from tests import store_workers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +43,11 @@ def db(path: Path):
     d = jdb.connect(path)
     yield d
     d.close()
+
+
+def _max_step(db, rid):
+    """The largest step stored for the run (straight SQL: what the reader's series build on)."""
+    return db.execute("SELECT max(step) FROM metrics WHERE run_id = ?", [rid]).fetchone()[0]
 
 
 def new_run(db, **kw) -> int:
@@ -108,7 +113,16 @@ def test_migrations_run_twice_are_a_noop(path, db):
     assert again.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(
         jdb.MIGRATIONS
     )
-    for table in ("users", "sessions", "datasets", "runs", "workers", "metrics", "events", "queue_sends"):
+    for table in (
+        "users",
+        "sessions",
+        "datasets",
+        "runs",
+        "workers",
+        "metrics",
+        "events",
+        "queue_sends",
+    ):
         assert again[table].exists()
 
 
@@ -156,7 +170,11 @@ def _run_in(db, status: str) -> int:
 
 ACTIONS = {
     # action: (call, statuses it may start from, status it leads to)
-    "claim": (lambda db, r: reg.claim_run(db, r, worker="w2", device="cpu"), {"queued", "lost"}, "running"),
+    "claim": (
+        lambda db, r: reg.claim_run(db, r, worker="w2", device="cpu"),
+        {"queued", "lost"},
+        "running",
+    ),
     "finish": (lambda db, r: reg.finish_run(db, r, {}), {"running"}, "finished"),
     "fail": (lambda db, r: reg.fail_run(db, r, "err"), {"queued", "running", "lost"}, "failed"),
     "diverge": (lambda db, r: reg.diverge_run(db, r, "nan"), {"running"}, "diverged"),
@@ -164,8 +182,12 @@ ACTIONS = {
     "mark_lost": (lambda db, r: reg.mark_lost(db, r, "gone"), {"running"}, "lost"),
     "requeue": (lambda db, r: reg.requeue_run(db, r), {"lost"}, "queued"),
     "release": (lambda db, r: reg.release_run(db, r), {"running"}, "queued"),
-    "request_cancel": (lambda db, r: reg.request_cancel(db, r), {"queued", "running", "lost"}, None),
-}  # fmt: skip
+    "request_cancel": (
+        lambda db, r: reg.request_cancel(db, r),
+        {"queued", "running", "lost"},
+        None,
+    ),
+}
 
 
 @pytest.mark.parametrize("status", jdb.RUN_STATUSES)
@@ -303,7 +325,7 @@ def test_writer_stores_points_and_events_and_close_flushes(path, db):
         w.log(9, {"val/loss": float("nan")})
         w.event(9, "lr_cut", "LR cut", {"old_lr": 0.1, "new_lr": 0.05})
     assert keys(db, rid) == ["lr", "train/loss", "val/loss"]
-    assert last_step(db, rid) == 9
+    assert _max_step(db, rid) == 9
     assert stored(db, rid, "train/loss") == [(s, 1.0 / (s + 1)) for s in range(10)]
     assert math.isnan(series(db, rid, "val/loss")["val/loss"].value[0])
     (ev,) = events(db, rid)
@@ -505,15 +527,18 @@ def test_sigkilled_writer_loses_at_most_its_last_flush_interval(path, db):
     rid = new_run(db)
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.store_workers", "kill", str(path), str(rid)],
-        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout.readline().strip() == "phase2 1050"
         # Phase 2 sits below flush_points: only the background interval flush can commit it.
         deadline = time.monotonic() + 30
-        while last_step(db, rid) != 1049 and time.monotonic() < deadline:
+        while _max_step(db, rid) != 1049 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert last_step(db, rid) == 1049
+        assert _max_step(db, rid) == 1049
         proc.stdin.write("go\n")
         proc.stdin.flush()
         assert proc.stdout.readline().strip() == "phase3 1100"
@@ -540,7 +565,7 @@ def test_sigkilled_writer_loses_at_most_its_last_flush_interval(path, db):
     assert [s for s, _ in stored(after, rid, "lr")] == list(range(1100))
 
 
-# --- export and plateaus --------------------------------------------------------------------
+# --- export --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
@@ -555,20 +580,3 @@ def test_export_metrics_round_trips(path, db, tmp_path, fmt):
     assert math.isnan(df["value"][0]) and df["value"][1:].tolist() == [s * 0.5 for s in range(100)]
     with pytest.raises(ValueError, match="csv"):
         export_metrics(db, rid, out, "xlsx")
-
-
-def test_find_plateaus_marks_where_the_engine_rule_would_cut(path, db):
-    from engine.schedule import simulate_plateau_cuts
-
-    val = [1.0, 0.8, 0.6, 0.5, 0.5, 0.5, 0.5, 0.5, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4]
-    rid = new_run(db)
-    write_points(
-        path, rid, {"val/loss": [(100 * (e + 1), v) for e, v in enumerate(val)], "lr": [(0, 0.1)]}
-    )
-    marks = find_plateaus(db, rid, patience=3)
-    expected = simulate_plateau_cuts(val, factor=0.5, patience=3, lr=0.1)
-    assert len(marks) == len(expected) >= 2
-    for m, (i, old, new) in zip(marks, expected, strict=True):
-        assert (m["step"], m["epoch"], m["old_lr"], m["new_lr"]) == (100 * (i + 1), i, old, new)
-        assert "a cut would have helped here" in m["message"]
-    assert find_plateaus(db, rid, key="val/acc") == []

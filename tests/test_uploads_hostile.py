@@ -8,8 +8,9 @@ from __future__ import annotations
 import pytest
 
 from engine.data import DataError
-from jobs import datasets, registry
-from jobs.db import connect
+from jobs import datasets
+from jobs.store import registry
+from jobs.store.db import connect
 from tests.reliability import record_upload
 from tests.uploads.make_corpus import CORPUS, LARGE, SMALL, _good_images, _zip, write_large
 
@@ -38,13 +39,17 @@ def _try(home, path, expected, target):
     assert expected.lower() in message.lower(), message
     assert path.name in message or "upload" in message, f"the message names the file: {message}"
     assert "Traceback" not in message and "tmp-" not in message, message
-    assert str(home) not in message and "/tmp" not in message, f"no server paths in messages: {message}"
+    assert str(home) not in message and "/tmp" not in message, (
+        f"no server paths in messages: {message}"
+    )
     _assert_no_trace(home, db)
 
 
 def test_the_corpus_has_at_least_thirty_cases():
     assert len(SMALL) + len(LARGE) >= 30
-    assert sorted(p.name for p in CORPUS.iterdir()) == sorted(SMALL), "run: python tests/uploads/make_corpus.py"
+    assert sorted(p.name for p in CORPUS.iterdir()) == sorted(SMALL), (
+        "run: python tests/uploads/make_corpus.py"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))

@@ -4,11 +4,11 @@ import pandas as pd
 import streamlit as st
 
 from app import charts, ui
-from jobs import reader, registry, views
+from jobs import service
 
 st.title("Compare runs")
 db = ui.db()
-rows, total = views.run_rows(db, limit=200)
+rows, total = service.run_rows(db, limit=200)
 if total < 2:
     st.info("Compare needs at least two runs — queue some on **New run** (try 'A/B one tip').")
     st.page_link(ui.PAGES["new_run"], label="New run →", icon=":material/rocket_launch:")
@@ -23,8 +23,8 @@ if len(picked) < 2:
     st.info("Pick two or more runs to overlay them.")
     st.stop()
 
-runs = [registry.get_run(db, i) for i in picked]
-keys = sorted(set().union(*(views.metric_keys(db, i) for i in picked)))
+runs = [service.get_run(db, i) for i in picked]
+keys = sorted(set().union(*(service.metric_keys(db, i) for i in picked)))
 if not keys:
     st.info("None of these runs has logged metrics yet.")
     st.stop()
@@ -34,7 +34,7 @@ key = c1.selectbox("Metric", keys, index=keys.index(default), key="compare_key")
 smoothing = c2.slider("Smoothing", 0.0, 0.99, 0.6, 0.01, key="compare_smoothing")
 log = c3.checkbox("Log scale", value=key == "lr" or key.startswith("ratio/"), key="compare_log")
 
-series = {i: reader.series(db, i, [key], max_points=charts.MAX_POINTS)[key] for i in picked}
+series = {i: service.series(db, i, [key], max_points=charts.MAX_POINTS)[key] for i in picked}
 frames = {f"run {i}": charts.series_frame(s, smoothing) for i, s in series.items() if len(s)}
 if frames:
     st.altair_chart(charts.compare_chart(frames, key, log=log), width="stretch")
@@ -42,9 +42,9 @@ else:
     st.info(f"None of these runs has logged {key} yet.")
 
 st.subheader("Outcome")
-st.dataframe(pd.DataFrame(views.compare_summary(runs)), hide_index=True, width="stretch")
+st.dataframe(pd.DataFrame(service.compare_summary(runs)), hide_index=True, width="stretch")
 st.subheader("Settings that differ")
-diff = views.config_diff(runs)
+diff = service.config_diff(runs)
 if diff:
     st.dataframe(pd.DataFrame(diff), hide_index=True, width="stretch")
 else:

@@ -5,8 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from app import session, ui
-from engine.data import DataError
-from jobs import datasets, registry
+from jobs import service
 
 st.title("Datasets")
 ui.show_flashes()
@@ -25,8 +24,8 @@ upload = st.file_uploader(
 if upload is not None and st.session_state.get("ingested_upload") != upload.file_id:
     with st.spinner(f"Checking {upload.name}…"):
         try:
-            ds = datasets.ingest(db, upload, upload.name, owner=session.owner_name(db))
-        except DataError as e:
+            ds = service.upload_dataset(db, upload, upload.name, owner=session.owner_name(db))
+        except service.DataError as e:
             st.error(f"{upload.name} can't be used: {e}")
         else:
             st.session_state["ingested_upload"] = upload.file_id
@@ -35,16 +34,16 @@ if upload is not None and st.session_state.get("ingested_upload") != upload.file
 
 st.subheader("Bundled samples")
 st.caption("Small datasets that ship with Trainboard: one click makes them available to runs.")
-registered = {d["path"] for d in registry.list_datasets(db)}
-for source, text in datasets.builtin_samples().items():
+registered = {d["path"] for d in service.list_datasets(db)}
+for source, text in service.builtin_samples().items():
     c1, c2 = st.columns([4, 1])
     c1.markdown(f"**{source}** — {text}")
     if source in registered:
         c2.markdown(":green-badge[added]")
     elif c2.button("Use this", key=f"builtin-{source}"):
         try:
-            ds = datasets.register_builtin(db, source, owner=session.owner_name(db))
-        except DataError as e:
+            ds = service.add_builtin(db, source, owner=session.owner_name(db))
+        except service.DataError as e:
             st.error(str(e))
         else:
             st.session_state["dataset_id"] = st.session_state["dataset_pick"] = ds["id"]
@@ -52,26 +51,32 @@ for source, text in datasets.builtin_samples().items():
             st.rerun()
 
 st.subheader("Your datasets")
-all_ds = registry.list_datasets(db)
+all_ds = service.list_datasets(db)
 if not all_ds:
     st.info("No datasets yet — upload a file above or add a bundled sample.")
     st.stop()
 
-labels = {d["id"]: f"{d['name']} · target {d['target'] or '(folders)'} · #{d['id']}"
-          for d in all_ds}  # fmt: skip
+labels = {
+    d["id"]: f"{d['name']} · target {d['target'] or '(folders)'} · #{d['id']}" for d in all_ds
+}
 ids = list(labels)
 if "dataset_pick_next" in st.session_state:
     st.session_state["dataset_pick"] = st.session_state.pop("dataset_pick_next")
 current = st.session_state.get("dataset_id")
 ds_id = st.selectbox(
-    "Dataset", ids, index=ids.index(current) if current in ids else 0,
-    format_func=labels.get, key="dataset_pick",
-)  # fmt: skip
-ds = registry.get_dataset(db, ds_id)
+    "Dataset",
+    ids,
+    index=ids.index(current) if current in ids else 0,
+    format_func=labels.get,
+    key="dataset_pick",
+)
+ds = service.get_dataset(db, ds_id)
 report = ds.get("report") or {}
 
-st.markdown(f"**{report.get('task', '?')}** on **{report.get('modality', '?')}** data"
-            + (f", target **{ds['target']}**" if ds["target"] else ", classes from folder names"))
+st.markdown(
+    f"**{report.get('task', '?')}** on **{report.get('modality', '?')}** data"
+    + (f", target **{ds['target']}**" if ds["target"] else ", classes from folder names")
+)
 cols = st.columns(3)
 cols[0].metric("Rows", f"{report.get('rows', 0):,}")
 cols[1].metric("Columns", report.get("columns", "—"))
@@ -81,13 +86,15 @@ choices = report.get("choices") or []
 if choices:
     with st.form("target-form"):
         target = st.selectbox(
-            "Target column (what the model predicts)", choices,
-            index=choices.index(ds["target"]) if ds["target"] in choices else 0, key="target_pick",
-        )  # fmt: skip
+            "Target column (what the model predicts)",
+            choices,
+            index=choices.index(ds["target"]) if ds["target"] in choices else 0,
+            key="target_pick",
+        )
         if st.form_submit_button("Use this target") and target != ds["target"]:
             try:
-                new = datasets.retarget(db, ds_id, target)
-            except DataError as e:
+                new = service.retarget_dataset(db, ds_id, target)
+            except service.DataError as e:
                 st.error(f"Target {target!r} can't be used: {e}")
             else:
                 # The picker above is already drawn in this run: select the new row on the next.

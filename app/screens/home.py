@@ -4,13 +4,13 @@ import pandas as pd
 import streamlit as st
 
 from app import ui
-from jobs import views
+from jobs import service
 
 st.title("Trainboard")
 st.caption("Train neural networks with well-tested advice built in (tips T1–T15).")
 ui.show_flashes()
 
-summary = views.home_summary(ui.db())
+summary = service.home_summary(ui.db())
 
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Workers online", summary["online"])
@@ -36,7 +36,9 @@ if summary["total_runs"] == 0:
 st.subheader("Workers")
 if summary["online"]:
     st.dataframe(
-        pd.DataFrame(summary["workers"]), hide_index=True, width="stretch",
+        pd.DataFrame(summary["workers"]),
+        hide_index=True,
+        width="stretch",
         column_config={"run": st.column_config.NumberColumn("current run", format="%d")},
     )
 else:

@@ -9,11 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from app import charts, session, ui
-from engine.config import Config, explain
-from engine.errors import ConfigError
-from jobs import auth, reader, registry, views
-from jobs.errors import RunNotFound, StoreError
-from jobs.submit import cancel
+from jobs import service
 
 REFRESH_S = 2.0
 
@@ -24,7 +20,7 @@ db = ui.db()
 if "run" in st.query_params and "run_id" not in st.session_state:
     with contextlib.suppress(ValueError):
         st.session_state["run_id"] = int(st.query_params["run"])
-recent, total = views.run_rows(db, limit=100)
+recent, total = service.run_rows(db, limit=100)
 if total == 0:
     st.info("No runs yet — go to **New run** to start one.")
     st.page_link(ui.PAGES["new_run"], label="New run →", icon=":material/rocket_launch:")
@@ -34,9 +30,9 @@ run_id = st.session_state.get("run_id")
 if run_id not in choices:
     if run_id is not None:
         try:
-            r = registry.get_run(db, run_id)
+            r = service.get_run(db, run_id)
             choices = {run_id: f"#{run_id} {r.get('name') or ''} · {r['status']}", **choices}
-        except RunNotFound:
+        except service.RunNotFound:
             st.warning(f"There is no run {run_id}; showing the latest run instead.")
             run_id = None
     if run_id is None:
@@ -46,14 +42,16 @@ run_id = st.selectbox("Run", ids, index=ids.index(run_id), format_func=choices.g
 st.session_state["run_id"] = run_id
 st.query_params["run"] = str(run_id)
 
-detail = views.run_detail(db, run_id)
+detail = service.run_detail(db, run_id)
 run, row = detail["run"], detail["row"]
 spec = run["spec"]
-active = run["status"] in views.ACTIVE
+active = run["status"] in service.ACTIVE
 
 h1, h2, h3, h4, h5 = st.columns([3, 2, 2, 2, 2])
-h1.markdown(f"### {row['name']}\n{ui.badge(row['status'])} · {row['dataset']} · "
-            f"preset **{row['preset']}** · {row['device']}")  # fmt: skip
+h1.markdown(
+    f"### {row['name']}\n{ui.badge(row['status'])} · {row['dataset']} · "
+    f"preset **{row['preset']}** · {row['device']}"
+)
 h2.metric("Best validation", row["best"])
 h3.metric("Duration", row["duration"])
 summary = run.get("summary") or {}
@@ -63,21 +61,29 @@ if run.get("error"):
     st.error(f"{run['status'].capitalize()}: {run['error']}")
 if active and st.button("Cancel this run"):
     try:
-        auth.require_modify(session.current_user(db), run["owner"], f"run {run_id}")
-        after = cancel(run_id, db=db)
-    except (StoreError, auth.NotAllowed) as e:
+        after = service.cancel_run(db, run_id, session.current_user(db))
+    except (service.StoreError, service.auth.NotAllowed) as e:
         st.warning(str(e))
     else:
         ui.flash("Cancelled." if after == "cancelled" else "Stopping (saving a checkpoint)…")
         st.rerun()
 
-smoothing = st.slider("Smoothing (exponential moving average of the faint raw line)",
-                      0.0, 0.99, 0.6, 0.01, key="smoothing")  # fmt: skip
+smoothing = st.slider(
+    "Smoothing (exponential moving average of the faint raw line)",
+    0.0,
+    0.99,
+    0.6,
+    0.01,
+    key="smoothing",
+)
 
 
 def _annotations(data: charts.ChartData) -> None:
-    notes = [f"**{e.label}** at step {e.step}" for e in data.events.itertuples()
-             if e.kind not in ("cancelled", "released")]  # fmt: skip
+    notes = [
+        f"**{e.label}** at step {e.step}"
+        for e in data.events.itertuples()
+        if e.kind not in ("cancelled", "released")
+    ]
     hints = [f"{e.label} at step {e.step}" for e in data.hints.itertuples()]
     if notes:
         st.caption("Marked on the charts: " + " · ".join(notes))
@@ -99,13 +105,15 @@ def _live_charts(db) -> None:
     if key not in st.session_state:
         st.session_state[key] = charts.RunCache(run_id)
     cache = st.session_state[key]
-    now = registry.get_run(db, run_id)
+    now = service.get_run(db, run_id)
     status = now["status"]
     if status == "running":
-        st.progress(float(now.get("progress") or 0.0),
-                    text=f"running · {float(now.get('progress') or 0.0):.0%} of the epochs")
+        st.progress(
+            float(now.get("progress") or 0.0),
+            text=f"running · {float(now.get('progress') or 0.0):.0%} of the epochs",
+        )
     data = charts.run_chart_data(db, run_id, spec=spec, cache=cache, smoothing=smoothing)
-    if active and status not in views.ACTIVE:
+    if active and status not in service.ACTIVE:
         st.rerun()  # the run just ended: refresh the header, doctor and downloads once
     if data.points == 0:
         if status == "queued":
@@ -126,33 +134,37 @@ def _live_charts(db) -> None:
     left, right = st.columns(2)
     for i, panel in enumerate(p for p in ("metric", "lr", "ratio", "grad") if p in figs):
         (left if i % 2 == 0 else right).altair_chart(figs[panel], width="stretch")
-    st.caption(f"{data.points:,} points drawn, up to step {data.last_step:,}"
-               + (f" · refreshing every {REFRESH_S:g} s" if active else ""))  # fmt: skip
+    st.caption(
+        f"{data.points:,} points drawn, up to step {data.last_step:,}"
+        + (f" · refreshing every {REFRESH_S:g} s" if active else "")
+    )
 
 
 st.fragment(run_every=REFRESH_S if active else None)(live_charts)()
 
 # --- the doctor ------------------------------------------------------------------------------
 st.subheader("Training doctor")
-events = reader.events(db, run_id)
-found = views.findings(events)
+events = service.events(db, run_id)
+found = service.findings(events)
 if not found:
-    st.success("No warnings: pre-flight checks passed and the live rules found nothing." if
-               events else "The doctor reports here once the run starts.")  # fmt: skip
+    st.success(
+        "No warnings: pre-flight checks passed and the live rules found nothing."
+        if events
+        else "The doctor reports here once the run starts."
+    )
 for f in found:
     icon = "🛑" if f["severity"] == "error" else ("⚠️" if f["severity"] == "warning" else "ℹ️")
     with st.container(border=True):
         st.markdown(f"{icon} **{f['tip']}** · {ui.TIP_TITLES.get(f['tip'], '')}  \n{f['message']}")
-        change = views.suggested_change(f, spec)
+        change = f["change"]
         if f["suggestion"]:
             st.caption(f"Suggested: {f['suggestion']}")
         if change:
             text = ", ".join(f"{k}={v}" for k, v in change.items())
             if st.button(f"Queue a run with this change ({text})", key=f"fix-{f['event_id']}"):
-                try:
-                    new_id = views.submit_with_change(db, run_id, change, owner=session.owner_name(db))
-                except ConfigError as e:
-                    st.error(f"That change isn't valid here: {e}")
+                new_id = service.queue_with_change(db, run_id, change, owner=session.owner_name(db))
+                if isinstance(new_id, str):
+                    st.error(f"That change isn't valid here: {new_id}")
                 else:
                     ui.flash(f"Queued run {new_id} with {text}.")
                     ui.open_run(new_id)
@@ -160,35 +172,59 @@ for f in found:
 # --- config, events, downloads ---------------------------------------------------------------
 tab_cfg, tab_log, tab_dl = st.tabs(["Config", "Event log", "Downloads"])
 with tab_cfg:
-    try:
-        tips = explain(Config.from_dict(spec))
-    except ConfigError:
-        tips = []
+    tips = service.explain(spec)
     if tips:
-        st.dataframe(pd.DataFrame([{"setting": s.field, "value": str(s.value), "tip": s.tip,
-                                    "why": s.why} for s in tips]),  # fmt: skip
-                     hide_index=True, width="stretch")
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {"setting": s.field, "value": str(s.value), "tip": s.tip, "why": s.why}
+                    for s in tips
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+        )
     st.json(spec, expanded=False)
 with tab_log:
     if events:
         st.dataframe(
-            pd.DataFrame([{"step": e["step"], "kind": e["kind"], "message": e["message"],
-                           "tip": (e.get("data") or {}).get("tip", "")} for e in events]),
-            hide_index=True, width="stretch",
-        )  # fmt: skip
+            pd.DataFrame(
+                [
+                    {
+                        "step": e["step"],
+                        "kind": e["kind"],
+                        "message": e["message"],
+                        "tip": (e.get("data") or {}).get("tip", ""),
+                    }
+                    for e in events
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+        )
     else:
         st.info("No events yet.")
 with tab_dl:
-    st.download_button("Resolved config (JSON)", json.dumps(spec, indent=2),
-                       file_name=f"run-{run_id}-config.json", mime="application/json")  # fmt: skip
+    st.download_button(
+        "Resolved config (JSON)",
+        json.dumps(spec, indent=2),
+        file_name=f"run-{run_id}-config.json",
+        mime="application/json",
+    )
     # Files are read only when a button is clicked (deferred data), not on every rerun.
     for name, path in detail["files"].items():
         what = "Best model" if name == "model.pt" else "Checkpoint (to resume)"
-        st.download_button(f"{what} ({name}, {path.stat().st_size / 1024:.0f} KiB)",
-                           data=path.read_bytes, file_name=f"run-{run_id}-{name}",
-                           key=f"dl-{name}")  # fmt: skip
+        st.download_button(
+            f"{what} ({name}, {path.stat().st_size / 1024:.0f} KiB)",
+            data=path.read_bytes,
+            file_name=f"run-{run_id}-{name}",
+            key=f"dl-{name}",
+        )
     if not detail["files"]:
         st.caption("Model files appear here once the run has finished an epoch.")
-    st.download_button("Metrics (CSV: key, step, value)",
-                       data=lambda: views.export_metrics_csv(run_id).read_bytes(),
-                       file_name=f"run-{run_id}-metrics.csv", mime="text/csv")  # fmt: skip
+    st.download_button(
+        "Metrics (CSV: key, step, value)",
+        data=lambda: service.export_metrics_csv(run_id).read_bytes(),
+        file_name=f"run-{run_id}-metrics.csv",
+        mime="text/csv",
+    )

@@ -5,29 +5,35 @@ import pandas as pd
 import streamlit as st
 
 from app import session, ui
-from jobs import auth, registry, views
-from jobs.errors import StoreError
-from jobs.submit import cancel
+from jobs import service
 
 st.title("Runs")
 ui.show_flashes()
 db = ui.db()
 
-opts = views.run_filters(db)
+opts = service.run_filters(db)
 f1, f2, f3, f4 = st.columns(4)
 status = f1.multiselect("Status", opts["status"], key="runs_status")
 preset = f2.selectbox("Preset", ["(any)", *opts["preset"]], key="runs_preset")
 ds_names = dict(opts["dataset"])
-dataset = f3.selectbox("Dataset", ["(any)", *ds_names], key="runs_dataset",
-                       format_func=lambda d: d if d == "(any)" else ds_names[d])  # fmt: skip
+dataset = f3.selectbox(
+    "Dataset",
+    ["(any)", *ds_names],
+    key="runs_dataset",
+    format_func=lambda d: d if d == "(any)" else ds_names[d],
+)
 owner = f4.selectbox("Owner", ["(any)", *opts["owner"]], key="runs_owner")
 PAGE = 50
 page = st.session_state.get("runs_page", 0)
-rows, total = views.run_rows(
-    db, status=status or None, preset=None if preset == "(any)" else preset,
+rows, total = service.run_rows(
+    db,
+    status=status or None,
+    preset=None if preset == "(any)" else preset,
     dataset_id=None if dataset == "(any)" else dataset,
-    owner=None if owner == "(any)" else owner, limit=PAGE, offset=page * PAGE,
-)  # fmt: skip
+    owner=None if owner == "(any)" else owner,
+    limit=PAGE,
+    offset=page * PAGE,
+)
 
 if total == 0:
     if status or preset != "(any)" or dataset != "(any)" or owner != "(any)":
@@ -41,13 +47,16 @@ table = pd.DataFrame(rows)[
     ["id", "name", "status", "progress", "dataset", "preset", "best", "duration", "owner", "device"]
 ]
 st.dataframe(
-    table, hide_index=True, width="stretch",
+    table,
+    hide_index=True,
+    width="stretch",
     column_config={
-        "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0,
-                                                    format="percent"),
+        "progress": st.column_config.ProgressColumn(
+            "progress", min_value=0.0, max_value=1.0, format="percent"
+        ),
         "best": st.column_config.TextColumn("best validation"),
     },
-)  # fmt: skip
+)
 st.caption(f"{total} run(s); showing {page * PAGE + 1}–{page * PAGE + len(rows)}.")
 p1, p2, _ = st.columns([1, 1, 6])
 if p1.button("← Newer", disabled=page == 0):
@@ -64,15 +73,19 @@ if a1.button("Open", disabled=len(picked) != 1, help="Open one selected run"):
     ui.open_run(picked[0])
 if a2.button("Compare", disabled=len(picked) < 2, help="Overlay two or more runs"):
     ui.compare_runs(picked)
-if a3.button("Cancel", disabled=not picked, help="Queued runs stop at once; running runs save "
-             "a checkpoint and stop within seconds"):  # fmt: skip
+if a3.button(
+    "Cancel",
+    disabled=not picked,
+    help="Queued runs stop at once; running runs save a checkpoint and stop within seconds",
+):
     for run_id in picked:
         try:
-            auth.require_modify(session.current_user(db), registry.get_run(db, run_id)["owner"], f"run {run_id}")
-            after = cancel(run_id, db=db)
-        except (StoreError, auth.NotAllowed) as e:
+            after = service.cancel_run(db, run_id, session.current_user(db))
+        except (service.StoreError, service.auth.NotAllowed) as e:
             ui.flash(f"Run {run_id}: {e}", "warning")
         else:
-            ui.flash(f"Run {run_id}: " + ("cancelled." if after == "cancelled"
-                                          else "stopping (saving a checkpoint)…"))  # fmt: skip
+            ui.flash(
+                f"Run {run_id}: "
+                + ("cancelled." if after == "cancelled" else "stopping (saving a checkpoint)…")
+            )
     st.rerun()

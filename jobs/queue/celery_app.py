@@ -10,14 +10,14 @@ aim at "never lose a message, never let the broker re-run something on its own":
   message it is running; queued runs stay in the broker for idle workers to take.
 - a visibility timeout longer than any run (Redis): Redis re-delivers an unacknowledged message
   after this long, so it must never fire while the run is alive. Lost workers are handled by our
-  own reaper from heartbeats in the database (``jobs.reaper``), which is faster and exact.
+  own reaper from heartbeats in the database (``jobs.queue.reaper``), which is faster and exact.
 - one queue per device class (``cpu``, ``gpu``); the queue a run needs is stored on the run and
   used when it is sent (``jobs.submit.send_run``).
 
 Broker: ``TRAINBOARD_BROKER_URL=redis://…`` on a team server; unset, kombu's filesystem
 transport in ``$TRAINBOARD_HOME/broker`` (no Redis, no Docker). The same task code runs on both.
 
-The worker module is ``jobs.celery_app`` (``celery -A jobs.celery_app worker``); ``jobs.worker``
+The worker module is ``jobs.queue.celery_app`` (``celery -A jobs.queue.celery_app worker``); ``jobs.queue.worker``
 builds the right command line and ``trainboard worker`` runs it.
 """
 
@@ -30,9 +30,9 @@ from pathlib import Path
 from celery import Celery
 from kombu import Queue
 
-from jobs.db import data_home
+from jobs.store.db import data_home
 
-TRAIN_TASK = "jobs.tasks.train"
+TRAIN_TASK = "jobs.queue.tasks.train"
 DEVICE_CLASSES = ("cpu", "gpu")
 
 
@@ -128,7 +128,7 @@ def redis_transport_options(s: QueueSettings) -> dict:
 
 def make_app(s: QueueSettings | None = None) -> Celery:
     s = s or settings()
-    app = Celery("trainboard", include=["jobs.tasks"])
+    app = Celery("trainboard", include=["jobs.queue.tasks"])
     if s.embedded:
         broker_url = "filesystem://"
         transport_options = embedded_transport_options(s)
@@ -179,8 +179,8 @@ def current_app() -> Celery:
 
 
 def __getattr__(name: str) -> Celery:
-    # ``celery -A jobs.celery_app`` looks up ``app`` here; building it lazily keeps a plain
-    # ``import jobs.celery_app`` free of side effects (no broker folders made at import).
+    # ``celery -A jobs.queue.celery_app`` looks up ``app`` here; building it lazily keeps a plain
+    # ``import jobs.queue.celery_app`` free of side effects (no broker folders made at import).
     if name == "app":
         return current_app()
     raise AttributeError(name)

@@ -1,8 +1,8 @@
 """The reaper: lost runs back to the queue, and queued runs back into the broker.
 
 Every worker runs :func:`reap_once` when it starts (so a restarted worker picks up lost work at
-once) and then every ``reap_interval_s`` (``jobs.worker``). Several reapers may run at the same
-time: every step is a guarded UPDATE (``jobs.registry``) or a compare-and-set on the send
+once) and then every ``reap_interval_s`` (``jobs.queue.worker``). Several reapers may run at the same
+time: every step is a guarded UPDATE (``jobs.store.registry``) or a compare-and-set on the send
 record, so exactly one of them acts on a run and the others find nothing to do.
 
 1. A running run whose heartbeat is older than ``stale_after_s`` is marked ``lost``.
@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 import sqlite_utils
 from celery import Celery
 
-from jobs import registry
-from jobs.celery_app import current_app
 from jobs.errors import IllegalTransition
-from jobs.submit import broker_errors, send_run
+from jobs.queue.celery_app import current_app
+from jobs.queue.sends import broker_errors, claim_send, resend_candidates, send_run
+from jobs.store import registry
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +56,11 @@ def reap_once(db: sqlite_utils.Database, app: Celery | None = None) -> ReapRepor
     for run in registry.stale_runs(db, s.stale_after_s):
         try:
             registry.mark_lost(
-                db, run["id"],
+                db,
+                run["id"],
                 f"no heartbeat for {s.stale_after_s:g} s from worker {run['worker']} "
                 f"(attempt {run['attempt']} of {run['max_attempts']})",
-            )  # fmt: skip
+            )
         except IllegalTransition:
             continue  # it finished, or another reaper got there first
         report.lost.append(run["id"])
@@ -86,15 +87,7 @@ def _resend_queued(db: sqlite_utils.Database, app: Celery, report: ReapReport) -
     now = time.time()
     # A just-created run is being sent by its submitter: leave it a moment.
     young = now - max(5.0, 2 * s.send_timeout_s)
-    rows = list(
-        db.query(
-            "SELECT r.id, r.queue, q.sent_at, q.last_error, q.last_try_at FROM runs r "
-            "LEFT JOIN queue_sends q ON q.run_id = r.id "
-            "WHERE r.status = 'queued' AND r.created_at < ? "
-            "AND (q.sent_at IS NULL OR q.last_error IS NOT NULL OR q.sent_at < ?) ORDER BY r.id",
-            [young, now - s.resend_after_s],
-        )
-    )
+    rows = resend_candidates(db, created_before=young, sent_before=now - s.resend_after_s)
     empty: dict[str, bool] = {}
     for row in rows:
         needs_send = row["sent_at"] is None or row["last_error"] is not None
@@ -111,7 +104,7 @@ def _resend_queued(db: sqlite_utils.Database, app: Celery, report: ReapReport) -
                     return
             if not empty[qname]:
                 continue
-        if not _claim_send(db, row["id"], row["last_try_at"], now):
+        if not claim_send(db, row["id"], row["last_try_at"], now):
             continue  # another reaper is sending it
         if send_run(db, row["id"], app):
             report.sent.append(row["id"])
@@ -119,15 +112,3 @@ def _resend_queued(db: sqlite_utils.Database, app: Celery, report: ReapReport) -
         else:
             report.broker_down = True
             return  # no point trying the others until the broker answers
-
-
-def _claim_send(db: sqlite_utils.Database, run_id: int, seen_try_at: float | None,
-                now: float) -> bool:
-    """Compare-and-set on ``last_try_at``: True for exactly one of several racing reapers."""
-    cur = db.execute(
-        "INSERT INTO queue_sends (run_id, last_try_at) VALUES (?, ?) "
-        "ON CONFLICT (run_id) DO UPDATE SET last_try_at = excluded.last_try_at "
-        "WHERE coalesce(last_try_at, -1) = coalesce(?, -1)",
-        [run_id, now, seen_try_at],
-    )
-    return cur.rowcount == 1

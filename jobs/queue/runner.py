@@ -1,6 +1,6 @@
-"""One run in its own process: ``python -m jobs.runner RUN_ID --worker NAME --device DEV``.
+"""One run in its own process: ``python -m jobs.queue.runner RUN_ID --worker NAME --device DEV``.
 
-The Celery task (``jobs.tasks.train``) claims the run and starts this process; this process
+The Celery task (``jobs.queue.tasks.train``) claims the run and starts this process; this process
 loads the run's config and dataset, runs the engine with the metric writer as sink, and records
 the outcome. A fresh process per run means GPU memory is fully released when it exits, a crash
 (segfault, OOM kill) takes down only this run, and CUDA is only ever initialised here, never
@@ -17,16 +17,13 @@ import ctypes
 import os
 import signal
 import sys
-import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from jobs import registry
-from jobs.celery_app import settings
-from jobs.db import connect, db_path, run_dir
-from jobs.errors import IllegalTransition
-from jobs.writer import MetricWriter
+from jobs.queue.celery_app import settings
+from jobs.store.channel import StoreChannel
+from jobs.store.db import run_dir
 
 PR_SET_PDEATHSIG = 1
 # Exit code for "stopped because the worker shuts down": the worker hands the run back to the
@@ -60,62 +57,49 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-class RunSink:
-    """The engine's sink: metrics and events to the metric writer, progress to the heartbeat."""
+class RunChannel(Protocol):
+    """What a run's process needs from the store, and nothing more (``jobs.store.channel``):
+    the spec and the cancel flag in; points, events, heartbeats and the outcome out."""
 
-    def __init__(self, writer: MetricWriter, run_id: int, worker: str, every_s: float) -> None:
-        self.writer = writer
-        self.run_id = run_id
-        self.worker = worker
-        self.every_s = every_s
-        self._last = 0.0
-        self._db = None
+    def spec(self) -> dict[str, Any]: ...
+    def cancel_requested(self) -> bool: ...
+    def log(self, step: int, values: dict[str, float]) -> None: ...
+    def event(
+        self, step: int, kind: str, message: str, data: dict[str, Any] | None = None
+    ) -> None: ...
+    def flush(self, timeout: float = 30) -> None: ...
+    def heartbeat(self, progress: float) -> None: ...
+    def record(
+        self, status: str, *, error: str | None = None, summary: dict | None = None
+    ) -> str: ...
+
+
+class RunSink:
+    """The engine's sink (``engine.sink.Sink``) over a run channel."""
+
+    def __init__(self, channel: RunChannel) -> None:
+        self.channel = channel
 
     def log(self, step: int, values: dict[str, float]) -> None:
-        self.writer.log(step, values)
+        self.channel.log(step, values)
         if any(k.startswith("val/") for k in values):
             # Validation points end an epoch, and the engine writes its checkpoint right
             # after them: commit first, so a run killed later never resumes from a checkpoint
             # whose epoch has no metrics in the store (a gap in the series).
-            self.writer.flush(timeout=30)
+            self.channel.flush(timeout=30)
 
     def event(self, step: int, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
         if kind == "cancelled" and _released:
             # The engine stopped because the worker shuts down, not because anyone cancelled.
             kind = "released"
-            message = message.replace("cancelled", "worker shut down", 1) + "; the run goes back to the queue"
-        self.writer.event(step, kind, message, data)
+            message = (
+                message.replace("cancelled", "worker shut down", 1)
+                + "; the run goes back to the queue"
+            )
+        self.channel.event(step, kind, message, data)
 
     def progress(self, fraction: float) -> None:
-        now = time.monotonic()
-        if now - self._last < self.every_s:
-            return
-        self._last = now
-        if self._db is None:
-            self._db = connect()
-        registry.heartbeat(self._db, self.run_id, worker=self.worker, progress=float(fraction))
-
-
-class CancelFlag:
-    """``should_stop`` for the engine: reads the run's cancel flag, at most every ``every_s``."""
-
-    def __init__(self, run_id: int, every_s: float) -> None:
-        self.run_id = run_id
-        self.every_s = every_s
-        self._last = 0.0
-        self._stop = False
-        self._db = None
-
-    def __call__(self) -> bool:
-        if self._stop or _released:
-            return True
-        now = time.monotonic()
-        if now - self._last >= self.every_s:
-            self._last = now
-            if self._db is None:
-                self._db = connect()
-            self._stop = registry.cancel_requested(self._db, self.run_id)
-        return self._stop
+        self.channel.heartbeat(fraction)
 
 
 def last_line(exc: BaseException) -> str:
@@ -130,50 +114,38 @@ def execute(run_id: int, *, worker: str, device: str) -> str:
     from engine.config import Config
     from engine.data import DataError
     from engine.errors import EngineError
+    from engine.faults import FaultHook
 
     s = settings()
-    db = connect()
-    run = registry.get_run(db, run_id)
     folder = run_dir(run_id, s.home)
     folder.mkdir(parents=True, exist_ok=True)
-    should_stop = CancelFlag(run_id, s.cancel_poll_s)
+    channel = StoreChannel(
+        run_id, worker=worker, heartbeat_s=s.heartbeat_s, cancel_poll_s=s.cancel_poll_s
+    )
     try:
-        config = Config.from_dict(run["spec"])
-        with MetricWriter(db_path(), run_id) as writer:
-            sink = RunSink(writer, run_id, worker, s.heartbeat_s)
+        # Only the stored resolved spec is re-checked here: it was validated once at submit.
+        config = Config.from_dict(channel.spec())
+        with channel:
             result = run_training(
-                config, sink=sink, should_stop=should_stop, run_dir=folder, device=device,
+                config,
+                sink=RunSink(channel),
+                should_stop=lambda: _released or channel.cancel_requested(),
+                run_dir=folder,
+                device=device,
                 resume=True,
+                # Test-only fault injection (slow steps, a simulated OOM), read from this
+                # process's environment in one place; inert when the variables are unset.
+                faults=FaultHook.from_env(os.environ),
             )
     except (EngineError, DataError) as e:
         # Bad input: the message is meant for the user as it is.
-        return _record(db, run_id, "failed", error=str(e))
+        return channel.record("failed", error=str(e))
     except Exception as e:
         traceback.print_exc()
-        return _record(db, run_id, "failed", error=last_line(e))
+        return channel.record("failed", error=last_line(e))
     if _released and result.status == "cancelled":
         return "released"
-    return _record(
-        db, run_id, result.status, error=result.message, summary=result.summary,
-    )
-
-
-def _record(db, run_id: int, status: str, *, error: str | None = None,
-            summary: dict | None = None) -> str:
-    try:
-        if status == "finished":
-            registry.finish_run(db, run_id, summary or {})
-        elif status == "diverged":
-            registry.diverge_run(db, run_id, error or "diverged", summary)
-        elif status == "cancelled":
-            registry.cancel_run(db, run_id)
-        else:
-            registry.fail_run(db, run_id, error or "failed", summary)
-    except IllegalTransition as e:
-        # The run was taken from us meanwhile (marked lost); the new holder records it.
-        print(f"not recording {status}: {e}", file=sys.stderr)
-        return "lost"
-    return status
+    return channel.record(result.status, error=result.message, summary=result.summary)
 
 
 def _log_to_run_dir(run_id: int) -> None:
@@ -189,10 +161,13 @@ def _log_to_run_dir(run_id: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.runner")
+    parser = argparse.ArgumentParser(prog="python -m jobs.queue.runner")
     parser.add_argument("run_id", type=int, nargs="?", help="the run (else read from stdin)")
-    parser.add_argument("--standby", action="store_true",
-                        help="import the engine first, then read the run id from stdin")
+    parser.add_argument(
+        "--standby",
+        action="store_true",
+        help="import the engine first, then read the run id from stdin",
+    )
     parser.add_argument("--worker", required=True)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--parent-pid", type=int, default=None)

@@ -2,32 +2,31 @@
 
 It takes an id only and is idempotent: the database decides. A message for a run that is
 already over, or that another worker holds with a fresh heartbeat (a redelivery), does nothing.
-Otherwise the task claims the run, starts a fresh process for it (``jobs.runner``), heartbeats
+Otherwise the task claims the run, starts a fresh process for it (``jobs.queue.runner``), heartbeats
 while it lives, and records a failure if the process dies without recording an outcome.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import subprocess
-import sys
-import threading
 import time
 
 from celery import shared_task
 
-from jobs import registry
-from jobs import worker as worker_mod
-from jobs.celery_app import TRAIN_TASK, settings
-from jobs.db import connect
+from engine.vocab import TERMINAL
 from jobs.errors import IllegalTransition, LostClaim, RunNotFound
-from jobs.runner import EXIT_RELEASED, runner_log
+from jobs.queue import presence, spare
+from jobs.queue.celery_app import TRAIN_TASK, settings
+from jobs.queue.runner import EXIT_RELEASED, runner_log
+from jobs.queue.sends import send_run
+from jobs.store import registry
+from jobs.store.db import connect
 
 log = logging.getLogger(__name__)
 
-FINAL = registry.TERMINAL
+FINAL = TERMINAL
 # After a cancel (or shutdown) request, how long the engine gets to checkpoint and stop before
 # its process is terminated. The engine checks every cancel_poll_s, so this is only a backstop.
 STOP_GRACE_S = 60.0
@@ -54,7 +53,7 @@ def supervise(run_id: int) -> str:
 
 def _supervise(db, run_id: int) -> str:
     s = settings()
-    me = worker_mod.PRESENCE
+    me = presence.current()
     try:
         run = registry.get_run(db, run_id)
     except RunNotFound:
@@ -79,66 +78,11 @@ def _supervise(db, run_id: int) -> str:
         me.report(db)
 
 
-# A warm spare runner per worker: a runner process that has already imported the engine and
-# waits on stdin for a run id. Each spare still runs exactly one run and exits, so "a fresh
-# process per run" holds; it only moves the seconds of `import torch` off the critical path.
-# The next spare starts as soon as a run is handed over, so it is ready when the run ends
-# even in a backlog (it imports torch but never touches CUDA until it gets a run).
-_spare: subprocess.Popen | None = None
-_spare_lock = threading.Lock()
-
-
-def _spawn_runner() -> subprocess.Popen:
-    me = worker_mod.PRESENCE
-    return subprocess.Popen(
-        [sys.executable, "-m", "jobs.runner", "--standby", "--worker", me.name,
-         "--device", me.device, "--parent-pid", str(os.getpid())],
-        stdin=subprocess.PIPE,
-    )
-
-
-def prepare_spare() -> None:
-    """Start a spare runner unless one is waiting (off with TRAINBOARD_WARM_RUNNER=0)."""
-    global _spare
-    if os.environ.get("TRAINBOARD_WARM_RUNNER", "1") == "0":
-        return
-    with _spare_lock:
-        if _spare is None or _spare.poll() is not None:
-            _spare = _spawn_runner()
-
-
-def discard_spare() -> None:
-    global _spare
-    with _spare_lock:
-        spare, _spare = _spare, None
-    if spare is not None and spare.poll() is None:
-        spare.stdin.close()  # it exits on EOF
-
-
-def _start_runner(run_id: int) -> subprocess.Popen:
-    global _spare
-    with _spare_lock:
-        proc, _spare = _spare, None
-    for _ in range(2):
-        if proc is None or proc.poll() is not None:
-            proc = _spawn_runner()
-        try:
-            proc.stdin.write(f"{run_id}\n".encode())
-            proc.stdin.close()
-        except BrokenPipeError:
-            proc = None  # the spare died meanwhile; start a fresh one
-            continue
-        if not worker_mod.PRESENCE.shutting_down.is_set():
-            prepare_spare()
-        return proc
-    raise OSError("the run's process exited before it got its run id")
-
-
 def _watch(db, run_id: int, s) -> str:
-    me = worker_mod.PRESENCE
+    me = presence.current()
     log_path = runner_log(run_id)
     try:
-        child = _start_runner(run_id)
+        child = spare.start_runner(run_id)
     except OSError as e:
         registry.fail_run(db, run_id, f"could not start the run's process: {e}")
         return "failed"
@@ -173,10 +117,8 @@ def _watch(db, run_id: int, s) -> str:
 
 
 def _conclude(db, run_id: int, code: int, *, released: bool, log_path) -> str:
-    from jobs.submit import send_run  # submit imports the engine's config; only needed here
-
     run = registry.get_run(db, run_id)
-    if run["status"] != "running" or run["worker"] != worker_mod.PRESENCE.name:
+    if run["status"] != "running" or run["worker"] != presence.current().name:
         return run["status"]  # the runner recorded the outcome
     if released and code == EXIT_RELEASED:
         # The engine saved a checkpoint on the way out: back to the queue without using up an

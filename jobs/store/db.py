@@ -18,8 +18,10 @@ from pathlib import Path
 
 import sqlite_utils
 
+from engine.vocab import RunStatus
+
 BUSY_TIMEOUT_S = 10.0
-RUN_STATUSES = ("queued", "running", "finished", "failed", "diverged", "cancelled", "lost")
+RUN_STATUSES: tuple[str, ...] = tuple(RunStatus)  # the one list: engine.vocab
 
 _migrated: set[str] = set()  # per process: paths whose migrations already ran here
 _migrate_lock = threading.Lock()

@@ -4,7 +4,7 @@
 downsampled into at most ``(max_points - 3) // 2`` buckets, each drawn as its minimum and its
 maximum at the steps where they occurred, plus the true last point: ranges of up to
 ``RAW_BUCKETING_FACTOR * max_points`` points are bucketed from the raw points, longer ones read one
-stored level (see :mod:`jobs.writer`), so a chart of a million-step series reads about as many
+stored level (see :mod:`jobs.store.writer`), so a chart of a million-step series reads about as many
 rows as it draws, and no spike (global or local extreme) is ever averaged away.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
-from jobs.writer import SHIFTS
+from jobs.store.writer import SHIFTS
 
 _NO_LOWER_BOUND = -(2**62)
 RAW_BUCKETING_FACTOR = 8
@@ -206,9 +206,13 @@ def _bucket_raw(name: str, rows: list[tuple[int, float | None]], budget: int) ->
     band_hi = np.where(np.isinf(gmax) & (gmax < 0), np.nan, gmax)[gid[idx]]
     band_lo[-1] = band_hi[-1] = vals[-1]
     return SeriesData(
-        name, steps[idx].tolist(), vals[idx].tolist(), band_lo.tolist(), band_hi.tolist(),
+        name,
+        steps[idx].tolist(),
+        vals[idx].tolist(),
+        band_lo.tolist(),
+        band_hi.tolist(),
         downsampled=True,
-    )  # fmt: skip
+    )
 
 
 def _pick_level(
@@ -246,33 +250,18 @@ def _extremes(rows: list[tuple[int, float | None]]) -> list[tuple[int, float, fl
 
 
 def keys(db: sqlite_utils.Database, run_id: int) -> list[str]:
-    """Names of the metrics a run has logged, sorted."""
-    # Every point lands in every level, so the coarsest level (a handful of rows) lists them all.
+    """Names of the metrics a run has logged, sorted.
+
+    Every point lands in every level, so the coarsest level lists them all. Each known key is
+    probed with the full primary-key prefix (run_id, key_id, level): a few index lookups, where
+    filtering ``metrics_ds`` on (run_id, level) alone walks every bucket of every level of the
+    run (~26 ms on a 1,000,000-step run, a third of the run page's chart data)."""
     rows = db.execute(
-        "SELECT DISTINCT k.name FROM metrics_ds d JOIN metric_keys k ON k.id = d.key_id "
-        "WHERE d.run_id = ? AND d.level = ? ORDER BY k.name",
+        "SELECT k.name FROM metric_keys k WHERE EXISTS (SELECT 1 FROM metrics_ds d "
+        "WHERE d.run_id = ? AND d.key_id = k.id AND d.level = ?) ORDER BY k.name",
         [run_id, len(SHIFTS)],
     )
     return [r[0] for r in rows]
-
-
-def last_step(db: sqlite_utils.Database, run_id: int) -> int | None:
-    """The largest step logged for any key of the run, or None."""
-    ids = [
-        r[0]
-        for r in db.execute(
-            "SELECT DISTINCT key_id FROM metrics_ds WHERE run_id = ? AND level = ?",
-            [run_id, len(SHIFTS)],
-        )
-    ]
-    best = None
-    for kid in ids:
-        s = db.execute(
-            "SELECT max(step) FROM metrics WHERE run_id = ? AND key_id = ?", [run_id, kid]
-        ).fetchone()[0]
-        if s is not None and (best is None or s > best):
-            best = s
-    return best
 
 
 def events(

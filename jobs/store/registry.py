@@ -20,25 +20,42 @@ from typing import Any
 
 import sqlite_utils
 
-from jobs.db import RUN_STATUSES
+from engine.vocab import TERMINAL, RunStatus
 from jobs.errors import DatasetInUse, DatasetNotFound, IllegalTransition, LostClaim, RunNotFound
+from jobs.store.db import RUN_STATUSES
 
-TERMINAL = ("finished", "failed", "diverged", "cancelled")
+S = RunStatus
 TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "queued": ("running", "cancelled", "failed"),
-    "running": ("finished", "failed", "diverged", "cancelled", "lost"),
-    "lost": ("running", "queued", "failed", "cancelled"),
+    S.QUEUED: (S.RUNNING, S.CANCELLED, S.FAILED),
+    S.RUNNING: (S.FINISHED, S.FAILED, S.DIVERGED, S.CANCELLED, S.LOST),
+    S.LOST: (S.RUNNING, S.QUEUED, S.FAILED, S.CANCELLED),
     **{s: () for s in TERMINAL},
 }
 _RUN_JSON = ("spec", "summary")
 _DATASET_FIELDS = (
-    "name", "path", "sha256", "size_bytes", "format", "target", "task", "owner", "created_at",
+    "name",
+    "path",
+    "sha256",
+    "size_bytes",
+    "format",
+    "target",
+    "task",
+    "owner",
+    "created_at",
     "report",
-)  # fmt: skip
+)
 _WORKER_FIELDS = (
-    "host", "device", "gpu_name", "gpu_mem_total", "pid", "queue", "current_run", "last_seen",
-    "started_at", "status",
-)  # fmt: skip
+    "host",
+    "device",
+    "gpu_name",
+    "gpu_mem_total",
+    "pid",
+    "queue",
+    "current_run",
+    "last_seen",
+    "started_at",
+    "status",
+)
 
 
 def _decode(row: dict[str, Any], json_cols: Iterable[str]) -> dict[str, Any]:
@@ -66,16 +83,14 @@ def create_run(
     queue: str = "cpu",
     group_id: str | None = None,
     max_attempts: int = 3,
-    pair_id: str | None = None,
-    parent_run_id: int | None = None,
 ) -> int:
     """Record a new run in status ``queued``; return its id."""
     if not isinstance(spec, dict):
         raise TypeError(f"spec must be a dict (JSON object), got {type(spec).__name__}")
     if max_attempts < 1:
         raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
-    table = db["runs"]
-    table.insert(
+    return _insert(
+        db["runs"],
         {
             "name": name,
             "dataset_id": dataset_id,
@@ -89,10 +104,13 @@ def create_run(
             "created_at": time.time(),
             "cancel_requested": 0,
             "group_id": group_id,
-            "pair_id": pair_id,
-            "parent_run_id": parent_run_id,
-        }
+        },
     )
+
+
+def _insert(table: sqlite_utils.db.Table, row: dict[str, Any]) -> int:
+    """Insert ``row``; its new id."""
+    table.insert(row)
     assert table.last_pk is not None
     return int(table.last_pk)
 
@@ -135,11 +153,21 @@ def claim_run(
     """queued/lost -> running for ``worker`` on ``device``; counts an attempt; returns the run."""
     now = time.time()
     _transition(
-        db, run_id, "claim", ("queued", "lost"),
-        {"status": "running", "worker": worker, "device": device, "started_at": now,
-         "heartbeat_at": now, "finished_at": None, "error": None},
+        db,
+        run_id,
+        "claim",
+        ("queued", "lost"),
+        {
+            "status": "running",
+            "worker": worker,
+            "device": device,
+            "started_at": now,
+            "heartbeat_at": now,
+            "finished_at": None,
+            "error": None,
+        },
         raw_sets="attempt = attempt + 1",
-    )  # fmt: skip
+    )
     return get_run(db, run_id)
 
 
@@ -168,9 +196,17 @@ def finish_run(
 ) -> None:
     """running -> finished, storing the summary."""
     _transition(
-        db, run_id, "finish", ("running",),
-        {"status": "finished", "finished_at": time.time(), "summary": _dumps(summary), "progress": 1.0},
-    )  # fmt: skip
+        db,
+        run_id,
+        "finish",
+        ("running",),
+        {
+            "status": "finished",
+            "finished_at": time.time(),
+            "summary": _dumps(summary),
+            "progress": 1.0,
+        },
+    )
 
 
 def fail_run(
@@ -178,9 +214,17 @@ def fail_run(
 ) -> None:
     """queued/running/lost -> failed with an error message."""
     _transition(
-        db, run_id, "fail", ("queued", "running", "lost"),
-        {"status": "failed", "finished_at": time.time(), "error": error, "summary": _dumps(summary)},
-    )  # fmt: skip
+        db,
+        run_id,
+        "fail",
+        ("queued", "running", "lost"),
+        {
+            "status": "failed",
+            "finished_at": time.time(),
+            "error": error,
+            "summary": _dumps(summary),
+        },
+    )
 
 
 def diverge_run(
@@ -188,17 +232,28 @@ def diverge_run(
 ) -> None:
     """running -> diverged (loss went NaN/inf or exploded), with the reason."""
     _transition(
-        db, run_id, "diverge", ("running",),
-        {"status": "diverged", "finished_at": time.time(), "error": reason, "summary": _dumps(summary)},
-    )  # fmt: skip
+        db,
+        run_id,
+        "diverge",
+        ("running",),
+        {
+            "status": "diverged",
+            "finished_at": time.time(),
+            "error": reason,
+            "summary": _dumps(summary),
+        },
+    )
 
 
 def cancel_run(db: sqlite_utils.Database, run_id: int) -> None:
     """queued/running/lost -> cancelled (for a running run, the worker calls this once stopped)."""
     _transition(
-        db, run_id, "cancel", ("queued", "running", "lost"),
+        db,
+        run_id,
+        "cancel",
+        ("queued", "running", "lost"),
         {"status": "cancelled", "finished_at": time.time()},
-    )  # fmt: skip
+    )
 
 
 def request_cancel(db: sqlite_utils.Database, run_id: int) -> str:
@@ -212,9 +267,12 @@ def request_cancel(db: sqlite_utils.Database, run_id: int) -> str:
             return "running"
         try:
             _transition(
-                db, run_id, "cancel", ("queued", "lost"),
+                db,
+                run_id,
+                "cancel",
+                ("queued", "lost"),
                 {"status": "cancelled", "finished_at": time.time(), "cancel_requested": 1},
-            )  # fmt: skip
+            )
             return "cancelled"
         except IllegalTransition as e:
             if e.current != "running":
@@ -242,10 +300,13 @@ def release_run(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
     checkpoint first). Unlike a lost run, this gives the attempt back: restarting a server
     three times must not fail a long run. Returns the run afterwards."""
     _transition(
-        db, run_id, "release", ("running",),
+        db,
+        run_id,
+        "release",
+        ("running",),
         {"status": "queued", "worker": None, "heartbeat_at": None, "error": None},
         raw_sets="attempt = max(attempt - 1, 0)",
-    )  # fmt: skip
+    )
     return get_run(db, run_id)
 
 
@@ -265,10 +326,13 @@ def requeue_run(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
         f"last attempt was lost: {run['error'] or 'no reason recorded'}"
     )
     _transition(
-        db, run_id, "requeue", ("lost",),
+        db,
+        run_id,
+        "requeue",
+        ("lost",),
         {"status": "failed", "finished_at": time.time(), "error": message},
         where=" AND attempt >= max_attempts",
-    )  # fmt: skip
+    )
     return get_run(db, run_id)
 
 
@@ -301,8 +365,12 @@ def _run_filters(
             )
         clauses.append(f"status IN ({', '.join('?' * len(statuses))})")
         params += statuses
-    for col, val in (("owner", owner), ("dataset_id", dataset_id), ("preset", preset),
-                     ("group_id", group_id)):  # fmt: skip
+    for col, val in (
+        ("owner", owner),
+        ("dataset_id", dataset_id),
+        ("preset", preset),
+        ("group_id", group_id),
+    ):
         if val is not None:
             clauses.append(f"{col} = ?")
             params.append(val)
@@ -364,10 +432,7 @@ def add_dataset(db: sqlite_utils.Database, **fields: Any) -> int:
     row.setdefault("created_at", time.time())
     if not isinstance(row.get("report"), str | None):
         row["report"] = json.dumps(row["report"])
-    table = db["datasets"]
-    table.insert(row)
-    assert table.last_pk is not None
-    return int(table.last_pk)
+    return _insert(db["datasets"], row)
 
 
 def get_dataset(db: sqlite_utils.Database, dataset_id: int) -> dict[str, Any]:

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from jobs.db import connect
 from jobs.errors import WriterClosed
+from jobs.store.db import connect
 
 # Bucket widths 2**5 .. 2**23 steps, a factor of 4 apart: a chart of 2,000 points over more than
 # 16,000 points (shorter ranges are bucketed from raw points by the reader) always finds a level
@@ -105,11 +105,18 @@ def bucket_rows(
         out_hi = np.where(all_nan, np.nan, hi)
         rows.extend(
             zip(
-                [run_id] * len(k), k.tolist(), [level] * len(k), b.tolist(), n.tolist(),
-                lo_step.tolist(), out_lo.tolist(), hi_step.tolist(), out_hi.tolist(),
+                [run_id] * len(k),
+                k.tolist(),
+                [level] * len(k),
+                b.tolist(),
+                n.tolist(),
+                lo_step.tolist(),
+                out_lo.tolist(),
+                hi_step.tolist(),
+                out_hi.tolist(),
                 strict=True,
             )
-        )  # fmt: skip
+        )
     return rows
 
 
@@ -207,6 +214,10 @@ class MetricWriter:
             if not isinstance(name, str) or not name:
                 raise TypeError(f"metric names must be non-empty strings, got {name!r}")
         self._seen_names.update(names)
+
+    def progress(self, fraction: float) -> None:
+        """Part of the engine's sink protocol. A run's progress goes to its heartbeat
+        (``jobs.store.channel``), not to the metric tables: the writer alone ignores it."""
 
     def event(self, step: int, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
         """Buffer an event (committed with the next flush)."""

@@ -26,16 +26,30 @@ CORPUS = HERE / "corpus"
 
 def _png(w: int, h: int, pixel: int = 0) -> bytes:
     """A minimal grayscale PNG; for huge sizes the zlib stream stays tiny (all zeros)."""
+
     def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + tag
+            + data
+            + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+        )
 
     raw = (b"\x00" + bytes([pixel]) * w) * h
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)) + \
-        chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw, 9))
+        + chunk(b"IEND", b"")
+    )
 
 
-def _zip(entries: list[tuple[str, bytes]] | None = None, *, special: list[tuple[str, int, bytes]] | None = None,
-         method: int = zipfile.ZIP_DEFLATED) -> bytes:
+def _zip(
+    entries: list[tuple[str, bytes]] | None = None,
+    *,
+    special: list[tuple[str, int, bytes]] | None = None,
+    method: int = zipfile.ZIP_DEFLATED,
+) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", method) as z:
         for name, data in entries or []:
@@ -54,7 +68,9 @@ def _npz(**arrays) -> bytes:
 
 
 def _good_images() -> list[tuple[str, bytes]]:
-    return [(f"cats/{i}.png", _png(8, 8, 10 * i)) for i in range(3)] + [(f"dogs/{i}.png", _png(8, 8, 200 - i)) for i in range(3)]
+    return [(f"cats/{i}.png", _png(8, 8, 10 * i)) for i in range(3)] + [
+        (f"dogs/{i}.png", _png(8, 8, 200 - i)) for i in range(3)
+    ]
 
 
 ROWS = "\n".join(f"{i},{i % 7},{i % 2}" for i in range(40))
@@ -63,17 +79,33 @@ ROWS = "\n".join(f"{i},{i % 7},{i % 2}" for i in range(40))
 SMALL: dict[str, tuple[bytes, str, str | None]] = {
     "empty.csv": (b"", "the file is empty", None),
     "header_only.csv": (b"a,b,label\n", "no rows", None),
-    "latin1.csv": ("a,b,label\n1,caf\xe9,0\n2,na\xefve,1\n".encode("latin-1") * 3, "not UTF-8", None),
+    "latin1.csv": (
+        "a,b,label\n1,caf\xe9,0\n2,na\xefve,1\n".encode("latin-1") * 3,
+        "not UTF-8",
+        None,
+    ),
     "png_renamed.csv": (_png(4, 4), "binary file", None),
     "ragged.csv": (b"a,b,label\n1,2,0\n1,2,3,4,5\n3,4,1\n", "malformed table", None),
-    "unclosed_quote.csv": (b'a,b,label\n1,"oops,0\n2,3,1\n' + b"4,5,0\n" * 5, "malformed table", None),
+    "unclosed_quote.csv": (
+        b'a,b,label\n1,"oops,0\n2,3,1\n' + b"4,5,0\n" * 5,
+        "malformed table",
+        None,
+    ),
     "all_target_missing.csv": (b"a,b,label\n1,2,\n3,4,\n5,6,\n", "empty in every row", None),
     "inf_feature.csv": (b"a,b,label\n1,inf,0\n2,3,1\n4,5,0\n", "infinite values", None),
     "inf_target.csv": (b"a,b,y\n1,2,inf\n2,3,1.5\n4,5,2.5\n", "infinite values", "y"),
-    "constant_target.csv": (("a,b,label\n" + "\n".join(f"{i},{i * 2},same" for i in range(30))).encode(), "same value", None),
+    "constant_target.csv": (
+        ("a,b,label\n" + "\n".join(f"{i},{i * 2},same" for i in range(30))).encode(),
+        "same value",
+        None,
+    ),
     "missing_target_column.csv": (("a,b,label\n" + ROWS).encode(), "price", "price"),
     "one_column.csv": (b"justone\n1\n2\n3\n", "needs at least one feature column", None),
-    "text_feature_many_values.csv": (("name,label\n" + "\n".join(f"person{i},{i % 2}" for i in range(200))).encode(), "distinct values", None),
+    "text_feature_many_values.csv": (
+        ("name,label\n" + "\n".join(f"person{i},{i % 2}" for i in range(200))).encode(),
+        "distinct values",
+        None,
+    ),
     "only_target.tsv": (b"label\n0\n1\n", "needs at least one feature column", None),
     "program.exe": (b"MZ\x90\x00" + b"\x00" * 64, "unsupported file type", None),
     "pickle.pkl": (b"\x80\x04\x95", "unsupported file type", None),
@@ -83,18 +115,50 @@ SMALL: dict[str, tuple[bytes, str, str | None]] = {
     "text_as.npz": (b"this is not a zip at all\n", "can't be read as an .npz", None),
     "object_array.npz": (b"", "can't be read as an .npz", None),  # filled below (needs pickle)
     "mismatched_lengths.npz": (_npz(x=np.zeros((10, 3)), y=np.zeros(7)), "one value per row", None),
-    "inf_array.npz": (_npz(x=np.array([[1.0, np.inf]] * 5), y=np.arange(5)), "infinite values", None),
+    "inf_array.npz": (
+        _npz(x=np.array([[1.0, np.inf]] * 5), y=np.arange(5)),
+        "infinite values",
+        None,
+    ),
     "five_dims.npz": (_npz(x=np.zeros((4, 1, 2, 2, 2)), y=np.arange(4)), "dimensions", None),
     "text_as.zip": (b"definitely not a zip archive", "not a valid zip archive", None),
     "traversal.zip": (_zip([("../evil.png", _png(8, 8)), *_good_images()]), "unsafe path", None),
     "absolute.zip": (_zip([("/etc/evil.png", _png(8, 8)), *_good_images()]), "unsafe path", None),
-    "symlink.zip": (_zip(_good_images(), special=[("cats/link.png", stat.S_IFLNK | 0o777, b"/etc/passwd")]), "symbolic link", None),
-    "fifo.zip": (_zip(_good_images(), special=[("cats/pipe.png", stat.S_IFIFO | 0o644, b"")]), "special file", None),
-    "device.zip": (_zip(_good_images(), special=[("dogs/dev.png", stat.S_IFCHR | 0o644, b"")]), "special file", None),
-    "not_an_image.zip": (_zip([*_good_images(), ("cats/run.sh", b"#!/bin/sh\necho pwned\n")]), "is not an image", None),
-    "corrupt_png.zip": (_zip([*_good_images(), ("dogs/broken.png", b"\x89PNG\r\n\x1a\n garbage")]), "can't be decoded", None),
-    "one_class.zip": (_zip([(f"cats/{i}.png", _png(8, 8, i)) for i in range(4)]), "same value", None),
-    "loose_file.zip": (_zip([*_good_images(), ("readme.png", _png(8, 8))]), "not inside a class folder", None),
+    "symlink.zip": (
+        _zip(_good_images(), special=[("cats/link.png", stat.S_IFLNK | 0o777, b"/etc/passwd")]),
+        "symbolic link",
+        None,
+    ),
+    "fifo.zip": (
+        _zip(_good_images(), special=[("cats/pipe.png", stat.S_IFIFO | 0o644, b"")]),
+        "special file",
+        None,
+    ),
+    "device.zip": (
+        _zip(_good_images(), special=[("dogs/dev.png", stat.S_IFCHR | 0o644, b"")]),
+        "special file",
+        None,
+    ),
+    "not_an_image.zip": (
+        _zip([*_good_images(), ("cats/run.sh", b"#!/bin/sh\necho pwned\n")]),
+        "is not an image",
+        None,
+    ),
+    "corrupt_png.zip": (
+        _zip([*_good_images(), ("dogs/broken.png", b"\x89PNG\r\n\x1a\n garbage")]),
+        "can't be decoded",
+        None,
+    ),
+    "one_class.zip": (
+        _zip([(f"cats/{i}.png", _png(8, 8, i)) for i in range(4)]),
+        "same value",
+        None,
+    ),
+    "loose_file.zip": (
+        _zip([*_good_images(), ("readme.png", _png(8, 8))]),
+        "not inside a class folder",
+        None,
+    ),
     "empty.zip": (_zip([]), "holds no files", None),
 }
 

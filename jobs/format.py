@@ -1,0 +1,46 @@
+"""How values read to a person: durations, metrics, config values; shared by the read models
+(``jobs.views``) and the derived submissions (``jobs.submit``)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+
+
+def format_metric(metric: str | None, value: float | None) -> str:
+    if metric is None or value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if metric == "acc":
+        return f"acc {value:.1%}"
+    return f"{metric} {value:.4g}"
+
+
+def show_value(v: Any) -> str:
+    """A config value in a table cell: lists and dicts as JSON, None as a dash."""
+    if isinstance(v, list | dict):
+        return json.dumps(v)
+    return "—" if v is None else str(v)
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"optim": {"lr": 0.1}}`` → ``{"optim.lr": 0.1}`` (lists stay values)."""
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out

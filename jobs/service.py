@@ -1,0 +1,232 @@
+"""The one door from the dashboard (``app/``) into Trainboard.
+
+Pages import this module and nothing else of ``jobs`` or ``engine`` (a test enforces it). It
+gives them: the vocabulary (run statuses, event kinds, tip titles), presets with their
+explanations, form validation that returns per-field errors as data, submit / cancel / A/B /
+"queue with this change", datasets, logins, and the read models. Nothing here imports torch:
+the Streamlit process draws its charts without it (a test checks that too).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import sqlite_utils
+
+from engine.config import (
+    Preset,
+    PresetSetting,
+    get_preset,
+    list_presets,
+    parse_override,
+    resolve_config,
+)
+from engine.config import explain as _explain
+from engine.errors import ConfigError, DataError
+from engine.tips import TIPS
+from engine.vocab import TERMINAL, EventKind, RunStatus
+from jobs import auth, submit, views
+from jobs.errors import DatasetNotFound, RunNotFound, StoreError
+from jobs.store import reader, registry
+from jobs.store.db import connect
+from jobs.store.reader import SeriesData
+
+__all__ = [
+    "ACTIVE",
+    "RUN_STATUSES",
+    "TERMINAL",
+    "TIPS",
+    "DataError",
+    "DatasetNotFound",
+    "EventKind",
+    "Preset",
+    "PresetSetting",
+    "RunNotFound",
+    "RunStatus",
+    "SeriesData",
+    "StoreError",
+    "Validation",
+    "auth",
+    "connect",
+]
+
+RUN_STATUSES = views.RUN_STATUSES
+ACTIVE = views.ACTIVE
+
+# --- read models (jobs.views, jobs.store.reader) ----------------------------------------------
+
+run_rows = views.run_rows
+run_filters = views.run_filters
+home_summary = views.home_summary
+run_detail = views.run_detail
+findings = views.findings
+compare_summary = views.compare_summary
+config_diff = views.config_diff
+export_metrics_csv = views.export_metrics_csv
+get_run = registry.get_run
+list_datasets = registry.list_datasets
+get_dataset = registry.get_dataset
+metric_keys = reader.keys
+series = reader.series
+events = reader.events
+
+# --- presets ----------------------------------------------------------------------------------
+
+
+def presets() -> list[Preset]:
+    """Every preset, the default first (cached by the engine on each file's mtime)."""
+    return list_presets()
+
+
+def preset(name: str) -> Preset:
+    return get_preset(name)
+
+
+def explain(spec: dict[str, Any]) -> list[PresetSetting]:
+    """The tip-annotated settings of a stored run's preset, with the values in force; [] when
+    the spec no longer validates (a run recorded by an older version)."""
+    from engine.config import Config
+
+    try:
+        return _explain(Config.from_dict(spec))
+    except ConfigError:
+        return []
+
+
+def form_defaults(preset_name: str, dataset: dict[str, Any]) -> dict[str, Any]:
+    """The resolved config of ``preset_name`` on a dataset, as a tree, to fill a form with."""
+    return resolve_config(preset_name, dataset=dataset["path"], target=dataset["target"]).to_dict()
+
+
+# --- validation and submit --------------------------------------------------------------------
+
+
+@dataclass
+class Validation:
+    """A form's outcome: a run ready to queue, or what is wrong with each field (never both)."""
+
+    request: submit.RunRequest | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.request is not None and not self.errors
+
+
+def parse_lines(text: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """``field=value`` lines (blank lines and ``#`` comments skipped) → (overrides, errors)."""
+    overrides: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip() or line.strip().startswith("#"):
+            continue
+        try:
+            key, value = parse_override(line)
+        except ConfigError as e:
+            errors.update(e.fields)
+        else:
+            overrides[key] = value
+    return overrides, errors
+
+
+def validate_run(
+    preset_name: str, dataset: dict[str, Any], overrides: dict[str, Any]
+) -> Validation:
+    """Validate a run of ``preset_name`` on a stored dataset with the form's overrides, once."""
+    try:
+        request = submit.validate(
+            preset_name, dataset["path"], target=dataset["target"], overrides=overrides
+        )
+    except ConfigError as e:
+        return Validation(errors=dict(e.fields))
+    return Validation(request=request)
+
+
+def queue_run(
+    db: sqlite_utils.Database,
+    validation: Validation,
+    *,
+    dataset_id: int,
+    owner: str,
+    name: str | None = None,
+) -> submit.Submitted:
+    """Record and send a validated run (no second validation)."""
+    if not validation.ok or validation.request is None:
+        raise ValueError("queue_run needs a successful validation")
+    return submit.record(validation.request, dataset_id=dataset_id, owner=owner, name=name, db=db)
+
+
+def queue_ab_pair(
+    db: sqlite_utils.Database,
+    preset_name: str,
+    dataset: dict[str, Any],
+    tip: str,
+    overrides: dict[str, Any],
+    *,
+    owner: str,
+) -> tuple[int, int, str] | dict[str, str]:
+    """Queue the pair (with ``tip`` / without it); per-field errors instead if either is invalid."""
+    try:
+        return submit.submit_ab_pair(
+            preset_name,
+            dataset["path"],
+            tip,
+            target=dataset["target"],
+            overrides=overrides,
+            dataset_id=dataset["id"],
+            owner=owner,
+            db=db,
+        )
+    except ConfigError as e:
+        return dict(e.fields)
+
+
+def queue_with_change(
+    db: sqlite_utils.Database, run_id: int, change: dict[str, Any], *, owner: str
+) -> int | str:
+    """Queue a copy of a run with the doctor's change; the new run's id, or why not."""
+    try:
+        return submit.submit_with_change(db, run_id, change, owner=owner)
+    except ConfigError as e:
+        return str(e)
+
+
+ab_tips = submit.ab_tips
+
+
+def cancel_run(db: sqlite_utils.Database, run_id: int, user: dict[str, Any] | None) -> str:
+    """Cancel if ``user`` may; returns the status afterwards. Raises ``auth.NotAllowed`` or
+    ``StoreError`` with a message for the user."""
+    auth.require_modify(user, get_run(db, run_id)["owner"], f"run {run_id}")
+    return submit.cancel(run_id, db=db)
+
+
+# --- datasets ---------------------------------------------------------------------------------
+
+
+def upload_dataset(
+    db: sqlite_utils.Database, fileobj: BinaryIO, filename: str, *, owner: str
+) -> dict[str, Any]:
+    """Check and store an upload; raises ``DataError`` naming the problem (nothing is kept)."""
+    from jobs import datasets  # the loaders import the engine's data layer (torch): only on upload
+
+    return datasets.ingest(db, fileobj, filename, owner=owner)
+
+
+def builtin_samples() -> dict[str, str]:
+    from jobs.datasets import builtin_samples as samples
+
+    return samples()
+
+
+def add_builtin(db: sqlite_utils.Database, source: str, *, owner: str) -> dict[str, Any]:
+    from jobs import datasets
+
+    return datasets.register_builtin(db, source, owner=owner)
+
+
+def retarget_dataset(db: sqlite_utils.Database, dataset_id: int, target: str) -> dict[str, Any]:
+    from jobs import datasets
+
+    return datasets.retarget(db, dataset_id, target)

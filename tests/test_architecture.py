@@ -1,0 +1,188 @@
+"""The layout's rules, checked on the source: one door from the app into jobs, no import
+cycles, an engine that stays a plain library, short functions in the training loop, and a
+dashboard that draws its charts without torch."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("app", "engine", "jobs")
+# What a page may import besides the standard library and its own package.
+APP_THIRD_PARTY = {"streamlit", "pandas", "altair", "numpy", "sqlite_utils"}
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {
+        _module_name(p): p
+        for pkg in PACKAGES
+        for p in (ROOT / pkg).rglob("*.py")
+        if ".venv" not in p.parts
+    }
+
+
+def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
+    """Every module this file imports, at any depth (function-level imports count too)."""
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+            for a in node.names:  # `from jobs.store import registry` imports a submodule
+                if f"{node.module}.{a.name}" in modules:
+                    out.add(f"{node.module}.{a.name}")
+    return out
+
+
+def test_the_app_enters_jobs_through_the_service_module_only():
+    modules = _modules()
+    stdlib = set(sys.stdlib_module_names)
+    bad = []
+    for name, path in modules.items():
+        if not name.startswith("app"):
+            continue
+        for imp in _imports(path, modules):
+            top = imp.split(".")[0]
+            if top == "app" or top in stdlib or top in APP_THIRD_PARTY or imp == "jobs.service":
+                continue
+            if imp == "jobs" and "from jobs import service" in path.read_text():
+                continue
+            bad.append(f"{name} imports {imp}")
+    assert bad == [], (
+        "app/ may import only jobs.service (plus streamlit, pandas, altair):\n" + "\n".join(bad)
+    )
+
+
+def test_the_engine_imports_neither_jobs_nor_app_nor_services():
+    modules = _modules()
+    banned = {"jobs", "app", "celery", "kombu", "streamlit", "sqlite3", "sqlite_utils", "redis"}
+    bad = [
+        f"{name} imports {imp}"
+        for name, path in modules.items()
+        if name.startswith("engine")
+        for imp in _imports(path, modules)
+        if imp.split(".")[0] in banned
+    ]
+    assert bad == []
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_cycles_between_modules():
+    modules = _modules()
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        # A package's __init__ is not an edge target for its own submodules' `from pkg import x`.
+        graph[name] = {
+            i
+            for i in _imports(path, modules)
+            if i in modules and i != name and not name.startswith(i + ".")
+        }
+    assert _cycles(graph) == []
+
+
+def test_the_cycle_check_finds_a_cycle():
+    # The checker itself must bite: tasks ↔ worker was the cycle this layout removed.
+    assert _cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_function_in_the_engine_is_longer_than_100_lines():
+    long = []
+    for name, path in _modules().items():
+        if not name.startswith("engine"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                n = node.end_lineno - node.lineno + 1
+                if n > 100:
+                    long.append(f"{name}.{node.name}: {n} lines")
+    assert long == []
+
+
+def test_drawing_a_runs_charts_imports_no_torch(tmp_path):
+    """The dashboard process reads what the engine recorded (LR cuts, plateau hints) and draws
+    it: no torch, not even for the "a cut would have helped" marks of a fixed-LR run."""
+    script = textwrap.dedent(
+        """
+        import sys
+        from jobs.store import registry
+        from jobs.store.db import connect, db_path
+        from jobs.store.writer import MetricWriter
+        from app import charts
+
+        db = connect()
+        spec = {"schedule": {"enabled": False}, "train": {"clip_norm": None}}
+        rid = registry.create_run(db, spec=spec, preset="quick")
+        with MetricWriter(db_path(), rid) as w:
+            for s in range(1, 41):
+                w.log(s, {"train/loss": 1.0 / s, "lr": 0.1})
+                if s % 10 == 0:
+                    w.log(s, {"val/loss": 0.5})
+            w.event(40, "plateau_hint", "a cut would have helped here", {"tip": "T7", "old_lr": 0.1, "new_lr": 0.05})
+            w.event(20, "lr_cut", "cut", {"tip": "T7", "old_lr": 0.1, "new_lr": 0.05})
+        data = charts.run_chart_data(db, rid, spec=spec, cache=charts.RunCache(rid))
+        figs = charts.run_charts(data)
+        assert list(data.hints["step"]) == [40], data.hints
+        assert list(data.events["kind"]) == ["lr_cut"], data.events
+        assert figs["loss"] is not None
+        print("torch" in sys.modules)
+        """
+    )
+    env = {"TRAINBOARD_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False", "drawing the charts imported torch"
