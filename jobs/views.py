@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlite_utils
 
-from engine.vocab import TERMINAL
+from engine.vocab import TERMINAL, EventKind
 from jobs.errors import DatasetNotFound
 from jobs.format import flatten, format_duration, format_metric, show_value
 from jobs.store import registry
@@ -179,7 +179,7 @@ def export_metrics_csv(run_id: int) -> Path:
     return path
 
 
-_FINDING_KINDS = ("doctor", "preflight", "diverged", "clip_burst")
+_FINDING_KINDS = (EventKind.DOCTOR, EventKind.PREFLIGHT, EventKind.DIVERGED, EventKind.CLIP_BURST)
 
 
 def findings(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -190,16 +190,16 @@ def findings(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if e["kind"] not in _FINDING_KINDS:
             continue
         d = e.get("data") or {}
-        if e["kind"] == "preflight" and d.get("passed") is True:
+        if e["kind"] == EventKind.PREFLIGHT and d.get("passed") is True:
             continue
         out.append(
             {
                 "event_id": e["id"],
                 "step": e["step"],
                 "kind": e["kind"],
-                "tip": d.get("tip") or ("T9" if e["kind"] == "clip_burst" else "—"),
+                "tip": d.get("tip") or ("T9" if e["kind"] == EventKind.CLIP_BURST else "—"),
                 "severity": d.get("severity")
-                or ("error" if e["kind"] == "diverged" else "warning"),
+                or ("error" if e["kind"] == EventKind.DIVERGED else "warning"),
                 "rule": d.get("rule") or e["kind"],
                 "message": e["message"],
                 "suggestion": d.get("suggestion") or "",
