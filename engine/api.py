@@ -12,6 +12,7 @@ from engine.data.prepare import prepare
 from engine.data.report import dataset_report
 from engine.faults import FaultHook
 from engine.sink import Sink
+from engine.threads import ThreadPolicy
 from engine.train import TrainResult, train
 from engine.vocab import EventKind
 
@@ -27,12 +28,14 @@ def run_training(
     device: str = "cpu",
     resume: bool = True,
     faults: FaultHook | None = None,
+    threads: ThreadPolicy | None = None,
 ) -> TrainResult:
     """Load the dataset named in the config, prepare it (T1/T2), train, report through ``sink``.
 
     Raises ``ConfigError`` / ``DataError`` for bad input (nothing trained), ``CheckpointError``
     when a checkpoint exists but can't be resumed. ``faults``: the reliability suite's fault
-    injection (``FaultHook.from_env(os.environ)``); None injects nothing."""
+    injection (``FaultHook.from_env(os.environ)``); None injects nothing. ``threads``: the CPU
+    thread policy (``ThreadPolicy.from_env(os.environ)``); None leaves torch's setting alone."""
     cfg = config if isinstance(config, Config) else Config.from_dict(config)
     d = cfg.data
     raw = load_dataset(d.dataset, target=d.target, task=d.task)
@@ -61,4 +64,5 @@ def run_training(
         run_dir=run_dir,
         resume=resume,
         faults=faults,
+        threads=threads,
     )

@@ -21,6 +21,7 @@ from engine.config import list_presets, resolve_config
 from engine.data import BUILTINS, DataError
 from engine.errors import EngineError
 from engine.faults import FaultHook
+from engine.threads import ThreadPolicy
 from engine.vocab import EventKind
 
 _STYLE = {
@@ -105,6 +106,13 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         "--out", default=None, help="output folder (default: ./trainboard-runs/<preset>-<time>)"
     )
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for this run (default: 1 for small models, else every core; "
+        "also TRAINBOARD_THREADS)",
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -116,6 +124,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             args.preset, dataset=args.dataset, target=args.target, overrides=args.overrides
         )
     except EngineError as e:
+        console.print(f"[bold red]config error:[/] {e}")
+        return 2
+    try:
+        threads = ThreadPolicy.from_env(os.environ, threads=args.threads)
+    except ValueError as e:
         console.print(f"[bold red]config error:[/] {e}")
         return 2
     out = Path(args.out or f"trainboard-runs/{cfg.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -132,6 +145,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 device=args.device,
                 resume=False,
                 faults=FaultHook.from_env(os.environ),
+                threads=threads,
             )
     except (DataError, EngineError) as e:
         console.print(f"[bold red]cannot train:[/] {e}")

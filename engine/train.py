@@ -36,6 +36,8 @@ from engine.models import build_model, resolve_kind
 from engine.schedule import ShadowPlateau, make_plateau_scheduler
 from engine.sink import Sink
 from engine.state import LoopState, keep_last
+from engine.threads import ThreadPolicy, step_work
+from engine.threads import apply as apply_threads
 from engine.vocab import EventKind, RunStatus
 
 __all__ = ["CHECKPOINT", "MODEL", "TrainResult", "train"]
@@ -75,9 +77,12 @@ def train(
     run_dir: Path | None = None,
     resume: bool = True,
     faults: FaultHook | None = None,
+    threads: ThreadPolicy | None = None,
 ) -> TrainResult:
     """Train on prepared data. ``data`` is an ``engine.data.Prepared``. ``faults`` injects the
     reliability suite's faults (see :class:`engine.faults.FaultHook`); None injects nothing.
+    ``threads``: the CPU thread policy (:class:`engine.threads.ThreadPolicy`); None leaves torch's
+    own setting alone.
 
     Raises :class:`OutOfMemory` (after an ``oom`` event) when the device runs out of memory; the
     last epoch's checkpoint stays on disk."""
@@ -91,6 +96,7 @@ def train(
             run_dir=run_dir,
             resume=resume,
             faults=faults or FaultHook(),
+            threads=threads,
         )
     except torch.OutOfMemoryError as e:
         if torch.cuda.is_available():
@@ -120,9 +126,10 @@ def _train(
     run_dir: Path | None,
     resume: bool,
     faults: FaultHook,
+    threads: ThreadPolicy | None,
 ) -> TrainResult:
     t_start = time.perf_counter()
-    run = _Run(cfg, data, sink, device, run_dir, faults)
+    run = _Run(cfg, data, sink, device, run_dir, faults, threads)
     if resume and run.checkpoint_exists():
         run.resume()
     else:
@@ -201,6 +208,7 @@ class _Run:
         device: torch.device,
         run_dir: Path | None,
         faults: FaultHook,
+        threads: ThreadPolicy | None = None,
     ) -> None:
         self.cfg, self.data, self.sink, self.dev, self.faults = cfg, data, sink, device, faults
         tc, sc = cfg.train, cfg.schedule
@@ -226,6 +234,7 @@ class _Run:
         self.n_train = len(self.x_tr)
         self.bs = min(tc.batch_size, self.n_train)
         self.steps_per_epoch = math.ceil(self.n_train / self.bs)
+        self.threads = self._set_threads(threads)
         self.k = self.net.members
         # A summed loss is logged divided by the batch size, so it compares with a mean one.
         self.loss_scale = 1.0 / (self.bs if cfg.optim.loss_reduction == "sum" else 1)
@@ -241,6 +250,17 @@ class _Run:
         self.ckpt_epoch = 0  # the epoch the newest checkpoint on disk holds (0: none)
         self.samples = 0
         self.totals = _EpochTotals.zeros(device)
+
+    def _set_threads(self, policy: ThreadPolicy | None) -> int | None:
+        """Apply the CPU thread policy for this model's size; the thread count, or None."""
+        if policy is None or self.dev.type != "cpu":
+            return None
+        n_params = sum(p.numel() for p in self.net.params)
+        work = step_work(n_params, self.bs, self.data.input_shape, self.data.modality)
+        n = policy.threads_for(work)
+        apply_threads(n)
+        self.threads_why = policy.why(n, work)
+        return n
 
     @property
     def lr(self) -> float:
@@ -263,6 +283,7 @@ class _Run:
                 "val_rows": len(self.x_va),
                 "members": self.k,
                 "steps_per_epoch": self.steps_per_epoch,
+                "threads": self.threads,
             },
         )
         if self.cfg.train.preflight:
@@ -658,6 +679,7 @@ class _Run:
             "final_lr": self.lr,
             "lr_cuts": st.n_cuts,
             "members": self.k,
+            "threads": self.threads,
             "seconds": round(elapsed, 3),
             "samples_per_s": round(self.samples / max(time.perf_counter() - t_loop, 1e-9), 1),
             "preflight": st.preflight,

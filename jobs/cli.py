@@ -41,6 +41,20 @@ def _add_up(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-workers", action="store_true", help="start only the dashboard")
     p.add_argument(
+        "--cpu-slots",
+        type=int,
+        default=None,
+        help="CPU worker slots, each running one run at a time (default: one per core, less "
+        "the dashboard's share; see docs/operations.md)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads per run (default: 1 for small models, else the slot's cores; "
+        "also TRAINBOARD_THREADS)",
+    )
+    p.add_argument(
         "--address",
         default=None,
         help="interface the dashboard listens on (default: 127.0.0.1, or 0.0.0.0 in "
@@ -49,7 +63,9 @@ def _add_up(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from engine.threads import cores_available
     from jobs.queue.celery_app import settings
+    from jobs.queue.presence import cpu_slots, slot_name
     from jobs.queue.worker import parse_device, visible_gpus
     from jobs.store.db import connect
 
@@ -61,18 +77,41 @@ def cmd_up(args: argparse.Namespace) -> int:
     if not devices and not args.no_workers:
         devices = visible_gpus() or ["cpu"]
 
-    children: list[tuple[str, list[str], subprocess.Popen]] = []
+    if args.threads is not None and args.threads < 1:
+        print(f"--threads must be at least 1, got {args.threads}", file=sys.stderr)
+        return 2
+    try:
+        slots, slot_cores = cpu_slots(cores_available(), args.cpu_slots)
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        return 2
+    # Each CPU slot is its own worker that owns `slot_cores` cores: its runs' thread budget.
+    workers: list[tuple[str, list[str], dict[str, str]]] = []
+    for d in devices:
+        n = slots if d == "cpu" else 1
+        for i in range(1, n + 1):
+            name = slot_name(d, i, n)
+            env = {"TRAINBOARD_CORES": str(slot_cores)} if d == "cpu" else {}
+            if args.threads is not None:
+                env["TRAINBOARD_THREADS"] = str(args.threads)
+            cmd = [sys.executable, "-m", "jobs.cli", "worker", "--device", d, "--name", name]
+            workers.append((name, cmd, env))
 
-    def start(label: str, cmd: list[str]) -> subprocess.Popen:
+    children: list[tuple[str, list[str], dict[str, str], subprocess.Popen]] = []
+
+    def spawn(cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
         # Own session: Ctrl-C reaches only this process, which then stops the children in order.
-        proc = subprocess.Popen(cmd, start_new_session=True)
-        children.append((label, cmd, proc))
+        return subprocess.Popen(cmd, start_new_session=True, env={**os.environ, **env})
+
+    def start(label: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+        proc = spawn(cmd, env or {})
+        children.append((label, cmd, env or {}, proc))
         return proc
 
     broker = s.broker_url or f"embedded (files in {s.broker_dir})"
     print(f"Trainboard: data in {s.home}, broker: {broker}", flush=True)
-    for d in devices:
-        start(f"worker {d}", [sys.executable, "-m", "jobs.cli", "worker", "--device", d])
+    for name, cmd, env in workers:
+        start(f"worker {name}", cmd, env)
     if APP_ENTRY.exists():
         from jobs.auth import team_mode
         from jobs.datasets import MAX_UPLOAD_BYTES
@@ -107,7 +146,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         )
     else:
         print(f"No dashboard yet ({APP_ENTRY} is missing): running the worker(s) only.", flush=True)
-    print(f"Workers: {', '.join(devices) or 'none'}. Press Ctrl-C to stop.", flush=True)
+    cpu_note = (
+        f" ({slots} slot(s) × {slot_cores} core(s), threads: {args.threads or 'by model size'})"
+        if "cpu" in devices
+        else ""
+    )
+    print(f"Workers: {', '.join(devices) or 'none'}{cpu_note}. Press Ctrl-C to stop.", flush=True)
 
     stopping = False
 
@@ -120,7 +164,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     restarts: dict[str, float] = {}
     while not stopping:
         time.sleep(0.5)
-        for i, (label, cmd, proc) in enumerate(children):
+        for i, (label, cmd, env, proc) in enumerate(children):
             if proc.poll() is None or stopping:
                 continue
             if label == "dashboard":
@@ -132,9 +176,9 @@ def cmd_up(args: argparse.Namespace) -> int:
             if time.monotonic() - restarts.get(label, 0.0) > 5.0:
                 print(f"{label} exited with code {proc.returncode}; restarting it.", flush=True)
                 restarts[label] = time.monotonic()
-                children[i] = (label, cmd, subprocess.Popen(cmd, start_new_session=True))
+                children[i] = (label, cmd, env, spawn(cmd, env))
     print("Stopping: running runs save a checkpoint and go back to the queue…", flush=True)
-    _stop_all([proc for _, _, proc in children])
+    _stop_all([proc for *_, proc in children])
     return 0
 
 
@@ -158,10 +202,22 @@ def _add_worker(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     p.add_argument("--name", help="worker name (default DEVICE@HOST)")
     p.add_argument("--loglevel", default="INFO")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads per run (default: by model size; also TRAINBOARD_THREADS)",
+    )
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from jobs.queue.worker import run_worker
+
+    if args.threads is not None:
+        if args.threads < 1:
+            print(f"--threads must be at least 1, got {args.threads}", file=sys.stderr)
+            return 2
+        os.environ["TRAINBOARD_THREADS"] = str(args.threads)  # the run processes inherit it
 
     run_worker(args.device, name=args.name, loglevel=args.loglevel)
     return 0

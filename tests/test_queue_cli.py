@@ -119,6 +119,10 @@ def test_up_starts_dashboard_and_worker_runs_a_submission_and_stops_on_ctrl_c(tm
         assert out.returncode == 0, out.stdout + out.stderr
         assert "run 1: finished" in out.stdout
         assert "finished" in _tb(env, "runs", "--status", "finished").stdout
+        # The run process applied the thread policy: a small model, one thread (not torch's one
+        # per core, which oversubscribes the cores when slots run side by side).
+        run = registry.get_run(connect(home / "trainboard.db"), 1)
+        assert run["summary"]["threads"] == 1
 
         up.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
         assert up.wait(timeout=90) == 0

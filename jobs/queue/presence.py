@@ -121,6 +121,34 @@ class Presence:
         )
 
 
+# What the dashboard and the worker processes themselves need of a CPU box while runs train:
+# about half a core (Streamlit reruns a live page every 2 s; the workers only heartbeat).
+DASHBOARD_CORES = 0.5
+
+
+def cpu_slots(cores: int, slots: int | None = None) -> tuple[int, int]:
+    """How many CPU worker slots ``trainboard up`` starts on a box with ``cores`` cores, and how
+    many cores each owns (its runs' thread budget, ``TRAINBOARD_CORES``): as many one-core slots
+    as fit beside the dashboard's share, so runs never oversubscribe the cores (measured in
+    docs/operations.md, "Threads"). ``slots`` (``--cpu-slots``) overrides the count; the cores
+    left after the dashboard's share are then split evenly between them."""
+    usable = max(1, int(cores - DASHBOARD_CORES))
+    if slots is None:
+        slots = usable
+    if slots < 1:
+        raise ValueError(f"--cpu-slots must be at least 1, got {slots}")
+    return slots, max(1, usable // slots)
+
+
+def slot_name(device: str, slot: int, slots: int) -> str:
+    """``cpu@host`` for a single slot, ``cpu1@host``, ``cpu2@host``… for several."""
+    base = default_name(device)
+    if slots <= 1:
+        return base
+    label, _, host = base.partition("@")
+    return f"{label}{slot}@{host}"
+
+
 def make_presence(device: str = "cpu", name: str | None = None) -> Presence:
     device = parse_device(device)
     return Presence(name=name or default_name(device), device=device, queues=queues_for(device))

@@ -115,6 +115,7 @@ def execute(run_id: int, *, worker: str, device: str) -> str:
     from engine.data import DataError
     from engine.errors import EngineError
     from engine.faults import FaultHook
+    from engine.threads import ThreadPolicy
 
     s = settings()
     folder = run_dir(run_id, s.home)
@@ -136,6 +137,9 @@ def execute(run_id: int, *, worker: str, device: str) -> str:
                 # Test-only fault injection (slow steps, a simulated OOM), read from this
                 # process's environment in one place; inert when the variables are unset.
                 faults=FaultHook.from_env(os.environ),
+                # CPU threads from the cores this worker slot owns (TRAINBOARD_CORES, set by
+                # `trainboard up`) and the model's size; TRAINBOARD_THREADS overrides.
+                threads=ThreadPolicy.from_env(os.environ),
             )
     except (EngineError, DataError) as e:
         # Bad input: the message is meant for the user as it is.
