@@ -36,8 +36,7 @@ from engine.models import build_model, resolve_kind
 from engine.schedule import ShadowPlateau, make_plateau_scheduler
 from engine.sink import Sink
 from engine.state import LoopState, keep_last
-from engine.threads import ThreadPolicy, step_work
-from engine.threads import apply as apply_threads
+from engine.threads import ThreadGovernor, ThreadPolicy, step_work
 from engine.vocab import EventKind, RunStatus
 
 __all__ = ["CHECKPOINT", "MODEL", "TrainResult", "train"]
@@ -130,6 +129,16 @@ def _train(
 ) -> TrainResult:
     t_start = time.perf_counter()
     run = _Run(cfg, data, sink, device, run_dir, faults, threads)
+    try:
+        return _loop(run, cfg, should_stop, resume, t_start)
+    finally:
+        if run.governor is not None:
+            run.governor.close()  # this run no longer shares the cores
+
+
+def _loop(
+    run: _Run, cfg: Config, should_stop: Callable[[], bool] | None, resume: bool, t_start: float
+) -> TrainResult:
     if resume and run.checkpoint_exists():
         run.resume()
     else:
@@ -253,14 +262,14 @@ class _Run:
 
     def _set_threads(self, policy: ThreadPolicy | None) -> int | None:
         """Apply the CPU thread policy for this model's size; the thread count, or None."""
+        self.governor = None
         if policy is None or self.dev.type != "cpu":
             return None
         n_params = sum(p.numel() for p in self.net.params)
-        work = step_work(n_params, self.bs, self.data.input_shape, self.data.modality)
-        n = policy.threads_for(work)
-        apply_threads(n)
-        self.threads_why = policy.why(n, work)
-        return n
+        kind = resolve_kind(self.cfg.model, self.data.modality)
+        work = step_work(n_params, self.bs, self.data.input_shape, kind)
+        self.governor = ThreadGovernor(policy, work)
+        return self.governor.threads
 
     @property
     def lr(self) -> float:
@@ -328,6 +337,8 @@ class _Run:
                 return halt
             if stop_requested.due():
                 return _CANCELLED
+            if self.governor is not None:
+                self.governor.tick()  # runs that start or end beside this one change its share
         return None
 
     def _shuffle(self, epoch: int) -> torch.Tensor:
@@ -679,7 +690,7 @@ class _Run:
             "final_lr": self.lr,
             "lr_cuts": st.n_cuts,
             "members": self.k,
-            "threads": self.threads,
+            "threads": self.governor.threads if self.governor is not None else None,
             "seconds": round(elapsed, 3),
             "samples_per_s": round(self.samples / max(time.perf_counter() - t_loop, 1e-9), 1),
             "preflight": st.preflight,

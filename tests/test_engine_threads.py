@@ -11,39 +11,49 @@ import sys
 import pytest
 import torch
 
+from engine import threads as threads_mod
 from engine.config import resolve_config
 from engine.sink import MemorySink
-from engine.threads import SMALL_STEP_WORK, ThreadPolicy, step_work
+from engine.threads import SMALL_STEP_WORK, ThreadGovernor, ThreadPolicy, step_work
 from engine.train import train
 from jobs.queue.presence import cpu_slots, slot_name
 from tests.engine_helpers import blobs
 
 
-def test_small_models_get_one_thread_large_ones_the_cores_they_own():
+def test_small_models_get_one_thread_others_their_share_of_the_cores_they_own():
     p = ThreadPolicy(cores=8)
     assert p.threads_for(SMALL_STEP_WORK / 10) == 1
     assert p.threads_for(SMALL_STEP_WORK * 10) == 8
+    assert p.threads_for(SMALL_STEP_WORK * 10, runs=2) == 4
+    assert p.threads_for(SMALL_STEP_WORK * 10, runs=9) == 1
     assert ThreadPolicy(cores=1).threads_for(SMALL_STEP_WORK * 10) == 1
-    assert ThreadPolicy(cores=8, override=3).threads_for(SMALL_STEP_WORK / 10) == 3
+    assert ThreadPolicy(cores=8, override=3).threads_for(SMALL_STEP_WORK / 10, runs=4) == 3
 
 
 def test_step_work_counts_the_positions_a_weight_is_applied_at():
-    assert step_work(1000, 32, (10,), "tabular") == 1000 * 32
-    assert step_work(1000, 32, (50, 2), "sequence") == 1000 * 32 * 50
-    assert step_work(1000, 32, (1, 8, 8), "image") == 1000 * 32 * 64
-    # The bench's two cases fall on either side of the line (docs/operations.md, "Threads").
+    assert step_work(1000, 32, (10,), "mlp") == 1000 * 32
+    assert step_work(1000, 32, (50, 2), "lstm") == 1000 * 32 * 50
+    assert step_work(1000, 32, (1, 8, 8), "cnn") == 1000 * 32 * 64
+    assert step_work(1000, 32, (1, 8, 8), "mlp") == 1000 * 32  # an MLP on images: once per row
+    # A wine-sized MLP is tiny; the bench's MLP and LSTM are not (docs/operations.md, "Threads").
+    tiny = 13 * 32 + 32 * 3
     mlp = 64 * 256 + 256 * 256 + 256 * 10
-    lstm = 4 * 128 * (2 + 128)
+    lstm = 4 * 64 * (2 + 64)
+    assert step_work(tiny, 32, (13,), "mlp") < SMALL_STEP_WORK
     assert (
-        step_work(mlp, 128, (64,), "tabular")
-        < SMALL_STEP_WORK
-        < step_work(lstm, 64, (50, 2), "sequence")
+        SMALL_STEP_WORK < step_work(mlp, 128, (64,), "mlp") < step_work(lstm, 64, (50, 2), "lstm")
     )
 
 
-def test_policy_reads_cores_and_override_from_the_environment():
-    p = ThreadPolicy.from_env({"TRAINBOARD_CORES": "3", "TRAINBOARD_THREADS": "2"})
-    assert (p.cores, p.override) == (3, 2)
+def test_policy_reads_cores_and_override_from_the_environment(tmp_path):
+    p = ThreadPolicy.from_env(
+        {
+            "TRAINBOARD_CORES": "3",
+            "TRAINBOARD_THREADS": "2",
+            "TRAINBOARD_RUNTIME_DIR": str(tmp_path),
+        }
+    )
+    assert (p.cores, p.override) == (3, 2) and p.share_dir.parent == tmp_path
     assert (
         ThreadPolicy.from_env({"TRAINBOARD_THREADS": "2"}, threads=5).override == 5
     )  # --threads wins
@@ -59,21 +69,52 @@ def test_policy_reads_cores_and_override_from_the_environment():
         ThreadPolicy.from_env({}, threads=0)
 
 
-def test_a_run_sets_torch_threads_from_the_policy_and_reports_it():
+def test_runs_on_one_machine_split_the_cores_and_take_them_back(tmp_path, monkeypatch):
+    monkeypatch.setattr(threads_mod, "RECHECK_S", 0.0)
+    before = torch.get_num_threads()
+    try:
+        policy = ThreadPolicy(cores=2, share_dir=tmp_path)
+        big = SMALL_STEP_WORK * 10
+        first = ThreadGovernor(policy, big)
+        assert first.threads == 2 and torch.get_num_threads() == 2  # alone: every core it owns
+        second = ThreadGovernor(policy, big)  # another run starts beside it
+        first.tick()
+        assert first.threads == second.threads == 1 and torch.get_num_threads() == 1
+        second.close()
+        first.tick()
+        assert first.threads == 2  # the other run ended: the cores come back
+        (tmp_path / "999999999.1").touch()  # a run that died without cleaning up
+        first.tick()
+        assert first.threads == 2 and not (tmp_path / "999999999.1").exists()
+        first.close()
+        assert list(tmp_path.iterdir()) == []
+        tiny = ThreadGovernor(policy, SMALL_STEP_WORK / 10)
+        assert tiny.threads == 1 and list(tmp_path.iterdir()) == []  # tiny runs take no share
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_run_sets_torch_threads_from_the_policy_and_reports_it(tmp_path):
     before = torch.get_num_threads()
     try:
         cfg = resolve_config("quick", overrides={"train.epochs": 1, "train.preflight": False})
-        small = train(cfg, blobs(n=200), sink=MemorySink(), threads=ThreadPolicy(cores=2))
-        assert small.summary["threads"] == 1 and torch.get_num_threads() == 1
+        tiny = resolve_config(
+            "quick", overrides={"train.epochs": 1, "train.preflight": False, "model.hidden": [4]}
+        )
+        policy = ThreadPolicy(cores=2, share_dir=tmp_path)
+        assert train(tiny, blobs(n=200), sink=MemorySink(), threads=policy).summary["threads"] == 1
+        assert torch.get_num_threads() == 1
         forced = train(
-            cfg, blobs(n=200), sink=MemorySink(), threads=ThreadPolicy(cores=2, override=2)
+            tiny, blobs(n=200), sink=MemorySink(), threads=ThreadPolicy(cores=2, override=2)
         )
         assert forced.summary["threads"] == 2 and torch.get_num_threads() == 2
+        torch.set_num_threads(1)
         sink = MemorySink()
         train(cfg, blobs(n=200), sink=sink)  # no policy: a library call leaves torch alone
         assert (
-            torch.get_num_threads() == 2 and sink.kinds("run_start")[0]["data"]["threads"] is None
+            torch.get_num_threads() == 1 and sink.kinds("run_start")[0]["data"]["threads"] is None
         )
+        assert list(tmp_path.iterdir()) == []  # every run took its name off the folder
     finally:
         torch.set_num_threads(before)
 
@@ -115,7 +156,7 @@ def test_trainboard_train_uses_one_thread_for_a_small_model_and_obeys_threads(tm
         assert proc.returncode == 0, proc.stderr
         return json.loads((out / "summary.json").read_text())
 
-    assert run()["threads"] == 1
+    assert run("--set", "model.kind=mlp", "--set", "model.hidden=[8]")["threads"] == 1  # tiny
     assert run("--threads", "2")["threads"] == 2
     assert run(env={**os.environ, "TRAINBOARD_THREADS": "2"})["threads"] == 2
     bad = subprocess.run(
