@@ -121,6 +121,16 @@ class TrainConfig(_Section):
     )
     log_every: int = Field(10, ge=1, description="Steps between logged training points.")
     preflight: bool = Field(True, description="T8/T10 checks before training.")
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32",
+        description="bf16: the forward pass autocasts to bfloat16 on a CUDA device (faster on "
+        "recent GPUs); runs on the CPU stay in fp32.",
+    )
+    compile: bool = Field(
+        False,
+        description="torch.compile the model: a one-time compile cost that pays off on long GPU "
+        "runs (single models; an ensemble runs as is).",
+    )
     overfit_one_batch: bool = Field(
         False, description="Sanity check: can the model memorise one batch?"
     )

@@ -42,12 +42,15 @@ class Single:
         self.loss_fn = loss_fn(data.task, cfg.optim.loss_reduction)
         self.params = list(self.model.parameters())
         self.ratio_params = weight_matrices(self.model)
+        # The compiled callable trains; the module itself keeps the state_dict keys, so a
+        # checkpoint of a compiled run resumes in a plain one and the other way round.
+        self._train_fwd = torch.compile(self.model) if cfg.train.compile else self.model
 
     def train_mode(self, on: bool) -> None:
         self.model.train(on)
 
     def forward_loss(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        return self.loss_fn(self.model(xb), yb)
+        return self.loss_fn(self._train_fwd(xb), yb)
 
     def clip(self, max_norm: float | None) -> torch.Tensor:
         if max_norm is None:

@@ -244,6 +244,8 @@ class _Run:
         self.bs = min(tc.batch_size, self.n_train)
         self.steps_per_epoch = math.ceil(self.n_train / self.bs)
         self.threads = self._set_threads(threads)
+        # bf16 autocast on a CUDA device only; elsewhere the run stays in fp32 and says so.
+        self.precision = "bf16" if tc.precision == "bf16" and device.type == "cuda" else "fp32"
         self.k = self.net.members
         # A summed loss is logged divided by the batch size, so it compares with a mean one.
         self.loss_scale = 1.0 / (self.bs if cfg.optim.loss_reduction == "sum" else 1)
@@ -286,13 +288,15 @@ class _Run:
         self.sink.event(
             0,
             EventKind.RUN_START,
-            f"training {kind}{members} on {self.n_train} rows, validating on {len(self.x_va)}",
+            f"training {kind}{members} on {self.n_train} rows, validating on {len(self.x_va)}"
+            + self._precision_note(),
             {
                 "train_rows": self.n_train,
                 "val_rows": len(self.x_va),
                 "members": self.k,
                 "steps_per_epoch": self.steps_per_epoch,
                 "threads": self.threads,
+                "precision": self.precision,
             },
         )
         if self.cfg.train.preflight:
@@ -300,6 +304,11 @@ class _Run:
                 f.to_dict()
                 for f in _preflight(self.cfg, self.data, self.net, self.x_tr, self.y_tr, self.sink)
             ]
+
+    def _precision_note(self) -> str:
+        if self.cfg.train.precision == "bf16" and self.precision != "bf16":
+            return f" (bf16 autocast needs a CUDA device: training in fp32 on {self.dev.type})"
+        return "" if self.precision == "fp32" else " in bf16 (autocast)"
 
     def resume(self) -> None:
         try:
@@ -360,7 +369,11 @@ class _Run:
         xb, yb = self.x_tr[idx], self.y_tr[idx]
         if self.augment_on:
             xb = self._augment(xb)
-        loss = net.forward_loss(xb, yb)
+        if self.precision == "bf16":
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+                loss = net.forward_loss(xb, yb)
+        else:
+            loss = net.forward_loss(xb, yb)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         norm = None

@@ -27,6 +27,13 @@ def format_metric(metric: str | None, value: float | None) -> str:
     return f"{metric} {value:.4g}"
 
 
+def format_mib(mib: int | None) -> str:
+    """A device's memory from nvidia-smi's MiB: "80 GiB", "512 MiB", or a dash."""
+    if not mib:
+        return "—"
+    return f"{mib / 1024:.0f} GiB" if mib >= 1024 else f"{mib} MiB"
+
+
 def show_value(v: Any) -> str:
     """A config value in a table cell: lists and dicts as JSON, None as a dash."""
     if isinstance(v, list | dict):

@@ -15,7 +15,7 @@ import sqlite_utils
 
 from engine.vocab import TERMINAL, EventKind
 from jobs.errors import DatasetNotFound
-from jobs.format import flatten, format_duration, format_metric, show_value
+from jobs.format import flatten, format_duration, format_metric, format_mib, show_value
 from jobs.store import registry
 from jobs.store.db import RUN_STATUSES, run_dir
 
@@ -121,6 +121,7 @@ def home_summary(db: sqlite_utils.Database, recent: int = 5) -> dict[str, Any]:
                 "name": w["name"],
                 "device": w.get("device") or "cpu",
                 "gpu": w.get("gpu_name") or "—",
+                "memory": format_mib(w.get("gpu_mem_total")),
                 "state": state,
                 "run": w.get("current_run"),
                 "seen": f"{format_duration(time.time() - seen)} ago" if seen else "—",

@@ -62,11 +62,29 @@ def gpu_info(device: str) -> tuple[str | None, int | None]:
             text=True,
             timeout=10,
             check=True,
-        ).stdout.strip()
-        name, mem = (p.strip() for p in out.splitlines()[0].split(","))
-        return name, int(float(mem))
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
         return None, None
+    return parse_gpu_query(out)
+
+
+def parse_gpu_query(text: str) -> tuple[str | None, int | None]:
+    """``nvidia-smi --query-gpu=name,memory.total --format=csv,noheader,nounits`` → (name, MiB).
+    The first GPU's line counts; a memory of ``[N/A]`` (some MIG and vGPU setups) keeps the name."""
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    name, comma, mem = line.rpartition(",")  # a GPU name never holds a comma; split at the last
+    if not comma or not name.strip():
+        return None, None
+    try:
+        mib = int(float(mem))
+    except ValueError:
+        mib = None
+    return name.strip(), mib
+
+
+def count_gpus(text: str) -> int:
+    """GPUs in ``nvidia-smi -L`` output (``GPU 0: …`` lines; MIG slices below them don't count)."""
+    return sum(1 for line in text.splitlines() if line.startswith("GPU "))
 
 
 def visible_gpus() -> list[str]:
@@ -81,8 +99,7 @@ def visible_gpus() -> list[str]:
         out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return []
-    n = sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
-    return [f"cuda:{i}" for i in range(n)]
+    return [f"cuda:{i}" for i in range(count_gpus(out.stdout))]
 
 
 def default_name(device: str) -> str:
