@@ -141,23 +141,48 @@ def engine_loop(
 
 
 def compare(
-    name: str, cfg, data: Prepared, device: torch.device, repeats: int
+    name: str, cfg, data: Prepared, device: torch.device, repeats: int, case: str, quick: bool
 ) -> tuple[str, float, str, float, float]:
-    """Best plain loop over every thread count (CPU) vs the engine at its default policy."""
-    counts = list(range(1, cores_available() + 1)) if device.type == "cpu" else [None]
-    plain: dict[int | None, list[float]] = {c: [] for c in counts}
+    """Best plain loop over every thread count (CPU) vs the engine at its default policy.
+
+    On the CPU every measurement runs in a fresh process (after a small warm-up there): switching
+    torch's thread count back and forth inside one process slowed whatever ran next by up to 15%,
+    which made the order of the runs decide the ratio."""
+    if device.type != "cpu":
+        plain_loop(cfg, data, device)  # warm-up (allocator, kernels)
+        p = max(plain_loop(cfg, data, device) for _ in range(repeats))
+        e = max(engine_loop(cfg, data, device) for _ in range(repeats))
+        return name, p, "-", e, e / p
+    counts = list(range(1, cores_available() + 1))
+    plain: dict[int, list[float]] = {c: [] for c in counts}
     eng = []
-    plain_loop(cfg, data, device, counts[-1])  # warm-up (allocator, kernels)
     for _ in range(repeats):
         for c in counts:
-            plain[c].append(plain_loop(cfg, data, device, c))
-        eng.append(engine_loop(cfg, data, device))
+            plain[c] += measure(case, "plain", str(c), quick)
+        eng += measure(case, "engine", "policy", quick)
     # The best of the repeats on each side: on a shared machine other processes only ever slow a
     # run down, so the fastest repeat is the closest to what the code itself costs.
     best = max(counts, key=lambda c: max(plain[c]))
     p, e = max(plain[best]), max(eng)
-    label = "-" if best is None else f"{best} thr"
-    return name, p, label, e, e / p
+    return name, p, f"{best} thr", e, e / p
+
+
+def measure(case: str, side: str, threads: str, quick: bool, n: int = 1) -> list[float]:
+    """``n`` runs at once, each in its own process: their samples/s."""
+    cmd = [sys.executable, __file__, "--one", case, "--side", side, "--threads", threads]
+    procs = [
+        subprocess.Popen(cmd + (["--quick"] if quick else []), stdout=subprocess.PIPE, text=True)
+        for _ in range(n)
+    ]
+    out = []
+    for p in procs:
+        text, _ = p.communicate(timeout=1800)
+        out += [
+            float(line.split()[1]) for line in text.splitlines() if line.startswith("SAMPLES_PER_S")
+        ]
+    if len(out) != n:
+        raise RuntimeError(f"a measurement failed: {cmd}")
+    return out
 
 
 def fixed(cfg_overrides: dict, preset: str = "sutskever"):
@@ -168,6 +193,23 @@ def fixed(cfg_overrides: dict, preset: str = "sutskever"):
         "schedule.lr_floor": 0.0,
     }
     return resolve_config(preset, overrides=base | cfg_overrides)
+
+
+def lstm_case(quick: bool) -> tuple[str, object, Prepared]:
+    rows = 4_000 if quick else 12_000
+    cfg = fixed(
+        {
+            "model.kind": "lstm",
+            "model.rnn_hidden": 64,
+            "train.epochs": 2,
+            "train.batch_size": 64,
+            "train.clip_norm": 5.0,
+            "optim.lr": 0.003,
+        },
+        preset="sequence",
+    )
+    name = f"LSTM h64, {rows // 1000}k seqs × 50 steps, batch 64, clip 5"
+    return name, cfg, synthetic(rows, (50, 2), None)
 
 
 def mlp_case(quick: bool) -> tuple[str, object, Prepared]:
@@ -183,9 +225,10 @@ def mlp_case(quick: bool) -> tuple[str, object, Prepared]:
     return f"MLP 64-256-256-10, {rows // 1000}k rows, batch 128", cfg, synthetic(rows, (64,), 10)
 
 
-def one_run(case: str, quick: bool, threads: str) -> None:
-    """One engine run in this process, for the concurrency rows: prints its samples/s."""
-    name, cfg, data = mlp_case(quick)
+def one_run(case: str, side: str, quick: bool, threads: str) -> None:
+    """One measurement in this process (after a small warm-up): prints its samples/s."""
+    name, cfg, data = (mlp_case if case == "mlp" else lstm_case)(quick)
+    dev = torch.device("cpu")
     policy = (
         None
         if threads == "policy"
@@ -193,25 +236,14 @@ def one_run(case: str, quick: bool, threads: str) -> None:
     )
     # Warm-up: the first optimizer step of a process imports torch._dynamo (seconds), which a
     # worker's warm spare runner has already paid before its run starts.
-    warm = fixed({"model.kind": "mlp", "model.hidden": [256, 256], "train.epochs": 1})
-    warm_policy = policy or ThreadPolicy.from_env(os.environ)
-    train(warm, synthetic(1000, (64,), 10), sink=MemorySink(), threads=warm_policy)
-    print(f"SAMPLES_PER_S {engine_loop(cfg, data, torch.device('cpu'), policy):.1f}", flush=True)
-
-
-def concurrent(n: int, quick: bool, threads: str) -> list[float]:
-    """``n`` engine runs at once, each in its own process; their samples/s."""
-    cmd = [sys.executable, __file__, "--one", "mlp", "--threads", threads] + (
-        ["--quick"] if quick else []
-    )
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(n)]
-    out = []
-    for p in procs:
-        text, _ = p.communicate(timeout=1800)
-        out += [
-            float(line.split()[1]) for line in text.splitlines() if line.startswith("SAMPLES_PER_S")
-        ]
-    return out
+    small = synthetic(1000, tuple(data.input_shape), data.n_classes)
+    if side == "plain":
+        plain_loop(cfg, small, dev, int(threads))
+        speed = plain_loop(cfg, data, dev, int(threads))
+    else:
+        engine_loop(cfg, small, dev, policy)
+        speed = engine_loop(cfg, data, dev, policy)
+    print(f"SAMPLES_PER_S {speed:.1f}", flush=True)
 
 
 def concurrency_rows(quick: bool, repeats: int) -> None:
@@ -225,8 +257,8 @@ def concurrency_rows(quick: bool, repeats: int) -> None:
         ("default policy", "policy"),
         (f"torch default ({cores} threads each)", str(cores)),
     ):
-        alone = max(sum(concurrent(1, quick, threads)) for _ in range(repeats))
-        pair = max(sum(concurrent(2, quick, threads)) for _ in range(repeats))
+        alone = max(sum(measure("mlp", "engine", threads, quick)) for _ in range(repeats))
+        pair = max(sum(measure("mlp", "engine", threads, quick, n=2)) for _ in range(repeats))
         rows.append((label, alone, pair))
     for label, alone, pair in rows:
         verdict = ("PASS" if pair / alone >= 1.6 else "MISS") if label == "default policy" else ""
@@ -243,9 +275,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: one run, for the concurrency rows
     ap.add_argument("--threads", default="policy", help=argparse.SUPPRESS)
+    ap.add_argument("--side", default="engine", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        one_run(args.one, args.quick, args.threads)
+        one_run(args.one, args.side, args.quick, args.threads)
         return
     dev = torch.device(args.device)
     print(
@@ -254,30 +287,9 @@ def main() -> None:
 
     results = []
     name, mlp_cfg, mlp_data = mlp_case(args.quick)
-    results.append(compare(name, mlp_cfg, mlp_data, dev, args.repeats))
+    results.append(compare(name, mlp_cfg, mlp_data, dev, args.repeats, "mlp", args.quick))
 
-    seq_rows = 4_000 if args.quick else 12_000
-    seq_data = synthetic(seq_rows, (50, 2), None)
-    lstm_cfg = fixed(
-        {
-            "model.kind": "lstm",
-            "model.rnn_hidden": 64,
-            "train.epochs": 2,
-            "train.batch_size": 64,
-            "train.clip_norm": 5.0,
-            "optim.lr": 0.003,
-        },
-        preset="sequence",
-    )
-    results.append(
-        compare(
-            f"LSTM h64, {seq_rows // 1000}k seqs × 50 steps, batch 64, clip 5",
-            lstm_cfg,
-            seq_data,
-            dev,
-            args.repeats,
-        )
-    )
+    results.append(compare(*lstm_case(args.quick), dev, args.repeats, "lstm", args.quick))
 
     print()
     print(

@@ -8,8 +8,8 @@ little from a second thread even alone, because each step is too short to split.
 - a run uses at most the cores it owns: all of the machine's (``trainboard train``), or its
   worker slot's share (``trainboard up`` gives each CPU slot ``TRAINBOARD_CORES``);
 - runs on one machine share the cores they own: each announces itself in a small folder (one
-  file per process, :class:`ThreadGovernor`) and uses ``cores // runs`` threads, re-checked every
-  couple of seconds, so a second ``trainboard train`` started beside a first makes both drop to
+  file per process, :class:`ThreadGovernor`) and uses ``cores // runs`` threads, re-checked twice
+  a second, so a second ``trainboard train`` started beside a first makes both drop to
   their share instead of both spinning on every core;
 - a run whose training step is tiny (:data:`SMALL_STEP_WORK` multiply-adds) gets 1 thread;
 - ``TRAINBOARD_THREADS`` / ``--threads`` overrides all of it.
@@ -34,7 +34,7 @@ from pathlib import Path
 # case (64-256-256-10, batch 128: ~1e7) ran 1.27× faster on 2 threads than on 1, alone; a
 # 13-32-3 MLP at batch 32 (~2e4) ran no faster. Set well below the first.
 SMALL_STEP_WORK = 1e6
-RECHECK_S = 2.0  # how often a run looks again at how many runs share its cores
+RECHECK_S = 0.5  # how often a run looks again at how many runs share its cores (a few stat calls)
 MAX_THREADS = 256
 
 

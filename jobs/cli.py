@@ -63,9 +63,7 @@ def _add_up(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from engine.threads import cores_available
     from jobs.queue.celery_app import settings
-    from jobs.queue.presence import cpu_slots, slot_name
     from jobs.queue.worker import parse_device, visible_gpus
     from jobs.store.db import connect
 
@@ -76,110 +74,194 @@ def cmd_up(args: argparse.Namespace) -> int:
     devices = [] if args.no_workers else [parse_device(d) for d in args.device or []]
     if not devices and not args.no_workers:
         devices = visible_gpus() or ["cpu"]
-
-    if args.threads is not None and args.threads < 1:
-        print(f"--threads must be at least 1, got {args.threads}", file=sys.stderr)
-        return 2
     try:
-        slots, slot_cores = cpu_slots(cores_available(), args.cpu_slots)
+        workers, cpu_note = _plan_workers(devices, args.cpu_slots, args.threads)
     except ValueError as e:
         print(e, file=sys.stderr)
         return 2
-    # Each CPU slot is its own worker that owns `slot_cores` cores: its runs' thread budget.
-    workers: list[tuple[str, list[str], dict[str, str]]] = []
+    logs = Path(s.home) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    children = _Children(logs)
+    for name, cmd, env in workers:
+        children.start(f"worker {name}", cmd, env, f"worker-{name.split('@')[0]}.log")
+    url = None
+    if APP_ENTRY.exists():
+        from jobs.auth import team_mode
+
+        # Without team mode there is no login: listen on this machine only unless told otherwise.
+        address = args.address or ("0.0.0.0" if team_mode() else "127.0.0.1")
+        children.start("dashboard", _dashboard_cmd(args.port, address), {}, "dashboard.log")
+        url = f"http://localhost:{args.port}"
+        if address != "127.0.0.1":
+            url += f" (listening on {address})"
+    # One calm block; Streamlit's and Celery's own chatter goes to the log files.
+    broker = s.broker_url or f"embedded (files in {s.broker_dir})"
+    lines = [
+        "Trainboard is running.",
+        f"  Dashboard: {url}" if url else f"  No dashboard ({APP_ENTRY} is missing): workers only.",
+        f"  Data:      {s.home}",
+        f"  Broker:    {broker}",
+        f"  Workers:   {', '.join(devices) or 'none'}{cpu_note}",
+        f"  Logs:      {logs}/",
+        "Press Ctrl-C to stop.",
+    ]
+    print("\n".join(lines), flush=True)
+    if url and not args.headless:
+        _open_browser(f"http://localhost:{args.port}", args.port)
+    children.supervise()
+    print("Stopping: running runs save a checkpoint and go back to the queue…", flush=True)
+    _stop_all(children.procs())
+    return 0
+
+
+def _plan_workers(
+    devices: list[str], cpu_slots_wanted: int | None, threads: int | None
+) -> tuple[list[tuple[str, list[str], dict[str, str]]], str]:
+    """(name, command, extra environment) per worker process, and a note on the CPU slots.
+    Each CPU slot is its own worker that owns ``slot_cores`` cores: its runs' thread budget."""
+    from engine.threads import cores_available
+    from jobs.queue.presence import cpu_slots, slot_name
+
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {threads}")
+    slots, slot_cores = cpu_slots(cores_available(), cpu_slots_wanted)
+    workers = []
     for d in devices:
         n = slots if d == "cpu" else 1
         for i in range(1, n + 1):
             name = slot_name(d, i, n)
             env = {"TRAINBOARD_CORES": str(slot_cores)} if d == "cpu" else {}
-            if args.threads is not None:
-                env["TRAINBOARD_THREADS"] = str(args.threads)
-            cmd = [sys.executable, "-m", "jobs.cli", "worker", "--device", d, "--name", name]
-            workers.append((name, cmd, env))
+            if threads is not None:
+                env["TRAINBOARD_THREADS"] = str(threads)
+            workers.append(
+                (
+                    name,
+                    [sys.executable, "-m", "jobs.cli", "worker", "--device", d, "--name", name],
+                    env,
+                )
+            )
+    note = ""
+    if "cpu" in devices:
+        note = f" ({slots} slot(s) × {slot_cores} core(s), threads: {threads or 'by model size'})"
+    return workers, note
 
-    children: list[tuple[str, list[str], dict[str, str], subprocess.Popen]] = []
 
-    def spawn(cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
-        # Own session: Ctrl-C reaches only this process, which then stops the children in order.
-        return subprocess.Popen(cmd, start_new_session=True, env={**os.environ, **env})
+def _dashboard_cmd(port: int, address: str) -> list[str]:
+    from jobs.datasets import MAX_UPLOAD_BYTES
 
-    def start(label: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-        proc = spawn(cmd, env or {})
-        children.append((label, cmd, env or {}, proc))
-        return proc
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP_ENTRY),
+        "--server.port",
+        str(port),
+        "--server.address",
+        address,
+        # Always headless: otherwise Streamlit's first start asks for an e-mail address on the
+        # terminal, and with no terminal (a service, CI, nohup) it exits. `up` opens the browser.
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.toolbarMode",
+        "minimal",
+        # Streamlit's own cap on an upload, kept equal to Trainboard's (jobs.datasets)
+        "--server.maxUploadSize",
+        str(max(1, round(MAX_UPLOAD_BYTES / 2**20))),
+    ]
 
-    broker = s.broker_url or f"embedded (files in {s.broker_dir})"
-    print(f"Trainboard: data in {s.home}, broker: {broker}", flush=True)
-    for name, cmd, env in workers:
-        start(f"worker {name}", cmd, env)
-    if APP_ENTRY.exists():
-        from jobs.auth import team_mode
-        from jobs.datasets import MAX_UPLOAD_BYTES
 
-        # Without team mode there is no login: listen on this machine only unless told otherwise.
-        address = args.address or ("0.0.0.0" if team_mode() else "127.0.0.1")
-        start(
-            "dashboard",
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                str(APP_ENTRY),
-                "--server.port",
-                str(args.port),
-                "--server.address",
-                address,
-                "--server.headless",
-                "true" if args.headless else "false",
-                "--browser.gatherUsageStats",
-                "false",
-                # Streamlit's own cap on an upload, kept equal to Trainboard's (jobs.datasets)
-                "--server.maxUploadSize",
-                str(max(1, round(MAX_UPLOAD_BYTES / 2**20))),
-            ],
-        )
-        print(
-            f"Dashboard: http://localhost:{args.port}"
-            + ("" if address == "127.0.0.1" else f" (listening on {address})"),
-            flush=True,
-        )
-    else:
-        print(f"No dashboard yet ({APP_ENTRY} is missing): running the worker(s) only.", flush=True)
-    cpu_note = (
-        f" ({slots} slot(s) × {slot_cores} core(s), threads: {args.threads or 'by model size'})"
-        if "cpu" in devices
-        else ""
-    )
-    print(f"Workers: {', '.join(devices) or 'none'}{cpu_note}. Press Ctrl-C to stop.", flush=True)
+def _open_browser(url: str, port: int) -> None:
+    """Open the dashboard once it answers, where there is a screen to open it on (on a headless
+    Linux box `webbrowser` would start a text browser in this terminal)."""
+    import threading
+    import urllib.request
+    import webbrowser
 
-    stopping = False
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        return
 
-    def on_signal(signum, frame) -> None:
-        nonlocal stopping
-        stopping = True
+    def wait_and_open() -> None:
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1):
+                    webbrowser.open(url)
+                    return
+            except OSError:
+                time.sleep(0.5)
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    restarts: dict[str, float] = {}
-    while not stopping:
-        time.sleep(0.5)
-        for i, (label, cmd, env, proc) in enumerate(children):
-            if proc.poll() is None or stopping:
-                continue
-            if label == "dashboard":
-                print(f"The dashboard exited with code {proc.returncode}; stopping.", flush=True)
-                stopping = True
-                break
-            # A worker that dies is restarted (at most every 5 s); its run is requeued by the
-            # reaper of the new worker, which runs at start.
-            if time.monotonic() - restarts.get(label, 0.0) > 5.0:
-                print(f"{label} exited with code {proc.returncode}; restarting it.", flush=True)
-                restarts[label] = time.monotonic()
-                children[i] = (label, cmd, env, spawn(cmd, env))
-    print("Stopping: running runs save a checkpoint and go back to the queue…", flush=True)
-    _stop_all([proc for *_, proc in children])
-    return 0
+    threading.Thread(target=wait_and_open, daemon=True).start()
+
+
+class _Children:
+    """The processes `up` starts: each in its own session (Ctrl-C reaches only `up`, which stops
+    them in order), stdin closed, output appended to its log file."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.items: list[tuple[str, list[str], dict[str, str], str, subprocess.Popen]] = []
+
+    def _spawn(self, cmd: list[str], env: dict[str, str], log: str) -> subprocess.Popen:
+        with open(self.logs / log, "ab") as out:
+            return subprocess.Popen(
+                cmd,
+                start_new_session=True,
+                env={**os.environ, **env},
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def start(self, label: str, cmd: list[str], env: dict[str, str], log: str) -> None:
+        self.items.append((label, cmd, env, log, self._spawn(cmd, env, log)))
+
+    def procs(self) -> list[subprocess.Popen]:
+        return [proc for *_, proc in self.items]
+
+    def supervise(self) -> None:
+        """Until Ctrl-C / SIGTERM: restart a worker that dies (at most every 5 s; the new
+        worker's reaper requeues its run); stop everything if the dashboard dies."""
+        stopping = False
+
+        def on_signal(signum, frame) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        restarts: dict[str, float] = {}
+        while not stopping:
+            time.sleep(0.5)
+            for i, (label, cmd, env, log, proc) in enumerate(self.items):
+                if proc.poll() is None or stopping:
+                    continue
+                if label == "dashboard":
+                    print(
+                        f"The dashboard exited with code {proc.returncode}; stopping. Its last lines "
+                        f"({self.logs / log}):\n{_tail(self.logs / log)}",
+                        flush=True,
+                    )
+                    stopping = True
+                    break
+                if time.monotonic() - restarts.get(label, 0.0) > 5.0:
+                    print(
+                        f"{label} exited with code {proc.returncode}; restarting it (log: {self.logs / log}).",
+                        flush=True,
+                    )
+                    restarts[label] = time.monotonic()
+                    self.items[i] = (label, cmd, env, log, self._spawn(cmd, env, log))
+
+
+def _tail(path: Path, lines: int = 8) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "  (no log)"
+    return "\n".join("  " + line[:300] for line in text[-lines:])
 
 
 def _stop_all(procs: list[subprocess.Popen], grace_s: float = 90.0) -> None:

@@ -91,7 +91,7 @@ def test_up_starts_dashboard_and_worker_runs_a_submission_and_stops_on_ctrl_c(tm
     try:
         wait_for(lambda: "Ctrl-C" in log_path.read_text(), 60, "trainboard up to start")
         text = log_path.read_text()
-        assert "broker: embedded" in text and "Workers: cpu" in text
+        assert "Broker:    embedded" in text and "Workers:   cpu" in text
         if "Dashboard: http://localhost:" in text:
             wait_for(
                 lambda: _http_ok(f"http://127.0.0.1:{port}/_stcore/health"),
@@ -145,3 +145,41 @@ def _http_ok(url: str) -> bool:
             return r.status == 200
     except OSError:
         return False
+
+
+def test_up_exactly_as_the_readme_says_starts_with_no_terminal_and_stays_calm(tmp_path):
+    """`trainboard up` with no flags, stdin closed and no screen (a service, CI, nohup): no
+    Streamlit e-mail prompt, a page answers, and the terminal shows one block; Streamlit's and
+    Celery's own output goes to the log files in the data directory."""
+    home = tmp_path / "home"
+    env = {k: v for k, v in _env(home).items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["TRAINBOARD_HOME"] = str(home)
+    env["HOME"] = str(tmp_path / "user")  # a fresh user: Streamlit has never asked for an e-mail
+    port = free_port()
+    log_path = tmp_path / "up.log"
+    with open(log_path, "wb") as log:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "jobs.cli", "up", "--port", str(port)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for(lambda: _http_ok(f"http://127.0.0.1:{port}/"), 90, "the dashboard's page")
+        wait_for(lambda: (home / "logs" / "worker-cpu.log").exists(), 30, "the worker's log")
+        assert up.poll() is None, log_path.read_text()
+        text = log_path.read_text()
+        assert "Email" not in text and "Welcome to Streamlit" not in text
+        assert text.count("http://") == 1, text  # one URL, not localhost and 127.0.0.1 both
+        for chatter in ("celery@", "[config]", "SecurityWarning", "No hostname was supplied"):
+            assert chatter not in text, text
+        assert f"Logs:      {home / 'logs'}/" in text
+    finally:
+        up.send_signal(signal.SIGINT)
+        try:
+            assert up.wait(timeout=90) == 0
+        finally:
+            if up.poll() is None:
+                os.killpg(up.pid, signal.SIGKILL)
