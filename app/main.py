@@ -21,7 +21,9 @@ if session.team_mode() and user is None:
     st.stop()
 if user is not None:
     with st.sidebar:
-        st.caption(f"Logged in as **{user['name']}**" + (" (admin)" if user["is_admin"] else ""))
+        st.caption(
+            f"Logged in as **{ui.plain(user['name'])}**" + (" (admin)" if user["is_admin"] else "")
+        )
         if st.button("Log out", key="logout"):
             session.log_out(db)
             st.rerun()

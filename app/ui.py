@@ -48,6 +48,27 @@ def db():
     return service.connect()
 
 
+# Every ASCII punctuation character CommonMark lets a backslash escape; with them escaped,
+# Streamlit's Markdown shows the text literally: no links or remote images (`[x](…)`, `![x](…)`),
+# no colour directives (`:red[…]`), no LaTeX (`$…$`), no headings, lists or emphasis.
+_MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>:$~&\"'=/;?@^%,")
+
+
+def short(text: object, limit: int = 120) -> str:
+    """User text for a plain-text context (select options, table cells): one line, cut to
+    ``limit`` characters, so a 20 MB name can't hang the browser."""
+    s = " ".join(str(text).split())
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def plain(text: object, limit: int = 200) -> str:
+    """User text (run, dataset and column names, file names, messages that quote them) for a
+    Markdown context: cut to ``limit`` characters and shown literally. The one helper every page
+    uses for text a user typed or uploaded."""
+    s = short(text, limit)  # newlines and tabs would start new Markdown blocks
+    return "".join("\\" + c if c in _MD_SPECIAL else c for c in s)
+
+
 def badge(status: str) -> str:
     """Markdown for a coloured status badge."""
     return f":{STATUS_COLORS.get(status, 'gray')}-badge[{status}]"

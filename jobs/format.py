@@ -27,6 +27,13 @@ def format_metric(metric: str | None, value: float | None) -> str:
     return f"{metric} {value:.4g}"
 
 
+def one_line(text: object, limit: int = 200) -> str:
+    """A name for a table or a list: one line, at most ``limit`` characters (a 20 MB run name
+    must not reach the browser)."""
+    s = " ".join(str(text).split())
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
 def format_mib(mib: int | None) -> str:
     """A device's memory from nvidia-smi's MiB: "80 GiB", "512 MiB", or a dash."""
     if not mib:

@@ -130,10 +130,25 @@ def parse_lines(text: str) -> tuple[dict[str, Any], dict[str, str]]:
     return overrides, errors
 
 
+# The data a run reads comes only from the dataset chosen in the form (its stored file and
+# target): a setting typed in the browser can't point the worker at another file on the server.
+LOCKED_FIELDS = ("data.dataset", "data.target")
+
+
+def _locked(overrides: dict[str, Any]) -> dict[str, str]:
+    return {
+        k: "the data comes from the dataset chosen above; pick or upload another dataset there"
+        for k in overrides
+        if k.strip() in LOCKED_FIELDS
+    }
+
+
 def validate_run(
     preset_name: str, dataset: dict[str, Any], overrides: dict[str, Any]
 ) -> Validation:
     """Validate a run of ``preset_name`` on a stored dataset with the form's overrides, once."""
+    if errors := _locked(overrides):
+        return Validation(errors=errors)
     try:
         request = submit.validate(
             preset_name, dataset["path"], target=dataset["target"], overrides=overrides
@@ -167,6 +182,8 @@ def queue_ab_pair(
     owner: str,
 ) -> tuple[int, int, str] | dict[str, str]:
     """Queue the pair (with ``tip`` / without it); per-field errors instead if either is invalid."""
+    if errors := _locked(overrides):
+        return errors
     try:
         return submit.submit_ab_pair(
             preset_name,

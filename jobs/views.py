@@ -15,7 +15,7 @@ import sqlite_utils
 
 from engine.vocab import TERMINAL, EventKind
 from jobs.errors import DatasetNotFound
-from jobs.format import flatten, format_duration, format_metric, format_mib, show_value
+from jobs.format import flatten, format_duration, format_metric, format_mib, one_line, show_value
 from jobs.store import registry
 from jobs.store.db import RUN_STATUSES, run_dir
 
@@ -56,10 +56,10 @@ def run_row(run: dict[str, Any], dataset_names: dict[int, str] | None = None) ->
         progress = 1.0
     return {
         "id": run["id"],
-        "name": run.get("name") or f"run {run['id']}",
+        "name": one_line(run.get("name") or f"run {run['id']}"),
         "status": run["status"],
         "progress": float(progress or 0.0),
-        "dataset": ds_name,
+        "dataset": one_line(ds_name),
         "preset": run.get("preset") or "—",
         "best": format_metric(metric, best),
         "best_value": best,

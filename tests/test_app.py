@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -106,7 +107,17 @@ def assert_clean(at: AppTest) -> None:
     assert not [e for e in at.error if "Something went wrong" in e.value]
 
 
+def visible(markdown: str) -> str:
+    """What a reader sees of Markdown source whose user text went through ``ui.plain``: the
+    backslash escapes gone."""
+    return re.sub(r"\\([^\w\s])", r"\1", markdown)
+
+
 def texts(at: AppTest) -> str:
+    return visible(_sources(at))
+
+
+def _sources(at: AppTest) -> str:
     parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
     parts += [
         e.value for kind in ("info", "success", "warning", "error") for e in getattr(at, kind)
@@ -192,7 +203,7 @@ def test_a_bad_upload_shows_a_message_and_leaves_nothing_behind(empty_home):
     at.file_uploader(key="upload").set_value(("people.csv", bad.encode(), "text/csv"))
     at.run()
     assert_clean(at)
-    errors = [e.value for e in at.error]
+    errors = [visible(e.value) for e in at.error]
     assert errors and "people.csv can't be used" in errors[0] and "name" in errors[0]
     assert registry.list_datasets(connect()) == []
     assert not list((empty_home / "datasets").glob("*"))
@@ -279,8 +290,49 @@ def test_new_run_names_each_invalid_field_and_queues_nothing(home):
     next(b for b in at.button if b.label == "Queue run").click()
     at.run()
     (err,) = [e.value for e in at.error]
-    assert "**Learning rate** (`optim.lr`)" in err and "greater than 0" in err
+    assert "**Learning rate** (optim\\.lr)" in err and "greater than 0" in err
     assert registry.count_runs(db) == before
+
+
+def test_new_run_refuses_a_data_source_typed_in_the_browser(home):
+    """The worker reads only the dataset chosen in the form: `data.dataset=/a/server/file`
+    typed under "More settings" is refused by name, and nothing is queued (issue 12, #1)."""
+    db = connect()
+    before = registry.count_runs(db)
+    secret = home["path"] / "server_secrets.csv"
+    secret.write_text("password,target\nhunter2,1\n")
+    at = _new_run(home)
+    at.text_area(key="nr_extra").set_value(f"data.dataset={secret}\ndata.target=password")
+    next(b for b in at.button if b.label == "Queue run").click()
+    at.run()
+    assert_clean(at)
+    (err,) = [e.value for e in at.error]
+    assert "data\\.dataset" in err and "data\\.target" in err and "chosen above" in err
+    assert registry.count_runs(db) == before
+    next(b for b in at.button if b.label == "A/B one tip").click()  # the pair path too
+    at.run()
+    assert "chosen above" in at.error[0].value and registry.count_runs(db) == before
+
+
+def test_names_typed_by_users_show_as_plain_text_and_are_cut(home):
+    """A run name full of Markdown (a remote image, a link, a red notice, LaTeX) is shown
+    literally on Home and Run detail, and a 20,000-character name is cut (issue 12, #3, #7)."""
+    db = connect()
+    evil = (
+        "![b](http://127.0.0.1:9/beacon.png) [Session expired](http://x) :red[ADMIN NOTICE] $x^2$"
+    )
+    rid = registry.create_run(db, spec={}, preset="quick", name=evil)
+    long_id = registry.create_run(db, spec={}, preset="quick", name="A" * 20_000)
+    home_page = page("home")
+    shown = "\n".join(m.value for m in home_page.markdown)
+    assert "![b](" not in shown and ":red[" not in shown and "$x^2$" not in shown
+    assert "\\!\\[b\\]\\(http\\:" in shown  # escaped: Markdown shows the characters themselves
+    assert "A" * 250 not in shown and "A" * 150 in shown
+    detail = page("run_detail", run_id=rid)
+    header = next(m.value for m in detail.markdown if m.value.startswith("### "))
+    assert "![b](" not in header and "\\:red\\[ADMIN NOTICE\\]" in header
+    options = page("run_detail", run_id=long_id).selectbox[0].options
+    assert max(len(o) for o in options) < 200
 
 
 def test_new_run_queues_an_ensemble_and_an_ab_pair(home):

@@ -13,7 +13,9 @@ if total < 2:
     st.info("Compare needs at least two runs — queue some on **New run** (try 'A/B one tip').")
     st.page_link(ui.PAGES["new_run"], label="New run →", icon=":material/rocket_launch:")
     st.stop()
-labels = {r["id"]: f"#{r['id']} {r['name']} · {r['preset']} · {r['status']}" for r in rows}
+labels = {
+    r["id"]: f"#{r['id']} {ui.short(r['name'])} · {r['preset']} · {r['status']}" for r in rows
+}
 if "compare_pick" not in st.session_state:
     st.session_state["compare_pick"] = [
         i for i in st.session_state.get("compare_ids", []) if i in labels

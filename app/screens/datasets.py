@@ -26,11 +26,13 @@ if upload is not None and st.session_state.get("ingested_upload") != upload.file
         try:
             ds = service.upload_dataset(db, upload, upload.name, owner=session.owner_name(db))
         except service.DataError as e:
-            st.error(f"{upload.name} can't be used: {e}")
+            st.error(f"{ui.plain(upload.name)} can't be used: {ui.plain(e, 2000)}")
         else:
             st.session_state["ingested_upload"] = upload.file_id
             st.session_state["dataset_id"] = st.session_state["dataset_pick"] = ds["id"]
-            st.success(f"Added dataset **{ds['name']}** (target: {ds['target'] or 'folders'}).")
+            st.success(
+                f"Added dataset **{ui.plain(ds['name'])}** (target: {ui.plain(ds['target'] or 'folders')})."
+            )
 
 st.subheader("Bundled samples")
 st.caption("Small datasets that ship with Trainboard: one click makes them available to runs.")
@@ -44,7 +46,7 @@ for source, text in service.builtin_samples().items():
         try:
             ds = service.add_builtin(db, source, owner=session.owner_name(db))
         except service.DataError as e:
-            st.error(str(e))
+            st.error(ui.plain(e, 2000))
         else:
             st.session_state["dataset_id"] = st.session_state["dataset_pick"] = ds["id"]
             ui.flash(f"Added **{source}**.")
@@ -57,7 +59,10 @@ if not all_ds:
     st.stop()
 
 labels = {
-    d["id"]: f"{d['name']} · target {d['target'] or '(folders)'} · #{d['id']}" for d in all_ds
+    d[
+        "id"
+    ]: f"{ui.short(d['name'])} · target {ui.short(d['target'] or '(folders)', 60)} · #{d['id']}"
+    for d in all_ds
 }
 ids = list(labels)
 if "dataset_pick_next" in st.session_state:
@@ -75,7 +80,7 @@ report = ds.get("report") or {}
 
 st.markdown(
     f"**{report.get('task', '?')}** on **{report.get('modality', '?')}** data"
-    + (f", target **{ds['target']}**" if ds["target"] else ", classes from folder names")
+    + (f", target **{ui.plain(ds['target'])}**" if ds["target"] else ", classes from folder names")
 )
 cols = st.columns(3)
 cols[0].metric("Rows", f"{report.get('rows', 0):,}")
@@ -95,23 +100,27 @@ if choices:
             try:
                 new = service.retarget_dataset(db, ds_id, target)
             except service.DataError as e:
-                st.error(f"Target {target!r} can't be used: {e}")
+                st.error(f"Target {ui.plain(target)} can't be used: {ui.plain(e, 2000)}")
             else:
                 # The picker above is already drawn in this run: select the new row on the next.
                 st.session_state["dataset_id"] = st.session_state["dataset_pick_next"] = new["id"]
-                ui.flash(f"Target set to **{target}** (dataset #{new['id']}).")
+                ui.flash(f"Target set to **{ui.plain(target)}** (dataset #{new['id']}).")
                 st.rerun()
 
 st.markdown("**What the report found**")
 warnings = report.get("warnings") or []
 if warnings:
     for w in warnings:
-        st.warning(f"**{w['tip']}** · {w['message']}", icon="⚠️")
+        st.warning(f"**{w['tip']}** · {ui.plain(w['message'], 1000)}", icon="⚠️")
         st.caption(ui.tip_label(w["tip"]))
 else:
     st.success("No problems found: enough rows, no missing values, no duplicates.")
 if report.get("log1p_columns"):
-    st.caption("log(1 + x) will be applied to: " + ", ".join(report["log1p_columns"]) + " (T2)")
+    st.caption(
+        "log(1 + x) will be applied to: "
+        + ", ".join(ui.plain(c, 80) for c in report["log1p_columns"][:50])
+        + " (T2)"
+    )
 if report.get("class_balance"):
     st.markdown("**Class balance**")
     st.bar_chart(pd.Series(report["class_balance"], name="rows"), height=200)

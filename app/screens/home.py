@@ -51,7 +51,9 @@ st.subheader("Recent runs")
 if summary["recent"]:
     for row in summary["recent"]:
         cols = st.columns([3, 2, 2, 2, 1])
-        cols[0].markdown(f"**{row['name']}** · {row['dataset']} · {row['preset']}")
+        cols[0].markdown(
+            f"**{ui.plain(row['name'])}** · {ui.plain(row['dataset'])} · {ui.plain(row['preset'])}"
+        )
         cols[1].markdown(ui.badge(row["status"]))
         cols[2].progress(row["progress"], text=f"{row['progress']:.0%}")
         cols[3].markdown(row["best"])

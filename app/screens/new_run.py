@@ -19,7 +19,7 @@ if not all_ds:
     st.page_link(ui.PAGES["datasets"], label="Go to Datasets →", icon=":material/folder_open:")
     st.stop()
 labels = {
-    d["id"]: f"{d['name']} · target {d['target'] or '(folders)'} · "
+    d["id"]: f"{ui.short(d['name'])} · target {ui.short(d['target'] or '(folders)', 60)} · "
     f"{(d.get('report') or {}).get('rows', '?')} rows · #{d['id']}"
     for d in all_ds
 }
@@ -160,7 +160,10 @@ if errors:
     label = {f: lab for f, lab in FIELDS.values()}
     st.error(
         "Nothing was queued. Please fix:\n\n"
-        + "\n".join(f"- **{label.get(f, f)}** (`{f}`): {msg}" for f, msg in errors.items())
+        + "\n".join(
+            f"- **{ui.plain(label.get(f, f), 80)}** ({ui.plain(f, 80)}): {ui.plain(msg, 500)}"
+            for f, msg in errors.items()
+        )
     )
     st.stop()
 
@@ -168,7 +171,10 @@ owner = session.owner_name(db)
 if go_ab:
     pair = service.queue_ab_pair(db, preset_name, dataset, ab_tip, overrides, owner=owner)
     if isinstance(pair, dict):
-        st.error("Nothing was queued: " + "; ".join(f"{f}: {m}" for f, m in pair.items()))
+        st.error(
+            "Nothing was queued: "
+            + "; ".join(f"{ui.plain(f, 80)}: {ui.plain(m, 500)}" for f, m in pair.items())
+        )
         st.stop()
     a, b, group = pair
     st.session_state["compare_ids"] = [a, b]

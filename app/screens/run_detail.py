@@ -25,13 +25,16 @@ if total == 0:
     st.info("No runs yet — go to **New run** to start one.")
     st.page_link(ui.PAGES["new_run"], label="New run →", icon=":material/rocket_launch:")
     st.stop()
-choices = {r["id"]: f"#{r['id']} {r['name']} · {r['status']}" for r in recent}
+choices = {r["id"]: f"#{r['id']} {ui.short(r['name'])} · {r['status']}" for r in recent}
 run_id = st.session_state.get("run_id")
 if run_id not in choices:
     if run_id is not None:
         try:
             r = service.get_run(db, run_id)
-            choices = {run_id: f"#{run_id} {r.get('name') or ''} · {r['status']}", **choices}
+            choices = {
+                run_id: f"#{run_id} {ui.short(r.get('name') or '')} · {r['status']}",
+                **choices,
+            }
         except service.RunNotFound:
             st.warning(f"There is no run {run_id}; showing the latest run instead.")
             run_id = None
@@ -49,8 +52,8 @@ active = run["status"] in service.ACTIVE
 
 h1, h2, h3, h4, h5 = st.columns([3, 2, 2, 2, 2])
 h1.markdown(
-    f"### {row['name']}\n{ui.badge(row['status'])} · {row['dataset']} · "
-    f"preset **{row['preset']}** · {row['device']}"
+    f"### {ui.plain(row['name'])}\n{ui.badge(row['status'])} · {ui.plain(row['dataset'])} · "
+    f"preset **{ui.plain(row['preset'])}** · {ui.plain(row['device'])}"
 )
 h2.metric("Best validation", row["best"])
 h3.metric("Duration", row["duration"])
@@ -58,12 +61,12 @@ summary = run.get("summary") or {}
 h4.metric("LR cuts", summary.get("lr_cuts", "—"))
 h5.metric("Epochs", summary.get("epochs", "—"))
 if run.get("error"):
-    st.error(f"{run['status'].capitalize()}: {run['error']}")
+    st.error(f"{run['status'].capitalize()}: {ui.plain(run['error'], 2000)}")
 if active and st.button("Cancel this run"):
     try:
         after = service.cancel_run(db, run_id, session.current_user(db))
     except (service.StoreError, service.auth.NotAllowed) as e:
-        st.warning(str(e))
+        st.warning(ui.plain(e, 2000))
     else:
         ui.flash("Cancelled." if after == "cancelled" else "Stopping (saving a checkpoint)…")
         st.rerun()
@@ -155,10 +158,12 @@ if not found:
 for f in found:
     icon = "🛑" if f["severity"] == "error" else ("⚠️" if f["severity"] == "warning" else "ℹ️")
     with st.container(border=True):
-        st.markdown(f"{icon} **{f['tip']}** · {ui.TIP_TITLES.get(f['tip'], '')}  \n{f['message']}")
+        st.markdown(
+            f"{icon} **{f['tip']}** · {ui.TIP_TITLES.get(f['tip'], '')}  \n{ui.plain(f['message'], 1000)}"
+        )
         change = f["change"]
         if f["suggestion"]:
-            st.caption(f"Suggested: {f['suggestion']}")
+            st.caption(f"Suggested: {ui.plain(f['suggestion'], 500)}")
         if change:
             text = ", ".join(f"{k}={v}" for k, v in change.items())
             if st.button(f"Queue a run with this change ({text})", key=f"fix-{f['event_id']}"):

@@ -82,7 +82,7 @@ if a3.button(
         try:
             after = service.cancel_run(db, run_id, session.current_user(db))
         except (service.StoreError, service.auth.NotAllowed) as e:
-            ui.flash(f"Run {run_id}: {e}", "warning")
+            ui.flash(f"Run {run_id}: {ui.plain(e, 2000)}", "warning")
         else:
             ui.flash(
                 f"Run {run_id}: "

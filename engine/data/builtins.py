@@ -25,6 +25,7 @@ BUILTINS: dict[str, str] = {
 ADDING_ROWS = 4000
 ADDING_SEED = 1234
 _ADDING = re.compile(r"adding(?:-(\d+))?")
+MAX_ADDING_LENGTH = 1_000
 
 
 def adding_problem(length: int = 100, rows: int = ADDING_ROWS, seed: int = ADDING_SEED):
@@ -73,9 +74,13 @@ def load_builtin(name: str, *, target: str | None = None, task: str = "auto") ->
         return RawDataset(x, y, "image", task, ["gray"], class_names, source, "digit")
     m = _ADDING.fullmatch(name)
     if m:
-        length = int(m.group(1) or 100)
-        if not 2 <= length <= 10_000:
-            raise DataError(f"{source}: the sequence length must be between 2 and 10000.")
+        digits = m.group(1) or "100"
+        length = int(digits) if len(digits) <= 5 else MAX_ADDING_LENGTH + 1
+        # Bounded before anything is allocated: 4,000 rows × T × 2 channels, ~130 MB at most.
+        if not 2 <= length <= MAX_ADDING_LENGTH:
+            raise DataError(
+                f"{source[:60]}: the sequence length must be between 2 and {MAX_ADDING_LENGTH}."
+            )
         x, y = adding_problem(length)
         if task == "classification":
             raise DataError(f"{source} is a regression task; use task='regression' or 'auto'.")
