@@ -40,22 +40,9 @@ def runs(n: int, csv: Path, out: Path, epochs: int, threads: str | None) -> list
     env = {k: v for k, v in os.environ.items() if k != "TRAINBOARD_THREADS"}
     if threads:
         env["TRAINBOARD_THREADS"] = threads
-    cmd = [
-        sys.executable,
-        "-m",
-        "jobs.cli",
-        "train",
-        "--preset",
-        "sutskever",
-        "--dataset",
-        str(csv),
-        "--target",
-        "target",
-        "--set",
-        f"train.epochs={epochs}",
-        "--set",
-        "train.early_stop_patience=null",
-    ]
+    args = f"train --preset sutskever --dataset {csv} --target target --set train.epochs={epochs}"
+    args += " --set train.early_stop_patience=null"
+    cmd = [sys.executable, "-m", "jobs.cli", *args.split()]
     procs = []
     for i in range(n):
         folder = out / f"{threads or 'policy'}-{n}-{i}"

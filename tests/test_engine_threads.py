@@ -135,23 +135,8 @@ def test_up_starts_one_core_slots_beside_the_dashboards_share():
 def test_trainboard_train_uses_one_thread_for_a_small_model_and_obeys_threads(tmp_path):
     def run(*extra: str, env: dict | None = None) -> dict:
         out = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
-        cmd = [
-            sys.executable,
-            "-m",
-            "jobs.cli",
-            "train",
-            "--preset",
-            "quick",
-            "--dataset",
-            "builtin:digits",
-            "--set",
-            "train.epochs=1",
-            "--set",
-            "train.preflight=false",
-            "--out",
-            str(out),
-            *extra,
-        ]
+        args = "train --preset quick --dataset builtin:digits --set train.epochs=1 --set train.preflight=false"
+        cmd = [sys.executable, "-m", "jobs.cli", *args.split(), "--out", str(out), *extra]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
         assert proc.returncode == 0, proc.stderr
         return json.loads((out / "summary.json").read_text())
