@@ -14,6 +14,7 @@ AuthError
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
@@ -30,6 +31,7 @@ _DUMMY_HASH = _HASHER.hash(secrets.token_hex(16))
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,31}$")
 MIN_PASSWORD = 10
+MAX_PASSWORD = 1024  # argon2 hashes any length; a cap keeps a login request small
 FREE_ATTEMPTS = 3  # failures before back-off starts
 MAX_BACKOFF_S = 300.0
 
@@ -78,6 +80,19 @@ def backoff_s(failed_attempts: int) -> float:
     return min(MAX_BACKOFF_S, 2.0 ** (failed_attempts - FREE_ATTEMPTS - 1))
 
 
+def check_password(password: str) -> None:
+    """A password worth hashing: 10 to 1024 characters, not only spaces, not one character
+    repeated, and at least 5 different characters. Raises WeakPassword saying which rule."""
+    if len(password) < MIN_PASSWORD:
+        raise WeakPassword(f"password: at least {MIN_PASSWORD} characters, please")
+    if len(password) > MAX_PASSWORD:
+        raise WeakPassword(f"password: at most {MAX_PASSWORD} characters, please")
+    if not password.strip():
+        raise WeakPassword("password: not only spaces, please")
+    if len(set(password)) < 5:
+        raise WeakPassword("password: use at least 5 different characters")
+
+
 def add_user(
     db: sqlite_utils.Database, name: str, password: str, *, admin: bool = False
 ) -> dict[str, Any]:
@@ -85,8 +100,7 @@ def add_user(
         raise AuthError(
             f"user name {name!r}: use 2–32 characters a-z, 0-9, '.', '_' or '-', starting with a letter or digit"
         )
-    if len(password) < MIN_PASSWORD:
-        raise WeakPassword(f"password: at least {MIN_PASSWORD} characters, please")
+    check_password(password)
     if db["users"].count_where("name = ?", [name]):
         raise UserExists(f"user {name!r} already exists")
     db["users"].insert(
@@ -126,8 +140,7 @@ def remove_user(db: sqlite_utils.Database, name: str) -> None:
 
 
 def set_password(db: sqlite_utils.Database, name: str, password: str) -> None:
-    if len(password) < MIN_PASSWORD:
-        raise WeakPassword(f"password: at least {MIN_PASSWORD} characters, please")
+    check_password(password)
     get_user(db, name)
     with db.conn:
         db.execute(
@@ -139,39 +152,76 @@ def set_password(db: sqlite_utils.Database, name: str, password: str) -> None:
         )  # a new password logs everyone out
 
 
-def login(db: sqlite_utils.Database, name: str, password: str, *, now: float | None = None) -> str:
+def login(
+    db: sqlite_utils.Database,
+    name: str,
+    password: str,
+    *,
+    client: str = "local",
+    now: float | None = None,
+) -> str:
     """Check the password and open a session; returns its token.
 
-    Raises TooManyAttempts while the account is in back-off (without even checking the password,
-    so guessing during back-off gains nothing) and InvalidCredentials for a wrong name or password."""
+    Failures are counted per (name, client) — the browser's address — so someone guessing from
+    one place never locks the real user out of another. The attempt is counted *before* the
+    password is checked, in one write transaction: parallel guesses can't slip past the counter,
+    and while a key is in back-off no password is checked at all (no argon2 memory spent).
+    An unknown name goes through exactly the same steps and messages as a known one.
+
+    Raises TooManyAttempts during back-off and InvalidCredentials for a wrong name or password."""
     now = time.time() if now is None else now
+    if len(password) > MAX_PASSWORD or len(name) > 64:
+        raise InvalidCredentials("wrong user name or password")
+    key = f"{name.strip().lower()}\x00{client[:64]}"
+    _count_attempt(db, key, now)
     rows = list(db.query("SELECT * FROM users WHERE name = ?", [name]))
-    if not rows:
-        _verify(_DUMMY_HASH, password)
+    ok = _verify(rows[0]["password_hash"] if rows else _DUMMY_HASH, password)
+    if not (rows and ok):
         raise InvalidCredentials("wrong user name or password")
     user = rows[0]
-    if (user["locked_until"] or 0) > now:
-        raise TooManyAttempts(user["locked_until"] - now)
-    if not _verify(user["password_hash"], password):
-        failed = (user["failed_attempts"] or 0) + 1
-        db.execute(
-            "UPDATE users SET failed_attempts = ?, locked_until = ? WHERE name = ?",
-            [failed, now + backoff_s(failed), name],
-        )
-        raise InvalidCredentials("wrong user name or password")
     token = secrets.token_urlsafe(32)
     with db.conn:
-        db.execute("UPDATE users SET failed_attempts = 0, locked_until = 0 WHERE name = ?", [name])
+        db.execute("DELETE FROM login_attempts WHERE key = ?", [key])
         if _HASHER.check_needs_rehash(user["password_hash"]):
             db.execute(
                 "UPDATE users SET password_hash = ? WHERE name = ?", [_HASHER.hash(password), name]
             )
         db.execute(
             "INSERT INTO sessions (token, user, created_at, expires_at) VALUES (?, ?, ?, ?)",
-            [token, name, now, now + session_ttl_s()],
+            [_token_hash(token), name, now, now + session_ttl_s()],
         )
         db.execute("DELETE FROM sessions WHERE expires_at < ?", [now])
     return token
+
+
+def _count_attempt(db: sqlite_utils.Database, key: str, now: float) -> None:
+    """Count one attempt for ``key`` (reset on success); TooManyAttempts while it is locked."""
+    db.execute("BEGIN IMMEDIATE")  # the write lock first: concurrent attempts queue up here
+    try:
+        row = db.execute(
+            "SELECT failed, locked_until FROM login_attempts WHERE key = ?", [key]
+        ).fetchone()
+        if row and row[1] > now:
+            db.execute("COMMIT")
+            raise TooManyAttempts(row[1] - now)
+        failed = (row[0] if row else 0) + 1
+        db.execute(
+            "INSERT INTO login_attempts (key, failed, locked_until) VALUES (?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET failed = excluded.failed, "
+            "locked_until = excluded.locked_until",
+            [key, failed, now + backoff_s(failed)],
+        )
+        db.execute("COMMIT")
+    except TooManyAttempts:
+        raise
+    except BaseException:
+        db.rollback()
+        raise
+
+
+def _token_hash(token: str) -> str:
+    """Sessions are stored by the SHA-256 of their token: a copy of the database opens none."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _verify(hash_: str, password: str) -> bool:
@@ -191,19 +241,19 @@ def session_user(
     rows = list(
         db.query(
             "SELECT u.id, u.name, u.is_admin, s.expires_at FROM sessions s JOIN users u ON u.name = s.user WHERE s.token = ?",
-            [token],
+            [_token_hash(token)],
         )
     )
     if not rows:
         return None
     if rows[0]["expires_at"] <= now:
-        db.execute("DELETE FROM sessions WHERE token = ?", [token])
+        db.execute("DELETE FROM sessions WHERE token = ?", [_token_hash(token)])
         return None
     return rows[0]
 
 
 def logout(db: sqlite_utils.Database, token: str) -> None:
-    db.execute("DELETE FROM sessions WHERE token = ?", [token])
+    db.execute("DELETE FROM sessions WHERE token = ?", [_token_hash(token)])
 
 
 def may_modify(user: dict[str, Any] | None, owner: str | None) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from jobs import auth
@@ -130,3 +132,91 @@ def test_cli_user_add_creates_a_hashed_user_and_refuses_weak_passwords(tmp_path)
     db = connect(tmp_path / "trainboard.db")
     assert [u["name"] for u in auth.list_users(db)] == ["ada"]
     assert auth.login(db, "ada", "correct horse battery")
+
+
+# --- hardening (issue 12: findings 5, 6, 11) --------------------------------------------------
+
+
+@pytest.mark.parametrize("pw", ["          ", "aaaaaaaaaaaa", "abababababab", "x" * 1025, "short"])
+def test_passwords_need_some_strength_and_have_a_maximum(db, pw):
+    with pytest.raises(auth.WeakPassword):
+        auth.add_user(db, "ada", pw)
+    auth.add_user(db, "ada", "correct horse battery")
+    with pytest.raises(auth.WeakPassword):
+        auth.set_password(db, "ada", pw)
+
+
+def test_session_tokens_are_stored_hashed(db):
+    auth.add_user(db, "ada", "correct horse battery")
+    token = auth.login(db, "ada", "correct horse battery")
+    stored = [r["token"] for r in db.query("SELECT token FROM sessions")]
+    assert token not in stored and len(stored) == 1  # a copy of the database opens no session
+    assert auth.session_user(db, token)["name"] == "ada"
+    assert auth.session_user(db, stored[0]) is None  # the stored value is not a token
+
+
+def test_someone_guessing_elsewhere_never_keeps_the_real_user_out(db):
+    auth.add_user(db, "ada", "correct horse battery")
+    t = 1000.0
+    for i in range(40):  # an attacker guesses from one address, once every 5 minutes or faster
+        with pytest.raises((auth.InvalidCredentials, auth.TooManyAttempts)):
+            auth.login(db, "ada", f"guess {i}", client="203.0.113.9", now=t + i * 10)
+    # ada, from her own browser, gets in at once with the right password
+    assert auth.login(db, "ada", "correct horse battery", client="198.51.100.7", now=t + 400)
+    # while the attacker's address stays in back-off
+    with pytest.raises(auth.TooManyAttempts):
+        auth.login(db, "ada", "correct horse battery", client="203.0.113.9", now=t + 401)
+
+
+def test_unknown_and_known_names_answer_alike(db):
+    """No enumeration: the sixth wrong password gets the same answer for a real user and for a
+    name that doesn't exist."""
+    auth.add_user(db, "ada", "correct horse battery")
+
+    def answers(name: str) -> list[str]:
+        out = []
+        for i in range(8):
+            try:
+                auth.login(db, name, f"wrong {i}", client="c", now=5000.0 + i * 0.1)
+            except auth.AuthError as e:
+                out.append(type(e).__name__)
+        return out
+
+    assert (
+        answers("ada")
+        == answers("nobody")
+        == ["InvalidCredentials"] * 3 + ["InvalidCredentials"] + ["TooManyAttempts"] * 4
+    )
+
+
+def test_parallel_guesses_cannot_slip_past_the_counter(tmp_path):
+    """16 threads × 10 wrong passwords at once: every attempt is counted before its password is
+    checked, so only the free attempts (and none during back-off) ever reach argon2."""
+    import threading
+
+    path = tmp_path / "tb.db"
+    auth.add_user(connect(path), "ada", "correct horse battery")
+    checked = []
+    real_verify = auth._verify
+
+    def counting_verify(hash_, password):
+        checked.append(password)
+        return real_verify(hash_, password)
+
+    auth._verify = counting_verify
+    try:
+
+        def guess(k: int) -> None:
+            db = connect(path)
+            for i in range(10):
+                with contextlib.suppress(auth.AuthError):
+                    auth.login(db, "ada", f"t{k} guess {i}", client="one-place", now=9000.0)
+
+        threads = [threading.Thread(target=guess, args=(k,)) for k in range(16)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+    finally:
+        auth._verify = real_verify
+    assert len(checked) <= auth.FREE_ATTEMPTS + 1

@@ -242,9 +242,24 @@ def _m002_queue_sends(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m003_login_attempts(db: sqlite_utils.Database) -> None:
+    """Failed logins per (user name, client), so one client's guessing never locks the real
+    user out elsewhere (``jobs.auth.login``). Session tokens are stored hashed from now on:
+    sessions opened before this migration held the token itself and are ended."""
+    db.execute(
+        """CREATE TABLE login_attempts (
+            key TEXT PRIMARY KEY,      -- user name (as typed, lower-cased) + NUL + client
+            failed INTEGER NOT NULL DEFAULT 0,
+            locked_until REAL NOT NULL DEFAULT 0
+        )"""
+    )
+    db.execute("DELETE FROM sessions")
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "initial schema", _m001_initial),
     (2, "queue sends", _m002_queue_sends),
+    (3, "login attempts per client, hashed session tokens", _m003_login_attempts),
 ]
 
 
