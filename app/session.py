@@ -41,7 +41,8 @@ def may_modify(db, owner: str | None) -> bool:
 def log_in(db, name: str, password: str) -> None:
     # Failed logins are counted per (name, browser address): guessing from one place never
     # locks the real user out of another (jobs.auth.login).
-    client = st.context.ip_address or "unknown"
+    ip = st.context.ip_address
+    client = ip if isinstance(ip, str) and ip else "unknown"
     st.session_state[TOKEN_KEY] = auth.login(db, name.strip(), password, client=client)
 
 
