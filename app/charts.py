@@ -249,6 +249,21 @@ def run_chart_data(
 # string or dict against the whole Vega-Lite schema (thousands of schema hashes per channel),
 # which made building the run page's charts take ~0.5 s; objects skip that lookup.
 _STEP = alt.X("step", type="quantitative", title="step")
+# Categorical colours that can be told apart (Vega's tableau10), and dash patterns on top, so
+# runs stay distinguishable in grey print and for colour-blind readers.
+PALETTE = "tableau10"
+DASHES = [[1, 0], [6, 3], [2, 2], [8, 3, 2, 3], [12, 4], [4, 4, 1, 4]]
+# Legends at the bottom in columns, labels never cut (Vega-Lite's default cuts at 160 px).
+LEGEND = {"orient": "bottom", "columns": 3, "labelLimit": 1000, "symbolStrokeWidth": 2}
+
+
+def _step(domain: tuple[float, float] | None) -> alt.X:
+    """The step axis; with ``domain`` fixed, so the panels of one run line up."""
+    if domain is None:
+        return _STEP
+    return alt.X(
+        "step", type="quantitative", title="step", scale=alt.Scale(domain=list(domain), nice=False)
+    )
 
 
 class PanelChart(alt.LayerChart):
@@ -263,7 +278,12 @@ class PanelChart(alt.LayerChart):
         return super().to_dict(validate, **kwargs)
 
 
-def _rules(events: pd.DataFrame, dashed: bool = False, xmax: float | None = None) -> list:
+def _rules(
+    events: pd.DataFrame,
+    dashed: bool = False,
+    xmax: float | None = None,
+    x: alt.X = _STEP,
+) -> list:
     if events.empty:
         return []
     # Colours come from the frame (scale=None) so events never join the series' colour legend.
@@ -273,7 +293,7 @@ def _rules(events: pd.DataFrame, dashed: bool = False, xmax: float | None = None
         alt.Chart(events)
         .mark_rule(strokeWidth=1.5, strokeDash=[4, 4] if dashed else [1, 0])
         .encode(
-            _STEP,
+            x,
             color,
             tooltip=[
                 alt.Tooltip("step", type="quantitative"),
@@ -293,7 +313,7 @@ def _rules(events: pd.DataFrame, dashed: bool = False, xmax: float | None = None
                 alt.Chart(part)
                 .mark_text(align=align, baseline="top", dx=dx, fontSize=10)
                 .encode(
-                    _STEP,
+                    x,
                     alt.Y("ypos", type="quantitative", scale=None),
                     alt.Text("label", type="nominal"),
                     color,
@@ -313,16 +333,36 @@ def panel_chart(
     hline: float | None = None,
     steps: bool = False,
     height: int = 260,
+    x_domain: tuple[float, float] | None = None,
+    runs: list[str] | None = None,
 ) -> PanelChart:
     """A layered chart of one panel: raw (faint) + EMA lines per series, the min/max band where
     downsampled, event rules with labels, an optional target band (lo, mid, hi) and a
-    horizontal rule (e.g. the clip bound). ``steps`` draws step functions (the LR) as steps."""
+    horizontal rule (e.g. the clip bound). ``steps`` draws step functions (the LR) as steps.
+    ``x_domain`` fixes the step axis (the panels of one run share it); ``runs`` (the series, in
+    order) gives each its own palette colour and dash pattern (compare)."""
     y_scale = alt.Scale(type="log") if log else alt.Scale(zero=False)
     if log:  # a log axis can't show zeros or negatives
         frame = frame[(frame["value"] > 0) & (frame["vmin"] > 0)]
-    base = alt.Chart(frame).encode(
-        _STEP, alt.Color("series", type="nominal", title=None, legend=alt.Legend(orient="bottom"))
-    )
+    x = _step(x_domain)
+    legend = alt.Legend(**LEGEND)
+    color_scale = alt.Scale(scheme=PALETTE, domain=runs) if runs else alt.Scale(scheme=PALETTE)
+    channels: list[Any] = [
+        x,
+        alt.Color("series", type="nominal", title=None, legend=legend, scale=color_scale),
+    ]
+    if runs:
+        dashes = [DASHES[i % len(DASHES)] for i in range(len(runs))]
+        channels.append(
+            alt.StrokeDash(
+                "series",
+                type="nominal",
+                title=None,
+                legend=legend,
+                scale=alt.Scale(domain=runs, range=dashes),
+            )
+        )
+    base = alt.Chart(frame).encode(*channels)
     layers: list[alt.Chart] = []
     if band is not None:
         lo, mid, hi = band
@@ -370,10 +410,12 @@ def panel_chart(
             .encode(alt.Y("y", type="quantitative"))
         )
     xmax = float(frame["step"].max()) if len(frame) else None
+    if x_domain is not None:
+        xmax = float(x_domain[1])
     if events is not None:
-        layers += _rules(events, xmax=xmax)
+        layers += _rules(events, xmax=xmax, x=x)
     if hints is not None:
-        layers += _rules(hints, dashed=True, xmax=xmax)
+        layers += _rules(hints, dashed=True, xmax=xmax, x=x)
     # SVG, not canvas: event labels become real text in the page (selectable, readable by
     # screen readers and by the browser test); ≤ 2,000 points per line is light for SVG.
     return PanelChart(layer=layers).properties(
@@ -384,6 +426,8 @@ def panel_chart(
 def run_charts(data: ChartData) -> dict[str, PanelChart]:
     """Every panel of the run page that has data, in display order."""
     charts: dict[str, alt.LayerChart] = {}
+    # One step axis for every panel of the run, so a cut in the loss lines up with the LR's.
+    domain = (0.0, float(max(data.last_step or 0, 1)))
     for panel, opts in PANELS.items():
         frame = data.frames.get(panel)
         if frame is None or frame.empty:
@@ -401,14 +445,15 @@ def run_charts(data: ChartData) -> dict[str, PanelChart]:
             log=opts["log"],
             events=data.events,
             hints=data.hints,
+            x_domain=domain,
             **kwargs,
         )
     return charts
 
 
 def compare_chart(frames: dict[str, pd.DataFrame], key: str, log: bool = False) -> PanelChart:
-    """Several runs' ``key`` on the same axes: one colour per run, raw faint + smoothed."""
-    frame = pd.concat(
-        [f.assign(series=name) for name, f in frames.items() if not f.empty], ignore_index=True
-    )
-    return panel_chart(frame, title=key, log=log, height=340)
+    """Several runs' ``key`` on the same axes, raw faint + smoothed: each run (named in the
+    legend by the keys of ``frames``, e.g. "#3 my-run") with its own colour and dash."""
+    named = {name: f for name, f in frames.items() if not f.empty}
+    frame = pd.concat([f.assign(series=name) for name, f in named.items()], ignore_index=True)
+    return panel_chart(frame, title=key, log=log, height=340, runs=list(named))

@@ -42,6 +42,20 @@ PAGE_LIST: dict[str, Page] = {
 PAGES = {key: page.path for key, page in PAGE_LIST.items()}
 
 
+# How often a page with an active run (queued, running, lost) refreshes its live parts.
+REFRESH_S = 2.0
+
+
+def refresh_every(active: bool) -> float | None:
+    """``run_every`` for a page's live fragment: every REFRESH_S while something is active."""
+    return REFRESH_S if active else None
+
+
+def progress_column(label: str = "progress") -> object:
+    """The one way a run's progress is drawn (Home and Runs): a bar with a percentage."""
+    return st.column_config.ProgressColumn(label, min_value=0.0, max_value=1.0, format="percent")
+
+
 def db():
     """A connection for this script run (SQLite handles are per thread; opening one is cheap
     once the schema has been checked in this process)."""

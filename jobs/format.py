@@ -9,22 +9,31 @@ from typing import Any
 
 
 def format_duration(seconds: float | None) -> str:
+    """A duration as people say it: "45 s", "1 min 20 s", "2 h 05 min"."""
     if seconds is None:
         return "—"
     seconds = int(round(seconds))
     if seconds < 60:
-        return f"{seconds}s"
+        return f"{seconds} s"
     if seconds < 3600:
-        return f"{seconds // 60}m {seconds % 60:02d}s"
-    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def format_metric(metric: str | None, value: float | None) -> str:
+    """A metric value as people read it: accuracy as a percentage ("97.4%", "100%"), anything
+    else (losses, RMSE) with 4 significant digits ("0.9737")."""
     if metric is None or value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     if metric == "acc":
-        return f"acc {value:.1%}"
-    return f"{metric} {value:.4g}"
+        pct = f"{value * 100:.1f}"
+        return (pct[:-2] if pct.endswith(".0") else pct) + "%"
+    return f"{value:.4g}"
+
+
+def metric_name(metric: str | None) -> str:
+    """The metric's name for a label: "accuracy", "RMSE"."""
+    return {"acc": "accuracy", "rmse": "RMSE"}.get(metric or "", metric or "")
 
 
 def one_line(text: object, limit: int = 200) -> str:

@@ -209,7 +209,21 @@ def queue_with_change(
         return str(e)
 
 
-ab_tips = submit.ab_tips
+def ab_tips(preset_name: str) -> list[str]:
+    """Every tip an A/B pair can switch off in ``preset_name``: each tip the preset sets (off =
+    the preset's fields for that tip back to the engine's defaults, plus the tip's own switch,
+    ``submit.tip_off_overrides``) and each tip with a clear off switch that changes something
+    (``submit.ab_tips``), in tip order. A tip whose "off" would change nothing is left out."""
+    from jobs.format import flatten
+
+    base = flatten(resolve_config(preset_name).to_dict())
+    tips = set(submit.ab_tips(preset_name))
+    for s in get_preset(preset_name).settings:
+        if s.tip and s.tip not in tips:
+            off = submit.tip_off_overrides(preset_name, s.tip)
+            if any(base.get(k) != v for k, v in off.items()):
+                tips.add(s.tip)
+    return sorted(tips, key=lambda t: int(t[1:]) if t[1:].isdigit() else 999)
 
 
 def cancel_run(db: sqlite_utils.Database, run_id: int, user: dict[str, Any] | None) -> str:

@@ -15,7 +15,15 @@ import sqlite_utils
 
 from engine.vocab import TERMINAL, EventKind
 from jobs.errors import DatasetNotFound
-from jobs.format import flatten, format_duration, format_metric, format_mib, one_line, show_value
+from jobs.format import (
+    flatten,
+    format_duration,
+    format_metric,
+    format_mib,
+    metric_name,
+    one_line,
+    show_value,
+)
 from jobs.store import registry
 from jobs.store.db import RUN_STATUSES, run_dir
 
@@ -64,6 +72,7 @@ def run_row(run: dict[str, Any], dataset_names: dict[int, str] | None = None) ->
         "best": format_metric(metric, best),
         "best_value": best,
         "metric": metric,
+        "metric_name": metric_name(metric),
         "duration": format_duration(_duration(run)),
         "seconds": _duration(run),
         "owner": run.get("owner") or "local",
@@ -71,6 +80,8 @@ def run_row(run: dict[str, Any], dataset_names: dict[int, str] | None = None) ->
         "created_at": run.get("created_at"),
         "group_id": run.get("group_id"),
         "error": run.get("error"),
+        # A stop was asked for and the worker is still saving its checkpoint.
+        "stopping": bool(run.get("cancel_requested")) and run["status"] in ACTIVE,
     }
 
 
@@ -123,7 +134,7 @@ def home_summary(db: sqlite_utils.Database, recent: int = 5) -> dict[str, Any]:
                 "gpu": w.get("gpu_name") or "—",
                 "memory": format_mib(w.get("gpu_mem_total")),
                 "state": state,
-                "run": w.get("current_run"),
+                "run": f"#{w['current_run']}" if w.get("current_run") is not None else "—",
                 "seen": f"{format_duration(time.time() - seen)} ago" if seen else "—",
             }
         )
@@ -134,6 +145,7 @@ def home_summary(db: sqlite_utils.Database, recent: int = 5) -> dict[str, Any]:
         "queued": counts.get("queued", 0),
         "running": counts.get("running", 0),
         "counts": counts,
+        "active": sum(counts.get(s, 0) for s in ACTIVE),
         "total_runs": total,
         "recent": rows,
         "datasets": len(registry.list_datasets(db)),

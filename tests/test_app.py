@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -380,7 +381,7 @@ def test_runs_table_lists_runs_and_filters_by_status(home):
         "device",
     } <= set(table.columns)
     cut = table[table["id"] == home["cut"]].iloc[0]
-    assert cut["status"] == "finished" and cut["best"].startswith("acc ")
+    assert cut["status"] == "finished" and cut["best"].endswith("%")
     assert cut["dataset"] == "builtin:breast-cancer" and cut["progress"] == 1.0
     at.multiselect(key="runs_status").set_value(["finished"])
     at.run()
@@ -501,7 +502,7 @@ def test_compare_overlays_runs_and_lists_their_differences(home):
     at = page("compare", compare_ids=[home["cut"], home["fixed"]])
     (spec,) = charts_of(at)
     series = {r["series"] for r in chart_datasets(spec) if "series" in r}
-    assert series == {f"run {home['cut']}", f"run {home['fixed']}"}
+    assert series == {f"#{home['cut']} lr cuts", f"#{home['fixed']} fixed lr"}
     diff = at.dataframe[1].value
     row = diff[diff["setting"] == "schedule.enabled"].iloc[0]
     assert row[f"run {home['cut']}"] == "True" and row[f"run {home['fixed']}"] == "False"
@@ -584,3 +585,193 @@ def test_run_detail_of_a_running_run_refreshes_with_only_the_new_points(home):
     at.run()
     assert_clean(at)
     assert not at.get("progress")  # finished: no progress bar, no refresh
+
+
+# --- live pages, readable charts, forms that keep state ("The pages people live in") -----------
+
+
+def fragment_rerun(at: AppTest) -> None:
+    """What a live fragment's 2-second timer does: rerun only the page's fragments. Its tree
+    then holds only what the fragments drew (the rest of the page stays as it was)."""
+    import functools
+    from unittest import mock
+
+    from streamlit.testing.v1 import local_script_runner as lsr
+
+    ids = list(at._fragment_storage._fragments)
+    assert ids, "the page has no live fragment"
+    data = functools.partial(lsr.RerunData, fragment_id_queue=ids, is_auto_rerun=True)
+    with mock.patch.object(lsr, "RerunData", data):
+        at.run()
+    assert_clean(at)
+
+
+def _running(home, name: str, progress: float = 0.25) -> int:
+    from engine.config import resolve_config
+
+    db = connect()
+    ds = home["dataset"]
+    spec = resolve_config("quick", dataset=ds["path"], target=ds["target"]).to_dict()
+    run_id = registry.create_run(db, spec=spec, preset="quick", dataset_id=ds["id"], name=name)
+    registry.claim_run(db, run_id, worker="test", device="cpu")
+    registry.heartbeat(db, run_id, worker="test", progress=progress)
+    with MetricWriter(db_path(), run_id) as w:
+        for s in range(1, 21):
+            w.log(s, {"train/loss": 2.0 / s, "lr": 0.1})
+    return run_id
+
+
+def _metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_run_detail_refreshes_tiles_doctor_and_event_log_while_running(home):
+    db = connect()
+    run_id = _running(home, "live tiles")
+    at = page("run_detail", run_id=run_id)
+    assert _metrics(at)["Progress"] == "25%"
+    # 70 s later: more progress, a doctor warning; only the fragment's timer runs
+    db.execute("UPDATE runs SET started_at = ? WHERE id = ?", [time.time() - 70, run_id])
+    db.conn.commit()
+    registry.heartbeat(db, run_id, worker="test", progress=0.5)
+    with MetricWriter(db_path(), run_id) as w:
+        w.event(
+            20, "doctor", "update/weight ratio 3e-2 is high", {"tip": "T6", "rule": "ratio_high"}
+        )
+    fragment_rerun(at)
+    tiles = _metrics(at)
+    assert tiles["Progress"] == "50%"
+    assert re.fullmatch(r"1 min 1\d s", tiles["Duration"]), tiles["Duration"]
+    assert "update/weight ratio 3e-2 is high" in texts(at)  # the doctor panel
+    log = next(d.value for d in at.dataframe if "kind" in d.value.columns)
+    assert "doctor" in set(log["kind"])  # the event log
+    assert at.get("vega_lite_chart")  # and the charts, as before
+    registry.finish_run(db, run_id, {})
+
+
+def test_the_stopping_notice_stays_while_stopping_and_clears_once_cancelled(home):
+    db = connect()
+    run_id = _running(home, "stop me")
+    at = page("run_detail", run_id=run_id)
+    next(b for b in at.button if b.label == "Cancel this run").click()
+    at.run()
+    assert_clean(at)
+    assert registry.get_run(db, run_id)["status"] == "running"  # saving its checkpoint
+    assert "Stopping (saving a checkpoint)…" in texts(at)
+    fragment_rerun(at)
+    assert "Stopping (saving a checkpoint)…" in texts(at)  # the live part says so
+    registry.cancel_run(db, run_id)  # the worker stopped
+    fragment_rerun(at)  # the fragment sees "cancelled" and redraws the page once
+    assert "Stopping" not in texts(at)
+    assert ":violet-badge[cancelled]" in texts(at)
+    assert not [b for b in at.button if b.label == "Cancel this run"]
+
+
+def test_runs_home_and_compare_show_live_status(home):
+    db = connect()
+    run_id = _running(home, "live lists")
+    runs = page("runs")
+    row = runs.dataframe[0].value.set_index("id").loc[run_id]
+    assert row["progress"] == 0.25
+    assert runs.multiselect(key="runs_status").placeholder == "(any)"
+    home_page = page("home")
+    assert not home_page.get("progress")  # the same progress column as on Runs, not st.progress
+    compare = page("compare", compare_ids=[run_id, home["cut"]])
+    registry.heartbeat(db, run_id, worker="test", progress=0.75)
+    fragment_rerun(runs)
+    assert runs.dataframe[0].value.set_index("id").loc[run_id]["progress"] == 0.75
+    fragment_rerun(home_page)
+    progress = [d.value for d in home_page.dataframe if list(d.value.columns) == ["progress"]]
+    assert [0.75] in [list(p["progress"]) for p in progress]
+    assert _metrics(home_page)["Running"] == "1"
+    fragment_rerun(compare)
+    outcome = compare.dataframe[0].value.set_index("run")
+    assert outcome.loc[f"run {run_id}", "status"] == "running"
+    registry.finish_run(db, run_id, {})
+
+
+def test_workers_show_a_dash_not_none(home):
+    db = connect()
+    registry.upsert_worker(db, "idle@test", device="cpu", host="test", status="online")
+    workers = page("home").dataframe[0].value
+    row = workers[workers["name"] == "idle@test"].iloc[0]
+    assert row["run"] == "—"
+    assert "None" not in workers.astype(str).to_string()
+
+
+def test_run_selector_keeps_its_choice_when_the_run_list_changes(home):
+    db = connect()
+    at = page("run_detail", run_id=home["cut"])
+    at.selectbox(key="rd_run").set_value(home["fixed"])
+    # meanwhile someone queues a run: the selector's list (and labels) change
+    registry.create_run(db, spec={}, preset="quick", dataset_id=home["dataset"]["id"], name="x")
+    at.run()
+    assert_clean(at)
+    assert at.selectbox(key="rd_run").value == home["fixed"]
+    assert at.session_state["run_id"] == home["fixed"]
+    at.run()
+    assert at.selectbox(key="rd_run").value == home["fixed"]
+
+
+def test_run_panels_share_the_step_axis_and_compare_tells_runs_apart(home):
+    at = page("run_detail", run_id=home["cut"])
+    domains = set()
+    for spec in charts_of(at):
+        for layer in spec["layer"]:
+            x = layer.get("encoding", {}).get("x")
+            if x:
+                domains.add(json.dumps((x.get("scale") or {}).get("domain")))
+    assert len(domains) == 1 and json.loads(domains.pop())[0] == 0
+    at = page("compare", compare_ids=[home["cut"], home["fixed"]])
+    (spec,) = charts_of(at)
+    enc = next(layer["encoding"] for layer in spec["layer"] if "strokeDash" in layer["encoding"])
+    assert enc["color"]["scale"]["scheme"] == "tableau10"
+    assert enc["color"]["legend"]["labelLimit"] >= 1000
+    assert len(enc["strokeDash"]["scale"]["range"]) == 2
+    assert enc["strokeDash"]["scale"]["range"][0] != enc["strokeDash"]["scale"]["range"][1]
+
+
+def test_run_detail_tiles_read_like_people_write_them(home):
+    at = page("run_detail", run_id=home["cut"])
+    tiles = _metrics(at)
+    assert re.fullmatch(r"\d{1,3}(\.\d)?%", tiles["Best validation accuracy"])
+    assert re.fullmatch(r"\d+ s|\d+ min \d\d s", tiles["Duration"])
+
+
+def test_new_run_form_keeps_template_and_shows_values_in_effect(home):
+    other = datasets.register_builtin(connect(), "builtin:adding")  # sequence data
+    at = _new_run(home)
+    at.radio(key="nr_kind").set_value("lstm")
+    at.run()
+    at.selectbox(key="nr_dataset").set_value(other["id"])
+    at.run()
+    assert_clean(at)
+    assert at.radio(key="nr_kind").value == "lstm"
+    at.selectbox(key="nr_dataset").set_value(home["dataset"]["id"])
+    at.run()
+    at.number_input(key="nr_sutskever_lr").set_value(0.01)
+    at.text_area(key="nr_extra").set_value("not an assignment")  # so nothing is queued
+    next(b for b in at.button if b.label == "Queue run").click()
+    at.run()
+    assert_clean(at)
+    card = at.table[0].value
+    assert card.loc["optim.lr", "value"] == "0.1"
+    assert card.loc["optim.lr", "in effect"] == "0.01"
+
+
+def test_ensemble_size_follows_the_preset_and_ab_offers_every_tip(home):
+    db = connect()
+    at = _new_run(home)
+    at.radio(key="nr_preset").set_value("ensemble")
+    at.run()
+    assert_clean(at)
+    assert at.number_input(key="nr_members").value == 10
+    at.radio(key="nr_preset").set_value("sequence")
+    at.run()
+    at.selectbox(key="nr_sequence_abtip").set_value("T5")
+    next(b for b in at.button if b.label == "A/B one tip").click()
+    at.run()
+    assert_clean(at)
+    off, on = registry.list_runs(db, limit=2)
+    assert on["name"] == "A/B T5 on" and off["name"] == "A/B T5 off"
+    assert on["spec"]["optim"]["name"] == "adam" and off["spec"]["optim"]["name"] == "sgd"

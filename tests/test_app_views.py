@@ -93,6 +93,21 @@ def test_ab_tips_offers_only_tips_that_change_something():
     assert "T11" in submit.ab_tips("sequence")
 
 
+def test_every_tip_a_preset_sets_can_be_switched_off_for_ab():
+    """Every tip the preset sets whose "off" (its fields back to the engine's defaults) changes
+    something is offered, not only the tips with a TIP_OFF switch."""
+    from jobs import service
+
+    tips = service.ab_tips("sequence")
+    assert {"T3", "T5"} <= set(tips)  # batch size, Adam at 0.003: no TIP_OFF entry
+    assert set(submit.ab_tips("sequence")) <= set(tips)
+    off = fmt.flatten(
+        resolve_config("sequence", overrides=submit.tip_off_overrides("sequence", "T5")).to_dict()
+    )
+    assert off["optim.name"] == "sgd" and off["optim.lr"] == 0.1  # the engine's defaults
+    assert "T5" not in service.ab_tips("sutskever")  # its T5 values are the defaults: no "off"
+
+
 def test_spec_overrides_resubmit_the_same_config():
     spec = resolve_config("sequence", overrides={"optim.lr": 0.002}).to_dict()
     again = resolve_config("sequence", overrides=submit.spec_overrides(spec)).to_dict()
@@ -100,16 +115,22 @@ def test_spec_overrides_resubmit_the_same_config():
 
 
 @pytest.mark.parametrize(
-    ("seconds", "text"), [(None, "—"), (5.4, "5s"), (125, "2m 05s"), (7322, "2h 02m")]
+    ("seconds", "text"),
+    [(None, "—"), (5.4, "5 s"), (45, "45 s"), (80, "1 min 20 s"), (125, "2 min 05 s")]
+    + [(7322, "2 h 02 min"), (7500, "2 h 05 min")],
 )
-def test_durations_read_like_a_clock(seconds, text):
+def test_durations_read_like_people_say_them(seconds, text):
     assert fmt.format_duration(seconds) == text
 
 
 def test_best_metric_formatting():
-    assert fmt.format_metric("acc", 0.9512) == "acc 95.1%"
-    assert fmt.format_metric("rmse", 0.123456) == "rmse 0.1235"
+    assert fmt.format_metric("acc", 0.9512) == "95.1%"
+    assert fmt.format_metric("acc", 0.974) == "97.4%"
+    assert fmt.format_metric("acc", 1.0) == "100%"
+    assert fmt.format_metric("rmse", 0.123456) == "0.1235"
+    assert fmt.format_metric("loss", 0.973712) == "0.9737"
     assert fmt.format_metric(None, None) == "—"
+    assert fmt.metric_name("acc") == "accuracy"
 
 
 def test_metric_keys_lists_what_the_run_logged(tmp_path):

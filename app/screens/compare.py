@@ -25,29 +25,46 @@ if len(picked) < 2:
     st.info("Pick two or more runs to overlay them.")
     st.stop()
 
-runs = [service.get_run(db, i) for i in picked]
-keys = sorted(set().union(*(service.metric_keys(db, i) for i in picked)))
-if not keys:
-    st.info("None of these runs has logged metrics yet.")
-    st.stop()
-default = "val/loss" if "val/loss" in keys else keys[0]
-c1, c2, c3 = st.columns([3, 2, 1])
-key = c1.selectbox("Metric", keys, index=keys.index(default), key="compare_key")
-smoothing = c2.slider("Smoothing", 0.0, 0.99, 0.6, 0.01, key="compare_smoothing")
-log = c3.checkbox("Log scale", value=key == "lr" or key.startswith("ratio/"), key="compare_log")
+any_active = any(r["status"] in service.ACTIVE for r in rows if r["id"] in picked)
+smoothing = st.slider("Smoothing", 0.0, 0.99, 0.6, 0.01, key="compare_smoothing")
 
-series = {i: service.series(db, i, [key], max_points=charts.MAX_POINTS)[key] for i in picked}
-frames = {f"run {i}": charts.series_frame(s, smoothing) for i, s in series.items() if len(s)}
-if frames:
-    st.altair_chart(charts.compare_chart(frames, key, log=log), width="stretch")
-else:
-    st.info(f"None of these runs has logged {key} yet.")
 
-st.subheader("Outcome")
-st.dataframe(pd.DataFrame(service.compare_summary(runs)), hide_index=True, width="stretch")
-st.subheader("Settings that differ")
-diff = service.config_diff(runs)
-if diff:
-    st.dataframe(pd.DataFrame(diff), hide_index=True, width="stretch")
-else:
-    st.success("These runs have identical settings (only the seed of chance differs).")
+def live_compare() -> None:
+    """Chart and outcomes; refreshed every 2 s while any of the picked runs is active."""
+    db = ui.db()  # one connection per fragment run (a rerun may be on another thread)
+    runs = [service.get_run(db, i) for i in picked]
+    if any_active and not any(r["status"] in service.ACTIVE for r in runs):
+        st.rerun()  # the last active run ended: draw once more and stop refreshing
+    keys = sorted(set().union(*(service.metric_keys(db, i) for i in picked)))
+    if keys:
+        _chart(db, runs, keys)
+    else:
+        st.info("None of these runs has logged metrics yet.")
+    st.subheader("Outcome")
+    st.dataframe(pd.DataFrame(service.compare_summary(runs)), hide_index=True, width="stretch")
+    st.subheader("Settings that differ")
+    diff = service.config_diff(runs)
+    if diff:
+        st.dataframe(pd.DataFrame(diff), hide_index=True, width="stretch")
+    else:
+        st.success("These runs have identical settings (only the seed of chance differs).")
+
+
+def _chart(db, runs: list[dict], keys: list[str]) -> None:
+    default = "val/loss" if "val/loss" in keys else keys[0]
+    if st.session_state.get("compare_key") not in keys:
+        st.session_state["compare_key"] = default
+    k1, k2 = st.columns([5, 1])
+    key = k1.selectbox("Metric", keys, key="compare_key")
+    log = k2.checkbox("Log scale", value=key == "lr" or key.startswith("ratio/"), key="compare_log")
+    # Legend entries name the run: "#3 my-run".
+    names = {r["id"]: f"#{r['id']} {ui.short(r.get('name') or '', 60)}".strip() for r in runs}
+    series = {i: service.series(db, i, [key], max_points=charts.MAX_POINTS)[key] for i in picked}
+    frames = {names[i]: charts.series_frame(s, smoothing) for i, s in series.items() if len(s)}
+    if frames:
+        st.altair_chart(charts.compare_chart(frames, key, log=log), width="stretch")
+    else:
+        st.info(f"None of these runs has logged {key} yet.")
+
+
+st.fragment(run_every=ui.refresh_every(any_active))(live_compare)()

@@ -10,56 +10,81 @@ st.title("Trainboard")
 st.caption("Train neural networks with well-tested advice built in (tips T1–T15).")
 ui.show_flashes()
 
-summary = service.home_summary(ui.db())
+first = service.home_summary(ui.db())
+any_active = first["active"] > 0
 
-c1, c2, c3, c4 = st.columns(4)
-c1.metric("Workers online", summary["online"])
-c2.metric("Queued", summary["queued"])
-c3.metric("Running", summary["running"])
-c4.metric("Runs in all", summary["total_runs"])
 
-if summary["total_runs"] == 0:
-    st.subheader("Quick start")
-    st.markdown(
-        "1. **Add a dataset** — upload a CSV, TSV, Parquet, NPZ or a zip of image folders, "
-        "or pick a bundled sample.\n"
-        "2. **Start a run** — choose the dataset and a preset; every setting says which tip it "
-        "comes from and why.\n"
-        "3. **Watch it learn** — live charts mark every learning-rate cut, and the training "
-        "doctor says what to change."
-    )
+def live_home() -> None:
+    """Counts, workers and recent runs: refreshed every 2 s while a run is queued or running."""
+    summary = service.home_summary(ui.db())  # one connection per fragment run
+    if any_active and not summary["active"]:
+        st.rerun()  # nothing is active any more: draw once more and stop refreshing
+    _home(summary)
+
+
+def _home(summary: dict) -> None:
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Workers online", summary["online"])
+    c2.metric("Queued", summary["queued"])
+    c3.metric("Running", summary["running"])
+    c4.metric("Runs in all", summary["total_runs"])
+
+    if summary["total_runs"] == 0:
+        st.subheader("Quick start")
+        st.markdown(
+            "1. **Add a dataset** — upload a CSV, TSV, Parquet, NPZ or a zip of image folders, "
+            "or pick a bundled sample.\n"
+            "2. **Start a run** — choose the dataset and a preset; every setting says which tip "
+            "it comes from and why.\n"
+            "3. **Watch it learn** — live charts mark every learning-rate cut, and the training "
+            "doctor says what to change."
+        )
+
+    st.subheader("Workers")
+    if summary["online"]:
+        st.dataframe(
+            pd.DataFrame(summary["workers"]),
+            hide_index=True,
+            width="stretch",
+            column_config={"run": st.column_config.TextColumn("current run")},
+        )
+    else:
+        st.info(
+            "No worker is online, so queued runs wait. Start one with `trainboard up` "
+            "(dashboard + worker) or `trainboard worker --device cpu`."
+        )
+
+    st.subheader("Recent runs")
+    if summary["recent"]:
+        for row in summary["recent"]:
+            cols = st.columns([3, 2, 3, 2, 1])
+            cols[0].markdown(
+                f"**{ui.plain(row['name'])}** · {ui.plain(row['dataset'])} · "
+                f"{ui.plain(row['preset'])}"
+            )
+            cols[1].markdown(ui.badge(row["status"]))
+            # The same progress bar as the Runs table's column.
+            cols[2].dataframe(
+                pd.DataFrame({"progress": [row["progress"]]}),
+                hide_index=True,
+                width="stretch",
+                column_config={"progress": ui.progress_column(None)},
+                key=f"home-progress-{row['id']}",
+            )
+            cols[3].markdown(row["best"])
+            if cols[4].button("Open", key=f"home-open-{row['id']}"):
+                ui.open_run(row["id"])
+    else:
+        st.info("No runs yet — go to **New run** to start one.")
+
+
+st.fragment(run_every=ui.refresh_every(any_active))(live_home)()
+
+# Links stay outside the live part (a fragment rerun draws only the fragment).
+if first["total_runs"] == 0:
     q1, q2, q3 = st.columns(3)
     q1.page_link(ui.PAGES["datasets"], label="1. Add a dataset", icon=":material/folder_open:")
     q2.page_link(ui.PAGES["new_run"], label="2. Start a run", icon=":material/rocket_launch:")
     q3.page_link(ui.PAGES["runs"], label="3. Watch it learn", icon=":material/monitoring:")
-
-st.subheader("Workers")
-if summary["online"]:
-    st.dataframe(
-        pd.DataFrame(summary["workers"]),
-        hide_index=True,
-        width="stretch",
-        column_config={"run": st.column_config.NumberColumn("current run", format="%d")},
-    )
 else:
-    st.info(
-        "No worker is online, so queued runs wait. Start one with `trainboard up` "
-        "(dashboard + worker) or `trainboard worker --device cpu`."
-    )
-
-st.subheader("Recent runs")
-if summary["recent"]:
-    for row in summary["recent"]:
-        cols = st.columns([3, 2, 2, 2, 1])
-        cols[0].markdown(
-            f"**{ui.plain(row['name'])}** · {ui.plain(row['dataset'])} · {ui.plain(row['preset'])}"
-        )
-        cols[1].markdown(ui.badge(row["status"]))
-        cols[2].progress(row["progress"], text=f"{row['progress']:.0%}")
-        cols[3].markdown(row["best"])
-        if cols[4].button("Open", key=f"home-open-{row['id']}"):
-            ui.open_run(row["id"])
     st.page_link(ui.PAGES["runs"], label="All runs →")
-else:
-    st.info("No runs yet — go to **New run** to start one.")
-    st.page_link(ui.PAGES["new_run"], label="New run →", icon=":material/rocket_launch:")

@@ -37,16 +37,20 @@ modality = (dataset.get("report") or {}).get("modality", "tabular")
 
 # --- 2. model template -------------------------------------------------------------------------
 st.subheader("2 · Model")
+# Fixed labels: a label that changed with the dataset would make the radio lose its value.
 TEMPLATES = {
-    "auto": f"Automatic — picks the right family for {modality} data",
+    "auto": "Automatic — picks the right family for the data",
     "mlp": "MLP — layers of neurons, for tables",
     "cnn": "Small CNN — convolutions, for images",
     "lstm": "LSTM — memory cells, for sequences",
     "gru": "GRU — a lighter recurrent net, for sequences",
 }
+if st.session_state.get("nr_kind") not in TEMPLATES:
+    st.session_state["nr_kind"] = "auto"
 kind = st.radio(
     "Model template", list(TEMPLATES), format_func=TEMPLATES.get, horizontal=True, key="nr_kind"
 )
+st.caption(f"This dataset is {ui.plain(modality, 40)} data.")
 
 # --- 3. preset ---------------------------------------------------------------------------------
 st.subheader("3 · Preset")
@@ -57,27 +61,15 @@ st.caption(
 presets = service.presets()
 titles = {p.name: p.title for p in presets}
 names = [p.name for p in presets]
-preset_name = st.radio("Preset", names, format_func=titles.get, horizontal=True, key="nr_preset")
-for p in presets:
-    with st.expander(
-        f"{p.title}" + ("  ✓ selected" if p.name == preset_name else ""),
-        expanded=p.name == preset_name,
-    ):
-        st.markdown(f"{p.summary}\n\n**Good for:** {p.suited_for}")
-        # st.table wraps long text: the "why" is the point of the card, it must be readable.
-        st.table(
-            pd.DataFrame(
-                [
-                    {"setting": s.field, "value": str(s.value), "tip": s.tip, "why": s.why}
-                    for s in p.settings
-                ]
-            ).set_index("setting")
-        )
-
-# --- 4. overrides ------------------------------------------------------------------------------
-st.subheader("4 · Adjust and queue")
-base = service.form_defaults(preset_name, dataset)
-train, optim, model = base["train"], base["optim"], base["model"]
+preset_name = st.radio(
+    "Preset",
+    names,
+    format_func=titles.get,
+    horizontal=True,
+    key="nr_preset",
+    on_change=lambda: st.session_state.pop("nr_members", None),  # the new preset's ensemble
+)
+k = f"nr_{preset_name}"  # widget keys per preset, so switching presets shows its defaults
 FIELDS = {  # form field -> (config field, label)
     "epochs": ("train.epochs", "Epochs"),
     "lr": ("optim.lr", "Learning rate"),
@@ -85,7 +77,69 @@ FIELDS = {  # form field -> (config field, label)
     "hidden": ("model.hidden", "Hidden layer widths"),
     "dropout": ("model.dropout", "Dropout"),
 }
-k = f"nr_{preset_name}"  # widget keys per preset, so switching presets shows its defaults
+
+
+def _in_effect() -> dict[str, object]:
+    """The values the form (as last submitted) puts in force over the chosen preset's."""
+    out: dict[str, object] = {}
+    for form_key, (cfg_field, _) in FIELDS.items():
+        value = st.session_state.get(f"{k}_{form_key}")
+        if value is None:
+            continue
+        if form_key == "hidden":
+            try:
+                value = [int(w) for w in str(value).replace(" ", "").split(",") if w]
+            except ValueError:
+                continue
+        out[cfg_field] = value
+    out.update(service.parse_lines(st.session_state.get("nr_extra") or "")[0])
+    return out
+
+
+def _same(a: object, b: object) -> bool:
+    try:
+        return a == b or float(a) == float(b)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+effect = _in_effect()
+for p in presets:
+    with st.expander(
+        f"{p.title}" + ("  ✓ selected" if p.name == preset_name else ""),
+        expanded=p.name == preset_name,
+    ):
+        st.markdown(f"{p.summary}\n\n**Good for:** {p.suited_for}")
+        # st.table wraps long text: the "why" is the point of the card, it must be readable.
+        rows = [
+            {"setting": s.field, "value": str(s.value), "tip": s.tip, "why": s.why}
+            for s in p.settings
+        ]
+        if p.name == preset_name:  # the value in force, where the form changes the preset's
+            changed = {
+                s.field: effect[s.field]
+                for s in p.settings
+                if s.field in effect and not _same(effect[s.field], s.value)
+            }
+            if changed:
+                for row in rows:
+                    v = changed.get(row["setting"])
+                    row["in effect"] = (
+                        "" if v is None else ui.short(f"{v:g}" if isinstance(v, float) else v)
+                    )
+                rows = [
+                    {c: r[c] for c in ("setting", "value", "in effect", "tip", "why")} for r in rows
+                ]
+        st.table(pd.DataFrame(rows).set_index("setting"))
+
+# --- 4. overrides ------------------------------------------------------------------------------
+st.subheader("4 · Adjust and queue")
+base = service.form_defaults(preset_name, dataset)
+train, optim, model = base["train"], base["optim"], base["model"]
+# The ensemble size starts at the preset's own (the "ensemble" preset has 10 members).
+preset_members = int((base.get("ensemble") or {}).get("members") or 1)
+if "nr_members" not in st.session_state:
+    st.session_state["nr_members"] = preset_members if preset_members > 1 else 5
 with st.form("new-run"):
     c1, c2, c3 = st.columns(3)
     epochs = c1.number_input("Epochs", value=train["epochs"], step=1, key=f"{k}_epochs")
@@ -106,7 +160,7 @@ with st.form("new-run"):
     )
     e1, e2 = st.columns(2)
     members = e1.number_input(
-        "Ensemble size (for 'Queue an ensemble', T14)", value=5, step=1, key="nr_members"
+        "Ensemble size (for 'Queue an ensemble', T14)", min_value=1, step=1, key="nr_members"
     )
     tips = service.ab_tips(preset_name)
     ab_tip = (

@@ -1,5 +1,7 @@
-"""Run detail, live: charts with LR-cut and doctor annotations, the doctor panel, config,
-event log and downloads. The charts refresh in a fragment that reads only new points."""
+"""Run detail, live: tiles, charts with LR-cut and doctor annotations, the doctor panel,
+config, event log and downloads. While the run is active, everything below the run selector
+refreshes every 2 s in one fragment (one connection per refresh); the charts read only new
+points."""
 
 import contextlib
 import json
@@ -11,7 +13,7 @@ import streamlit as st
 from app import charts, session, ui
 from jobs import service
 
-REFRESH_S = 2.0
+REFRESH_S = ui.REFRESH_S
 
 st.title("Run detail")
 ui.show_flashes()
@@ -41,35 +43,23 @@ if run_id not in choices:
     if run_id is None:
         run_id = recent[0]["id"]
 ids = list(choices)
-run_id = st.selectbox("Run", ids, index=ids.index(run_id), format_func=choices.get)
+
+
+def _picked() -> None:
+    st.session_state["run_id"] = st.session_state["rd_run"]
+
+
+# A keyed selector: its value survives refreshes even when the labels (statuses) or the list of
+# recent runs change; a run opened from another page (session "run_id") is put into it here.
+if st.session_state.get("rd_run") != run_id:
+    st.session_state["rd_run"] = run_id
+run_id = st.selectbox("Run", ids, format_func=choices.get, key="rd_run", on_change=_picked)
 st.session_state["run_id"] = run_id
 st.query_params["run"] = str(run_id)
 
 detail = service.run_detail(db, run_id)
-run, row = detail["run"], detail["row"]
-spec = run["spec"]
-active = run["status"] in service.ACTIVE
-
-h1, h2, h3, h4, h5 = st.columns([3, 2, 2, 2, 2])
-h1.markdown(
-    f"### {ui.plain(row['name'])}\n{ui.badge(row['status'])} · {ui.plain(row['dataset'])} · "
-    f"preset **{ui.plain(row['preset'])}** · {ui.plain(row['device'])}"
-)
-h2.metric("Best validation", row["best"])
-h3.metric("Duration", row["duration"])
-summary = run.get("summary") or {}
-h4.metric("LR cuts", summary.get("lr_cuts", "—"))
-h5.metric("Epochs", summary.get("epochs", "—"))
-if run.get("error"):
-    st.error(f"{run['status'].capitalize()}: {ui.plain(run['error'], 2000)}")
-if active and st.button("Cancel this run"):
-    try:
-        after = service.cancel_run(db, run_id, session.current_user(db))
-    except (service.StoreError, service.auth.NotAllowed) as e:
-        st.warning(ui.plain(e, 2000))
-    else:
-        ui.flash("Cancelled." if after == "cancelled" else "Stopping (saving a checkpoint)…")
-        st.rerun()
+spec = detail["run"]["spec"]
+active = detail["run"]["status"] in service.ACTIVE
 
 smoothing = st.slider(
     "Smoothing (exponential moving average of the faint raw line)",
@@ -79,6 +69,63 @@ smoothing = st.slider(
     0.01,
     key="smoothing",
 )
+
+
+def live() -> None:
+    """Everything that changes while the run is active: the tiles, the stop notice, the charts,
+    the doctor and the event log. Refreshed every 2 s while the run is queued, running or lost."""
+    db = ui.db()  # one connection per fragment run (a rerun may be on another thread)
+    try:
+        detail = service.run_detail(db, run_id)
+    except service.RunNotFound:
+        st.warning(f"Run {run_id} no longer exists.")
+        return
+    run = detail["run"]
+    if active and run["status"] not in service.ACTIVE:
+        st.rerun()  # the run just ended: draw the whole page once more and stop refreshing
+    _header(db, detail)
+    try:
+        _charts(db, run)
+    except Exception as e:  # like the entry file: a message, not a traceback
+        logging.getLogger("trainboard.app").exception("live charts of run %s failed", run_id)
+        st.error(f"The charts could not be drawn: {e}")
+    events = service.events(db, run_id)
+    _doctor(db, events)
+    _tabs(detail, events)
+
+
+def _header(db, detail: dict) -> None:
+    run, row = detail["run"], detail["row"]
+    summary = run.get("summary") or {}
+    st.markdown(
+        f"### {ui.plain(row['name'])}\n{ui.badge(row['status'])} · {ui.plain(row['dataset'])} · "
+        f"preset **{ui.plain(row['preset'])}** · {ui.plain(row['device'])}"
+    )
+    h1, h2, h3, h4, h5 = st.columns(5)
+    best_label = "Best validation" + (f" {row['metric_name']}" if row["metric_name"] else "")
+    h1.metric(best_label, row["best"])
+    h2.metric("Duration", row["duration"])
+    h3.metric("Epochs", summary.get("epochs", "—"))
+    h4.metric("LR cuts", summary.get("lr_cuts", "—"))
+    h5.metric("Progress", f"{row['progress']:.0%}")
+    if run["status"] == "running":
+        st.progress(row["progress"], text=f"running · {row['progress']:.0%} of the epochs")
+    if row["stopping"]:
+        st.info("Stopping (saving a checkpoint)…")
+    if run.get("error"):
+        st.error(f"{run['status'].capitalize()}: {ui.plain(run['error'], 2000)}")
+    # While a stop is under way the notice above replaces the button (and goes with the run's
+    # "cancelled" status: it is drawn from the run's state, not a one-shot message).
+    can_cancel = run["status"] in service.ACTIVE and not row["stopping"]
+    if can_cancel and st.button("Cancel this run"):
+        try:
+            after = service.cancel_run(db, run_id, session.current_user(db))
+        except (service.StoreError, service.auth.NotAllowed) as e:
+            st.warning(ui.plain(e, 2000))
+        else:
+            if after == "cancelled":
+                ui.flash("Cancelled.")
+            st.rerun()
 
 
 def _annotations(data: charts.ChartData) -> None:
@@ -94,30 +141,13 @@ def _annotations(data: charts.ChartData) -> None:
         st.caption("Dashed marks — fixed LR, " + " · ".join(hints) + " (T7)")
 
 
-def live_charts() -> None:
-    # A fragment rerun may run on another thread than the page: it needs its own connection.
-    try:
-        _live_charts(ui.db())
-    except Exception as e:  # like the entry file: a message, not a traceback
-        logging.getLogger("trainboard.app").exception("live charts of run %s failed", run_id)
-        st.error(f"The charts could not be drawn: {e}")
-
-
-def _live_charts(db) -> None:
+def _charts(db, run: dict) -> None:
     key = f"chart-cache-{run_id}"
     if key not in st.session_state:
         st.session_state[key] = charts.RunCache(run_id)
     cache = st.session_state[key]
-    now = service.get_run(db, run_id)
-    status = now["status"]
-    if status == "running":
-        st.progress(
-            float(now.get("progress") or 0.0),
-            text=f"running · {float(now.get('progress') or 0.0):.0%} of the epochs",
-        )
+    status = run["status"]
     data = charts.run_chart_data(db, run_id, spec=spec, cache=cache, smoothing=smoothing)
-    if active and status not in service.ACTIVE:
-        st.rerun()  # the run just ended: refresh the header, doctor and downloads once
     if data.points == 0:
         if status == "queued":
             st.info("Queued — waiting for a worker. The charts appear as soon as it starts.")
@@ -143,93 +173,98 @@ def _live_charts(db) -> None:
     )
 
 
-st.fragment(run_every=REFRESH_S if active else None)(live_charts)()
+def _doctor(db, events: list[dict]) -> None:
+    st.subheader("Training doctor")
+    found = service.findings(events)
+    if not found:
+        st.success(
+            "No warnings: pre-flight checks passed and the live rules found nothing."
+            if events
+            else "The doctor reports here once the run starts."
+        )
+    for f in found:
+        icon = "🛑" if f["severity"] == "error" else ("⚠️" if f["severity"] == "warning" else "ℹ️")
+        with st.container(border=True):
+            st.markdown(
+                f"{icon} **{f['tip']}** · {ui.TIP_TITLES.get(f['tip'], '')}  \n"
+                f"{ui.plain(f['message'], 1000)}"
+            )
+            change = f["change"]
+            if f["suggestion"]:
+                st.caption(f"Suggested: {ui.plain(f['suggestion'], 500)}")
+            if change:
+                text = ", ".join(f"{k}={v}" for k, v in change.items())
+                if st.button(f"Queue a run with this change ({text})", key=f"fix-{f['event_id']}"):
+                    new_id = service.queue_with_change(
+                        db, run_id, change, owner=session.owner_name(db)
+                    )
+                    if isinstance(new_id, str):
+                        st.error(f"That change isn't valid here: {new_id}")
+                    else:
+                        ui.flash(f"Queued run {new_id} with {text}.")
+                        ui.open_run(new_id)
 
-# --- the doctor ------------------------------------------------------------------------------
-st.subheader("Training doctor")
-events = service.events(db, run_id)
-found = service.findings(events)
-if not found:
-    st.success(
-        "No warnings: pre-flight checks passed and the live rules found nothing."
-        if events
-        else "The doctor reports here once the run starts."
-    )
-for f in found:
-    icon = "🛑" if f["severity"] == "error" else ("⚠️" if f["severity"] == "warning" else "ℹ️")
-    with st.container(border=True):
-        st.markdown(
-            f"{icon} **{f['tip']}** · {ui.TIP_TITLES.get(f['tip'], '')}  \n{ui.plain(f['message'], 1000)}"
-        )
-        change = f["change"]
-        if f["suggestion"]:
-            st.caption(f"Suggested: {ui.plain(f['suggestion'], 500)}")
-        if change:
-            text = ", ".join(f"{k}={v}" for k, v in change.items())
-            if st.button(f"Queue a run with this change ({text})", key=f"fix-{f['event_id']}"):
-                new_id = service.queue_with_change(db, run_id, change, owner=session.owner_name(db))
-                if isinstance(new_id, str):
-                    st.error(f"That change isn't valid here: {new_id}")
-                else:
-                    ui.flash(f"Queued run {new_id} with {text}.")
-                    ui.open_run(new_id)
 
-# --- config, events, downloads ---------------------------------------------------------------
-tab_cfg, tab_log, tab_dl = st.tabs(["Config", "Event log", "Downloads"])
-with tab_cfg:
-    tips = service.explain(spec)
-    if tips:
-        st.dataframe(
-            pd.DataFrame(
-                [
-                    {"setting": s.field, "value": str(s.value), "tip": s.tip, "why": s.why}
-                    for s in tips
-                ]
-            ),
-            hide_index=True,
-            width="stretch",
-        )
-    st.json(spec, expanded=False)
-with tab_log:
-    if events:
-        st.dataframe(
-            pd.DataFrame(
-                [
-                    {
-                        "step": e["step"],
-                        "kind": e["kind"],
-                        "message": e["message"],
-                        "tip": (e.get("data") or {}).get("tip", ""),
-                    }
-                    for e in events
-                ]
-            ),
-            hide_index=True,
-            width="stretch",
-        )
-    else:
-        st.info("No events yet.")
-with tab_dl:
-    st.download_button(
-        "Resolved config (JSON)",
-        json.dumps(spec, indent=2),
-        file_name=f"run-{run_id}-config.json",
-        mime="application/json",
-    )
-    # Files are read only when a button is clicked (deferred data), not on every rerun.
-    for name, path in detail["files"].items():
-        what = "Best model" if name == "model.pt" else "Checkpoint (to resume)"
+def _tabs(detail: dict, events: list[dict]) -> None:
+    tab_cfg, tab_log, tab_dl = st.tabs(["Config", "Event log", "Downloads"])
+    with tab_cfg:
+        tips = service.explain(spec)
+        if tips:
+            st.dataframe(
+                pd.DataFrame(
+                    [
+                        {"setting": s.field, "value": str(s.value), "tip": s.tip, "why": s.why}
+                        for s in tips
+                    ]
+                ),
+                hide_index=True,
+                width="stretch",
+            )
+        st.json(spec, expanded=False)
+    with tab_log:
+        if events:
+            st.dataframe(
+                pd.DataFrame(
+                    [
+                        {
+                            "step": e["step"],
+                            "kind": e["kind"],
+                            "message": ui.short(e["message"], 500),
+                            "tip": (e.get("data") or {}).get("tip", ""),
+                        }
+                        for e in events
+                    ]
+                ),
+                hide_index=True,
+                width="stretch",
+                key="rd-event-log",
+            )
+        else:
+            st.info("No events yet.")
+    with tab_dl:
         st.download_button(
-            f"{what} ({name}, {path.stat().st_size / 1024:.0f} KiB)",
-            data=path.read_bytes,
-            file_name=f"run-{run_id}-{name}",
-            key=f"dl-{name}",
+            "Resolved config (JSON)",
+            json.dumps(spec, indent=2),
+            file_name=f"run-{run_id}-config.json",
+            mime="application/json",
         )
-    if not detail["files"]:
-        st.caption("Model files appear here once the run has finished an epoch.")
-    st.download_button(
-        "Metrics (CSV: key, step, value)",
-        data=lambda: service.export_metrics_csv(run_id).read_bytes(),
-        file_name=f"run-{run_id}-metrics.csv",
-        mime="text/csv",
-    )
+        # Files are read only when a button is clicked (deferred data), not on every rerun.
+        for name, path in detail["files"].items():
+            what = "Best model" if name == "model.pt" else "Checkpoint (to resume)"
+            st.download_button(
+                f"{what} ({name}, {path.stat().st_size / 1024:.0f} KiB)",
+                data=path.read_bytes,
+                file_name=f"run-{run_id}-{name}",
+                key=f"dl-{name}",
+            )
+        if not detail["files"]:
+            st.caption("Model files appear here once the run has finished an epoch.")
+        st.download_button(
+            "Metrics (CSV: key, step, value)",
+            data=lambda: service.export_metrics_csv(run_id).read_bytes(),
+            file_name=f"run-{run_id}-metrics.csv",
+            mime="text/csv",
+        )
+
+
+st.fragment(run_every=ui.refresh_every(active))(live)()
