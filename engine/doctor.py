@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from engine.schedule import simulate_plateau_cuts
 
@@ -47,8 +48,33 @@ def _sig(x: float) -> float:
 
 
 def _new(change: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
-    """``change`` as it is, or {} when the run already has every value in it."""
+    """``change`` as a whole (so applying it alone gives the intended setup), or {} when the run
+    already has every value in it: a change never repeats the run's own configuration."""
     return {} if all(k in current and current[k] == v for k, v in change.items()) else change
+
+
+def next_step(ladder: Sequence[dict[str, Any]], current: dict[str, Any]) -> dict[str, Any]:
+    """The next step up a ladder of fixes (in the order to try them): the first rung the run has
+    not reached; {} when it has reached every rung.
+
+    A value is reached when the run has it, or, for numbers, has at least it (a run with
+    dropout 0.4 has passed the rung "dropout 0.3", so the next step is never a step back)."""
+
+    def reached(key: str, value: Any) -> bool:
+        if key not in current:
+            return False
+        have = current[key]
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (value, have))
+        return have >= value if numbers else have == value
+
+    for rung in ladder:
+        if not all(reached(k, v) for k, v in rung.items()):
+            return dict(rung)
+    return {}
+
+
+def _describe_change(change: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in change.items())
 
 
 # ------------------------------------------------------------------ pre-flight
@@ -85,7 +111,7 @@ def check_init_loss(
         msg,
         ""
         if ok
-        else "the initial weights are too large or too small: try model.init=normal-0.02 or model.init=scaled with a smaller init_scale",
+        else f"the initial weights are too large or too small: try {_describe_change(_new(fix, current))}",
         passed=ok,
         data={"init_loss": init_loss, "expected": expected},
         change={} if ok else _new(fix, current),
@@ -120,34 +146,152 @@ def check_standardized(
     )
 
 
-def gradcheck_model(model: nn.Module, x: torch.Tensor) -> Finding:
-    """T10: torch.autograd.gradcheck in float64 on a 2-sample input, through the inputs and the
-    output layer's bias (checking every weight numerically would take minutes on real models)."""
+GRADCHECK_ENTRIES = 4  # entries sampled from each parameter tensor (and 8 from the input)
+
+
+def gradcheck_model(model: nn.Module, x: torch.Tensor, *, seed: int = 0) -> Finding:
+    """T10: the analytic gradient against central finite differences, in float64, for every
+    parameter tensor (``GRADCHECK_ENTRIES`` sampled entries of each weight and bias) and for
+    sampled input entries, on 2 rows of ``x`` in eval mode (dropout off).
+
+    The rows get a little seeded noise so no unit sits exactly on a ReLU kink or a max-pool tie
+    (an all-zero row with zero biases would, and finite differences are wrong there). A failure
+    names the parameters and their layers; only a custom (non-PyTorch) module is "your code"."""
     m = copy.deepcopy(model).double().cpu().eval()
-    xin = x[:2].detach().double().cpu().requires_grad_(True)
-    last_bias = [p for n, p in m.named_parameters() if n.endswith("bias")][-1:]
-    ok, err = gradcheck_fn(lambda inp, *_: m(inp), (xin, *last_bias))
+    gen = torch.Generator().manual_seed(seed)
+    rows = x[:2].detach().double().cpu()
+    rows = rows + 0.1 * torch.randn(rows.shape, generator=gen, dtype=torch.float64)
+    tensors = dict(m.named_parameters())
+    failed: list[tuple[str, str]] = []
+    for name, p in [*tensors.items(), ("input", rows)]:
+        k = 2 * GRADCHECK_ENTRIES if name == "input" else GRADCHECK_ENTRIES
+        idx = torch.randperm(p.numel(), generator=gen)[:k]
+        base = p.detach().flatten()
+
+        def fn(vals: torch.Tensor, name: str = name, base: torch.Tensor = base, idx=idx):
+            t = base.index_put((idx,), vals).view(
+                (rows if name == "input" else tensors[name]).shape
+            )
+            if name == "input":
+                return m(t)
+            return functional_call(m, {name: t}, (rows,))
+
+        ok, err = gradcheck_fn(fn, (base[idx].clone().requires_grad_(True),))
+        if not ok:
+            failed.append((name, err))
+    return _gradcheck_finding(m, failed)
+
+
+def _gradcheck_finding(m: nn.Module, failed: list[tuple[str, str]]) -> Finding:
+    if not failed:
+        return Finding(
+            "T10",
+            "info",
+            "gradcheck",
+            "gradient check passed for every parameter tensor (analytic = numerical gradients, float64)",
+            passed=True,
+        )
+    custom = _custom_modules(m)
+    where = "; ".join(f"{n} ({_layer_of(m, n)})" for n, _ in failed)
+    if custom:
+        why = (
+            f"custom code in {', '.join(custom)} (your code) computes a gradient wrongly: check "
+            "its backward / autograd.Function"
+        )
+    else:
+        why = (
+            "every layer is a PyTorch built-in, whose gradients PyTorch tests; this is more "
+            "likely a point where the function has a kink (a ReLU at exactly 0, a max-pool tie) "
+            "than a wrong gradient"
+        )
     return Finding(
         "T10",
-        "info" if ok else "error",
+        "error" if custom else "warning",
         "gradcheck",
-        "gradient check passed (analytic = numerical gradients, float64)"
-        if ok
-        else f"gradient check FAILED: {err}",
-        "" if ok else "a layer computes its gradient wrongly; check any custom autograd code",
-        passed=ok,
+        f"gradient check FAILED for {where}: {failed[0][1]}",
+        why,
+        passed=False,
+        data={"failed": [n for n, _ in failed], "custom_modules": custom},
     )
+
+
+def _is_builtin(mod: nn.Module) -> bool:
+    return type(mod).__module__.startswith("torch.")
+
+
+def _layer_of(m: nn.Module, pname: str) -> str:
+    if pname == "input":
+        return "the gradient with respect to the input"
+    owner = m.get_submodule(pname.rpartition(".")[0])
+    kind = "PyTorch built-in" if _is_builtin(owner) else "custom layer"
+    return f"{type(owner).__name__}, {kind}"
+
+
+def _custom_modules(m: nn.Module) -> list[str]:
+    """Modules that compute something themselves: not PyTorch's, and not only a container
+    (their forward is more than calling children, which we can't see: a module with its own
+    parameters or with no children counts)."""
+    out = []
+    for name, mod in m.named_modules():
+        if _is_builtin(mod):
+            continue
+        own = any(True for _ in mod.parameters(recurse=False))
+        if own or not any(True for _ in mod.children()):
+            out.append(f"{name or 'the model'} ({type(mod).__name__})")
+    return out
 
 
 def gradcheck_fn(
     fn: Callable[..., torch.Tensor], inputs: tuple[torch.Tensor, ...]
 ) -> tuple[bool, str]:
-    """Run torch.autograd.gradcheck without raising; returns (passed, first line of the error)."""
+    """Run torch.autograd.gradcheck (float64, central differences, eps 1e-6) without raising;
+    returns (passed, first line of the error)."""
     try:
-        ok = torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=True)
+        ok = torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3)
         return bool(ok), ""
     except RuntimeError as e:  # gradcheck raises GradcheckError (a RuntimeError) on mismatch
         return False, str(e).strip().splitlines()[0]
+
+
+MIN_BATCHES = 4  # T3: fewer batches per epoch than this: too few updates
+MAX_BATCH = 4096  # T3: above this a batch is "very large" whatever the data
+
+
+def check_batch_size(batch_size: int, train_rows: int) -> Finding:
+    """T3 with the run's own batch size (``train.batch_size``) and training rows: a batch at
+    most 1/MIN_BATCHES of the rows (at least 4 full batches per epoch), at most MAX_BATCH,
+    and a multiple of 8 (what accelerators handle best). The change is a multiple of 8 that
+    fixes the first problem found (a smaller batch when there are two)."""
+    problems: list[str] = []
+    fix: int | None = None
+    batches = math.ceil(train_rows / max(1, min(batch_size, train_rows)))
+    if batch_size * MIN_BATCHES > train_rows:
+        fix = max(8, (train_rows // MIN_BATCHES) // 8 * 8)
+        problems.append(
+            f"a batch of {batch_size} is over 1/{MIN_BATCHES} of the {train_rows} training rows "
+            f"({batches} batch{'es' if batches > 1 else ''} per epoch): too few updates, and "
+            "batches this large relative to the data tend to overfit"
+        )
+    if batch_size > MAX_BATCH:
+        fix = fix or MAX_BATCH
+        problems.append(f"a batch of {batch_size} is very large: it can be inefficient and overfit")
+    if batch_size % 8:
+        fix = fix or max(8, round(batch_size / 8) * 8)
+        problems.append(f"{batch_size} is not a multiple of 8, which accelerators handle best")
+    change = _new({"train.batch_size": fix}, {"train.batch_size": batch_size}) if fix else {}
+    ok = not problems
+    return Finding(
+        "T3",
+        "info" if ok else "warning",
+        "batch_size",
+        f"batch size {batch_size} on {train_rows} training rows: {batches} batches per epoch"
+        if ok
+        else f"batch size {batch_size}: " + "; ".join(problems),
+        "" if ok or not change else f"try {_describe_change(change)}",
+        passed=ok,
+        data={"batch_size": batch_size, "train_rows": train_rows, "batches": batches},
+        change=change,
+    )
 
 
 def check_activation_scale(
@@ -184,6 +328,7 @@ def check_activation_scale(
     first, last = stds[0][1], stds[-2][1] if len(stds) > 2 else stds[-1][1]
     ratio = last / first if first > 0 else 0.0
     ok = 1e-2 <= ratio <= 1e2
+    change = {} if ok else _init_step(init, init_scale)
     return Finding(
         "T8",
         "info" if ok else "warning",
@@ -191,15 +336,20 @@ def check_activation_scale(
         f"activation spread changes ×{ratio:.3g} from the first to the last hidden layer",
         ""
         if ok
-        else "the signal vanishes or explodes through depth: try model.init=scaled with init_scale 1",
+        else "the signal vanishes or explodes through depth: "
+        + (f"try {_describe_change(change)}" if change else "try another init (T8)"),
         passed=ok,
         data={"layers": stds},
-        change={}
-        if ok
-        else _new(
-            {"model.init": "scaled", "model.init_scale": 1.0},
-            {"model.init": init, "model.init_scale": init_scale},
-        ),
+        change=change,
+    )
+
+
+def _init_step(init: str, init_scale: float) -> dict[str, Any]:
+    """T8's step for a signal that vanishes or explodes through depth: the scaled init at scale
+    1 ({} when the run has it: then no single setting is the obvious next try)."""
+    return _new(
+        {"model.init": "scaled", "model.init_scale": 1.0},
+        {"model.init": init, "model.init_scale": init_scale},
     )
 
 
@@ -250,33 +400,56 @@ def overfit_one_batch(
 # ------------------------------------------------------------------ live rules
 
 
+def ratio_interval(ratio_every: int, total_steps: int) -> int:
+    """T6: steps between update/weight ratio readings. ``train.ratio_every``, but often enough
+    that a run gets about 10 readings however short it is: min(ratio_every, max(1, total // 10)).
+    A run of 3+ epochs with 10+ steps in all gets at least 10, enough for ``doctor.ratio_window``
+    (5) readings in a row (at 50 steps apart a wine-sized run would get none)."""
+    return max(1, min(ratio_every, total_steps // 10))
+
+
+RATIO_FAR = 10  # T6: this far outside the band, 2 readings are enough
+
+
 def rule_ratio(
     summary_ratios: Sequence[float], low: float, high: float, window: int, *, lr: float
 ) -> Finding | None:
-    """T6: the median update/weight ratio stayed outside [low, high] for `window` measurements.
-    ``lr``: the optimizer's LR now, which the change raises ×3 (at most 10) or lowers ÷3."""
-    if len(summary_ratios) < window:
-        return None
+    """T6: the median update/weight ratio stayed outside [low, high] for `window` measurements,
+    or for 2 in a row more than RATIO_FAR× outside it (a run whose updates are as big as its
+    weights may diverge before `window` readings). ``lr``: the optimizer's LR now, which the
+    change raises ×3 (at most 10) or lowers ÷3."""
     recent = summary_ratios[-window:]
+    far = summary_ratios[-2:]
+    if len(far) == 2 and (
+        all(r < low / RATIO_FAR for r in far) or all(r > high * RATIO_FAR for r in far)
+    ):
+        recent = far
+    elif len(recent) < window:
+        return None
     if all(r < low for r in recent):
+        change = _new({"optim.lr": _sig(min(lr * 3, 10.0))}, {"optim.lr": lr})
         return Finding(
             "T6",
             "warning",
             "ratio_low",
             f"update/weight ratio has stayed below {low:g} (now {recent[-1]:.2g}): learning is very slow",
-            "raise the learning rate (e.g. ×3)",
+            f"raise the learning rate ×3 ({_describe_change(change)})"
+            if change
+            else "the learning rate is already at its largest allowed value (10): check the "
+            "inputs' scale (T2) and the init (T8)",
             data={"ratio": recent[-1]},
-            change=_new({"optim.lr": _sig(min(lr * 3, 10.0))}, {"optim.lr": lr}),
+            change=change,
         )
     if all(r > high for r in recent):
+        change = _new({"optim.lr": _sig(lr / 3)}, {"optim.lr": lr})
         return Finding(
             "T6",
             "warning",
             "ratio_high",
             f"update/weight ratio has stayed above {high:g} (now {recent[-1]:.2g}): learning is unstable",
-            "lower the learning rate (e.g. ÷3) or clip gradients (T9)",
+            f"lower the learning rate ÷3 ({_describe_change(change)}) or clip gradients (T9)",
             data={"ratio": recent[-1]},
-            change=_new({"optim.lr": _sig(lr / 3)}, {"optim.lr": lr}),
+            change=change,
         )
     return None
 
@@ -293,31 +466,47 @@ def rule_exploding(
     lr: float,
 ) -> Finding | None:
     """T9: the newest gradient norm is `factor`× the running median of the earlier ones.
-    The change clips the gradient (``clip_norm``: the run's ``train.clip_norm``), or when it
-    already is, lowers ``lr`` (the optimizer's LR now) ÷3."""
+    The next step: clip the gradient at 5 (``clip_norm``: the run's ``train.clip_norm``); when
+    it already clips, lower ``lr`` (the optimizer's LR now) ÷3."""
     if len(grad_norms) <= min_history:
         return None
     med = statistics.median(grad_norms[-GRAD_HISTORY - 1 : -1])
     last = grad_norms[-1]
-    if med > 0 and last > factor * med:
-        return Finding(
-            "T9",
-            "warning",
-            "exploding_gradient",
-            f"gradient norm jumped to {last:.3g}, {last / med:.0f}× its recent median {med:.3g}",
-            "clip the gradient norm (train.clip_norm=5) or lower the learning rate",
-            data={"norm": last, "median": med},
-            change={"train.clip_norm": 5.0}
-            if clip_norm is None
-            else _new({"optim.lr": _sig(lr / 3)}, {"optim.lr": lr}),
+    if not (med > 0 and last > factor * med):
+        return None
+    if clip_norm is None:
+        change: dict[str, Any] = {"train.clip_norm": 5.0}
+        suggestion = "clip the gradient norm (train.clip_norm=5)"
+    else:
+        change = _new({"optim.lr": _sig(lr / 3)}, {"optim.lr": lr})
+        suggestion = (
+            f"gradients are already clipped at {clip_norm:g}: lower the learning rate ÷3 "
+            f"({_describe_change(change)})"
         )
-    return None
+    return Finding(
+        "T9",
+        "warning",
+        "exploding_gradient",
+        f"gradient norm jumped to {last:.3g}, {last / med:.0f}× its recent median {med:.3g}",
+        suggestion,
+        data={"norm": last, "median": med},
+        change=change,
+    )
 
 
 def rule_plateau(
-    val_losses: Sequence[float], *, factor: float, patience: int, threshold: float
+    val_losses: Sequence[float],
+    *,
+    factor: float,
+    patience: int,
+    threshold: float,
+    schedule_enabled: bool = False,
 ) -> Finding | None:
-    """T7 for runs with a fixed LR: where the real ReduceLROnPlateau would have cut just now."""
+    """T7 for runs with a fixed LR: where the real ReduceLROnPlateau would have cut just now.
+    ``schedule_enabled``: the run's ``schedule.enabled``; a scheduled run gets no finding (its
+    scheduler cuts for real, and the change would be a value it already has)."""
+    if schedule_enabled:
+        return None
     cuts = simulate_plateau_cuts(val_losses, factor=factor, patience=patience, threshold=threshold)
     if cuts and cuts[-1][0] == len(val_losses) - 1:
         return Finding(
@@ -325,10 +514,18 @@ def rule_plateau(
             "info",
             "plateau",
             f"validation loss has not improved for {patience + 1} epochs: a scheduled run would cut the LR here",
-            "turn schedule.enabled on so the LR is divided by 2 on plateaus",
-            change={"schedule.enabled": True},  # the loop runs this rule on fixed-LR runs only
+            f"turn schedule.enabled on so the LR is multiplied by {factor:g} on plateaus",
+            change={"schedule.enabled": True},
         )
     return None
+
+
+# T13 then T12: the fixes for overfitting, in the order to try them (see next_step).
+OVERFIT_LADDER: tuple[dict[str, Any], ...] = (
+    {"model.dropout": 0.3},
+    {"augment.noise_std": 0.05},
+    {"model.dropout": 0.5},
+)
 
 
 def rule_overfitting(
@@ -340,43 +537,48 @@ def rule_overfitting(
     noise_std: float,
 ) -> Finding | None:
     """T13/T12: validation loss rose `window` epochs in a row while training loss kept falling.
-    The change adds dropout (the run's ``model.dropout``), or when it has some, input noise
-    (``augment.noise_std``)."""
+    The change is the next step of OVERFIT_LADDER the run (``model.dropout``,
+    ``augment.noise_std``) has not reached; none once it has them all."""
     if len(val_losses) <= window or len(train_losses) <= window:
         return None
     v = val_losses[-window - 1 :]
     t = train_losses[-window - 1 :]
-    if all(b > a for a, b in zip(v, v[1:], strict=False)) and all(
-        b < a for a, b in zip(t, t[1:], strict=False)
+    if not (
+        all(b > a for a, b in zip(v, v[1:], strict=False))
+        and all(b < a for a, b in zip(t, t[1:], strict=False))
     ):
-        return Finding(
-            "T13",
-            "warning",
-            "overfitting",
-            f"validation loss rose {window} epochs in a row while training loss fell: the model is memorising",
-            "add dropout (model.dropout=0.3), augmentation (T12) or more data; early stopping keeps the best weights",
-            change={"model.dropout": 0.3}
-            if dropout < 0.3
-            else _new({"augment.noise_std": 0.05}, {"augment.noise_std": noise_std}),
-        )
-    return None
+        return None
+    change = next_step(OVERFIT_LADDER, {"model.dropout": dropout, "augment.noise_std": noise_std})
+    return Finding(
+        "T13",
+        "warning",
+        "overfitting",
+        f"validation loss rose {window} epochs in a row while training loss fell: the model is memorising",
+        (f"try {_describe_change(change)}; " if change else "")
+        + "more data helps most; early stopping keeps the best weights",
+        change=change,
+    )
 
 
 def rule_divergence(
     train_losses: Sequence[float], initial: float | None, *, lr: float
 ) -> Finding | None:
-    """T5: the training loss is far above where it started. ``lr``: the optimizer's LR now,
-    which the change lowers ÷10."""
+    """T5: the epoch's training loss is over 3× where it started. ``train_losses``: one mean
+    training loss per epoch; ``initial``: the same kind of average at the start, i.e. the first
+    epoch's (the loop passes ``train_losses[0]``; one logged step is far noisier than an epoch
+    mean and made healthy runs look like they were rising). ``lr``: the optimizer's LR now,
+    which the change lowers ÷10. A loss at or below its start never fires."""
     if initial is None or not train_losses or not math.isfinite(initial):
         return None
     last = train_losses[-1]
     if math.isfinite(last) and last > 3 * max(initial, 1e-8):
+        change = _new({"optim.lr": _sig(lr / 10)}, {"optim.lr": lr})
         return Finding(
             "T5",
             "warning",
             "loss_rising",
-            f"training loss {last:.3g} is over 3× its starting value {initial:.3g}",
-            "lower the learning rate (e.g. ÷10)",
-            change=_new({"optim.lr": _sig(lr / 10)}, {"optim.lr": lr}),
+            f"epoch training loss {last:.3g} is over 3× the first epoch's {initial:.3g}",
+            f"lower the learning rate ÷10 ({_describe_change(change)})",
+            change=change,
         )
     return None

@@ -243,6 +243,8 @@ class _Run:
         self.n_train = len(self.x_tr)
         self.bs = min(tc.batch_size, self.n_train)
         self.steps_per_epoch = math.ceil(self.n_train / self.bs)
+        # T6: about 10 readings however short the run (doctor.ratio_interval).
+        self.ratio_every = doctor.ratio_interval(tc.ratio_every, self.steps_per_epoch * tc.epochs)
         self.threads = self._set_threads(threads)
         # bf16 autocast on a CUDA device only; elsewhere the run stays in fp32 and says so.
         self.precision = "bf16" if tc.precision == "bf16" and device.type == "cuda" else "fp32"
@@ -384,7 +386,9 @@ class _Run:
                 totals.clipped += clipped
                 totals.epoch_clipped += clipped
         step = self.state.step + 1
-        before = [w.detach().clone() for w in self.weights] if step % tc.ratio_every == 0 else None
+        before = (
+            [w.detach().clone() for w in self.weights] if step % self.ratio_every == 0 else None
+        )
         self.opt.step()
         self.faults.after_step(step)
         self.state.step = step
@@ -536,6 +540,7 @@ class _Run:
                 factor=sc.plateau_factor,
                 patience=sc.plateau_patience,
                 threshold=sc.plateau_threshold,
+                schedule_enabled=sc.enabled,
             ):
                 self.report(f, st.step, epoch, every=1)
 
@@ -549,7 +554,8 @@ class _Run:
                 dropout=m.dropout,
                 noise_std=self.cfg.augment.noise_std,
             ),
-            doctor.rule_divergence(st.train_losses, st.initial_loss, lr=self.lr),
+            # T5 compares epoch means with the first epoch's mean, like with like.
+            doctor.rule_divergence(st.train_losses, st.train_losses[0], lr=self.lr),
         ):
             if f:
                 self.report(f, st.step, epoch)
@@ -733,6 +739,7 @@ def _preflight(
             init_loss, data.task, data.n_classes, init=m.init, init_scale=m.init_scale
         ),
         doctor.check_standardized(data.x_train, data.modality, standardize=cfg.data.standardize),
+        doctor.check_batch_size(cfg.train.batch_size, len(data.x_train)),
     ]
     out_features = data.n_classes if data.task == "classification" else 1
 
@@ -743,7 +750,7 @@ def _preflight(
 
     probe = net.model if isinstance(net, nets.Single) else fresh()
     findings.append(doctor.check_activation_scale(probe, x, init=m.init, init_scale=m.init_scale))
-    findings.append(doctor.gradcheck_model(probe, x))
+    findings.append(doctor.gradcheck_model(probe, x, seed=cfg.train.seed))
     if cfg.train.overfit_one_batch:
         findings.append(doctor.overfit_one_batch(fresh, x, y, loss_fn, data.task))
     for f in findings:

@@ -453,8 +453,11 @@ def test_run_detail_marks_where_a_cut_would_have_helped_and_queues_the_doctors_f
     assert "a cut would have helped here" not in texts(at)  # short label on the chart, not this
     assert "Dashed marks — fixed LR" in texts(at)
     assert "T7" in texts(at)
-    fix = next(b for b in at.button if b.label.startswith("Queue a run with this change"))
-    assert "schedule.enabled=True" in fix.label
+    fix = next(
+        b
+        for b in at.button
+        if b.label.startswith("Queue a run with this change") and "schedule.enabled=True" in b.label
+    )
     fix.click()
     at.run()
     assert_clean(at)

@@ -163,6 +163,9 @@ def test_report_finds_missing_duplicates_constant_columns_and_imbalance(tmp_path
     messages = " | ".join(w["message"] for w in report.warnings)
     assert "class 'rare' has" in messages
     assert "column age has 3 missing values" in messages
+    assert "2 duplicate rows (0.7%)" in messages, (
+        "T1: duplicates are warned about, not only counted"
+    )
     assert "income spans" in messages and "orders of magnitude" in messages
     assert {w["tip"] for w in report.warnings} >= {"T1", "T2"}
     assert json.loads(json.dumps(report.to_dict()))["duplicates"] == 2
@@ -177,6 +180,32 @@ def test_report_flags_identical_inputs_with_different_labels_and_small_data():
     assert "different targets" in messages
     assert "only 40 rows for 2 classes" in messages
     assert any(w["tip"] == "T3" for w in report.warnings)
+
+
+def test_report_warns_about_duplicate_rows_of_arrays():
+    """The path without a table (npz, images): a row repeated with its target is a duplicate."""
+    x = np.random.default_rng(0).normal(size=(600, 3))
+    x[5], x[7] = x[3], x[3]
+    y = np.arange(600) % 2
+    y[5] = y[7] = y[3]
+    report = dataset_report(_raw(x, y))
+    assert report.duplicates == 2
+    dup = [w for w in report.warnings if "duplicate rows" in w["message"]]
+    assert len(dup) == 1 and dup[0]["tip"] == "T1"
+    assert dup[0]["message"].startswith("2 duplicate rows")
+
+
+def test_report_t3_warning_names_the_batch_it_judges():
+    x = np.random.default_rng(1).normal(size=(300, 3))
+    y = np.arange(300) % 2
+    default = [w["message"] for w in dataset_report(_raw(x, y)).warnings if w["tip"] == "T3"]
+    assert default == [
+        "about 240 training rows make fewer than 4 batches at the default batch size 128: "
+        "a smaller batch (e.g. 32) gives more updates per epoch (T3)."
+    ]
+    assert [w for w in dataset_report(_raw(x, y), batch_size=32).warnings if w["tip"] == "T3"] == []
+    at_64 = [w["message"] for w in dataset_report(_raw(x, y), batch_size=64).warnings]
+    assert any("fewer than 4 batches at batch size 64" in m for m in at_64)
 
 
 def test_report_on_digits_is_clean():

@@ -16,8 +16,10 @@ from engine.data.tabular import is_text
 SMALL_ROWS = 500  # fewer rows than this: "small for a neural network" (T1)
 ROWS_PER_CLASS = 50  # fewer rows per class on average: too few examples (T1)
 RARE_CLASS_RATIO = 1 / 3  # a class under a third of the largest class is "rare" (T1)
-DEFAULT_BATCH = 128  # the T3 default, for the "too few batches" warning
-MIN_BATCHES = 4
+DEFAULT_BATCH = 128  # the T3 default, for the "too few batches" warning at upload
+MIN_BATCHES = (
+    4  # the same bound as engine.doctor.check_batch_size, which a run checks with its own batch
+)
 
 
 @dataclass
@@ -54,8 +56,12 @@ def _fmt(n: float) -> str:
     return f"{n:.0%}" if n >= 0.01 else f"{n:.1%}"
 
 
-def dataset_report(raw: RawDataset) -> DatasetReport:
-    """Describe ``raw`` and warn, in plain words, about what could hurt training."""
+def dataset_report(raw: RawDataset, *, batch_size: int | None = None) -> DatasetReport:
+    """Describe ``raw`` and warn, in plain words, about what could hurt training.
+
+    ``batch_size``: the batch a run will use, for the T3 "too few batches" warning; None (at
+    upload, before any run) judges the default batch of 128 and says so. A run checks its own
+    batch size again before training (``engine.doctor.check_batch_size``)."""
     n = len(raw.x)
     warnings: list[dict[str, Any]] = list(raw.load_warnings)
 
@@ -93,11 +99,13 @@ def dataset_report(raw: RawDataset) -> DatasetReport:
     for col in constant:
         warn("T1", f"column {col} has the same value in every row: it carries no information (T1).")
     train_rows = int(n * 0.8)
-    if train_rows < DEFAULT_BATCH * MIN_BATCHES:
+    batch = batch_size or DEFAULT_BATCH
+    if train_rows < batch * MIN_BATCHES:
+        which = "the default batch size" if batch_size is None else "batch size"
         warn(
             "T3",
-            f"about {train_rows} training rows make fewer than {MIN_BATCHES} batches of "
-            f"{DEFAULT_BATCH}: a smaller batch (e.g. 32) gives more updates per epoch (T3).",
+            f"about {train_rows} training rows make fewer than {MIN_BATCHES} batches at "
+            f"{which} {batch}: a smaller batch (e.g. 32) gives more updates per epoch (T3).",
         )
     return DatasetReport(
         rows=int(n),
