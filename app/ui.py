@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import streamlit as st
@@ -49,6 +50,33 @@ REFRESH_S = 2.0
 def refresh_every(active: bool) -> float | None:
     """``run_every`` for a page's live fragment: every REFRESH_S while something is active."""
     return REFRESH_S if active else None
+
+
+def live(fn: Callable[[], None], active: bool) -> None:
+    """Run ``fn`` as the page's live fragment. In team mode every refresh first checks the
+    session again: a removed user (or an expired session) loses the page within one refresh,
+    because a fragment rerun never passes through main.py's login check."""
+    from app import session
+
+    def guarded() -> None:
+        if session.team_mode() and session.current_user(db()) is None:
+            st.rerun()  # the whole app: main.py then shows the login page
+        fn()
+
+    st.fragment(run_every=refresh_every(active))(guarded)()
+
+
+def guarded_download(read: Callable[[], bytes], token: str | None) -> Callable[[], bytes]:
+    """Deferred download data that re-checks the session when the button is clicked (not when
+    the page was drawn): a user removed meanwhile gets nothing. ``token``: the session's, taken
+    when the page is drawn (the click is served outside the page's script run)."""
+
+    def call() -> bytes:
+        if service.auth.team_mode() and service.auth.session_user(service.connect(), token) is None:
+            raise PermissionError("this session has ended: log in again to download")
+        return read()
+
+    return call
 
 
 def progress_column(label: str = "progress") -> object:

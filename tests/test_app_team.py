@@ -131,3 +131,33 @@ def test_datasets_and_runs_created_in_team_mode_record_their_owner(team):
     assert not at.exception
     (run,) = registry.list_runs(team)
     assert run["owner"] == "bob"
+
+
+def test_a_removed_user_loses_an_open_live_page_within_one_refresh(team):
+    """Bob watches a running run; an admin removes him. The page's 2-second refresh (a fragment
+    rerun, which never passes main.py's login check) sends him to the login page (issue 12, #9)."""
+    from tests.test_app import fragment_rerun
+
+    run_id = registry.create_run(team, spec={}, preset="quick", owner="bob", name="bob's run")
+    registry.claim_run(team, run_id, worker="w", device="cpu")  # running: the page is live
+    at = app(auth.login(team, "bob", "bob's long password"), run_id=run_id)
+    at.switch_page("screens/run_detail.py").run()
+    assert "Run detail" in [t.value for t in at.title]
+    fragment_rerun(at)  # still logged in: the refresh draws the live part
+    assert "login_password" not in [w.key for w in at.text_input]
+    auth.remove_user(team, "bob")
+    fragment_rerun(at)
+    assert at.text_input(key="login_password"), "back to the login page"
+
+
+def test_a_download_checks_the_session_when_it_is_clicked(team):
+    """ "Best model" and the metrics CSV are read when clicked; a user removed after the page was
+    drawn gets nothing (issue 12, #9)."""
+    from app import ui
+
+    token = auth.login(team, "bob", "bob's long password")
+    download = ui.guarded_download(lambda: b"weights", token)
+    assert download() == b"weights"
+    auth.remove_user(team, "bob")
+    with pytest.raises(PermissionError, match="log in again"):
+        download()

@@ -67,4 +67,4 @@ def _chart(db, runs: list[dict], keys: list[str]) -> None:
         st.info(f"None of these runs has logged {key} yet.")
 
 
-st.fragment(run_every=ui.refresh_every(any_active))(live_compare)()
+ui.live(live_compare, any_active)

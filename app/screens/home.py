@@ -78,7 +78,7 @@ def _home(summary: dict) -> None:
         st.info("No runs yet — go to **New run** to start one.")
 
 
-st.fragment(run_every=ui.refresh_every(any_active))(live_home)()
+ui.live(live_home, any_active)
 
 # Links stay outside the live part (a fragment rerun draws only the fragment).
 if first["total_runs"] == 0:

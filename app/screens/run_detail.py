@@ -253,7 +253,7 @@ def _tabs(detail: dict, events: list[dict]) -> None:
             what = "Best model" if name == "model.pt" else "Checkpoint (to resume)"
             st.download_button(
                 f"{what} ({name}, {path.stat().st_size / 1024:.0f} KiB)",
-                data=path.read_bytes,
+                data=ui.guarded_download(path.read_bytes, token),
                 file_name=f"run-{run_id}-{name}",
                 key=f"dl-{name}",
             )
@@ -261,10 +261,13 @@ def _tabs(detail: dict, events: list[dict]) -> None:
             st.caption("Model files appear here once the run has finished an epoch.")
         st.download_button(
             "Metrics (CSV: key, step, value)",
-            data=lambda: service.export_metrics_csv(run_id).read_bytes(),
+            data=ui.guarded_download(
+                lambda: service.export_metrics_csv(run_id).read_bytes(), token
+            ),
             file_name=f"run-{run_id}-metrics.csv",
             mime="text/csv",
         )
 
 
-st.fragment(run_every=ui.refresh_every(active))(live)()
+token = st.session_state.get(session.TOKEN_KEY)
+ui.live(live, active)

@@ -113,4 +113,4 @@ def _table(db, rows, total) -> None:
         st.rerun()
 
 
-st.fragment(run_every=ui.refresh_every(any_active))(live_table)()
+ui.live(live_table, any_active)
