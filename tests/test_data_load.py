@@ -228,3 +228,41 @@ def test_adding_problem_is_deterministic_and_sums_the_marked_values():
     assert load_dataset("builtin:adding-30").x.shape == (4000, 30, 2)
     with pytest.raises(DataError, match="length"):
         load_dataset("builtin:adding-1")
+
+
+# --- NPZ bounds, checked from the .npy headers before anything is inflated (issue 12, #2, #10)
+
+
+def _npz_with_header(path, shape, descr="<f8"):
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": descr, "fortran_order": False, "shape": shape}
+    )
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("x.npy", buf.getvalue())  # a header that claims far more than the file holds
+        z.writestr("y.npy", buf.getvalue())
+    return path
+
+
+def test_an_npz_header_claiming_745_gib_is_refused_before_allocating(tmp_path):
+    path = _npz_with_header(tmp_path / "liar.npz", (10**7, 10**4))
+    with pytest.raises(DataError, match="MB limit"):
+        load_dataset(str(path))
+
+
+def test_npz_images_over_the_pixel_limit_are_refused(tmp_path):
+    path = tmp_path / "big.npz"
+    np.savez(path, x=np.zeros((4, 1, 6000, 6000), dtype=np.uint8), y=np.arange(4))
+    with pytest.raises(DataError, match="pixels allowed per image"):
+        load_dataset(str(path))
+
+
+def test_a_csv_renamed_npz_gets_a_plain_message_without_numpys_pickle_hint(tmp_path):
+    path = tmp_path / "table.npz"
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(DataError, match="not a zip of .npy arrays") as e:
+        load_dataset(str(path))
+    assert "allow_pickle" not in str(e.value)

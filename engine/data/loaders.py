@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import stat
 import zipfile
 from collections import Counter
@@ -147,8 +148,50 @@ def _read_table(path: Path, ext: str) -> pd.DataFrame:
         raise DataError(f"{path.name}: can't be read as a table: {e}") from e
 
 
+def _check_npz(path: Path, where: str) -> None:
+    """Bound an NPZ before a byte of it is inflated: the zip's own limits (entries, unpacked
+    size, ratio), then each array's shape from its .npy header — at most MAX_ZIP_BYTES of data
+    and MAX_IMAGE_PIXELS per image-shaped slice — so a 2 MB file of zeros, or a header that
+    claims (10⁷, 10⁴), is refused instead of allocated."""
+    try:
+        zf = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as e:
+        raise DataError(f"{where}: can't be read as an .npz: it is not a zip of .npy arrays.") from e
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > 64:
+            raise DataError(f"{where}: {len(infos)} arrays; an .npz for training holds a few.")
+        total = 0
+        for info in infos:
+            _check_entry(info, where)
+            with zf.open(info) as f:
+                try:
+                    version = np.lib.format.read_magic(f)
+                    read_header = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
+                    shape, _, dtype = read_header(f, max_header_size=10_000)
+                except (ValueError, OSError, SyntaxError, TypeError) as e:
+                    raise DataError(f"{where}: {info.filename!r} is not a plain .npy array.") from e
+            size = math.prod(shape) * dtype.itemsize
+            total += size
+            if total > MAX_ZIP_BYTES:
+                raise DataError(
+                    f"{where}: the arrays hold {total / 2**20:,.0f} MB, more than the "
+                    f"{MAX_ZIP_BYTES >> 20} MB limit."
+                )
+            if len(shape) >= 3 and math.prod(shape[-2:]) > MAX_IMAGE_PIXELS:
+                raise DataError(
+                    f"{where}: {info.filename!r} has {shape[-2]}×{shape[-1]} images, more than "
+                    f"the {MAX_IMAGE_PIXELS:,} pixels allowed per image."
+                )
+
+
 def _load_npz(path: Path, *, target: str | None, task: str) -> RawDataset:
     where = path.name
+    _check_npz(path, where)
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
