@@ -156,7 +156,9 @@ def _check_npz(path: Path, where: str) -> None:
     try:
         zf = zipfile.ZipFile(path)
     except zipfile.BadZipFile as e:
-        raise DataError(f"{where}: can't be read as an .npz: it is not a zip of .npy arrays.") from e
+        raise DataError(
+            f"{where}: can't be read as an .npz: it is not a zip of .npy arrays."
+        ) from e
     with zf:
         infos = zf.infolist()
         if len(infos) > 64:
