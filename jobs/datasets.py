@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import unicodedata
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -81,6 +82,24 @@ def validate(path: Path, *, filename: str, target: str | None = None) -> dict[st
     return _report_dict(raw)
 
 
+MAX_NAME = 120
+
+
+def clean_name(filename: str) -> str:
+    """A dataset's display name from an uploaded file name: the last path part, without control
+    characters (NUL, newlines), whitespace collapsed, at most MAX_NAME characters (the
+    extension kept, so the loader still knows the format)."""
+    name = "".join(
+        c for c in Path(str(filename).replace("\\", "/")).name if unicodedata.category(c) != "Cc"
+    )
+    name = " ".join(name.split()) or "upload"
+    if len(name) > MAX_NAME:
+        stem, ext = Path(name).stem, Path(name).suffix
+        ext = ext if len(ext) <= 10 else ""
+        name = stem[: MAX_NAME - len(ext) - 1] + "…" + ext
+    return name
+
+
 def ingest(
     db: sqlite_utils.Database,
     source: BinaryIO | bytes,
@@ -94,8 +113,13 @@ def ingest(
 
     The same content with the same target is stored once: a second upload returns the
     existing dataset."""
-    name = Path(filename).name or "upload"
+    name = clean_name(filename)
     ext = Path(name).suffix.lower()
+    if ext not in EXTENSIONS:  # before anything is written: a bad name changes nothing
+        raise DataError(
+            f"{name}: unsupported file type {ext[:20] or '(no extension)'!r}; "
+            f"upload one of: {' '.join(EXTENSIONS)}."
+        )
     folder = datasets_dir(home)
     folder.mkdir(parents=True, exist_ok=True)
     # The temp file keeps the real extension: the loader picks the format by it.

@@ -88,7 +88,7 @@ def test_a_bad_upload_raises_a_data_error_and_leaves_nothing(db, tmp_path, name,
         datasets.ingest(db, content, name)
     assert "tmp-" not in str(e.value)  # the user knows the file by its own name
     assert registry.list_datasets(db) == []
-    assert list((tmp_path / "datasets").iterdir()) == []
+    assert not list((tmp_path / "datasets").glob("*"))  # (a wrong extension creates no folder)
 
 
 def test_a_wrong_target_names_the_columns(db):
@@ -102,3 +102,19 @@ def test_bundled_samples_register_once(db):
     assert a["id"] == b["id"] and a["report"]["modality"] == "image"
     with pytest.raises(DataError, match="builtin:digits"):
         datasets.register_builtin(db, "builtin:mnist")
+
+
+def test_a_300_character_extension_is_refused_before_anything_is_written(db, tmp_path):
+    """It used to reach the file system as "File name too long" (issue 12, #10)."""
+    with pytest.raises(DataError, match="unsupported file type"):
+        datasets.ingest(db, b"a,b\n1,2\n", "x." + "c" * 300)
+    assert registry.list_datasets(db) == []
+    assert not list((tmp_path / "datasets").glob("*"))
+
+
+def test_dataset_names_lose_control_characters_and_are_cut(db):
+    """NUL bytes and newlines never reach a stored name, and a long name is cut (issue 12, #11)."""
+    rows = "".join(f"{i},{i % 2}\n" for i in range(40))
+    ds = datasets.ingest(db, f"a,target\n{rows}".encode(), "evil\x00\nname" + "x" * 300 + ".csv")
+    assert "\x00" not in ds["name"] and "\n" not in ds["name"]
+    assert len(ds["name"]) <= datasets.MAX_NAME and ds["name"].endswith(".csv")
