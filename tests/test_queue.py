@@ -240,3 +240,26 @@ def _drop_queued_messages(qenv) -> None:
     else:
         with current_app().connection_for_write() as conn:
             conn.default_channel.queue_purge(s.queue_name("cpu"))
+
+
+def test_a_worker_shutting_down_hands_new_messages_back_to_the_broker(tmp_path, monkeypatch):
+    """During a warm shutdown the worker can still receive a message — typically the run it
+    has just handed back. It must not claim it (the shutdown would kill the run's process and
+    the run would end `failed`): the message is rejected with requeue for the next worker."""
+    from celery.exceptions import Reject
+
+    from jobs.queue import presence, tasks
+    from jobs.store.db import connect
+
+    monkeypatch.setenv("TRAINBOARD_HOME", str(tmp_path))
+    db = connect()
+    run_id = registry.create_run(db, spec={}, preset="quick")
+    me = presence.current()
+    me.shutting_down.set()
+    try:
+        with pytest.raises(Reject) as e:
+            tasks.supervise(run_id)
+        assert e.value.requeue
+    finally:
+        me.shutting_down.clear()
+    assert registry.get_run(db, run_id)["status"] == "queued"

@@ -14,6 +14,7 @@ import subprocess
 import time
 
 from celery import shared_task
+from celery.exceptions import Reject
 
 from engine.vocab import TERMINAL
 from jobs.errors import IllegalTransition, LostClaim, RunNotFound
@@ -54,6 +55,11 @@ def supervise(run_id: int) -> str:
 def _supervise(db, run_id: int) -> str:
     s = settings()
     me = presence.current()
+    if me.shutting_down.is_set():
+        # A message that arrives during a warm shutdown — typically the run this very worker
+        # just handed back — goes back to the broker for the next worker; claiming it here
+        # would start a run that the shutdown then kills.
+        raise Reject(f"worker {me.name} is shutting down", requeue=True)
     try:
         run = registry.get_run(db, run_id)
     except RunNotFound:
