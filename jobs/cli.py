@@ -206,6 +206,7 @@ class _Children:
         self.items: list[tuple[str, list[str], dict[str, str], str, subprocess.Popen]] = []
 
     def _spawn(self, cmd: list[str], env: dict[str, str], log: str) -> subprocess.Popen:
+        self.logs.mkdir(parents=True, exist_ok=True)  # it may have been removed meanwhile
         with open(self.logs / log, "ab") as out:
             return subprocess.Popen(
                 cmd,
