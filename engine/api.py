@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import Config
+from engine.data.base import RawDataset
 from engine.data.loaders import load_dataset
 from engine.data.prepare import prepare
 from engine.data.report import dataset_report
@@ -29,19 +30,23 @@ def run_training(
     resume: bool = True,
     faults: FaultHook | None = None,
     threads: ThreadPolicy | None = None,
+    raw: RawDataset | None = None,
 ) -> TrainResult:
     """Load the dataset named in the config, prepare it (T1/T2), train, report through ``sink``.
 
     Raises ``ConfigError`` / ``DataError`` for bad input (nothing trained), ``CheckpointError``
     when a checkpoint exists but can't be resumed. ``faults``: the reliability suite's fault
     injection (``FaultHook.from_env(os.environ)``); None injects nothing. ``threads``: the CPU
-    thread policy (``ThreadPolicy.from_env(os.environ)``); None leaves torch's setting alone."""
+    thread policy (``ThreadPolicy.from_env(os.environ)``); None leaves torch's setting alone.
+    ``raw``: the dataset, when the caller has already loaded it from ``config.data``."""
     cfg = config if isinstance(config, Config) else Config.from_dict(config)
     d = cfg.data
-    raw = load_dataset(d.dataset, target=d.target, task=d.task)
+    if raw is None:
+        raw = load_dataset(d.dataset, target=d.target, task=d.task)
     data = prepare(
         raw,
         val_fraction=d.val_fraction,
+        test_fraction=d.test_fraction,
         seed=cfg.train.seed,
         standardize=d.standardize,
         log1p=d.log1p,

@@ -10,12 +10,14 @@ from __future__ import annotations
 import functools
 import json
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from engine import auto
+from engine.auto import DataFacts
 from engine.errors import ConfigError, PresetNotFound
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -31,7 +33,19 @@ class DataConfig(_Section):
         None, description="Target column; default: target/label/y/class, else the last column."
     )
     task: Literal["auto", "classification", "regression"] = "auto"
-    val_fraction: float = Field(0.2, gt=0.0, lt=0.9, description="T7: held out, never trained on.")
+    val_fraction: float = Field(
+        0.2,
+        gt=0.0,
+        lt=0.9,
+        description="T7: held out, never trained on; drives LR cuts, early stopping, best epoch.",
+    )
+    test_fraction: float = Field(
+        0.2,
+        gt=0.0,
+        lt=0.5,
+        description="Held out until the end and scored once with the best weights: an honest "
+        "score, since nothing was chosen on it. A `split` column in the file overrides both.",
+    )
     standardize: bool = Field(
         True, description="T2: zero mean, unit variance from training statistics."
     )
@@ -155,6 +169,8 @@ class DoctorConfig(_Section):
 
 class Config(_Section):
     preset: str | None = None
+    # The dataset facts (engine.auto.DataFacts) the auto preset derived its settings from.
+    auto: dict[str, Any] | None = None
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
@@ -251,9 +267,9 @@ def _load_preset_cached(path: Path, _mtime_ns: int) -> Preset:
 
 
 def list_presets() -> list[Preset]:
-    """All presets shipped in engine/presets, the default ("sutskever") first."""
+    """All presets shipped in engine/presets, the default ("auto") first, then "sutskever"."""
     presets = [_load_preset_file(p) for p in sorted(PRESET_DIR.glob("*.toml"))]
-    presets.sort(key=lambda p: (p.name != "sutskever", p.name))
+    presets.sort(key=lambda p: (p.name != auto.AUTO, p.name != "sutskever", p.name))
     return presets
 
 
@@ -306,17 +322,32 @@ def apply_overrides(config: Config, overrides: dict[str, Any] | list[str] | None
     return Config.from_dict(tree)
 
 
+def preset_for(name: str, facts: DataFacts | None = None) -> Preset:
+    """The preset ``name``; for ``auto`` with dataset facts, its settings include the ones
+    derived from the data (engine.auto), each with its tip and reason."""
+    p = get_preset(name)
+    if p.name != auto.AUTO or facts is None:
+        return p
+    derived = [PresetSetting(d.field, d.value, d.tip, d.why) for d in auto.derive(facts)]
+    fields = {d.field for d in derived}
+    return replace(p, settings=[s for s in p.settings if s.field not in fields] + derived)
+
+
 def resolve_config(
     preset: str = "sutskever",
     *,
     dataset: str | None = None,
     target: str | None = None,
     overrides: dict[str, Any] | list[str] | None = None,
+    facts: DataFacts | None = None,
 ) -> Config:
-    """Preset → dataset/target → user overrides, validated at each layer."""
-    p = get_preset(preset)
+    """Preset → dataset/target → user overrides, validated at each layer. ``facts``: the
+    dataset's facts, from which the ``auto`` preset derives its data-dependent settings."""
+    p = preset_for(preset, facts)
     cfg = apply_overrides(Config(), p.overrides())
     cfg = apply_overrides(cfg, {"preset": p.name})
+    if p.name == auto.AUTO and facts is not None:
+        cfg = apply_overrides(cfg, {"auto": facts.to_dict()})
     base: dict[str, Any] = {}
     if dataset is not None:
         base["data.dataset"] = dataset
@@ -332,7 +363,8 @@ def explain(config: Config) -> list[PresetSetting]:
         return []
     tree = config.to_dict()
     out = []
-    for s in get_preset(config.preset).settings:
+    facts = auto.DataFacts.from_dict(config.auto) if config.auto else None
+    for s in preset_for(config.preset, facts).settings:
         node: Any = tree
         for part in s.field.split("."):
             node = node[part]

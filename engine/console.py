@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from engine.auto import DataFacts
 from engine.config import list_presets, resolve_config
 from engine.data import BUILTINS, DataError
 from engine.errors import EngineError
@@ -83,7 +84,9 @@ class ConsoleSink:
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
     names = ", ".join(pr.name for pr in list_presets())
-    p.add_argument("--preset", default="sutskever", help=f"one of: {names}")
+    p.add_argument(
+        "--preset", default="auto", help=f"one of: {names} (default: auto, fitted to the data)"
+    )
     p.add_argument(
         "--dataset",
         required=True,
@@ -115,17 +118,47 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def inferred(raw: Any, *, explicit_target: bool) -> str:
+    """One line saying what Trainboard inferred from the file, before any training."""
+    how = "as asked" if explicit_target else "inferred; change it with --target"
+    target = f"target column {raw.target!r} ({how})" if raw.target else "target array"
+    if raw.task == "classification":
+        task = f"classification into {len(raw.class_names or [])} classes"
+    else:
+        task = "regression (a number per row)"
+    shape = "×".join(str(d) for d in raw.x.shape[1:])
+    return (
+        f"[bold]data:[/] {len(raw.y):,} rows of {raw.modality} inputs ({shape}); {target}; "
+        f"task: {task}"
+    )
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from engine.api import run_training  # torch import only when training
+    from engine.data.loaders import load_dataset
 
     console = Console(stderr=True)
     try:
-        cfg = resolve_config(
+        # Resolved twice: first for the data settings (a --set may change the task), then, once
+        # the data is known, with its facts (the auto preset derives its settings from them).
+        first = resolve_config(
             args.preset, dataset=args.dataset, target=args.target, overrides=args.overrides
         )
+        raw = load_dataset(first.data.dataset, target=first.data.target, task=first.data.task)
+        cfg = resolve_config(
+            args.preset,
+            dataset=args.dataset,
+            target=args.target,
+            overrides=args.overrides,
+            facts=DataFacts.from_raw(raw),
+        )
+    except DataError as e:
+        console.print(f"[bold red]cannot train:[/] {e}")
+        return 2
     except EngineError as e:
         console.print(f"[bold red]config error:[/] {e}")
         return 2
+    console.print(inferred(raw, explicit_target=args.target is not None), soft_wrap=True)
     try:
         threads = ThreadPolicy.from_env(os.environ, threads=args.threads)
     except ValueError as e:
@@ -146,6 +179,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 resume=False,
                 faults=FaultHook.from_env(os.environ),
                 threads=threads,
+                raw=raw,
             )
     except (DataError, EngineError) as e:
         console.print(f"[bold red]cannot train:[/] {e}")
@@ -169,6 +203,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{s['best_val_metric']:.4f}" if s["best_val_metric"] is not None else "—",
         ),
         ("best val loss", f"{s['best_val_loss']:.4f}" if s["best_val_loss"] is not None else "—"),
+        (
+            f"test {s['metric']} (held out, scored once)",
+            f"{s['test_metric']:.4f}" if s.get("test_metric") is not None else "—",
+        ),
         ("LR cuts (T7)", s["lr_cuts"]),
         ("final LR", f"{s['final_lr']:.3g}"),
         ("samples/s", f"{s['samples_per_s']:.0f}"),

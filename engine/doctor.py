@@ -113,7 +113,11 @@ def check_init_loss(
         if ok
         else f"the initial weights are too large or too small: try {_describe_change(_new(fix, current))}",
         passed=ok,
-        data={"init_loss": init_loss, "expected": expected},
+        data={
+            "init_loss": init_loss,
+            "expected": expected,
+            "n_classes": n_classes if task == "classification" and n_classes else None,
+        },
         change={} if ok else _new(fix, current),
     )
 
@@ -211,7 +215,12 @@ def _gradcheck_finding(m: nn.Module, failed: list[tuple[str, str]]) -> Finding:
         f"gradient check FAILED for {where}: {failed[0][1]}",
         why,
         passed=False,
-        data={"failed": [n for n, _ in failed], "custom_modules": custom},
+        data={
+            "failed": [n for n, _ in failed],
+            "custom_modules": custom,
+            "where": where,
+            "error": failed[0][1],
+        },
     )
 
 
@@ -289,7 +298,13 @@ def check_batch_size(batch_size: int, train_rows: int) -> Finding:
         else f"batch size {batch_size}: " + "; ".join(problems),
         "" if ok or not change else f"try {_describe_change(change)}",
         passed=ok,
-        data={"batch_size": batch_size, "train_rows": train_rows, "batches": batches},
+        data={
+            "batch_size": batch_size,
+            "train_rows": train_rows,
+            "batches": batches,
+            "min_batches": MIN_BATCHES,
+            "max_batch": MAX_BATCH,
+        },
         change=change,
     )
 
@@ -339,7 +354,7 @@ def check_activation_scale(
         else "the signal vanishes or explodes through depth: "
         + (f"try {_describe_change(change)}" if change else "try another init (T8)"),
         passed=ok,
-        data={"layers": stds},
+        data={"layers": stds, "ratio": ratio},
         change=change,
     )
 
@@ -393,7 +408,7 @@ def overfit_one_batch(
         if ok
         else "check the labels, the loss and the gradients; a model that can't memorise 16 examples won't learn the dataset",
         passed=ok,
-        data={"first_loss": first, "last_loss": last},
+        data={"first_loss": first, "last_loss": last, "final_loss": final, "accuracy": acc},
     )
 
 
@@ -437,7 +452,7 @@ def rule_ratio(
             if change
             else "the learning rate is already at its largest allowed value (10): check the "
             "inputs' scale (T2) and the init (T8)",
-            data={"ratio": recent[-1]},
+            data={"ratio": recent[-1], "low": low, "high": high},
             change=change,
         )
     if all(r > high for r in recent):
@@ -448,7 +463,7 @@ def rule_ratio(
             "ratio_high",
             f"update/weight ratio has stayed above {high:g} (now {recent[-1]:.2g}): learning is unstable",
             f"lower the learning rate ÷3 ({_describe_change(change)}) or clip gradients (T9)",
-            data={"ratio": recent[-1]},
+            data={"ratio": recent[-1], "low": low, "high": high},
             change=change,
         )
     return None
@@ -489,7 +504,7 @@ def rule_exploding(
         "exploding_gradient",
         f"gradient norm jumped to {last:.3g}, {last / med:.0f}× its recent median {med:.3g}",
         suggestion,
-        data={"norm": last, "median": med},
+        data={"norm": last, "median": med, "times": last / med, "clip_norm": clip_norm},
         change=change,
     )
 
@@ -515,6 +530,7 @@ def rule_plateau(
             "plateau",
             f"validation loss has not improved for {patience + 1} epochs: a scheduled run would cut the LR here",
             f"turn schedule.enabled on so the LR is multiplied by {factor:g} on plateaus",
+            data={"epochs": patience + 1, "factor": factor},
             change={"schedule.enabled": True},
         )
     return None
@@ -556,6 +572,7 @@ def rule_overfitting(
         f"validation loss rose {window} epochs in a row while training loss fell: the model is memorising",
         (f"try {_describe_change(change)}; " if change else "")
         + "more data helps most; early stopping keeps the best weights",
+        data={"window": window},
         change=change,
     )
 
@@ -579,6 +596,7 @@ def rule_divergence(
             "loss_rising",
             f"epoch training loss {last:.3g} is over 3× the first epoch's {initial:.3g}",
             f"lower the learning rate ÷10 ({_describe_change(change)})",
+            data={"loss": last, "initial": initial},
             change=change,
         )
     return None

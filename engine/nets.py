@@ -209,7 +209,8 @@ def evaluate(
         member_metric = [float((out[i].argmax(1) == y).float().mean()) for i in range(k)]
         probs = out.softmax(-1).mean(0)  # T14: average the predicted probabilities
         res["loss"] = float(F.nll_loss(probs.clamp_min(1e-12).log(), y))
-        res["metric"] = float((probs.argmax(1) == y).float().mean())
+        res["pred"] = probs.argmax(1)
+        res["metric"] = float((res["pred"] == y).float().mean())
         res["metric_name"] = "acc"
     else:
         scale = y_std or 1.0

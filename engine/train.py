@@ -526,6 +526,9 @@ class _Run:
             self.sched.step(ev["sched_loss"])
         if cut := decide.lr_cut(old_lr, self.lr, epoch=epoch):
             st.n_cuts += 1
+            # T7: early-stop patience counts from the last cut, so the schedule gets to cut the
+            # LR all the way to the floor (which then ends the run) before patience runs out.
+            st.bad_epochs = 0
             # Logged again so the LR curve steps down where the cut happened.
             self.sink.log(st.step, {"lr": self.lr})
             self.act(cut)
@@ -649,14 +652,48 @@ class _Run:
             status, reason, elapsed=time.perf_counter() - t_start, t_loop=t_loop
         )
         if status is RunStatus.FINISHED:
+            summary |= self.score_test()
+        if status is RunStatus.FINISHED:
             best = (
                 ""
                 if st.best_metric is None
                 else f"; best val {summary['metric']} {st.best_metric:.4g} at epoch {st.best_epoch}"
             )
+            if summary.get("test_metric") is not None:
+                best += f"; test {summary['metric']} {summary['test_metric']:.4g}"
             message = f"finished after {st.epoch} epochs ({reason.replace('_', ' ')}){best}"
         self.sink.event(step, EventKind.RUN_END, message, {"status": status, "reason": reason})
         return TrainResult(status, summary, message, st.findings)
+
+    def score_test(self) -> dict[str, Any]:
+        """The held-out test split, scored once with the weights in place (the best epoch's):
+        nothing was chosen on it, so it is the honest score. {} without a test split."""
+        d = self.data
+        if d.x_test is None or len(d.x_test) == 0:
+            return {}
+        x, y = d.x_test.to(self.dev), d.y_test.to(self.dev)
+        ev = nets.evaluate(self.net, x, y, d.task, d.y_std)
+        out: dict[str, Any] = {
+            "test_metric": ev["metric"],
+            "test_loss": ev["loss"],
+            "test_rows": len(x),
+            "split": d.split,
+        }
+        if d.task == "classification":
+            c = d.n_classes
+            cm = torch.bincount(y * c + ev["pred"], minlength=c * c).reshape(c, c)
+            # rows: true class, columns: predicted class, in class_names order
+            out["confusion_matrix"] = cm.tolist()
+            out["class_names"] = d.class_names
+        best = f" with the best weights, from epoch {self.state.best_epoch}"
+        self.sink.event(
+            self.state.step,
+            EventKind.TEST_SCORE,
+            f"test split ({len(x)} rows, never used for any choice): {ev['metric_name']} "
+            f"{ev['metric']:.4g}{best if self.state.best_epoch else ''}",
+            {"metric": ev["metric_name"], "value": ev["metric"], "loss": ev["loss"]},
+        )
+        return out
 
     def _save_cancelled(self, epoch: int, epoch_start_step: int) -> str:
         message = f"cancelled at step {self.state.step}"

@@ -29,6 +29,7 @@ class EventKind(StrEnum):
     RUN_END = "run_end"
     PLATEAU_HINT = "plateau_hint"  # fixed-LR run: a scheduled run would have cut here (T7)
     RELEASED = "released"  # emitted by jobs: a worker shut down and handed the run back
+    TEST_SCORE = "test_score"  # the held-out test split, scored once with the best weights
 
 
 class RunStatus(StrEnum):

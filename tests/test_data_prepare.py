@@ -29,28 +29,85 @@ def _raw(x, y, task="classification", modality="tabular", class_names=None) -> R
     return RawDataset(x, y, modality, task, names, class_names, "test", "y")
 
 
-def test_stratified_split_keeps_class_proportions_and_is_seeded():
+def test_stratified_three_way_split_keeps_class_proportions_and_is_seeded():
     y = np.array([0] * 800 + [1] * 150 + [2] * 50)
     raw = _raw(np.arange(1000)[:, None], y)
-    a = prepare(raw, val_fraction=0.2, seed=3)
+    a = prepare(raw, val_fraction=0.2, test_fraction=0.2, seed=3)
+    assert np.bincount(a.y_test.numpy()).tolist() == [160, 30, 10]
     assert np.bincount(a.y_val.numpy()).tolist() == [160, 30, 10]
-    assert np.bincount(a.y_train.numpy()).tolist() == [640, 120, 40]
-    b = prepare(raw, val_fraction=0.2, seed=3)
-    c = prepare(raw, val_fraction=0.2, seed=4)
-    assert torch.equal(a.x_val, b.x_val) and not torch.equal(a.x_val, c.x_val)
+    assert np.bincount(a.y_train.numpy()).tolist() == [480, 90, 30]
+    assert a.split == "stratified"
+    b = prepare(raw, val_fraction=0.2, test_fraction=0.2, seed=3)
+    c = prepare(raw, val_fraction=0.2, test_fraction=0.2, seed=4)
+    assert torch.equal(a.x_test, b.x_test) and torch.equal(a.x_val, b.x_val)
+    assert not torch.equal(a.x_test, c.x_test)
     assert a.n_classes == 3 and a.input_shape == (1,)
 
 
-def test_classes_with_one_example_go_to_training():
+def test_splits_are_disjoint_and_cover_every_row():
+    raw = _raw(np.arange(200)[:, None], np.arange(200) % 2)
+    p = prepare(raw, seed=0, standardize=False, log1p="off")
+    parts = [p.x_train[:, 0].tolist(), p.x_val[:, 0].tolist(), p.x_test[:, 0].tolist()]
+    assert [len(x) for x in parts] == [120, 40, 40]
+    assert sorted(sum(parts, [])) == list(range(200))
+
+
+def test_a_split_column_in_the_file_overrides_the_random_split(tmp_path):
+    n = 30
+    df = pd.DataFrame(
+        {
+            "a": np.arange(n, dtype=float),
+            "split": ["train"] * 20 + ["Validation"] * 5 + ["TEST"] * 5,
+            "target": np.arange(n) % 2,
+        }
+    )
+    df.to_csv(tmp_path / "t.csv", index=False)
+    raw = load_dataset(str(tmp_path / "t.csv"))
+    assert raw.feature_names == ["a"]  # the split column is not a feature
+    p = prepare(raw, seed=0, standardize=False, log1p="off")
+    assert p.split == "column"
+    assert p.x_train[:, 0].tolist() == list(range(20))
+    assert p.x_val[:, 0].tolist() == list(range(20, 25))
+    assert p.x_test[:, 0].tolist() == list(range(25, 30))
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        (["train"] * 20 + ["val"] * 10, "no 'test' rows"),
+        (["train"] * 20 + ["val"] * 5 + ["holdout"] * 5, "'holdout'"),
+    ],
+)
+def test_a_bad_split_column_is_refused_by_name(tmp_path, values, message):
+    df = pd.DataFrame({"a": np.arange(30.0), "split": values, "target": np.arange(30) % 2})
+    df.to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(DataError, match=message):
+        prepare(load_dataset(str(tmp_path / "t.csv")))
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 9])
+def test_tiny_datasets_are_refused_with_a_clear_message(rows):
+    raw = _raw(np.arange(rows)[:, None], np.arange(rows) % 2, class_names=["a", "b"])
+    with pytest.raises(DataError, match=f"only {rows} rows.*at least 10"):
+        prepare(raw)
+
+
+def test_a_class_with_a_single_row_is_refused_naming_it():
     y = np.array([0] * 50 + [1] * 50 + [2])
-    p = prepare(_raw(np.arange(101)[:, None], y), seed=0)
-    assert 2 in p.y_train.tolist() and 2 not in p.y_val.tolist()
-    assert len(p.y_train) + len(p.y_val) == 101
+    with pytest.raises(DataError, match=r"single row \('rare'\).*at least 2 rows"):
+        prepare(_raw(np.arange(101)[:, None], y, class_names=["a", "b", "rare"]))
 
 
-def test_empty_validation_split_is_a_data_error():
-    with pytest.raises(DataError, match="split would be empty"):
-        prepare(_raw([[1.0], [2.0]], [0, 1]), val_fraction=0.6)
+def test_ten_rows_with_two_per_class_train_and_score_a_test_split():
+    p = prepare(_raw(np.arange(10)[:, None], np.arange(10) % 2), seed=0)
+    assert len(p.x_test) >= 1 and len(p.x_val) >= 1 and len(p.x_train) >= 1
+
+
+def test_fractions_leaving_no_training_rows_are_a_data_error():
+    with pytest.raises(DataError, match="no training rows"):
+        prepare(
+            _raw(np.arange(10)[:, None], np.arange(10) % 2), val_fraction=0.6, test_fraction=0.4
+        )
 
 
 def test_single_class_is_a_data_error():
@@ -89,6 +146,23 @@ def test_constant_column_stays_zero_and_missing_values_get_the_training_median()
     assert torch.all(p.x_train[:, 0] == 0) and torch.all(p.x_val[:, 0] == 0)
     assert not torch.isnan(p.x_train).any() and not torch.isnan(p.x_val).any()
     assert p.preprocessor.std[0] == 1.0
+
+
+def test_missing_values_are_filled_as_the_report_says():
+    # The report's words ("the median of that column over the training rows") are what happens.
+    rng = np.random.default_rng(0)
+    x = np.column_stack([np.arange(100.0), rng.random(100) ** 3, np.full(100, np.nan)])
+    x[::7, 1] = np.nan
+    raw = _raw(x, np.arange(100) % 2)
+    p = prepare(raw, seed=0, standardize=False, log1p="off")
+    train_idx = p.x_train[:, 0].numpy().astype(int)  # column 0 is the row number
+    col = x[train_idx, 1]
+    fill = p.preprocessor.median.numpy()
+    assert fill[1] == pytest.approx(np.median(col[~np.isnan(col)]), rel=1e-6)
+    assert fill[1] != pytest.approx(np.nanmedian(x[:, 1]), rel=1e-6)  # training rows only
+    assert fill[2] == 0.0  # a column with no value at all is filled with 0
+    message = " ".join(w["message"] for w in dataset_report(raw).warnings)
+    assert "median of that column over the training rows (0 if the column has no value" in message
 
 
 def test_image_statistics_are_per_channel():
@@ -135,7 +209,7 @@ def test_log1p_off_disables_the_rule():
 
 def test_max_rows_subsamples_before_the_split():
     p = prepare(load_dataset("builtin:digits"), max_rows=300, seed=0)
-    assert len(p.y_train) + len(p.y_val) == 300 and p.n_classes == 10
+    assert len(p.y_train) + len(p.y_val) + len(p.y_test) == 300 and p.n_classes == 10
 
 
 def test_report_finds_missing_duplicates_constant_columns_and_imbalance(tmp_path):

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from engine.auto import DataFacts, train_rows
 from engine.config import (
     Config,
     apply_overrides,
@@ -21,10 +22,65 @@ from engine.errors import ConfigError, PresetNotFound
 REQUIRED = {"sutskever", "sequence", "small-data", "ensemble", "quick"}
 
 
-def test_the_five_required_presets_exist_and_sutskever_is_first():
+def test_the_required_presets_exist_auto_first_then_sutskever():
     names = [p.name for p in list_presets()]
-    assert set(names) >= REQUIRED
-    assert names[0] == "sutskever"
+    assert set(names) >= REQUIRED | {"auto"}
+    assert names[:2] == ["auto", "sutskever"]
+
+
+@pytest.mark.parametrize("rows", [10, 50, 142, 237, 569, 1797, 5000, 20000, 10**6])
+def test_auto_batch_is_a_multiple_of_8_never_huge_with_about_20_steps(rows):
+    facts = DataFacts(rows=rows, task="classification", classes=2, features=30)
+    cfg = resolve_config("auto", dataset="x.csv", facts=facts)
+    b, n_tr = cfg.train.batch_size, train_rows(facts)
+    assert b % 8 == 0 and 8 <= b <= 128
+    assert b == 8 or n_tr / b >= 18  # about 20 updates an epoch, unless the batch is at 8
+    assert b == 128 or n_tr < 128 * 20
+    # T6: a run of its epochs gets at least 10 ratio readings, also if it stops at a tenth
+    steps = -(-n_tr // b) * cfg.train.epochs
+    assert steps // cfg.train.ratio_every >= 10 * 3
+    assert cfg.auto == facts.to_dict()
+
+
+def test_auto_on_a_small_table_explains_each_derived_choice_with_its_tip():
+    # The example: 237 rows leave 141 for training.
+    facts = DataFacts(rows=237, task="classification", classes=3, features=13)
+    cfg = resolve_config("auto", dataset="wine.csv", facts=facts)
+    why = {s.field: s for s in explain(cfg)}
+    assert why["train.batch_size"].tip == "T3"
+    assert why["train.batch_size"].why.startswith("batch 8: 141 training rows would make only 2")
+    assert why["ensemble.members"].value == 5 and why["ensemble.members"].tip == "T14"
+    assert why["model.dropout"].tip == "T13" and cfg.model.dropout == 0.2
+    assert why["optim.lr"].value == pytest.approx(0.01)  # 0.1 × 8/128, at least 0.01
+    for field in (
+        "train.epochs",
+        "optim.weight_decay",
+        "schedule.plateau_patience",
+        "schedule.plateau_factor",
+        "train.early_stop_patience",
+        "train.ratio_every",
+    ):
+        assert why[field].why and why[field].tip.startswith("T"), field
+    # A user's override wins, and explain shows the value in force.
+    cfg2 = resolve_config(
+        "auto", dataset="wine.csv", facts=facts, overrides={"train.batch_size": 16}
+    )
+    assert {s.field: s.value for s in explain(cfg2)}["train.batch_size"] == 16
+
+
+def test_auto_on_a_large_table_keeps_the_advice_defaults():
+    cfg = resolve_config(
+        "auto", dataset="big.csv", facts=DataFacts(rows=200_000, task="regression", features=40)
+    )
+    assert cfg.train.batch_size == 128 and cfg.optim.lr == 0.1
+    assert cfg.ensemble.members == 1 and cfg.model.dropout == 0.0
+    assert cfg.schedule.plateau_factor in (0.5, 0.2)
+
+
+def test_auto_without_data_facts_is_the_plain_template():
+    cfg = resolve_config("auto")
+    assert cfg.preset == "auto" and cfg.auto is None
+    assert cfg.optim.name == "sgd" and cfg.data.standardize
 
 
 @pytest.mark.parametrize("name", sorted(REQUIRED))

@@ -195,7 +195,7 @@ def test_the_loop_checks_its_own_batch_size_before_training():
     )
     train(cfg, blobs(n=200, val=50), sink=sink)
     (ev,) = [e for e in sink.kinds("preflight") if e["data"]["rule"] == "batch_size"]
-    assert ev["data"]["data"] == {"batch_size": 36, "train_rows": 200, "batches": 6}
+    assert ev["data"]["data"].items() >= {"batch_size": 36, "train_rows": 200, "batches": 6}.items()
     assert "not a multiple of 8" in ev["message"] and ev["data"]["change"] == {
         "train.batch_size": 32
     }
@@ -308,12 +308,9 @@ def test_a_gradcheck_failure_in_builtin_layers_does_not_blame_the_user():
     assert "your code" not in f.message + f.suggestion and "kink" in f.suggestion
 
 
-def test_gradcheck_still_passes_on_digits_sized_models_quickly():
-    import time
-
+def test_gradcheck_passes_on_digits_sized_models():
+    # (Its cost is measured, not asserted: no timing assertions in tests.)
     cfg = Config().model.model_copy(update={"kind": "cnn", "channels": [32, 64]})
     model = build_model(cfg, (1, 8, 8), 10, "image", seed=0)
-    t = time.perf_counter()
     f = doctor.gradcheck_model(model, torch.randn(16, 1, 8, 8))
     assert f.passed, f.message
-    assert time.perf_counter() - t < 10

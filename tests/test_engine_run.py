@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -145,6 +148,76 @@ def test_cli_train_writes_checkpoint_config_and_summary(tmp_path):
         and (out / "summary.json").exists()
     )
     assert "best val acc" in proc.stdout
+
+
+def _cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "jobs.cli", "train", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_cli_train_on_a_file_writes_an_honest_test_score(tmp_path):
+    # Issue 10's acceptance line, with the default (auto) preset.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4))
+    df = pd.DataFrame(x, columns=["a", "b", "c", "d"])
+    df["kind"] = np.where(x[:, 0] + x[:, 1] > 0, "yes", "no")
+    df["other"] = rng.normal(size=300)  # the last column, which a silent guess would pick
+    df.to_csv(tmp_path / "t.csv", index=False)
+    out = tmp_path / "out"
+    proc = _cli(
+        "--dataset",
+        str(tmp_path / "t.csv"),
+        "--target",
+        "kind",
+        "--out",
+        str(out),
+        "--set",
+        "train.epochs=5",
+    )
+    assert proc.returncode == 0, proc.stderr
+    # What was inferred is said before training: the target and the task.
+    assert "target column 'kind' (as asked)" in proc.stderr
+    assert "classification into 2 classes" in proc.stderr
+    assert proc.stderr.index("classification into") < proc.stderr.index("run_start")
+    summary = json.loads((out / "summary.json").read_text())
+    config = json.loads((out / "config.json").read_text())
+    assert config["preset"] == "auto" and config["auto"]["rows"] == 300
+    assert summary["test_rows"] == 60 and 0.5 < summary["test_metric"] <= 1.0
+    assert summary["test_loss"] > 0
+    cm = summary["confusion_matrix"]
+    assert sum(map(sum, cm)) == 60 and summary["class_names"] == ["no", "yes"]
+    assert summary["test_metric"] == pytest.approx((cm[0][0] + cm[1][1]) / 60)
+    assert "test acc (held out, scored once)" in proc.stdout
+
+
+def test_cli_train_says_which_column_it_guessed(tmp_path):
+    pd.DataFrame({"a": np.arange(40.0), "b": np.arange(40) % 5}).to_csv(
+        tmp_path / "t.csv", index=False
+    )
+    proc = _cli(
+        "--dataset",
+        str(tmp_path / "t.csv"),
+        "--out",
+        str(tmp_path / "o"),
+        "--set",
+        "train.epochs=1",
+    )
+    assert "target column 'b' (inferred; change it with --target)" in proc.stderr
+
+
+def test_cli_train_refuses_a_tiny_file_with_a_clear_message(tmp_path):
+    pd.DataFrame({"a": [1.0, 2.0, 3.0], "target": [0, 1, 0]}).to_csv(
+        tmp_path / "t.csv", index=False
+    )
+    proc = _cli("--dataset", str(tmp_path / "t.csv"), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    assert "only 3 rows" in proc.stderr and "at least 10" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_cli_train_names_a_bad_setting_and_trains_nothing(tmp_path):

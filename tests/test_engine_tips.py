@@ -137,6 +137,59 @@ def test_run_ends_when_lr_falls_below_the_floor(monkeypatch):
     assert len(sink.kinds("lr_floor")) == 1
 
 
+def test_early_stop_patience_counts_from_the_last_cut_so_the_lr_reaches_the_floor(monkeypatch):
+    # T7 as the advice says: cut on every plateau and go on until the LR is tiny. Validation
+    # never improves; early stopping (3 epochs) would end the run after one cut if its count
+    # did not start again at each cut.
+    _scripted(monkeypatch, [1.0] * 50)
+    cfg = cfg_for(
+        **{
+            "train.epochs": 50,
+            "schedule.plateau_patience": 1,
+            "schedule.plateau_factor": 0.5,
+            "schedule.lr_floor": 0.02,
+            "train.early_stop_patience": 3,
+        }
+    )
+    sink = MemorySink()
+    result = train(cfg, blobs(n=64, val=16), sink=sink)
+    # cuts after 2 bad epochs each: epoch 3 (.05), 5 (.025), 7 (.0125 < 0.02, the floor)
+    assert result.summary["stop_reason"] == "lr_floor", result.message
+    assert [e["data"]["epoch"] for e in sink.kinds("lr_cut")] == [3, 5, 7]
+    assert result.summary["epochs"] == 7 and not sink.kinds("early_stop")
+
+
+def test_the_sutskever_default_reaches_the_lr_floor_when_validation_keeps_plateauing(
+    monkeypatch,
+):
+    _scripted(monkeypatch, [1.0] * 200)
+    cfg = resolve_config("sutskever", overrides={"train.epochs": 200})
+    result = train(cfg, blobs(n=64, val=16), sink=MemorySink())
+    assert result.summary["stop_reason"] == "lr_floor"
+    assert result.summary["final_lr"] < cfg.schedule.lr_floor
+
+
+def test_the_test_split_is_scored_once_with_the_best_weights():
+    data = blobs(n=300, val=100, seed=3)
+    data.x_test, data.y_test = data.x_val.clone(), data.y_val.clone()  # so test == validation
+    cfg = cfg_for(
+        **{
+            "train.epochs": 40,
+            "train.early_stop_patience": 3,
+            "schedule.enabled": False,
+            "optim.lr": 0.5,
+            "optim.momentum": 0.0,
+        }
+    )
+    sink = MemorySink()
+    s = train(cfg, data, sink=sink).summary
+    assert s["best_epoch"] < s["epochs"]  # the last weights are not the best ones
+    assert s["test_loss"] == pytest.approx(s["best_val_loss"], rel=1e-5)
+    assert s["test_metric"] == pytest.approx(s["best_val_metric"])
+    assert s["test_rows"] == 100 and sum(map(sum, s["confusion_matrix"])) == 100
+    assert len(sink.kinds("test_score")) == 1
+
+
 def test_early_stop_ends_the_run_and_restores_the_best_weights(tmp_path):
     """Real training: a huge LR makes validation loss bounce; the saved model must be the best
     epoch's weights, checked by re-evaluating them."""

@@ -44,3 +44,5 @@ class RawDataset:
     # Things the loader did that a user should know about (e.g. rows dropped for a missing
     # target), in the same {"tip", "message"} shape as the report's warnings.
     load_warnings: list[dict[str, Any]] = field(default_factory=list)
+    # A table's own `split` column (train/val/test per row), which overrides the random split.
+    split: np.ndarray | None = None

@@ -198,7 +198,13 @@ def _load_npz(path: Path, *, target: str | None, task: str) -> RawDataset:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except (ValueError, OSError, zipfile.BadZipFile) as e:
-        raise DataError(f"{where}: can't be read as an .npz of plain arrays: {e}") from e
+        # numpy's own text would suggest allow_pickle=True, which is exactly what must not be
+        # done with an uploaded file; say what is wrong in our words instead.
+        raise DataError(
+            f"{where}: can't be read as an .npz of plain number arrays: it is not a NumPy .npz "
+            "file (was another file renamed?), or it holds Python objects, which Trainboard "
+            "never loads. Save it with numpy.savez from plain arrays."
+        ) from e
     names = [k for k in arrays if k != "modality"]
     xkey = next((k for k in ("x", "X") if k in arrays), None)
     if target is not None:

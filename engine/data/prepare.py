@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -142,63 +143,128 @@ class Prepared:
     class_names: list[str] | None
     y_mean: float | None
     y_std: float | None
+    # The held-out test split (issue 10): scored once, at the end, with the best weights; it never
+    # steers training. None only for hand-built data in tests.
+    x_test: torch.Tensor | None = None
+    y_test: torch.Tensor | None = None
+    split: str = "random"  # "stratified", "random" or "column" (the file's own split column)
+
+
+# T1: below these, a validation or test score is one or two rows' worth of noise; refuse instead.
+MIN_ROWS = 10
+MIN_ROWS_PER_CLASS = 2
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def _carve(
+    idx: np.ndarray, y: np.ndarray, n_take: int, task: str, seed: int
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Take ``n_take`` of ``idx`` out: (kept, taken, stratified). For classification each part
+    keeps the class proportions; a class with one example left can't be in both and stays in
+    ``kept`` (training)."""
+    if task == "classification":
+        counts = np.bincount(y[idx])
+        single = counts[y[idx]] == 1
+        rest = idx[~single]
+        n_cls = int((counts >= 2).sum())
+        n_rest = min(n_take, len(rest) - 1)
+        if n_cls and n_cls <= n_rest and n_cls <= len(rest) - n_rest:
+            kept, taken = train_test_split(
+                rest, test_size=n_rest, random_state=seed, stratify=y[rest]
+            )
+            return np.concatenate([kept, idx[single]]), taken, True
+    kept, taken = train_test_split(idx, test_size=n_take, random_state=seed)
+    return kept, taken, False
 
 
 def _split(
-    y: np.ndarray, task: str, val_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
+    y: np.ndarray, task: str, val_fraction: float, test_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """Seeded train / validation / test indices, stratified for classification where every
+    class can be; the test split is carved first so it does not depend on ``val_fraction``."""
     n = len(y)
-    n_val = math.ceil(val_fraction * n)
-    if n_val < 1 or n - n_val < 1:
+    n_test, n_val = math.ceil(test_fraction * n), math.ceil(val_fraction * n)
+    if n - n_test - n_val < 1:
         raise DataError(
-            f"with {n} rows and val_fraction={val_fraction}, the training or validation split "
-            "would be empty; add rows or change val_fraction."
+            f"with {n} rows, val_fraction={val_fraction} and test_fraction={test_fraction} leave "
+            "no training rows; lower the fractions or add rows."
         )
     idx = np.arange(n)
-    if task == "classification":
-        counts = np.bincount(y)
-        # Classes with one example can't be in both splits: they go to training, the rest is
-        # stratified so each split keeps the class proportions.
-        single = counts[y] == 1
-        rest = idx[~single]
-        n_cls = int((counts >= 2).sum())
-        n_val_rest = math.ceil(val_fraction * len(rest))
-        if n_cls and n_cls <= n_val_rest and n_cls <= len(rest) - n_val_rest:
-            tr, va = train_test_split(
-                rest, test_size=n_val_rest, random_state=seed, stratify=y[rest]
+    rest, te, strat_te = _carve(idx, y, n_test, task, seed)
+    tr, va, strat_va = _carve(np.sort(rest), y, n_val, task, seed + 1)
+    return tr, va, te, "stratified" if strat_te and strat_va else "random"
+
+
+def _split_from_column(split: np.ndarray, where: str) -> tuple[np.ndarray, ...]:
+    """The user's own split column (train/val/test): every part must have rows."""
+    parts = []
+    for name in SPLIT_NAMES:
+        rows = np.flatnonzero(split == name)
+        if rows.size == 0:
+            raise DataError(
+                f"{where}: the split column has no '{name}' rows; it needs train, val and test "
+                "rows (or remove the column and let Trainboard split the rows)."
             )
-            return np.concatenate([tr, idx[single]]), va
-    tr, va = train_test_split(idx, test_size=n_val, random_state=seed)
-    return tr, va
+        parts.append(rows)
+    return tuple(parts)
+
+
+def check_enough_rows(y: np.ndarray, task: str, class_names: list[str] | None, where: str) -> None:
+    """T1: refuse data too small for a validation and a test score to mean anything."""
+    n = len(y)
+    if n < MIN_ROWS:
+        raise DataError(
+            f"{where}: only {n} rows. Trainboard needs at least {MIN_ROWS}, so that the "
+            "validation and test splits hold more than a row or two (T1). Add rows."
+        )
+    if task != "classification":
+        return
+    counts = np.bincount(y, minlength=len(class_names or []))
+    rare = [i for i, c in enumerate(counts) if 0 < c < MIN_ROWS_PER_CLASS]
+    if rare:
+        names = [class_names[i] if class_names else str(i) for i in rare]
+        shown = ", ".join(repr(str(c)) for c in names[:5]) + (" …" if len(names) > 5 else "")
+        raise DataError(
+            f"{where}: {len(rare)} class(es) have a single row ({shown}). Every class needs at "
+            f"least {MIN_ROWS_PER_CLASS} rows, or it can't be both learned and checked (T1). Add "
+            "examples of those classes or remove their rows."
+        )
 
 
 def prepare(
     raw: RawDataset,
     *,
     val_fraction: float = 0.2,
+    test_fraction: float = 0.2,
     seed: int = 0,
     standardize: bool = True,
     log1p: str = "auto",
     max_rows: int | None = None,
 ) -> Prepared:
-    """Split (stratified for classification, seeded), fit the preprocessor on the training
-    split only, and return transformed tensors.
+    """Split into train / validation / test (stratified for classification, seeded; a
+    ``split`` column in the file overrides it), fit the preprocessor on the training split
+    only, and return transformed tensors.
 
     ``log1p``: "auto" applies :func:`log1p_rule` per feature (tables, sequences), "off" never.
     ``max_rows``: use a seeded random subset of this many rows (before splitting).
     """
     if not 0.0 < val_fraction < 1.0:
         raise DataError(f"val_fraction must be between 0 and 1 (exclusive), not {val_fraction}")
+    if not 0.0 < test_fraction < 1.0:
+        raise DataError(f"test_fraction must be between 0 and 1 (exclusive), not {test_fraction}")
     if log1p not in ("auto", "off"):
         raise DataError(f"log1p must be 'auto' or 'off', not {log1p!r}")
     if raw.modality not in MODALITIES:
         raise DataError(f"modality must be one of {', '.join(MODALITIES)}, not {raw.modality!r}")
     if max_rows is not None and max_rows < 2:
         raise DataError(f"max_rows must be at least 2, not {max_rows}")
-    x, y = raw.x, raw.y
+    x, y, split = raw.x, raw.y, raw.split
     if max_rows is not None and len(y) > max_rows:
         keep = np.sort(np.random.default_rng(seed).choice(len(y), max_rows, replace=False))
         x, y = x[keep], y[keep]
+        split = None if split is None else split[keep]
+    where = Path(raw.source).name if raw.source else "the dataset"
+    check_enough_rows(y, raw.task, raw.class_names, where)
     n_classes = None
     if raw.task == "classification":
         n_classes = len(raw.class_names) if raw.class_names else int(y.max()) + 1
@@ -206,26 +272,38 @@ def prepare(
             raise DataError(
                 f"{raw.source}: the target has a single class; classification needs at least two."
             )
-    tr, va = _split(y, raw.task, val_fraction, seed)
+    if split is not None:
+        tr, va, te = _split_from_column(split, where)
+        how = "column"
+    else:
+        tr, va, te, how = _split(y, raw.task, val_fraction, test_fraction, seed)
     pre = Preprocessor.fit(x[tr], raw.modality, standardize=standardize, log1p=log1p)
-    x_train = pre.transform(torch.from_numpy(np.ascontiguousarray(x[tr])))
-    x_val = pre.transform(torch.from_numpy(np.ascontiguousarray(x[va])))
+
+    def xs(rows: np.ndarray) -> torch.Tensor:
+        return pre.transform(torch.from_numpy(np.ascontiguousarray(x[rows])))
+
     y_mean = y_std = None
     if raw.task == "classification":
-        y_train = torch.from_numpy(y[tr].astype(np.int64))
-        y_val = torch.from_numpy(y[va].astype(np.int64))
+
+        def ys(rows: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(y[rows].astype(np.int64))
     else:
         yt = y[tr].astype(np.float64)
         y_mean, y_std = float(yt.mean()), float(yt.std())
         if y_std == 0.0:
             y_std = 1.0
-        y_train = torch.from_numpy(((y[tr] - y_mean) / y_std).astype(np.float32))
-        y_val = torch.from_numpy(((y[va] - y_mean) / y_std).astype(np.float32))
+
+        def ys(rows: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(((y[rows] - y_mean) / y_std).astype(np.float32))
+
     return Prepared(
-        x_train=x_train,
-        y_train=y_train,
-        x_val=x_val,
-        y_val=y_val,
+        x_train=xs(tr),
+        y_train=ys(tr),
+        x_val=xs(va),
+        y_val=ys(va),
+        x_test=xs(te),
+        y_test=ys(te),
+        split=how,
         preprocessor=pre,
         task=raw.task,
         modality=raw.modality,

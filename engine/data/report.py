@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from engine.data.base import RawDataset
-from engine.data.prepare import _as_matrix, log1p_rule
+from engine.data.prepare import _as_matrix, check_enough_rows, log1p_rule
 from engine.data.tabular import is_text
 
 SMALL_ROWS = 500  # fewer rows than this: "small for a neural network" (T1)
@@ -38,6 +39,7 @@ class DatasetReport:
     log1p_columns: list[str]
     warnings: list[dict[str, Any]] = field(default_factory=list)
     conflicting_labels: int = 0  # groups of identical inputs with different targets
+    features: int = 0  # input values per row after encoding (pixels, steps × features…)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -61,7 +63,11 @@ def dataset_report(raw: RawDataset, *, batch_size: int | None = None) -> Dataset
 
     ``batch_size``: the batch a run will use, for the T3 "too few batches" warning; None (at
     upload, before any run) judges the default batch of 128 and says so. A run checks its own
-    batch size again before training (``engine.doctor.check_batch_size``)."""
+    batch size again before training (``engine.doctor.check_batch_size``).
+
+    Raises ``DataError`` for data too small to split into a meaningful validation and test set
+    (T1): an upload is refused with that message rather than failing later in a run."""
+    check_enough_rows(raw.y, raw.task, raw.class_names, Path(raw.source).name)
     n = len(raw.x)
     warnings: list[dict[str, Any]] = list(raw.load_warnings)
 
@@ -81,7 +87,8 @@ def dataset_report(raw: RawDataset, *, batch_size: int | None = None) -> Dataset
         fill = (
             "an empty text cell matches no category"
             if col in text_columns
-            else "they are filled with the training-split median"
+            else "each is filled with the median of that column over the training rows (0 if "
+            "the column has no value there)"
         )
         warn("T1", f"column {col} has {v} missing values ({_fmt(v / max(n, 1))}); {fill} (T1).")
     if duplicates:
@@ -120,6 +127,7 @@ def dataset_report(raw: RawDataset, *, batch_size: int | None = None) -> Dataset
         log1p_columns=log1p_cols,
         warnings=warnings,
         conflicting_labels=conflicting,
+        features=int(math.prod(raw.x.shape[1:])),
     )
 
 

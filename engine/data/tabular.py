@@ -84,14 +84,14 @@ def encode_target(
         task = "classification" if text or is_bool else auto_task(values)
     if len(np.unique(values)) < 2:
         raise DataError(
-            f"{where}: target column {name!r} has the same value ({values[0]!r}) in every row, so there is "
+            f"{where}: target column {name!r} has the same value ({_plain(values[0])}) in every row, so there is "
             "nothing to learn. Pick another target column or add rows with other values."
         )
     if task == "regression":
         if text:
             example = values[0]
             raise DataError(
-                f"{where}: target column {name!r} holds text (e.g. {example!r}), so it can't be a "
+                f"{where}: target column {name!r} holds text (e.g. {_plain(example)}), so it can't be a "
                 "regression target. Use task='classification' or pick a numeric target column."
             )
         return values.astype(np.float32), task, None
@@ -108,6 +108,15 @@ def encode_target(
     else:
         names = [str(int(c)) if float(c).is_integer() else str(c) for c in classes]
     return y.astype(np.int64), task, names
+
+
+def _plain(v: Any) -> str:
+    """A cell value as people write it: 1 or 1.5 or 'yes', never numpy's np.float64(1.0)."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return repr(v) if isinstance(v, str) else str(v)
 
 
 def _text_column_error(s: pd.Series, col: str, where: str) -> DataError:
@@ -192,7 +201,8 @@ def dataset_from_frame(
         df = df.loc[keep].reset_index(drop=True)
         t = df[tcol]
     y, task, class_names = encode_target(t, task, str(tcol), where)
-    x, names = features_from_frame(df.drop(columns=[tcol]), where)
+    split, scol = split_column(df, tcol, where)
+    x, names = features_from_frame(df.drop(columns=[tcol, *scol]), where)
     return RawDataset(
         x=x,
         y=y,
@@ -204,4 +214,34 @@ def dataset_from_frame(
         target=str(tcol),
         frame=df,
         load_warnings=warnings,
+        split=split,
     )
+
+
+SPLIT_ALIASES = {
+    "train": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+}
+
+
+def split_column(df: pd.DataFrame, tcol: Any, where: str) -> tuple[np.ndarray | None, list[Any]]:
+    """A column named ``split`` (any case, not the target) says which rows are train / val /
+    test: (the normalised values, [that column]), or (None, []) when there is none. It is not
+    a feature."""
+    cols = [c for c in df.columns if str(c).lower() == "split" and c != tcol]
+    if not cols:
+        return None, []
+    raw = df[cols[0]]
+    names = raw.astype(str).str.strip().str.lower()
+    mapped = names.map(SPLIT_ALIASES)
+    bad = raw[mapped.isna() | raw.isna()]
+    if len(bad):
+        odd = ", ".join(repr(str(v)) for v in pd.unique(bad.astype(str))[:5])
+        raise DataError(
+            f"{where}: the split column must say train, val or test in every row; it also holds "
+            f"{odd} ({len(bad)} rows). Fix those cells, or rename the column if it is a feature."
+        )
+    return mapped.to_numpy(dtype=object), cols[:1]

@@ -1,0 +1,283 @@
+"""The ``auto`` preset: settings derived from the dataset itself, each with its tip and reason.
+
+``engine/presets/auto.toml`` holds what never depends on the data (T2 standardizing, T4 mean
+loss, T5 SGD with momentum…). :func:`derive` adds what does: the batch size, epochs, dropout,
+weight decay, patience, the plateau cut and how often the update/weight ratio is measured, from
+a few facts about the dataset (:class:`DataFacts`: rows, task, classes, input size). The facts
+travel with the config (``Config.auto``) so a run's "why" column can be rebuilt later.
+
+The rules are small and written out here rather than searched for, so a beginner can read why
+each value was chosen; bench/quality.py measures the result against scikit-learn baselines.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+AUTO = "auto"
+
+MIN_STEPS_PER_EPOCH = 20  # T3: fewer updates per epoch than this learn slowly
+MAX_BATCH = 128  # T3: the advice's ~128; larger batches generalise worse
+MIN_BATCH = 8
+TARGET_STEPS = 4000  # total updates a run aims for, within the epoch bounds below
+MIN_EPOCHS, MAX_EPOCHS = 30, 300
+SMALL_DATA_ROWS = 2000  # training rows below which the small-data rules apply
+SMALL_DATA_MEMBERS = 5
+SMALL_DATA_WIDTH = 64  # T14 on small data, where a member costs seconds
+RATIO_READINGS = 20  # T6: readings of the update/weight ratio per run (the rule needs >= 10)
+
+
+@dataclass(frozen=True)
+class DataFacts:
+    """What the auto preset needs to know about a dataset (all from its report)."""
+
+    rows: int
+    task: str  # classification | regression
+    modality: str = "tabular"
+    classes: int | None = None
+    features: int = 1  # input values per row (pixels for images, steps × features for sequences)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DataFacts:
+        return cls(
+            rows=int(d["rows"]),
+            task=str(d["task"]),
+            modality=str(d.get("modality") or "tabular"),
+            classes=int(d["classes"]) if d.get("classes") else None,
+            features=int(d.get("features") or 1),
+        )
+
+    @classmethod
+    def from_raw(cls, raw: Any) -> DataFacts:
+        """From a loaded ``engine.data.RawDataset``."""
+        return cls(
+            rows=len(raw.y),
+            task=raw.task,
+            modality=raw.modality,
+            classes=len(raw.class_names) if raw.class_names else None,
+            features=max(1, math.prod(raw.x.shape[1:])),
+        )
+
+    @classmethod
+    def from_report(cls, report: dict[str, Any]) -> DataFacts:
+        """From a stored dataset report (``engine.data.report.DatasetReport.to_dict``)."""
+        balance = report.get("class_balance") or {}
+        return cls(
+            rows=int(report["rows"]),
+            task=str(report["task"]),
+            modality=str(report.get("modality") or "tabular"),
+            classes=len(balance) or None,
+            features=max(1, int(report.get("features") or report.get("columns", 2) - 1)),
+        )
+
+
+@dataclass(frozen=True)
+class Derived:
+    field: str
+    value: Any
+    tip: str
+    why: str
+
+
+def train_rows(facts: DataFacts, val_fraction: float = 0.2, test_fraction: float = 0.2) -> int:
+    """Rows left for training after the validation and test splits (as engine.data.prepare)."""
+    n = facts.rows
+    return max(1, n - math.ceil(val_fraction * n) - math.ceil(test_fraction * n))
+
+
+def _batch(n_train: int) -> tuple[int, str]:
+    """T3: a multiple of 8, never over 128, and small enough for ~20 updates per epoch."""
+    b = min(MAX_BATCH, max(MIN_BATCH, (n_train // MIN_STEPS_PER_EPOCH) // 8 * 8))
+    steps = math.ceil(n_train / b)
+    if b == MAX_BATCH:
+        why = (
+            f"batch {b}: {n_train} training rows give {steps} updates per epoch at the advice's "
+            "~128, plenty; bigger batches would generalise worse (T3)."
+        )
+    else:
+        why = (
+            f"batch {b}: {n_train} training rows would make only {math.ceil(n_train / 128)} "
+            f"batch(es) of 128; {b} (a multiple of 8) gives {steps} updates per epoch (T3)."
+        )
+    return b, why
+
+
+def derive(
+    facts: DataFacts, *, val_fraction: float = 0.2, test_fraction: float = 0.2
+) -> list[Derived]:
+    """The data-dependent settings of the auto preset, each with its tip and plain reason."""
+    n_tr = train_rows(facts, val_fraction, test_fraction)
+    batch, batch_why = _batch(n_tr)
+    steps = math.ceil(n_tr / batch)
+    epochs = min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(TARGET_STEPS / steps)))
+    small = n_tr < SMALL_DATA_ROWS
+    out = [Derived("train.batch_size", batch, "T3", batch_why)]
+    out += _sequence() if facts.modality == "sequence" else [_lr(batch)]
+    out.append(
+        Derived(
+            "train.epochs",
+            epochs,
+            "T15",
+            f"up to {epochs} epochs, about {epochs * steps:,} updates in all; the LR schedule "
+            "and early stopping usually end the run sooner (T15).",
+        )
+    )
+    out += _regularise(facts, n_tr, small)
+    return out + _schedule(epochs, steps, small)
+
+
+def _lr(batch: int) -> Derived:
+    """T5 with T3: 0.1 suits SGD with momentum at batch 128. A smaller batch gives noisier
+    gradients, and the same LR then diverges (seen on 300-row tables at batch 16), so the LR
+    scales with the batch (the linear scaling rule), down to 0.01 at most tenfold."""
+    lr = max(0.01, round(0.1 * batch / MAX_BATCH, 4))
+    return Derived(
+        "optim.lr",
+        lr,
+        "T5",
+        "LR 0.1, the advice's good first LR for SGD with momentum at batch 128 (T5)."
+        if lr == 0.1
+        else f"LR {lr:g}: 0.1 suits batch 128; at batch {batch} the gradients are "
+        f"noisier, so the LR shrinks with the batch (0.1 × {batch}/128) and training "
+        "stays stable (T5).",
+    )
+
+
+def _regularise(facts: DataFacts, n_tr: int, small: bool) -> list[Derived]:
+    """T13/T14/T15: small data gets an ensemble, dropout, a smaller net and firmer decay."""
+    if not small:
+        if facts.modality == "sequence":  # the recurrent recipe (sequence preset) has none
+            return []
+        return [
+            Derived(
+                "optim.weight_decay",
+                0.0005,
+                "T15",
+                f"weight decay 0.0005: {n_tr:,} training rows regularise the net by themselves; "
+                "a gentle pull towards small weights is enough (T15).",
+            )
+        ]
+    return [
+        Derived(
+            "ensemble.members",
+            SMALL_DATA_MEMBERS,
+            "T14",
+            f"an ensemble of {SMALL_DATA_MEMBERS} nets from different seeds, their "
+            f"predictions averaged: on {n_tr} training rows one net's score depends a lot on "
+            "its luck, and a member costs only seconds here (T14).",
+        ),
+        Derived(
+            "model.dropout",
+            0.2,
+            "T13",
+            f"dropout 0.2: with {n_tr} training rows a net of this size can memorise them; "
+            "switching off a fifth of the units at random keeps it from relying on any one "
+            "(T13).",
+        ),
+        Derived(
+            "optim.weight_decay",
+            0.01,
+            "T15",
+            f"weight decay 0.01: a firmer pull towards small weights on {n_tr} rows, where "
+            "overfitting is the main risk (T15).",
+        ),
+        Derived(
+            "model.hidden",
+            [SMALL_DATA_WIDTH],
+            "T13",
+            f"one hidden layer of {SMALL_DATA_WIDTH} units (for an MLP): {n_tr} rows can't "
+            f"pin down the {facts.features * 256 + 256 * 256:,} weights of two layers of 256, "
+            "so a smaller net overfits less (T13).",
+        ),
+    ]
+
+
+def _schedule(epochs: int, steps: int, small: bool) -> list[Derived]:
+    """T7: cut on a plateau and keep going until the LR is tiny. Short runs (few epochs per
+    cut) divide by 5 so the LR reaches the floor within the epoch budget; otherwise halve.
+    T6: the ratio is read often enough for the rule's window."""
+    patience = 4 if small else 3
+    factor = 0.5 if epochs >= 12 * (patience + 1) else 0.2
+    every = max(1, epochs * steps // (RATIO_READINGS * 3))
+    return [
+        Derived(
+            "schedule.plateau_patience",
+            patience,
+            "T7",
+            f"the LR is cut after {patience} epochs without a better validation loss"
+            + (" (small data is noisier, so it waits one epoch more)." if small else "."),
+        ),
+        Derived(
+            "schedule.plateau_factor",
+            factor,
+            "T7",
+            "each cut halves the LR, so it reaches the floor after about 10 cuts (T7)."
+            if factor == 0.5
+            else f"each cut divides the LR by 5: with up to {epochs} epochs, halving would not "
+            "reach the floor in time (T7).",
+        ),
+        Derived(
+            "train.early_stop_patience",
+            3 * (patience + 1),
+            "T7",
+            f"stop after {3 * (patience + 1)} epochs without improvement, counted from the last "
+            "LR cut, so the schedule gets to make its cuts first (T7).",
+        ),
+        Derived(
+            "train.ratio_every",
+            every,
+            "T6",
+            f"the update/weight ratio is measured every {every} steps, "
+            "so even a run that stops early gets enough readings for the T6 check.",
+        ),
+    ]
+
+
+def _sequence() -> list[Derived]:
+    """Sequences get the recurrent-net advice of the sequence preset: an LSTM with Adam, its
+    forget gate open (T11) and its gradient clipped (T9)."""
+    return [
+        Derived(
+            "optim.name",
+            "adam",
+            "T5",
+            "Adam for a recurrent net: it adapts the step size per weight, which suits LSTMs "
+            "better than one LR for all (T5).",
+        ),
+        Derived(
+            "optim.lr",
+            0.003,
+            "T5",
+            "LR 0.003, Adam's usual scale (about 1e-3) started a little bolder; the plateau rule "
+            "cuts it (T5).",
+        ),
+        Derived(
+            "schedule.lr_floor",
+            0.00001,
+            "T7",
+            "Adam's LR starts small, so the floor where the run ends is lower too (T7).",
+        ),
+        Derived(
+            "model.forget_bias",
+            2.0,
+            "T11",
+            "the LSTM's forget gate starts mostly open (bias 2), so long-range signals survive "
+            "the first updates (T11).",
+        ),
+        Derived(
+            "train.clip_norm",
+            5.0,
+            "T9",
+            "gradients longer than 5 are scaled back to 5: recurrent nets sometimes produce "
+            "enormous ones, and one bad step must not undo training (T9).",
+        ),
+    ]
+
+
+def overrides(facts: DataFacts, **fractions: float) -> dict[str, Any]:
+    return {d.field: d.value for d in derive(facts, **fractions)}
