@@ -23,35 +23,47 @@ import numpy as np
 import pandas as pd
 import sqlite_utils
 
+from app import engine_text
+from app.i18n import N_, _
 from jobs import service
 from jobs.service import EventKind, SeriesData
 
 MAX_POINTS = 2000
 
-# Panels of the run page: which keys each one draws.
+# Panels of the run page: which keys each one draws. Titles and labels are msgids, drawn in
+# the session's language (app.i18n).
 PANELS: dict[str, dict[str, Any]] = {
-    "loss": {"title": "Loss (train and validation)", "log": False},
-    "metric": {"title": "Validation metric", "log": False},
-    "lr": {"title": "Learning rate (log scale)", "log": True},
+    "loss": {"title": N_("Loss (train and validation)"), "log": False},
+    "metric": {"title": N_("Validation metric"), "log": False},
+    "lr": {"title": N_("Learning rate (log scale)"), "log": True},
     "ratio": {
-        "title": "Update / weight ratio per layer (log scale; target ≈ 1e-3, T6)",
+        "title": N_("Update / weight ratio per layer (log scale; target ≈ 1e-3, T6)"),
         "log": True,
     },
-    "grad": {"title": "Gradient norm before clipping (T9)", "log": False},
+    "grad": {"title": N_("Gradient norm before clipping (T9)"), "log": False},
 }
 # Every event kind drawn on the charts: its colour and its fixed label (None: the label is
 # built from the event's data in event_label). One table, so a new kind is added in one place.
 EVENT_STYLE: dict[str, tuple[str, str | None]] = {
     EventKind.LR_CUT: ("#d62728", None),
-    EventKind.LR_FLOOR: ("#8c564b", "LR floor: stop"),
-    EventKind.EARLY_STOP: ("#9467bd", "early stop"),
+    EventKind.LR_FLOOR: ("#8c564b", N_("LR floor: stop")),
+    EventKind.EARLY_STOP: ("#9467bd", N_("early stop")),
     EventKind.DOCTOR: ("#ff7f0e", None),
-    EventKind.DIVERGED: ("#000000", "diverged"),
-    EventKind.CLIP_BURST: ("#bcbd22", "clip burst (T9)"),
-    EventKind.CANCELLED: ("#7f7f7f", "cancelled"),
-    EventKind.RELEASED: ("#7f7f7f", "worker stopped: requeued"),
-    EventKind.RESUMED: ("#17becf", "resumed"),
-    EventKind.CHECKPOINT_FAILED: ("#e377c2", "checkpoint not saved"),
+    EventKind.DIVERGED: ("#000000", N_("diverged")),
+    EventKind.CLIP_BURST: ("#bcbd22", N_("clip burst (T9)")),
+    EventKind.CANCELLED: ("#7f7f7f", N_("cancelled")),
+    EventKind.RELEASED: ("#7f7f7f", N_("worker stopped: requeued")),
+    EventKind.RESUMED: ("#17becf", N_("resumed")),
+    EventKind.CHECKPOINT_FAILED: ("#e377c2", N_("checkpoint not saved")),
+}
+# The doctor's live rules as the short names drawn on the charts ("⚠ T6 ratio high").
+RULE_NAMES = {
+    "ratio_low": N_("ratio low"),
+    "ratio_high": N_("ratio high"),
+    "exploding_gradient": N_("exploding gradient"),
+    "plateau": N_("plateau"),
+    "overfitting": N_("overfitting"),
+    "loss_rising": N_("loss rising"),
 }
 # "A cut would have helped here" marks of fixed-LR runs: recorded by the engine as it trains
 # (its shadow ReduceLROnPlateau), drawn dashed, apart from the events above.
@@ -171,15 +183,21 @@ def series_frame(s: SeriesData, smoothing: float) -> pd.DataFrame:
 
 
 def event_label(e: dict[str, Any]) -> str:
+    """The label of an event's mark on the charts, in the session's language."""
     d = e.get("data") or {}
     kind = e["kind"]
     if kind == EventKind.LR_CUT and "old_lr" in d:
-        return f"LR {d['old_lr']:.3g} → {d['new_lr']:.3g}"
+        return _("LR {old} → {new}").format(old=f"{d['old_lr']:.3g}", new=f"{d['new_lr']:.3g}")
     if kind == HINT_KIND:
-        return f"cut would help: {d.get('old_lr', 0):.3g} → {d.get('new_lr', 0):.3g}"
+        return _("cut would help: {old} → {new}").format(
+            old=f"{d.get('old_lr', 0):.3g}", new=f"{d.get('new_lr', 0):.3g}"
+        )
     if kind == EventKind.DOCTOR:
-        return f"⚠ {d.get('tip', '')} {str(d.get('rule', '')).replace('_', ' ')}".strip()
-    return EVENT_STYLE.get(kind, ("", None))[1] or kind
+        rule = str(d.get("rule", ""))
+        name = _(RULE_NAMES[rule]) if rule in RULE_NAMES else rule.replace("_", " ")
+        return f"⚠ {d.get('tip', '')} {name}".strip()
+    label = EVENT_STYLE.get(kind, ("", None))[1]
+    return _(label) if label else kind
 
 
 def _events_frame(evts: list[dict[str, Any]]) -> pd.DataFrame:
@@ -188,7 +206,7 @@ def _events_frame(evts: list[dict[str, Any]]) -> pd.DataFrame:
             "step": int(e["step"] or 0),
             "kind": e["kind"],
             "label": event_label(e),
-            "message": e["message"],
+            "message": engine_text.event_message(e),
             "tip": (e.get("data") or {}).get("tip", ""),
         }
         for e in evts
@@ -248,7 +266,7 @@ def run_chart_data(
 # Channels are built as Altair objects, never as "field:Q" strings or dicts: Altair resolves a
 # string or dict against the whole Vega-Lite schema (thousands of schema hashes per channel),
 # which made building the run page's charts take ~0.5 s; objects skip that lookup.
-_STEP = alt.X("step", type="quantitative", title="step")
+_STEP = alt.X("step", type="quantitative", title="step")  # English; _step() translates
 # Categorical colours that can be told apart (Vega's tableau10), and dash patterns on top, so
 # runs stay distinguishable in grey print and for colour-blind readers.
 PALETTE = "tableau10"
@@ -259,10 +277,11 @@ LEGEND = {"orient": "bottom", "columns": 3, "labelLimit": 1000, "symbolStrokeWid
 
 def _step(domain: tuple[float, float] | None) -> alt.X:
     """The step axis; with ``domain`` fixed, so the panels of one run line up."""
+    title = _("step")
     if domain is None:
-        return _STEP
+        return _STEP if title == "step" else alt.X("step", type="quantitative", title=title)
     return alt.X(
-        "step", type="quantitative", title="step", scale=alt.Scale(domain=list(domain), nice=False)
+        "step", type="quantitative", title=title, scale=alt.Scale(domain=list(domain), nice=False)
     )
 
 
@@ -282,10 +301,11 @@ def _rules(
     events: pd.DataFrame,
     dashed: bool = False,
     xmax: float | None = None,
-    x: alt.X = _STEP,
+    x: alt.X | None = None,
 ) -> list:
     if events.empty:
         return []
+    x = x if x is not None else _step(None)
     # Colours come from the frame (scale=None) so events never join the series' colour legend.
     events = events.assign(color=events["kind"].map(EVENT_COLORS).fillna("#444444"))
     color = alt.Color("color", type="nominal", scale=None, legend=None)
@@ -296,9 +316,9 @@ def _rules(
             x,
             color,
             tooltip=[
-                alt.Tooltip("step", type="quantitative"),
-                alt.Tooltip("kind", type="nominal"),
-                alt.Tooltip("message", type="nominal"),
+                alt.Tooltip("step", type="quantitative", title=_("step")),
+                alt.Tooltip("kind", type="nominal", title=_("kind")),
+                alt.Tooltip("message", type="nominal", title=_("message")),
             ],
         )
     )
@@ -396,10 +416,10 @@ def panel_chart(
         base.mark_line(strokeWidth=2, **shape).encode(
             alt.Y("ema", type="quantitative", scale=y_scale, title=None),
             tooltip=[
-                alt.Tooltip("series", type="nominal"),
-                alt.Tooltip("step", type="quantitative"),
-                alt.Tooltip("value", type="quantitative", format=".4g"),
-                alt.Tooltip("ema", type="quantitative", format=".4g", title="smoothed"),
+                alt.Tooltip("series", type="nominal", title=_("series")),
+                alt.Tooltip("step", type="quantitative", title=_("step")),
+                alt.Tooltip("value", type="quantitative", format=".4g", title=_("value")),
+                alt.Tooltip("ema", type="quantitative", format=".4g", title=_("smoothed")),
             ],
         )
     )
@@ -441,7 +461,7 @@ def run_charts(data: ChartData) -> dict[str, PanelChart]:
             kwargs["hline"] = float(data.clip_bound)
         charts[panel] = panel_chart(
             frame,
-            title=opts["title"],
+            title=_(opts["title"]),
             log=opts["log"],
             events=data.events,
             hints=data.hints,

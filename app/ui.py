@@ -7,10 +7,9 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from app import engine_text, i18n
+from app.i18n import N_, _
 from jobs import service
-
-# What each tip means, in one line (engine.tips via jobs.service, shared with docs/presets.md).
-TIP_TITLES = service.TIPS
 
 STATUS_COLORS = {
     service.RunStatus.QUEUED: "gray",
@@ -33,12 +32,12 @@ class Page:
 # Every page of the dashboard, in navigation order: main.py builds the navigation from this,
 # and pages link to each other through it. A new page is one entry here plus its module.
 PAGE_LIST: dict[str, Page] = {
-    "home": Page("screens/home.py", "Home", ":material/home:"),
-    "datasets": Page("screens/datasets.py", "Datasets", ":material/folder_open:"),
-    "new_run": Page("screens/new_run.py", "New run", ":material/rocket_launch:"),
-    "runs": Page("screens/runs.py", "Runs", ":material/list:"),
-    "run": Page("screens/run_detail.py", "Run detail", ":material/monitoring:"),
-    "compare": Page("screens/compare.py", "Compare", ":material/compare_arrows:"),
+    "home": Page("screens/home.py", N_("Home"), ":material/home:"),
+    "datasets": Page("screens/datasets.py", N_("Datasets"), ":material/folder_open:"),
+    "new_run": Page("screens/new_run.py", N_("New run"), ":material/rocket_launch:"),
+    "runs": Page("screens/runs.py", N_("Runs"), ":material/list:"),
+    "run": Page("screens/run_detail.py", N_("Run detail"), ":material/monitoring:"),
+    "compare": Page("screens/compare.py", N_("Compare"), ":material/compare_arrows:"),
 }
 PAGES = {key: page.path for key, page in PAGE_LIST.items()}
 
@@ -73,15 +72,23 @@ def guarded_download(read: Callable[[], bytes], token: str | None) -> Callable[[
 
     def call() -> bytes:
         if service.auth.team_mode() and service.auth.session_user(service.connect(), token) is None:
-            raise PermissionError("this session has ended: log in again to download")
+            raise PermissionError(_("this session has ended: log in again to download"))
         return read()
 
     return call
 
 
-def progress_column(label: str = "progress") -> object:
+def progress_column(label: str | None = N_("progress")) -> object:
     """The one way a run's progress is drawn (Home and Runs): a bar with a percentage."""
-    return st.column_config.ProgressColumn(label, min_value=0.0, max_value=1.0, format="percent")
+    return st.column_config.ProgressColumn(
+        _(label) if label else label, min_value=0.0, max_value=1.0, format="percent"
+    )
+
+
+def headers(labels: dict[str, str]) -> dict[str, object]:
+    """Column headers in the session's language for ``st.dataframe(column_config=…)``: the
+    frame keeps its own (English) column names, only the header shown changes."""
+    return {col: st.column_config.Column(_(label)) for col, label in labels.items()}
 
 
 def db():
@@ -112,14 +119,13 @@ def plain(text: object, limit: int = 200) -> str:
 
 
 def badge(status: str) -> str:
-    """Markdown for a coloured status badge."""
-    return f":{STATUS_COLORS.get(status, 'gray')}-badge[{status}]"
+    """Markdown for a coloured status badge (the status in the session's language)."""
+    return f":{STATUS_COLORS.get(status, 'gray')}-badge[{i18n.status(status)}]"
 
 
 def tip_label(tip: str | None) -> str:
-    if not tip or tip not in TIP_TITLES:
-        return tip or ""
-    return f"{tip} — {TIP_TITLES[tip]}"
+    """ "T9 — Clip the gradient norm…", in the session's language."""
+    return engine_text.tip_label(tip)
 
 
 def open_run(run_id: int) -> None:

@@ -3,30 +3,67 @@
 import pandas as pd
 import streamlit as st
 
-from app import charts, ui
+from app import charts, engine_text, i18n, ui
+from app.i18n import N_, _
 from jobs import service
 
-st.title("Compare runs")
+st.title(_("Compare runs"))
 db = ui.db()
 rows, total = service.run_rows(db, limit=200)
 if total < 2:
-    st.info("Compare needs at least two runs — queue some on **New run** (try 'A/B one tip').")
-    st.page_link(ui.PAGES["new_run"], label="New run →", icon=":material/rocket_launch:")
+    st.info(_("Compare needs at least two runs — queue some on **New run** (try 'A/B one tip')."))
+    st.page_link(ui.PAGES["new_run"], label=_("New run →"), icon=":material/rocket_launch:")
     st.stop()
 labels = {
-    r["id"]: f"#{r['id']} {ui.short(r['name'])} · {r['preset']} · {r['status']}" for r in rows
+    r["id"]: f"#{r['id']} {ui.short(r['name'])} · {r['preset']} · {i18n.status(r['status'])}"
+    for r in rows
 }
 if "compare_pick" not in st.session_state:
     st.session_state["compare_pick"] = [
         i for i in st.session_state.get("compare_ids", []) if i in labels
     ]
-picked = st.multiselect("Runs", list(labels), format_func=labels.get, key="compare_pick")
+picked = st.multiselect(
+    _("Runs"),
+    list(labels),
+    format_func=labels.get,
+    key="compare_pick",
+    placeholder=_("Choose runs"),
+)
 if len(picked) < 2:
-    st.info("Pick two or more runs to overlay them.")
+    st.info(_("Pick two or more runs to overlay them."))
     st.stop()
 
 any_active = any(r["status"] in service.ACTIVE for r in rows if r["id"] in picked)
-smoothing = st.slider("Smoothing", 0.0, 0.99, 0.6, 0.01, key="compare_smoothing")
+smoothing = st.slider(_("Smoothing"), 0.0, 0.99, 0.6, 0.01, key="compare_smoothing")
+
+OUTCOME_COLUMNS = {
+    "run": N_("run"),
+    "name": N_("name"),
+    "status": N_("status"),
+    "best": N_("best validation"),
+    "test (held out)": N_("test (held out)"),
+    "best val loss": N_("best val loss"),
+    "epochs": N_("epochs"),
+    "LR cuts": N_("LR cuts"),
+    "stop": N_("stop"),
+    "time": N_("time"),
+}
+
+
+def _run_name(text: str) -> str:
+    """ "run 3" (how the read models name a run in a table) in the session's language."""
+    head, _sep, run_id = text.partition(" ")
+    return _("run {id}").format(id=run_id) if head == "run" and run_id.isdigit() else text
+
+
+def _outcome(runs: list[dict]) -> pd.DataFrame:
+    table = pd.DataFrame(service.compare_summary(runs))
+    if i18n.zh():  # the values that are words; the frame keeps its English columns
+        table["run"] = [_run_name(v) for v in table["run"]]
+        table["status"] = [i18n.status(v) for v in table["status"]]
+        table["stop"] = [engine_text.stop_reason(v) for v in table["stop"]]
+        table["time"] = [i18n.duration_text(v) for v in table["time"]]
+    return table
 
 
 def live_compare() -> None:
@@ -39,15 +76,19 @@ def live_compare() -> None:
     if keys:
         _chart(db, runs, keys)
     else:
-        st.info("None of these runs has logged metrics yet.")
-    st.subheader("Outcome")
-    st.dataframe(pd.DataFrame(service.compare_summary(runs)), hide_index=True, width="stretch")
-    st.subheader("Settings that differ")
+        st.info(_("None of these runs has logged metrics yet."))
+    st.subheader(_("Outcome"))
+    st.dataframe(
+        _outcome(runs), hide_index=True, width="stretch", column_config=ui.headers(OUTCOME_COLUMNS)
+    )
+    st.subheader(_("Settings that differ"))
     diff = service.config_diff(runs)
     if diff:
-        st.dataframe(pd.DataFrame(diff), hide_index=True, width="stretch")
+        headers = {c: st.column_config.Column(_run_name(c)) for c in diff[0] if c != "setting"}
+        headers["setting"] = st.column_config.Column(_("setting"))
+        st.dataframe(pd.DataFrame(diff), hide_index=True, width="stretch", column_config=headers)
     else:
-        st.success("These runs have identical settings (only the seed of chance differs).")
+        st.success(_("These runs have identical settings (only the seed of chance differs)."))
 
 
 def _chart(db, runs: list[dict], keys: list[str]) -> None:
@@ -55,8 +96,10 @@ def _chart(db, runs: list[dict], keys: list[str]) -> None:
     if st.session_state.get("compare_key") not in keys:
         st.session_state["compare_key"] = default
     k1, k2 = st.columns([5, 1])
-    key = k1.selectbox("Metric", keys, key="compare_key")
-    log = k2.checkbox("Log scale", value=key == "lr" or key.startswith("ratio/"), key="compare_log")
+    key = k1.selectbox(_("Metric"), keys, key="compare_key")
+    log = k2.checkbox(
+        _("Log scale"), value=key == "lr" or key.startswith("ratio/"), key="compare_log"
+    )
     # Legend entries name the run: "#3 my-run".
     names = {r["id"]: f"#{r['id']} {ui.short(r.get('name') or '', 60)}".strip() for r in runs}
     series = {i: service.series(db, i, [key], max_points=charts.MAX_POINTS)[key] for i in picked}
@@ -64,7 +107,7 @@ def _chart(db, runs: list[dict], keys: list[str]) -> None:
     if frames:
         st.altair_chart(charts.compare_chart(frames, key, log=log), width="stretch")
     else:
-        st.info(f"None of these runs has logged {key} yet.")
+        st.info(_("None of these runs has logged {key} yet.").format(key=key))
 
 
 ui.live(live_compare, any_active)

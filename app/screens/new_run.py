@@ -4,29 +4,34 @@ per field → queue. Also: queue an ensemble, or an A/B pair with one tip switch
 import pandas as pd
 import streamlit as st
 
-from app import session, ui
+from app import engine_text, i18n, session, ui
+from app.i18n import N_, _
 from jobs import service
 
-st.title("New run")
+st.title(_("New run"))
 ui.show_flashes()
 db = ui.db()
 
 # --- 1. dataset ------------------------------------------------------------------------------
-st.subheader("1 · Dataset")
+st.subheader(_("1 · Dataset"))
 all_ds = service.list_datasets(db)
 if not all_ds:
-    st.info("No datasets yet — add one first (upload a file, or one click on a bundled sample).")
-    st.page_link(ui.PAGES["datasets"], label="Go to Datasets →", icon=":material/folder_open:")
+    st.info(_("No datasets yet — add one first (upload a file, or one click on a bundled sample)."))
+    st.page_link(ui.PAGES["datasets"], label=_("Go to Datasets →"), icon=":material/folder_open:")
     st.stop()
 labels = {
-    d["id"]: f"{ui.short(d['name'])} · target {ui.short(d['target'] or '(folders)', 60)} · "
-    f"{(d.get('report') or {}).get('rows', '?')} rows · #{d['id']}"
+    d["id"]: _("{name} · target {target} · {rows} rows · #{id}").format(
+        name=ui.short(d["name"]),
+        target=ui.short(d["target"] or _("(folders)"), 60),
+        rows=(d.get("report") or {}).get("rows", "?"),
+        id=d["id"],
+    )
     for d in all_ds
 }
 ids = list(labels)
 want = st.session_state.get("new_run_dataset")
 ds_id = st.selectbox(
-    "Dataset",
+    _("Dataset"),
     ids,
     index=ids.index(want) if want in ids else 0,
     format_func=labels.get,
@@ -36,33 +41,47 @@ dataset = service.get_dataset(db, ds_id)
 modality = (dataset.get("report") or {}).get("modality", "tabular")
 
 # --- 2. model template -------------------------------------------------------------------------
-st.subheader("2 · Model")
+st.subheader(_("2 · Model"))
 # Fixed labels: a label that changed with the dataset would make the radio lose its value.
 TEMPLATES = {
-    "auto": "Automatic — picks the right family for the data",
-    "mlp": "MLP — layers of neurons, for tables",
-    "cnn": "Small CNN — convolutions, for images",
-    "lstm": "LSTM — memory cells, for sequences",
-    "gru": "GRU — a lighter recurrent net, for sequences",
+    "auto": N_("Automatic — picks the right family for the data"),
+    "mlp": N_("MLP — layers of neurons, for tables"),
+    "cnn": N_("Small CNN — convolutions, for images"),
+    "lstm": N_("LSTM — memory cells, for sequences"),
+    "gru": N_("GRU — a lighter recurrent net, for sequences"),
 }
 if st.session_state.get("nr_kind") not in TEMPLATES:
     st.session_state["nr_kind"] = "auto"
 kind = st.radio(
-    "Model template", list(TEMPLATES), format_func=TEMPLATES.get, horizontal=True, key="nr_kind"
+    _("Model template"),
+    list(TEMPLATES),
+    format_func=lambda t: _(TEMPLATES[t]),
+    horizontal=True,
+    key="nr_kind",
 )
-st.caption(f"This dataset is {ui.plain(modality, 40)} data.")
+report = dataset.get("report") or {}
+st.caption(
+    _("This dataset is {modality} data.").format(modality=ui.plain(engine_text.word(modality), 40))
+    + " "
+    + _("Target column: {target}; task: {task}.").format(
+        target=ui.plain(dataset.get("target") or _("(folders)"), 80),
+        task=engine_text.word(report.get("task", "?")),
+    )
+)
 
 # --- 3. preset ---------------------------------------------------------------------------------
-st.subheader("3 · Preset")
+st.subheader(_("3 · Preset"))
 st.caption(
-    "A preset is a bundle of settings taken from the training advice. Each card shows "
-    "what it sets, which tip it comes from, and why."
+    _(
+        "A preset is a bundle of settings taken from the training advice. Each card shows "
+        "what it sets, which tip it comes from, and why."
+    )
 )
-presets = service.presets()
-titles = {p.name: p.title for p in presets}
+presets = service.presets(dataset)  # the auto card lists what it derives from this dataset
+titles = {p.name: engine_text.preset_text(p.title) for p in presets}
 names = [p.name for p in presets]
 preset_name = st.radio(
-    "Preset",
+    _("Preset"),
     names,
     format_func=titles.get,
     horizontal=True,
@@ -71,18 +90,26 @@ preset_name = st.radio(
 )
 k = f"nr_{preset_name}"  # widget keys per preset, so switching presets shows its defaults
 FIELDS = {  # form field -> (config field, label)
-    "epochs": ("train.epochs", "Epochs"),
-    "lr": ("optim.lr", "Learning rate"),
-    "batch": ("train.batch_size", "Batch size"),
-    "hidden": ("model.hidden", "Hidden layer widths"),
-    "dropout": ("model.dropout", "Dropout"),
+    "epochs": ("train.epochs", N_("Epochs")),
+    "lr": ("optim.lr", N_("Learning rate")),
+    "batch": ("train.batch_size", N_("Batch size")),
+    "hidden": ("model.hidden", N_("Hidden layer widths")),
+    "dropout": ("model.dropout", N_("Dropout")),
+}
+# The preset card's table: the frame's columns, and their headers in the session's language.
+CARD_COLUMNS = {
+    "setting": N_("setting"),
+    "value": N_("value"),
+    "in effect": N_("in effect"),
+    "tip": N_("tip"),
+    "why": N_("why"),
 }
 
 
 def _in_effect() -> dict[str, object]:
     """The values the form (as last submitted) puts in force over the chosen preset's."""
     out: dict[str, object] = {}
-    for form_key, (cfg_field, _) in FIELDS.items():
+    for form_key, (cfg_field, _label) in FIELDS.items():
         value = st.session_state.get(f"{k}_{form_key}")
         if value is None:
             continue
@@ -106,13 +133,23 @@ def _same(a: object, b: object) -> bool:
 effect = _in_effect()
 for p in presets:
     with st.expander(
-        f"{p.title}" + ("  ✓ selected" if p.name == preset_name else ""),
+        titles[p.name] + (_("  ✓ selected") if p.name == preset_name else ""),
         expanded=p.name == preset_name,
     ):
-        st.markdown(f"{p.summary}\n\n**Good for:** {p.suited_for}")
+        st.markdown(
+            f"{engine_text.preset_text(p.summary)}\n\n"
+            + _("**Good for:** {suited_for}").format(
+                suited_for=engine_text.preset_text(p.suited_for)
+            )
+        )
         # st.table wraps long text: the "why" is the point of the card, it must be readable.
         rows = [
-            {"setting": s.field, "value": str(s.value), "tip": s.tip, "why": s.why}
+            {
+                "setting": s.field,
+                "value": str(s.value),
+                "tip": s.tip,
+                "why": engine_text.preset_text(s.why),
+            }
             for s in p.settings
         ]
         if p.name == preset_name:  # the value in force, where the form changes the preset's
@@ -130,10 +167,13 @@ for p in presets:
                 rows = [
                     {c: r[c] for c in ("setting", "value", "in effect", "tip", "why")} for r in rows
                 ]
-        st.table(pd.DataFrame(rows).set_index("setting"))
+        card = pd.DataFrame(rows).set_index("setting")
+        if i18n.zh():  # headers in the session's language (English: the frame's own)
+            card = card.rename(columns=i18n.columns(CARD_COLUMNS)).rename_axis(_("setting"))
+        st.table(card)
 
 # --- 4. overrides ------------------------------------------------------------------------------
-st.subheader("4 · Adjust and queue")
+st.subheader(_("4 · Adjust and queue"))
 base = service.form_defaults(preset_name, dataset)
 train, optim, model = base["train"], base["optim"], base["model"]
 # The ensemble size starts at the preset's own (the "ensemble" preset has 10 members).
@@ -142,30 +182,32 @@ if "nr_members" not in st.session_state:
     st.session_state["nr_members"] = preset_members if preset_members > 1 else 5
 with st.form("new-run"):
     c1, c2, c3 = st.columns(3)
-    epochs = c1.number_input("Epochs", value=train["epochs"], step=1, key=f"{k}_epochs")
-    lr = c2.number_input("Learning rate", value=optim["lr"], step=0.01, format="%g", key=f"{k}_lr")
-    batch = c3.number_input("Batch size", value=train["batch_size"], step=8, key=f"{k}_batch")
+    epochs = c1.number_input(_("Epochs"), value=train["epochs"], step=1, key=f"{k}_epochs")
+    lr = c2.number_input(
+        _("Learning rate"), value=optim["lr"], step=0.01, format="%g", key=f"{k}_lr"
+    )
+    batch = c3.number_input(_("Batch size"), value=train["batch_size"], step=8, key=f"{k}_batch")
     c4, c5, c6 = st.columns(3)
     hidden = c4.text_input(
-        "Hidden layer widths (MLP)", ", ".join(map(str, model["hidden"])), key=f"{k}_hidden"
+        _("Hidden layer widths (MLP)"), ", ".join(map(str, model["hidden"])), key=f"{k}_hidden"
     )
     dropout = c5.number_input(
-        "Dropout", value=model["dropout"], step=0.1, format="%g", key=f"{k}_dropout"
+        _("Dropout"), value=model["dropout"], step=0.1, format="%g", key=f"{k}_dropout"
     )
-    name = c6.text_input("Run name (optional)", key="nr_name")
+    name = c6.text_input(_("Run name (optional)"), key="nr_name")
     extra = st.text_area(
-        "More settings, one per line as field=value (e.g. schedule.plateau_patience=2)",
+        _("More settings, one per line as field=value (e.g. schedule.plateau_patience=2)"),
         key="nr_extra",
         height=80,
     )
     e1, e2 = st.columns(2)
     members = e1.number_input(
-        "Ensemble size (for 'Queue an ensemble', T14)", min_value=1, step=1, key="nr_members"
+        _("Ensemble size (for 'Queue an ensemble', T14)"), min_value=1, step=1, key="nr_members"
     )
     tips = service.ab_tips(preset_name)
     ab_tip = (
         e2.selectbox(
-            "Tip to switch off (for 'A/B one tip')",
+            _("Tip to switch off (for 'A/B one tip')"),
             tips,
             format_func=ui.tip_label,
             key=f"{k}_abtip",
@@ -174,9 +216,9 @@ with st.form("new-run"):
         else None
     )
     b1, b2, b3 = st.columns(3)
-    go = b1.form_submit_button("Queue run", type="primary")
-    go_ens = b2.form_submit_button("Queue an ensemble")
-    go_ab = b3.form_submit_button("A/B one tip", disabled=not tips)
+    go = b1.form_submit_button(_("Queue run"), type="primary")
+    go_ens = b2.form_submit_button(_("Queue an ensemble"))
+    go_ab = b3.form_submit_button(_("A/B one tip"), disabled=not tips)
 
 if not (go or go_ens or go_ab):
     st.stop()
@@ -198,9 +240,9 @@ try:
     if widths != model["hidden"]:
         overrides["model.hidden"] = widths
 except ValueError:
-    errors["model.hidden"] = (
-        f"write whole numbers separated by commas, e.g. 128, 64 (got {hidden!r})"
-    )
+    errors["model.hidden"] = _(
+        "write whole numbers separated by commas, e.g. 128, 64 (got {value})"
+    ).format(value=repr(hidden))
 extra_overrides, extra_errors = service.parse_lines(extra)
 overrides.update(extra_overrides)
 errors.update(extra_errors)
@@ -211,11 +253,13 @@ if not errors:
     validation = service.validate_run(preset_name, dataset, overrides)
     errors.update(validation.errors)
 if errors:
-    label = {f: lab for f, lab in FIELDS.values()}
+    label = {f: _(lab) for f, lab in FIELDS.values()}
     st.error(
-        "Nothing was queued. Please fix:\n\n"
+        _("Nothing was queued. Please fix:")
+        + "\n\n"
         + "\n".join(
-            f"- **{ui.plain(label.get(f, f), 80)}** ({ui.plain(f, 80)}): {ui.plain(msg, 500)}"
+            f"- **{ui.plain(label.get(f, f), 80)}** ({ui.plain(f, 80)}): "
+            f"{ui.plain(engine_text.message(msg), 500)}"
             for f, msg in errors.items()
         )
     )
@@ -226,22 +270,39 @@ if go_ab:
     pair = service.queue_ab_pair(db, preset_name, dataset, ab_tip, overrides, owner=owner)
     if isinstance(pair, dict):
         st.error(
-            "Nothing was queued: "
-            + "; ".join(f"{ui.plain(f, 80)}: {ui.plain(m, 500)}" for f, m in pair.items())
+            _("Nothing was queued: {errors}").format(
+                errors=_("; ").join(
+                    f"{ui.plain(f, 80)}: {ui.plain(engine_text.message(m), 500)}"
+                    for f, m in pair.items()
+                )
+            )
         )
         st.stop()
     a, b, group = pair
     st.session_state["compare_ids"] = [a, b]
     st.success(
-        f"Queued an A/B pair: run {a} (with {ab_tip}) and run {b} (without). "
-        "Compare them side by side when they finish."
+        _(
+            "Queued an A/B pair: run {a} (with {tip}) and run {b} (without). "
+            "Compare them side by side when they finish."
+        ).format(a=a, b=b, tip=ab_tip)
     )
-    st.page_link(ui.PAGES["compare"], label="Compare the pair →", icon=":material/compare_arrows:")
+    st.page_link(
+        ui.PAGES["compare"], label=_("Compare the pair →"), icon=":material/compare_arrows:"
+    )
 else:
     sub = service.queue_run(db, validation, dataset_id=ds_id, owner=owner, name=name or None)
-    what = f"an ensemble of {int(members)}" if go_ens else "run"
-    st.success(f"Queued {what}: run {sub.run_id}.")
+    if go_ens:
+        done = _("Queued an ensemble of {members}: run {id}.").format(
+            members=int(members), id=sub.run_id
+        )
+    else:
+        done = _("Queued run: run {id}.").format(id=sub.run_id)
+    st.success(done)
     if sub.note:
-        st.warning(sub.note)
+        st.warning(engine_text.message(sub.note))
     st.session_state["run_id"] = sub.run_id
-    st.page_link(ui.PAGES["run"], label=f"Watch run {sub.run_id} →", icon=":material/monitoring:")
+    st.page_link(
+        ui.PAGES["run"],
+        label=_("Watch run {id} →").format(id=sub.run_id),
+        icon=":material/monitoring:",
+    )

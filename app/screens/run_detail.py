@@ -10,12 +10,20 @@ import logging
 import pandas as pd
 import streamlit as st
 
-from app import charts, session, ui
+from app import charts, engine_text, i18n, session, ui
+from app.i18n import N_, _
 from jobs import service
 
 REFRESH_S = ui.REFRESH_S
+CONFIG_COLUMNS = {
+    "setting": N_("setting"),
+    "value": N_("value"),
+    "tip": N_("tip"),
+    "why": N_("why"),
+}
+LOG_COLUMNS = {"step": N_("step"), "kind": N_("kind"), "message": N_("message"), "tip": N_("tip")}
 
-st.title("Run detail")
+st.title(_("Run detail"))
 ui.show_flashes()
 db = ui.db()
 
@@ -24,21 +32,23 @@ if "run" in st.query_params and "run_id" not in st.session_state:
         st.session_state["run_id"] = int(st.query_params["run"])
 recent, total = service.run_rows(db, limit=100)
 if total == 0:
-    st.info("No runs yet — go to **New run** to start one.")
-    st.page_link(ui.PAGES["new_run"], label="New run →", icon=":material/rocket_launch:")
+    st.info(_("No runs yet — go to **New run** to start one."))
+    st.page_link(ui.PAGES["new_run"], label=_("New run →"), icon=":material/rocket_launch:")
     st.stop()
-choices = {r["id"]: f"#{r['id']} {ui.short(r['name'])} · {r['status']}" for r in recent}
+choices = {
+    r["id"]: f"#{r['id']} {ui.short(r['name'])} · {i18n.status(r['status'])}" for r in recent
+}
 run_id = st.session_state.get("run_id")
 if run_id not in choices:
     if run_id is not None:
         try:
             r = service.get_run(db, run_id)
             choices = {
-                run_id: f"#{run_id} {ui.short(r.get('name') or '')} · {r['status']}",
+                run_id: f"#{run_id} {ui.short(r.get('name') or '')} · {i18n.status(r['status'])}",
                 **choices,
             }
         except service.RunNotFound:
-            st.warning(f"There is no run {run_id}; showing the latest run instead.")
+            st.warning(_("There is no run {id}; showing the latest run instead.").format(id=run_id))
             run_id = None
     if run_id is None:
         run_id = recent[0]["id"]
@@ -53,7 +63,7 @@ def _picked() -> None:
 # recent runs change; a run opened from another page (session "run_id") is put into it here.
 if st.session_state.get("rd_run") != run_id:
     st.session_state["rd_run"] = run_id
-run_id = st.selectbox("Run", ids, format_func=choices.get, key="rd_run", on_change=_picked)
+run_id = st.selectbox(_("Run"), ids, format_func=choices.get, key="rd_run", on_change=_picked)
 st.session_state["run_id"] = run_id
 st.query_params["run"] = str(run_id)
 
@@ -62,7 +72,7 @@ spec = detail["run"]["spec"]
 active = detail["run"]["status"] in service.ACTIVE
 
 smoothing = st.slider(
-    "Smoothing (exponential moving average of the faint raw line)",
+    _("Smoothing (exponential moving average of the faint raw line)"),
     0.0,
     0.99,
     0.6,
@@ -78,7 +88,7 @@ def live() -> None:
     try:
         detail = service.run_detail(db, run_id)
     except service.RunNotFound:
-        st.warning(f"Run {run_id} no longer exists.")
+        st.warning(_("Run {id} no longer exists.").format(id=run_id))
         return
     run = detail["run"]
     if active and run["status"] not in service.ACTIVE:
@@ -88,7 +98,7 @@ def live() -> None:
         _charts(db, run)
     except Exception as e:  # like the entry file: a message, not a traceback
         logging.getLogger("trainboard.app").exception("live charts of run %s failed", run_id)
-        st.error(f"The charts could not be drawn: {e}")
+        st.error(_("The charts could not be drawn: {error}").format(error=e))
     events = service.events(db, run_id)
     _doctor(db, events)
     _tabs(detail, events)
@@ -99,46 +109,74 @@ def _header(db, detail: dict) -> None:
     summary = run.get("summary") or {}
     st.markdown(
         f"### {ui.plain(row['name'])}\n{ui.badge(row['status'])} · {ui.plain(row['dataset'])} · "
-        f"preset **{ui.plain(row['preset'])}** · {ui.plain(row['device'])}"
+        + _("preset **{preset}**").format(preset=ui.plain(row["preset"]))
+        + f" · {ui.plain(row['device'])}"
     )
-    h1, h2, h3, h4, h5 = st.columns(5)
-    best_label = "Best validation" + (f" {row['metric_name']}" if row["metric_name"] else "")
-    h1.metric(best_label, row["best"])
-    h2.metric("Duration", row["duration"])
-    h3.metric("Epochs", summary.get("epochs", "—"))
-    h4.metric("LR cuts", summary.get("lr_cuts", "—"))
-    h5.metric("Progress", f"{row['progress']:.0%}")
+    h1, h0, h2, h3, h4, h5 = st.columns(6)
+    best_label = (
+        _("Best validation {metric}").format(metric=engine_text.word(row["metric_name"]))
+        if row["metric_name"]
+        else _("Best validation")
+    )
+    h1.metric(
+        best_label,
+        row["best"],
+        help=_(
+            "The best epoch was picked on the validation split, so this score flatters a little."
+        ),
+    )
+    h0.metric(
+        _("Test (held out)"),
+        row["test"],
+        help=_(
+            "The test split, scored once at the end with the best weights and never used for "
+            "any choice: the honest score."
+        ),
+    )
+    h2.metric(_("Duration"), i18n.duration(row["seconds"]))
+    h3.metric(_("Epochs"), summary.get("epochs", "—"))
+    h4.metric(_("LR cuts"), summary.get("lr_cuts", "—"))
+    h5.metric(_("Progress"), f"{row['progress']:.0%}")
     if run["status"] == "running":
-        st.progress(row["progress"], text=f"running · {row['progress']:.0%} of the epochs")
+        st.progress(
+            row["progress"],
+            text=_("running · {progress} of the epochs").format(progress=f"{row['progress']:.0%}"),
+        )
     if row["stopping"]:
-        st.info("Stopping (saving a checkpoint)…")
+        st.info(_("Stopping (saving a checkpoint)…"))
     if run.get("error"):
-        st.error(f"{run['status'].capitalize()}: {ui.plain(run['error'], 2000)}")
+        st.error(
+            f"{i18n.status(run['status']).capitalize()}: "
+            f"{ui.plain(engine_text.message(run['error']), 2000)}"
+        )
     # While a stop is under way the notice above replaces the button (and goes with the run's
     # "cancelled" status: it is drawn from the run's state, not a one-shot message).
     can_cancel = run["status"] in service.ACTIVE and not row["stopping"]
-    if can_cancel and st.button("Cancel this run"):
+    if can_cancel and st.button(_("Cancel this run")):
         try:
             after = service.cancel_run(db, run_id, session.current_user(db))
         except (service.StoreError, service.auth.NotAllowed) as e:
             st.warning(ui.plain(e, 2000))
         else:
             if after == "cancelled":
-                ui.flash("Cancelled.")
+                ui.flash(_("Cancelled."))
             st.rerun()
 
 
 def _annotations(data: charts.ChartData) -> None:
     notes = [
-        f"**{e.label}** at step {e.step}"
+        _("**{label}** at step {step}").format(label=e.label, step=e.step)
         for e in data.events.itertuples()
         if e.kind not in ("cancelled", "released")
     ]
-    hints = [f"{e.label} at step {e.step}" for e in data.hints.itertuples()]
+    hints = [
+        _("{label} at step {step}").format(label=e.label, step=e.step)
+        for e in data.hints.itertuples()
+    ]
     if notes:
-        st.caption("Marked on the charts: " + " · ".join(notes))
+        st.caption(_("Marked on the charts: {marks}").format(marks=" · ".join(notes)))
     if hints:
-        st.caption("Dashed marks — fixed LR, " + " · ".join(hints) + " (T7)")
+        st.caption(_("Dashed marks — fixed LR, {marks} (T7)").format(marks=" · ".join(hints)))
 
 
 def _charts(db, run: dict) -> None:
@@ -150,12 +188,19 @@ def _charts(db, run: dict) -> None:
     data = charts.run_chart_data(db, run_id, spec=spec, cache=cache, smoothing=smoothing)
     if data.points == 0:
         if status == "queued":
-            st.info("Queued — waiting for a worker. The charts appear as soon as it starts.")
+            st.info(_("Queued — waiting for a worker. The charts appear as soon as it starts."))
         else:
-            st.info("No metrics logged yet.")
+            st.info(_("No metrics logged yet."))
         return
     # Between two refreshes with nothing new, reuse the charts instead of rebuilding them.
-    signature = (data.points, data.last_step, len(data.events), len(data.hints), smoothing)
+    signature = (
+        data.points,
+        data.last_step,
+        len(data.events),
+        len(data.hints),
+        smoothing,
+        i18n.lang(),  # titles and marks are drawn in the session's language
+    )
     built = st.session_state.get(f"chart-figs-{run_id}")
     if built is None or built[0] != signature:
         built = (signature, charts.run_charts(data))
@@ -168,57 +213,94 @@ def _charts(db, run: dict) -> None:
     for i, panel in enumerate(p for p in ("metric", "lr", "ratio", "grad") if p in figs):
         (left if i % 2 == 0 else right).altair_chart(figs[panel], width="stretch")
     st.caption(
-        f"{data.points:,} points drawn, up to step {data.last_step:,}"
-        + (f" · refreshing every {REFRESH_S:g} s" if active else "")
+        _("{points} points drawn, up to step {step}").format(
+            points=f"{data.points:,}", step=f"{data.last_step:,}"
+        )
+        + (_(" · refreshing every {seconds} s").format(seconds=f"{REFRESH_S:g}") if active else "")
     )
 
 
 def _doctor(db, events: list[dict]) -> None:
-    st.subheader("Training doctor")
+    st.subheader(_("Training doctor"))
     found = service.findings(events)
     if not found:
         st.success(
-            "No warnings: pre-flight checks passed and the live rules found nothing."
+            _("No warnings: pre-flight checks passed and the live rules found nothing.")
             if events
-            else "The doctor reports here once the run starts."
+            else _("The doctor reports here once the run starts.")
         )
+    by_id = {e["id"]: e for e in events}
     for f in found:
         icon = "🛑" if f["severity"] == "error" else ("⚠️" if f["severity"] == "warning" else "ℹ️")
+        message, suggestion = engine_text.finding(f, by_id.get(f["event_id"]))
         with st.container(border=True):
             st.markdown(
-                f"{icon} **{f['tip']}** · {ui.TIP_TITLES.get(f['tip'], '')}  \n"
-                f"{ui.plain(f['message'], 1000)}"
+                f"{icon} **{f['tip']}** · {engine_text.tip_title(f['tip'])}  \n"
+                f"{ui.plain(message, 1000)}"
             )
             change = f["change"]
-            if f["suggestion"]:
-                st.caption(f"Suggested: {ui.plain(f['suggestion'], 500)}")
+            if suggestion:
+                st.caption(
+                    _("Suggested: {suggestion}").format(suggestion=ui.plain(suggestion, 500))
+                )
             if change:
-                text = ", ".join(f"{k}={v}" for k, v in change.items())
-                if st.button(f"Queue a run with this change ({text})", key=f"fix-{f['event_id']}"):
+                text = engine_text.change_text(change)
+                if st.button(
+                    _("Queue a run with this change ({change})").format(change=text),
+                    key=f"fix-{f['event_id']}",
+                ):
                     new_id = service.queue_with_change(
                         db, run_id, change, owner=session.owner_name(db)
                     )
                     if isinstance(new_id, str):
-                        st.error(f"That change isn't valid here: {new_id}")
+                        st.error(
+                            _("That change isn't valid here: {error}").format(
+                                error=engine_text.message(new_id)
+                            )
+                        )
                     else:
-                        ui.flash(f"Queued run {new_id} with {text}.")
+                        ui.flash(_("Queued run {id} with {change}.").format(id=new_id, change=text))
                         ui.open_run(new_id)
 
 
+def _confusion(summary: dict) -> None:
+    """The test split's confusion matrix (rows: true class, columns: predicted)."""
+    cm, names = summary.get("confusion_matrix"), summary.get("class_names")
+    if not cm or not names or len(names) != len(cm) or len(names) > 50:
+        return
+    labels = [ui.short(n, 40) for n in names]
+    st.caption(
+        _("Test split, {rows} rows: rows are the true class, columns the predicted one.").format(
+            rows=summary.get("test_rows", sum(map(sum, cm)))
+        )
+    )
+    st.dataframe(pd.DataFrame(cm, index=labels, columns=labels), width="content")
+
+
 def _tabs(detail: dict, events: list[dict]) -> None:
-    tab_cfg, tab_log, tab_dl = st.tabs(["Config", "Event log", "Downloads"])
+    summary = detail["run"].get("summary") or {}
+    if summary.get("confusion_matrix"):
+        with st.expander(_("Confusion matrix (test split)")):
+            _confusion(summary)
+    tab_cfg, tab_log, tab_dl = st.tabs([_("Config"), _("Event log"), _("Downloads")])
     with tab_cfg:
         tips = service.explain(spec)
         if tips:
             st.dataframe(
                 pd.DataFrame(
                     [
-                        {"setting": s.field, "value": str(s.value), "tip": s.tip, "why": s.why}
+                        {
+                            "setting": s.field,
+                            "value": str(s.value),
+                            "tip": s.tip,
+                            "why": engine_text.preset_text(s.why),
+                        }
                         for s in tips
                     ]
                 ),
                 hide_index=True,
                 width="stretch",
+                column_config=ui.headers(CONFIG_COLUMNS),
             )
         st.json(spec, expanded=False)
     with tab_log:
@@ -229,7 +311,7 @@ def _tabs(detail: dict, events: list[dict]) -> None:
                         {
                             "step": e["step"],
                             "kind": e["kind"],
-                            "message": ui.short(e["message"], 500),
+                            "message": ui.short(engine_text.event_message(e), 500),
                             "tip": (e.get("data") or {}).get("tip", ""),
                         }
                         for e in events
@@ -238,19 +320,20 @@ def _tabs(detail: dict, events: list[dict]) -> None:
                 hide_index=True,
                 width="stretch",
                 key="rd-event-log",
+                column_config=ui.headers(LOG_COLUMNS),
             )
         else:
-            st.info("No events yet.")
+            st.info(_("No events yet."))
     with tab_dl:
         st.download_button(
-            "Resolved config (JSON)",
+            _("Resolved config (JSON)"),
             json.dumps(spec, indent=2),
             file_name=f"run-{run_id}-config.json",
             mime="application/json",
         )
         # Files are read only when a button is clicked (deferred data), not on every rerun.
         for name, path in detail["files"].items():
-            what = "Best model" if name == "model.pt" else "Checkpoint (to resume)"
+            what = _("Best model") if name == "model.pt" else _("Checkpoint (to resume)")
             st.download_button(
                 f"{what} ({name}, {path.stat().st_size / 1024:.0f} KiB)",
                 data=ui.guarded_download(path.read_bytes, token),
@@ -258,9 +341,9 @@ def _tabs(detail: dict, events: list[dict]) -> None:
                 key=f"dl-{name}",
             )
         if not detail["files"]:
-            st.caption("Model files appear here once the run has finished an epoch.")
+            st.caption(_("Model files appear here once the run has finished an epoch."))
         st.download_button(
-            "Metrics (CSV: key, step, value)",
+            _("Metrics (CSV: key, step, value)"),
             data=ui.guarded_download(
                 lambda: service.export_metrics_csv(run_id).read_bytes(), token
             ),

@@ -4,25 +4,35 @@ device; filters; cancel; pick several to compare."""
 import pandas as pd
 import streamlit as st
 
-from app import session, ui
+from app import i18n, session, ui
+from app.i18n import N_, _
 from jobs import service
 
-st.title("Runs")
+st.title(_("Runs"))
 ui.show_flashes()
 db = ui.db()
 
 opts = service.run_filters(db)
 f1, f2, f3, f4 = st.columns(4)
-status = f1.multiselect("Status", opts["status"], key="runs_status", placeholder="(any)")
-preset = f2.selectbox("Preset", ["(any)", *opts["preset"]], key="runs_preset")
+ANY = "(any)"  # the option value; shown in the session's language
+
+
+def _any(value: object) -> str:
+    return _("(any)") if value == ANY else str(value)
+
+
+status = f1.multiselect(
+    _("Status"), opts["status"], key="runs_status", placeholder=_("(any)"), format_func=i18n.status
+)
+preset = f2.selectbox(_("Preset"), [ANY, *opts["preset"]], key="runs_preset", format_func=_any)
 ds_names = dict(opts["dataset"])
 dataset = f3.selectbox(
-    "Dataset",
-    ["(any)", *ds_names],
+    _("Dataset"),
+    [ANY, *ds_names],
     key="runs_dataset",
-    format_func=lambda d: d if d == "(any)" else ds_names[d],
+    format_func=lambda d: _any(d) if d == ANY else ds_names[d],
 )
-owner = f4.selectbox("Owner", ["(any)", *opts["owner"]], key="runs_owner")
+owner = f4.selectbox(_("Owner"), [ANY, *opts["owner"]], key="runs_owner", format_func=_any)
 PAGE = 50
 page = st.session_state.get("runs_page", 0)
 filters = {
@@ -35,10 +45,10 @@ rows, total = service.run_rows(db, limit=PAGE, offset=page * PAGE, **filters)
 
 if total == 0:
     if status or preset != "(any)" or dataset != "(any)" or owner != "(any)":
-        st.info("No runs match these filters — clear a filter to see more.")
+        st.info(_("No runs match these filters — clear a filter to see more."))
     else:
-        st.info("No runs yet — go to **New run** to start one.")
-        st.page_link(ui.PAGES["new_run"], label="New run →", icon=":material/rocket_launch:")
+        st.info(_("No runs yet — go to **New run** to start one."))
+        st.page_link(ui.PAGES["new_run"], label=_("New run →"), icon=":material/rocket_launch:")
     st.stop()
 any_active = any(r["status"] in service.ACTIVE for r in rows)
 
@@ -52,9 +62,21 @@ def live_table() -> None:
     _table(db, rows, total)
 
 
+COLUMNS = {
+    "id": N_("id"),
+    "name": N_("name"),
+    "status": N_("status"),
+    "dataset": N_("dataset"),
+    "preset": N_("preset"),
+    "duration": N_("duration"),
+    "owner": N_("owner"),
+    "device": N_("device"),
+}
+
+
 def _table(db, rows, total) -> None:
     if not rows:
-        st.info("No runs on this page any more.")
+        st.info(_("No runs on this page any more."))
         return
     table = pd.DataFrame(rows)[
         [
@@ -65,50 +87,74 @@ def _table(db, rows, total) -> None:
             "dataset",
             "preset",
             "best",
+            "test",
             "duration",
             "owner",
             "device",
         ]
     ]
+    if i18n.zh():  # the values that are words; the frame keeps its English columns
+        table["status"] = [i18n.status(v) for v in table["status"]]
+        table["duration"] = [i18n.duration(r["seconds"]) for r in rows]
     st.dataframe(
         table,
         hide_index=True,
         width="stretch",
         column_config={
+            **ui.headers(COLUMNS),
             "progress": ui.progress_column(),
-            "best": st.column_config.TextColumn("best validation"),
+            "best": st.column_config.TextColumn(_("best validation")),
+            "test": st.column_config.TextColumn(
+                _("test (held out)"),
+                help=_("Scored once at the end on rows never used for any choice."),
+            ),
         },
     )
-    st.caption(f"{total} run(s); showing {page * PAGE + 1}–{page * PAGE + len(rows)}.")
-    p1, p2, _ = st.columns([1, 1, 6])
-    if p1.button("← Newer", disabled=page == 0):
+    st.caption(
+        i18n.ngettext(
+            "{total} run; showing {first}–{last}.", "{total} runs; showing {first}–{last}.", total
+        ).format(total=total, first=page * PAGE + 1, last=page * PAGE + len(rows))
+    )
+    p1, p2, _rest = st.columns([1, 1, 6])
+    if p1.button(_("← Newer"), disabled=page == 0):
         st.session_state["runs_page"] = page - 1
         st.rerun()
-    if p2.button("Older →", disabled=(page + 1) * PAGE >= total):
+    if p2.button(_("Older →"), disabled=(page + 1) * PAGE >= total):
         st.session_state["runs_page"] = page + 1
         st.rerun()
 
-    labels = {r["id"]: f"#{r['id']} {r['name']} ({r['status']})" for r in rows}
-    picked = st.multiselect("Select runs", list(labels), format_func=labels.get, key="runs_picked")
+    labels = {r["id"]: f"#{r['id']} {r['name']} ({i18n.status(r['status'])})" for r in rows}
+    picked = st.multiselect(
+        _("Select runs"),
+        list(labels),
+        format_func=labels.get,
+        key="runs_picked",
+        placeholder=_("Choose runs"),
+    )
     a1, a2, a3 = st.columns(3)
-    if a1.button("Open", disabled=len(picked) != 1, help="Open one selected run"):
+    if a1.button(_("Open"), disabled=len(picked) != 1, help=_("Open one selected run")):
         ui.open_run(picked[0])
-    if a2.button("Compare", disabled=len(picked) < 2, help="Overlay two or more runs"):
+    if a2.button(_("Compare"), disabled=len(picked) < 2, help=_("Overlay two or more runs")):
         ui.compare_runs(picked)
     if a3.button(
-        "Cancel",
+        _("Cancel"),
         disabled=not picked,
-        help="Queued runs stop at once; running runs save a checkpoint and stop within seconds",
+        help=_("Queued runs stop at once; running runs save a checkpoint and stop within seconds"),
     ):
         for run_id in picked:
             try:
                 after = service.cancel_run(db, run_id, session.current_user(db))
             except (service.StoreError, service.auth.NotAllowed) as e:
-                ui.flash(f"Run {run_id}: {ui.plain(e, 2000)}", "warning")
+                ui.flash(
+                    _("Run {id}: {error}").format(id=run_id, error=ui.plain(e, 2000)), "warning"
+                )
             else:
                 ui.flash(
-                    f"Run {run_id}: "
-                    + ("cancelled." if after == "cancelled" else "stopping (saving a checkpoint)…")
+                    (
+                        _("Run {id}: cancelled.")
+                        if after == "cancelled"
+                        else _("Run {id}: stopping (saving a checkpoint)…")
+                    ).format(id=run_id)
                 )
         st.rerun()
 

@@ -256,10 +256,24 @@ def _m003_login_attempts(db: sqlite_utils.Database) -> None:
     db.execute("DELETE FROM sessions")
 
 
+def _m004_user_settings(db: sqlite_utils.Database) -> None:
+    """Per-user dashboard settings (the language), keyed by user name: a team member's own
+    name, or "local" for the one user of a single-user install (``jobs.service.user_setting``)."""
+    db.execute(
+        """CREATE TABLE user_settings (
+            user TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (user, key)
+        )"""
+    )
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "initial schema", _m001_initial),
     (2, "queue sends", _m002_queue_sends),
     (3, "login attempts per client, hashed session tokens", _m003_login_attempts),
+    (4, "per-user dashboard settings", _m004_user_settings),
 ]
 
 

@@ -1,0 +1,249 @@
+"""The dashboard's languages: English (the source text) and Simplified Chinese (中文).
+
+Every string a page shows goes through :func:`_` (or :func:`ngettext`); a string defined where
+it can't be translated yet (a module-level table) is marked with :func:`N_` and translated
+where it is drawn. The catalogue is ``app/locale/zh_CN/LC_MESSAGES/messages.po`` (gettext,
+extracted and updated with Babel: docs/dashboard.md, "Languages"). It is compiled in memory
+the first time a process needs it (``jobs.service.compile_catalog``) and again when the file
+changes, so there is no ``.mo`` file to go stale.
+
+Each session has one language (``st.session_state["lang"]``): the one the user picked in the
+sidebar, remembered per user in the store, else the browser's (``st.context.locale``, then the
+Accept-Language header), else English. Texts that come from the engine (presets, tips, doctor
+findings, dataset reports, events) are translated in :mod:`app.engine_text`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gettext
+import re
+import threading
+from collections.abc import Iterator
+from contextvars import ContextVar
+from pathlib import Path
+
+import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+from jobs import service
+
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+DOMAIN = "messages"
+DEFAULT = "en"
+# The switch shows each language in its own words, so it reads right whichever is on.
+LANGUAGES: dict[str, str] = {"en": "English", "zh_CN": "中文"}
+LANG_KEY = "lang"  # session state: the session's language
+PICK_KEY = "lang_pick"  # the sidebar switch
+USER_KEY = "lang_user"  # whose saved language the session has applied ("" logged out)
+SETTING = "language"  # the per-user setting in the store
+
+_forced: ContextVar[str | None] = ContextVar("trainboard_lang", default=None)
+_catalogs: dict[str, tuple[float, gettext.NullTranslations]] = {}
+_lock = threading.Lock()
+_NULL = gettext.NullTranslations()
+
+
+def N_(message: str) -> str:
+    """Mark ``message`` for the catalogue without translating it (tables defined at import)."""
+    return message
+
+
+def po_path(lang: str) -> Path:
+    return LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
+def translations(lang: str, *, check: bool = False) -> gettext.NullTranslations:
+    """The compiled catalogue of ``lang`` (English: none). ``check``: recompile if the .po
+    file changed since (done once per page run, not on every string)."""
+    if lang not in LANGUAGES or lang == DEFAULT:
+        return _NULL
+    hit = _catalogs.get(lang)
+    if hit is not None and not check:
+        return hit[1]
+    path = po_path(lang)
+    mtime = path.stat().st_mtime
+    with _lock:
+        hit = _catalogs.get(lang)
+        if hit is None or hit[0] != mtime:
+            hit = (mtime, service.compile_catalog(path))
+            _catalogs[lang] = hit
+    return hit[1]
+
+
+def lang() -> str:
+    """The language of the current session (or of a :func:`language` block)."""
+    forced = _forced.get()
+    if forced is not None:
+        return forced
+    if get_script_run_ctx(suppress_warning=True) is None:
+        return DEFAULT
+    value = st.session_state.get(LANG_KEY, DEFAULT)
+    return value if value in LANGUAGES else DEFAULT
+
+
+@contextlib.contextmanager
+def language(code: str) -> Iterator[None]:
+    """Translate into ``code`` inside the block, whatever the session's language (tests, and
+    code that runs outside a page)."""
+    if code not in LANGUAGES:
+        raise ValueError(f"unknown language {code!r}; choose one of: {', '.join(LANGUAGES)}")
+    token = _forced.set(code)
+    try:
+        yield
+    finally:
+        _forced.reset(token)
+
+
+def _(message: str) -> str:
+    """``message`` in the session's language (itself when there is no translation)."""
+    return translations(lang()).gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    return translations(lang()).ngettext(singular, plural, n)
+
+
+def zh() -> bool:
+    return lang() != DEFAULT
+
+
+# --- choosing the language --------------------------------------------------------------------
+
+
+def match(tag: str | None) -> str | None:
+    """The supported language for a browser language tag ("zh-CN", "zh-Hans-SG", "en-GB"), or
+    None. Every Chinese tag gets Simplified Chinese, the one Chinese catalogue there is."""
+    t = (tag or "").strip().replace("_", "-").lower()
+    if t == "zh" or t.startswith("zh-"):
+        return "zh_CN"
+    if t == "en" or t.startswith("en-"):
+        return "en"
+    return None
+
+
+def from_accept_language(header: str | None) -> str | None:
+    """The first supported language of an Accept-Language header, by its q-values."""
+    ranked = []
+    for i, part in enumerate((header or "").split(",")):
+        tag, _sep, params = part.strip().partition(";")
+        q = 1.0
+        m = re.search(r"q=([0-9.]+)", params)
+        if m:
+            try:
+                q = float(m.group(1))
+            except ValueError:
+                q = 0.0
+        ranked.append((-q, i, tag))
+    for _q, _i, tag in sorted(ranked):
+        if found := match(tag):
+            return found
+    return None
+
+
+def browser_language() -> str | None:
+    """What the browser asks for: ``navigator.language``, else the Accept-Language header."""
+    with contextlib.suppress(Exception):  # st.context differs across Streamlit versions
+        if found := match(st.context.locale):
+            return found
+    with contextlib.suppress(Exception):
+        return from_accept_language(st.context.headers.get("Accept-Language"))
+    return None
+
+
+def setup(db, user: str | None) -> str:
+    """Decide this session's language and draw the sidebar switch; main.py calls it first on
+    every run. ``user``: whose saved choice applies (a team member's name, "local" in
+    single-user mode; None before logging in: the choice then lasts for the session only)."""
+    who = user or ""
+    if st.session_state.get(USER_KEY) != who:  # a new session, or someone logged in or out
+        saved = service.user_setting(db, who, SETTING) if who else None
+        if saved in LANGUAGES:
+            st.session_state[LANG_KEY] = saved
+        elif LANG_KEY not in st.session_state:
+            st.session_state[LANG_KEY] = browser_language() or DEFAULT
+        st.session_state[USER_KEY] = who
+    if st.session_state.get(LANG_KEY) not in LANGUAGES:
+        st.session_state[LANG_KEY] = DEFAULT
+    if st.session_state.get(PICK_KEY) != st.session_state[LANG_KEY]:
+        st.session_state[PICK_KEY] = st.session_state[LANG_KEY]
+    translations(st.session_state[LANG_KEY], check=True)
+    st.sidebar.radio(
+        "Language / 语言",
+        list(LANGUAGES),
+        format_func=LANGUAGES.get,
+        horizontal=True,
+        key=PICK_KEY,
+        on_change=_picked,
+        args=(who,),
+    )
+    return st.session_state[LANG_KEY]
+
+
+def _picked(who: str) -> None:
+    picked = st.session_state[PICK_KEY]
+    st.session_state[LANG_KEY] = picked
+    if who:
+        service.set_user_setting(service.connect(), who, SETTING, picked)
+
+
+# --- numbers and durations as each language writes them ---------------------------------------
+
+
+def duration(seconds: float | None) -> str:
+    """A duration as people say it: "45 s", "1 min 20 s", "2 h 05 min" (jobs.format's forms;
+    a test keeps them equal) or "45 秒", "1 分 20 秒", "2 小时 05 分"."""
+    if seconds is None:
+        return "—"
+    s = int(round(seconds))
+    if s < 60:
+        return _("{s} s").format(s=s)
+    if s < 3600:
+        return _("{m} min {s:02d} s").format(m=s // 60, s=s % 60)
+    return _("{h} h {m:02d} min").format(h=s // 3600, m=s % 3600 // 60)
+
+
+_DURATION = re.compile(
+    r"(?:(?P<h>\d+) h (?P<hm>\d\d) min|(?P<m>\d+) min (?P<ms>\d\d) s|(?P<s>\d+) s)"
+)
+
+
+def duration_text(text: str) -> str:
+    """A duration the read models already wrote in English ("1 min 20 s", "12 s ago") in the
+    session's language; any other text unchanged."""
+    if not zh():
+        return text
+    ago = text.endswith(" ago")
+    core = text[:-4] if ago else text
+    m = _DURATION.fullmatch(core)
+    if not m:
+        return text
+    if m["h"] is not None:
+        secs = int(m["h"]) * 3600 + int(m["hm"]) * 60
+    elif m["m"] is not None:
+        secs = int(m["m"]) * 60 + int(m["ms"])
+    else:
+        secs = int(m["s"])
+    out = duration(secs)
+    return _("{duration} ago").format(duration=out) if ago else out
+
+
+def status(value: str) -> str:
+    """A run status ("running") as a word of the session's language."""
+    return _(STATUS_WORDS.get(value, value))
+
+
+STATUS_WORDS = {
+    "queued": N_("queued"),
+    "running": N_("running"),
+    "finished": N_("finished"),
+    "failed": N_("failed"),
+    "diverged": N_("diverged"),
+    "cancelled": N_("cancelled"),
+    "lost": N_("lost"),
+}
+
+
+def columns(names: dict[str, str]) -> dict[str, str]:
+    """Table headers: {column: translated header} for ``DataFrame.rename``."""
+    return {k: _(v) for k, v in names.items()}
