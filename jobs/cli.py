@@ -71,6 +71,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         os.environ["TRAINBOARD_HOME"] = str(Path(args.home).expanduser().resolve())
     s = settings()
     connect().close()  # create and migrate the database once, before the children race for it
+    _sweep_uploads()
     devices = [] if args.no_workers else [parse_device(d) for d in args.device or []]
     if not devices and not args.no_workers:
         devices = visible_gpus() or ["cpu"]
@@ -224,8 +225,10 @@ class _Children:
         return [proc for *_, proc in self.items]
 
     def supervise(self) -> None:
-        """Until Ctrl-C / SIGTERM: restart a worker that dies (at most every 5 s; the new
-        worker's reaper requeues its run); stop everything if the dashboard dies."""
+        """Until Ctrl-C / SIGTERM: restart a worker or the dashboard that dies (at most every
+        5 s; a new worker's reaper requeues its run), so one process killed for memory never
+        takes the others down. A dashboard that keeps dying at once (a port in use, a broken
+        install) stops everything instead, with its last log lines."""
         stopping = False
 
         def on_signal(signum, frame) -> None:
@@ -235,26 +238,49 @@ class _Children:
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
         restarts: dict[str, float] = {}
+        crashes: list[float] = []  # when the dashboard exited, recently
         while not stopping:
             time.sleep(0.5)
             for i, (label, cmd, env, log, proc) in enumerate(self.items):
                 if proc.poll() is None or stopping:
                     continue
-                if label == "dashboard":
+                if time.monotonic() - restarts.get(label, 0.0) <= 5.0:
+                    continue  # restarted a moment ago: wait, so a crash loop doesn't spin
+                if label == "dashboard" and _crashing(crashes, time.monotonic()):
                     print(
-                        f"The dashboard exited with code {proc.returncode}; stopping. Its last lines "
+                        f"The dashboard exited with code {proc.returncode} {DASHBOARD_CRASHES} times "
+                        f"within {DASHBOARD_CRASH_WINDOW_S:g} s; stopping. Its last lines "
                         f"({self.logs / log}):\n{_tail(self.logs / log)}",
                         flush=True,
                     )
                     stopping = True
                     break
-                if time.monotonic() - restarts.get(label, 0.0) > 5.0:
-                    print(
-                        f"{label} exited with code {proc.returncode}; restarting it (log: {self.logs / log}).",
-                        flush=True,
-                    )
-                    restarts[label] = time.monotonic()
-                    self.items[i] = (label, cmd, env, log, self._spawn(cmd, env, log))
+                print(
+                    f"{label} exited with code {proc.returncode}; restarting it (log: {self.logs / log}).",
+                    flush=True,
+                )
+                restarts[label] = time.monotonic()
+                self.items[i] = (label, cmd, env, log, self._spawn(cmd, env, log))
+
+
+DASHBOARD_CRASHES = 5  # exits within the window below before `up` gives up
+DASHBOARD_CRASH_WINDOW_S = 60.0
+
+
+def _crashing(crashes: list[float], now: float) -> bool:
+    """Record a dashboard exit at ``now``; True when it has exited too often to restart."""
+    crashes.append(now)
+    crashes[:] = [t for t in crashes if now - t <= DASHBOARD_CRASH_WINDOW_S]
+    return len(crashes) >= DASHBOARD_CRASHES
+
+
+def _sweep_uploads() -> None:
+    """Remove upload files left by a process that died while checking them."""
+    from jobs.datasets import sweep_tmp
+
+    removed = sweep_tmp()
+    if removed:
+        print(f"Removed {len(removed)} unfinished upload file(s) left from before.", flush=True)
 
 
 def _tail(path: Path, lines: int = 8) -> str:
@@ -398,6 +424,10 @@ def _wait(run_id: int) -> int:
 def _add_runs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--status", action="append", help="only runs with this status (repeatable)")
     p.add_argument("--limit", type=int, default=30)
+    sub = p.add_subparsers(dest="runs_command", required=False)
+    sub.add_parser("list", help="list runs (the default)")
+    rm = sub.add_parser("delete", help="delete a run that is over, with its metrics and files")
+    rm.add_argument("run_id", type=int)
 
 
 def _age(ts: float | None) -> str:
@@ -413,6 +443,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from jobs.store.db import connect
 
     db = connect()
+    if getattr(args, "runs_command", None) == "delete":
+        return _delete_run(db, args.run_id)
     try:
         runs = registry.list_runs(db, status=args.status, limit=args.limit)
     except ValueError as e:
@@ -443,6 +475,19 @@ def cmd_runs(args: argparse.Namespace) -> int:
     widths = [max(len(x) for x in col) for col in zip(header, *rows, strict=False)]
     for line in (header, *rows):
         print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+    return 0
+
+
+def _delete_run(db, run_id: int) -> int:
+    from jobs.errors import StoreError
+    from jobs.submit import delete_run
+
+    try:
+        delete_run(db, run_id)
+    except StoreError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"run {run_id} deleted, with its metrics and files")
     return 0
 
 
@@ -536,6 +581,114 @@ def _cmd_user(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- datasets ---------------------------------------------------------------------------------
+
+
+def _add_datasets(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="datasets_command", required=True)
+    sub.add_parser("list", help="list datasets")
+    add = sub.add_parser(
+        "add", help="check a file exactly as an upload is checked, and add it as a dataset"
+    )
+    add.add_argument("file")
+    add.add_argument("--target", help="target column (default: target/label/y/class, else last)")
+    add.add_argument("--name", help="the dataset's name (default: the file's name)")
+    add.add_argument("--owner", default="local", help="who owns it (default: local)")
+    rm = sub.add_parser("remove", help="delete a dataset and its file")
+    rm.add_argument("dataset_id", type=int)
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from engine.errors import DataError
+    from jobs import datasets
+    from jobs.errors import StoreError
+    from jobs.store import registry
+    from jobs.store.db import connect
+
+    db = connect()
+    if args.datasets_command == "list":
+        rows = [
+            (
+                str(d["id"]),
+                d["name"][:40],
+                d["format"] or "-",
+                d["target"] or "-",
+                str((d["report"] or {}).get("rows", "-")),
+                d["owner"] or "-",
+            )
+            for d in registry.list_datasets(db)
+        ]
+        _table(("ID", "NAME", "FORMAT", "TARGET", "ROWS", "OWNER"), rows)
+        return 0
+    if args.datasets_command == "add":
+        path = Path(args.file)
+        try:
+            with path.open("rb") as f:
+                row = datasets.ingest(
+                    db, f, args.name or path.name, target=args.target, owner=args.owner
+                )
+        except OSError as e:
+            print(f"error: {path.name}: {e.strerror or e}", file=sys.stderr)
+            return 2
+        except DataError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        report = row["report"] or {}
+        print(
+            f"dataset {row['id']} added: {row['name']} ({report.get('rows', '?')} rows, "
+            f"target {row['target'] or 'folders'}, {row['task']})"
+        )
+        return 0
+    try:
+        datasets.remove(db, args.dataset_id)
+    except StoreError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"dataset {args.dataset_id} removed")
+    return 0
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(x) for x in col) for col in zip(header, *rows, strict=False)]
+    for line in (header, *rows):
+        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+
+
+# --- resume -------------------------------------------------------------------------------------
+
+
+def _add_resume(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_id", type=int)
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="train.epochs=N to change the run's length (also train.early_stop_patience)",
+    )
+    p.add_argument("--wait", action="store_true", help="wait until the run is over")
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from engine.errors import ConfigError
+    from jobs.errors import StoreError
+    from jobs.store.db import connect
+    from jobs.submit import resume, resume_point
+
+    db = connect()
+    try:
+        point = resume_point(db, args.run_id)
+        res = resume(db, args.run_id, args.overrides)
+    except (ConfigError, StoreError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"run {res.run_id} queued again; it {point.reason.split(' ', 2)[2]}")
+    if not res.sent:
+        print(f"warning: {res.note}", file=sys.stderr)
+    return _wait(res.run_id) if args.wait else 0
+
+
 # --- wiring ---------------------------------------------------------------------------------
 
 Command = tuple[
@@ -545,7 +698,7 @@ COMMANDS: list[Command] = [
     ("up", "start the dashboard, worker(s) and the embedded broker", _add_up, cmd_up),
     ("worker", "run a worker for one device", _add_worker, cmd_worker),
     ("submit", "queue a training run", _add_submit, cmd_submit),
-    ("runs", "list runs", _add_runs, cmd_runs),
+    ("runs", "list runs (runs delete ID: delete one that is over)", _add_runs, cmd_runs),
     ("cancel", "cancel a queued or running run", _add_cancel, cmd_cancel),
     (
         "train",
@@ -554,6 +707,13 @@ COMMANDS: list[Command] = [
         _cmd_train,
     ),
     ("user", "team mode accounts: add, list, remove, passwd", _add_user, _cmd_user),
+    ("datasets", "datasets: list, add FILE, remove ID", _add_datasets, _cmd_datasets),
+    (
+        "resume",
+        "resume a failed, cancelled or lost run from its checkpoint",
+        _add_resume,
+        _cmd_resume,
+    ),
 ]
 
 

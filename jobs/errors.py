@@ -3,7 +3,9 @@
 StoreError
 ├── RunNotFound          no run with that id
 ├── DatasetNotFound      no dataset with that id
-├── DatasetInUse         a dataset that runs still refer to cannot be deleted
+├── DatasetInUse         a dataset that active runs still use cannot be deleted
+├── RunActive            a queued, running or lost run cannot be deleted
+├── QuotaExceeded        the owner already has as many queued runs as allowed
 ├── IllegalTransition    the run is not in a status this change may start from
 │   └── LostClaim        a worker heartbeats a run it no longer holds
 └── WriterClosed         a MetricWriter was used after close(), or its flush thread failed
@@ -48,3 +50,11 @@ class LostClaim(IllegalTransition):
 
 class WriterClosed(StoreError):
     """The metric writer is closed, or its background flush failed (the cause is chained)."""
+
+
+class RunActive(StoreError):
+    """The run is queued, running or lost: cancel it (or wait) before deleting it."""
+
+
+class QuotaExceeded(StoreError):
+    """The owner already has as many queued runs as one person may."""

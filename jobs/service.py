@@ -9,17 +9,22 @@ the Streamlit process draws its charts without it (a test checks that too).
 
 from __future__ import annotations
 
+import gettext
+import io
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import sqlite_utils
 
+from engine.auto import DataFacts
 from engine.config import (
     Preset,
     PresetSetting,
     get_preset,
     list_presets,
     parse_override,
+    preset_for,
     resolve_config,
 )
 from engine.config import explain as _explain
@@ -74,9 +79,20 @@ events = reader.events
 # --- presets ----------------------------------------------------------------------------------
 
 
-def presets() -> list[Preset]:
-    """Every preset, the default first (cached by the engine on each file's mtime)."""
-    return list_presets()
+def presets(dataset: dict[str, Any] | None = None) -> list[Preset]:
+    """Every preset, the default (auto) first (cached by the engine on each file's mtime). With
+    a stored ``dataset``, the auto preset's card lists the settings it derives from that data,
+    each with its tip and reason."""
+    facts = _facts(dataset)
+    return [preset_for(p.name, facts) if facts else p for p in list_presets()]
+
+
+def _facts(dataset: dict[str, Any] | None) -> DataFacts | None:
+    """The auto preset's facts about a stored dataset, from its report (no data is loaded)."""
+    report = (dataset or {}).get("report") or {}
+    if "rows" not in report or "task" not in report:
+        return None
+    return DataFacts.from_report(report)
 
 
 def preset(name: str) -> Preset:
@@ -96,7 +112,9 @@ def explain(spec: dict[str, Any]) -> list[PresetSetting]:
 
 def form_defaults(preset_name: str, dataset: dict[str, Any]) -> dict[str, Any]:
     """The resolved config of ``preset_name`` on a dataset, as a tree, to fill a form with."""
-    return resolve_config(preset_name, dataset=dataset["path"], target=dataset["target"]).to_dict()
+    return resolve_config(
+        preset_name, dataset=dataset["path"], target=dataset["target"], facts=_facts(dataset)
+    ).to_dict()
 
 
 # --- validation and submit --------------------------------------------------------------------
@@ -151,7 +169,11 @@ def validate_run(
         return Validation(errors=errors)
     try:
         request = submit.validate(
-            preset_name, dataset["path"], target=dataset["target"], overrides=overrides
+            preset_name,
+            dataset["path"],
+            target=dataset["target"],
+            overrides=overrides,
+            info=dataset.get("report"),  # the dataset's shape, for the size budget (jobs.quotas)
         )
     except ConfigError as e:
         return Validation(errors=dict(e.fields))
@@ -193,6 +215,7 @@ def queue_ab_pair(
             overrides=overrides,
             dataset_id=dataset["id"],
             owner=owner,
+            info=dataset.get("report"),
             db=db,
         )
     except ConfigError as e:
@@ -257,7 +280,120 @@ def add_builtin(db: sqlite_utils.Database, source: str, *, owner: str) -> dict[s
     return datasets.register_builtin(db, source, owner=owner)
 
 
-def retarget_dataset(db: sqlite_utils.Database, dataset_id: int, target: str) -> dict[str, Any]:
+def retarget_dataset(
+    db: sqlite_utils.Database, dataset_id: int, target: str, *, owner: str | None = None
+) -> dict[str, Any]:
+    """The same file with another target; the new dataset belongs to ``owner`` (whoever asked;
+    pass it, or the dataset's own owner keeps it)."""
     from jobs import datasets
 
-    return datasets.retarget(db, dataset_id, target)
+    return datasets.retarget(db, dataset_id, target, owner=owner)
+
+
+# --- delete, resume and quotas (issue 12) ------------------------------------------------------
+
+
+def delete_run(db: sqlite_utils.Database, run_id: int, user: dict[str, Any] | None) -> None:
+    """Delete a run that is over, with its metrics, events and files, if ``user`` may (its
+    owner or an admin). Raises ``auth.NotAllowed``, or ``StoreError`` (``RunActive``: cancel it
+    first) with a message for the user."""
+    auth.require_modify(user, get_run(db, run_id)["owner"], f"run {run_id}")
+    submit.delete_run(db, run_id)
+
+
+def delete_dataset(db: sqlite_utils.Database, dataset_id: int, user: dict[str, Any] | None) -> None:
+    """Delete a dataset and its file (once no other target of it remains), if ``user`` may.
+    Raises ``auth.NotAllowed``, or ``StoreError`` (``DatasetInUse``: a queued or running run
+    uses it) with a message for the user. Runs that are over keep their charts."""
+    from jobs import datasets
+
+    auth.require_modify(user, get_dataset(db, dataset_id)["owner"], f"dataset {dataset_id}")
+    datasets.remove(db, dataset_id)
+
+
+def resume_point(db: sqlite_utils.Database, run_id: int) -> submit.ResumePoint:
+    """Whether run ``run_id`` can be resumed (``.possible``), and a caption (``.reason``): what
+    it continues from, or why not. ``.epoch``: the epoch its checkpoint holds."""
+    return submit.resume_point(db, run_id)
+
+
+def resume_run(
+    db: sqlite_utils.Database,
+    run_id: int,
+    user: dict[str, Any] | None,
+    *,
+    epochs: int | None = None,
+) -> submit.Submitted:
+    """Queue a failed, cancelled or lost run again from its checkpoint (same id, no step
+    trained twice), if ``user`` may; ``epochs``: a new length. Raises ``auth.NotAllowed``, or
+    ``ConfigError`` whose ``.fields`` say why not (no checkpoint, quota, epochs)."""
+    auth.require_modify(user, get_run(db, run_id)["owner"], f"run {run_id}")
+    overrides = {"train.epochs": int(epochs)} if epochs is not None else None
+    return submit.resume(db, run_id, overrides)
+
+
+def queue_quota(db: sqlite_utils.Database, owner: str, need: int = 1) -> str | None:
+    """Why ``owner`` can't queue ``need`` more runs now (their queued-run quota), or None.
+    ``queue_run`` refuses the same way (``submit.QueueFull``, a ``ConfigError``)."""
+    return submit.queue_quota(db, owner, need)
+
+
+def run_size(validation: Validation, dataset: dict[str, Any]) -> dict[str, Any]:
+    """A validated run's estimated size, for the form: parameters, training memory (bytes)
+    and the server's budgets (``jobs.quotas``)."""
+    from jobs import quotas
+
+    if validation.request is None:
+        raise ValueError("run_size needs a successful validation")
+    est = quotas.estimate(validation.request.spec, dataset.get("report"))
+    q = quotas.Quotas.from_env()
+    return {
+        "params": est.params,
+        "memory_bytes": est.memory_bytes,
+        "max_params": q.max_params,
+        "max_memory_bytes": q.max_memory_bytes,
+        "exact": est.exact_input,
+    }
+
+
+# --- per-user settings and the dashboard's translations ---------------------------------------
+
+# What a user may keep between visits, each with the values allowed (checked at the door).
+USER_SETTINGS: dict[str, tuple[str, ...]] = {"language": ("en", "zh_CN")}
+
+
+def user_setting(db: sqlite_utils.Database, user: str, key: str) -> str | None:
+    """``user``'s saved ``key`` (a team member's name, or "local" in single-user mode); None
+    when never saved."""
+    rows = db.execute(
+        "SELECT value FROM user_settings WHERE user = ? AND key = ?", [user, key]
+    ).fetchall()
+    return rows[0][0] if rows else None
+
+
+def set_user_setting(db: sqlite_utils.Database, user: str, key: str, value: str) -> None:
+    """Remember ``key`` = ``value`` for ``user``; the allowed values are in USER_SETTINGS."""
+    if value not in USER_SETTINGS.get(key, ()):
+        allowed = ", ".join(f"{k}: {'/'.join(v)}" for k, v in USER_SETTINGS.items())
+        raise ValueError(f"no setting {key}={value!r}; allowed: {allowed}")
+    with db.conn:
+        db.execute(
+            "INSERT INTO user_settings (user, key, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (user, key) DO UPDATE SET value = excluded.value",
+            [user, key, value],
+        )
+
+
+def compile_catalog(po_path: Path) -> gettext.GNUTranslations:
+    """A gettext catalogue compiled in memory from its ``.po`` file (Babel's compiler, as
+    ``pybabel compile`` does): the dashboard never reads a ``.mo`` that could be stale. Fuzzy
+    entries are left out, as ``pybabel compile`` leaves them out."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    with open(po_path, "rb") as f:
+        catalog = read_po(f)
+    buf = io.BytesIO()
+    write_mo(buf, catalog, use_fuzzy=False)
+    buf.seek(0)
+    return gettext.GNUTranslations(buf)

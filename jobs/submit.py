@@ -5,21 +5,34 @@ then it is recorded in the database (status ``queued``) and only then sent to th
 id alone (``jobs.queue.sends``). If the broker can't be reached the run stays queued with a
 visible note, and the reaper sends it as soon as the broker answers: a submit is never lost.
 The runner later re-checks only the stored resolved spec.
+
+Before a run is recorded it must fit the server's quotas (``jobs.quotas``: epochs, ensemble
+size, seed range, a parameter and memory budget, queued runs per user). A run that is over can
+be deleted with its files (:func:`delete_run`), and a failed, cancelled or lost run with a
+checkpoint can be resumed from it under the same id (:func:`resume`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
+from engine.errors import ConfigError
+from jobs import quotas
+from jobs.errors import DatasetNotFound, QuotaExceeded, RunActive
 from jobs.format import flatten
 from jobs.queue.celery_app import DEVICE_CLASSES
+from jobs.queue.checkpoints import CHECKPOINT, checkpoint_epoch
 from jobs.queue.sends import send_run
 from jobs.store import registry
-from jobs.store.db import connect
+from jobs.store.db import connect, data_home, run_dir
 
 BROKER_DOWN_NOTE = (
     "the broker is unreachable; the run stays queued and is sent as soon as it is back"
@@ -45,19 +58,74 @@ class RunRequest:
         return self.spec["data"]["dataset"]
 
 
+def data_facts(preset: str, dataset: str, target: str | None, info: dict[str, Any] | None) -> Any:
+    """The dataset facts the ``auto`` preset derives its settings from (None for the other
+    presets): from the stored report when there is one (the dashboard never loads data to
+    queue a run), else by loading the file or builtin (the command line)."""
+    from engine.auto import AUTO, DataFacts
+
+    if preset != AUTO:
+        return None
+    if info and "rows" in info and "task" in info:
+        # a stored dataset report, or the facts a run already recorded (Config.auto)
+        is_report = "class_balance" in info or "columns" in info
+        return DataFacts.from_report(info) if is_report else DataFacts.from_dict(info)
+    from engine.data.loaders import load_dataset  # the data layer (torch): CLI only
+    from engine.errors import DataError
+
+    try:
+        return DataFacts.from_raw(load_dataset(dataset, target=target))
+    except DataError:
+        return None  # the worker reports the dataset's problem on the run itself
+
+
 def validate(
     preset: str,
     dataset: str,
     *,
     target: str | None = None,
     overrides: dict[str, Any] | list[str] | None = None,
+    info: dict[str, Any] | None = None,
+    queue: str = "cpu",
 ) -> RunRequest:
-    """Resolve preset → dataset/target → overrides. Raises ``engine.errors.ConfigError`` (with
-    ``.fields``: each offending field and what is wrong) when the config is invalid."""
+    """Resolve preset → dataset/target → overrides, then check the server's quotas (``info``:
+    the dataset's stored report, for the size estimate). Raises ``engine.errors.ConfigError``
+    (with ``.fields``: each offending field and what is wrong) when the config is invalid or
+    asks for more than the server allows."""
     from engine.config import resolve_config  # the engine's config only; no torch
 
-    config = resolve_config(preset, dataset=dataset, target=target, overrides=overrides)
-    return RunRequest(preset=preset, spec=config.to_dict())
+    facts = data_facts(preset, dataset, target, info)
+    config = resolve_config(
+        preset, dataset=dataset, target=target, overrides=overrides, facts=facts
+    )
+    spec = config.to_dict()
+    quotas.check_spec(spec, info, queue=queue)
+    return RunRequest(preset=preset, spec=spec)
+
+
+class QueueFull(ConfigError):
+    """The owner already has as many queued runs as one person may (``jobs.quotas``)."""
+
+
+def _dataset_info(
+    db: sqlite_utils.Database, dataset_id: int | None, path: str
+) -> dict[str, Any] | None:
+    """The stored report of the run's dataset (by id, else by path), for the size estimate."""
+    if dataset_id is not None:
+        try:
+            return registry.get_dataset(db, dataset_id)["report"]
+        except LookupError:
+            return None
+    rows = db.execute("SELECT report FROM datasets WHERE path = ? LIMIT 1", [path]).fetchall()
+    return registry._decode({"report": rows[0][0]}, ("report",))["report"] if rows else None
+
+
+def queue_quota(db: sqlite_utils.Database, owner: str, need: int = 1) -> str | None:
+    """Why ``owner`` can't queue ``need`` more runs now, or None when they can."""
+    q = quotas.Quotas.from_env()
+    if registry.count_queued(db, owner) + need > q.max_queued_per_user:
+        return registry.queued_quota_message(owner, q.max_queued_per_user)
+    return None
 
 
 def record(
@@ -75,17 +143,26 @@ def record(
     if queue not in DEVICE_CLASSES:
         raise ValueError(f"unknown queue {queue!r}; allowed: {', '.join(DEVICE_CLASSES)}")
     db = db or connect()
-    run_id = registry.create_run(
-        db,
-        spec=request.spec,
-        preset=request.preset,
-        dataset_id=dataset_id,
-        owner=owner,
-        name=name,
-        queue=queue,
-        group_id=group_id,
-        max_attempts=max_attempts,
+    q = quotas.Quotas.from_env()
+    # The same checks as validate, now with the stored dataset and the workers' devices.
+    quotas.check_spec(
+        request.spec, _dataset_info(db, dataset_id, request.dataset), queue=queue, db=db, quotas=q
     )
+    try:
+        run_id = registry.create_run(
+            db,
+            spec=request.spec,
+            preset=request.preset,
+            dataset_id=dataset_id,
+            owner=owner,
+            name=name,
+            queue=queue,
+            group_id=group_id,
+            max_attempts=max_attempts,
+            max_queued=q.max_queued_per_user,
+        )
+    except QuotaExceeded as e:
+        raise QueueFull(str(e), {"queue": str(e)}) from e
     if send_run(db, run_id):
         return Submitted(run_id, sent=True)
     return Submitted(run_id, sent=False, note=BROKER_DOWN_NOTE)
@@ -97,6 +174,7 @@ def submit(
     *,
     target: str | None = None,
     overrides: dict[str, Any] | list[str] | None = None,
+    info: dict[str, Any] | None = None,
     **record_options: Any,
 ) -> Submitted:
     """Validate the config, record the run, send it. ``record_options`` are :func:`record`'s
@@ -106,7 +184,8 @@ def submit(
     queue = record_options.get("queue", "cpu")
     if queue not in DEVICE_CLASSES:
         raise ValueError(f"unknown queue {queue!r}; allowed: {', '.join(DEVICE_CLASSES)}")
-    return record(validate(preset, dataset, target=target, overrides=overrides), **record_options)
+    request = validate(preset, dataset, target=target, overrides=overrides, info=info, queue=queue)
+    return record(request, **record_options)
 
 
 def cancel(run_id: int, db: sqlite_utils.Database | None = None) -> str:
@@ -143,7 +222,8 @@ def spec_overrides(spec: dict[str, Any]) -> dict[str, Any]:
     """Every setting of a resolved spec as dotted overrides (to resubmit it exactly)."""
     flat = flatten(spec)
     flat.pop("preset", None)
-    return flat
+    # The auto preset's dataset facts are not settings; they go back in as ``facts``.
+    return {k: v for k, v in flat.items() if not k.startswith("auto.") and k != "auto"}
 
 
 def tip_off_overrides(preset: str, tip: str) -> dict[str, Any]:
@@ -182,15 +262,19 @@ def submit_ab_pair(
     dataset_id: int | None = None,
     owner: str = "local",
     queue: str = "cpu",
+    info: dict[str, Any] | None = None,
     db: sqlite_utils.Database | None = None,
 ) -> tuple[int, int, str]:
     """Queue the same run twice, once as is and once with ``tip`` switched off, in one group.
-    Returns (run with the tip, run without it, group id). Validates both before queueing."""
+    Returns (run with the tip, run without it, group id). Validates both before queueing.
+    ``info``: the dataset's stored report (quotas, and the auto preset's facts)."""
     base = dict(overrides or {})
     off = {**base, **tip_off_overrides(preset, tip)}
     # Validate both configs first: the pair is queued whole or not at all.
-    with_tip = validate(preset, dataset, target=target, overrides=base)
-    without = validate(preset, dataset, target=target, overrides=off)
+    with_tip = validate(preset, dataset, target=target, overrides=base, info=info, queue=queue)
+    without = validate(preset, dataset, target=target, overrides=off, info=info, queue=queue)
+    if why := queue_quota(db or connect(), owner, need=2):
+        raise QueueFull(why, {"queue": why})
     group = f"ab-{uuid.uuid4().hex[:8]}"
     common = {"queue": queue, "owner": owner, "dataset_id": dataset_id, "group_id": group, "db": db}
     a = record(with_tip, name=f"A/B {tip} on", **common)
@@ -205,12 +289,18 @@ def submit_with_change(
     run = registry.get_run(db, run_id)
     spec = run["spec"]
     overrides = {**spec_overrides(spec), **change}
+    # The same dataset facts as the original run (the auto preset's), never a reload of the file.
+    info = spec.get("auto")
+    if run.get("dataset_id") is not None:
+        with contextlib.suppress(DatasetNotFound):  # deleted since: the run's facts serve
+            info = registry.get_dataset(db, run["dataset_id"]).get("report") or info
     what = ", ".join(f"{k}={v}" for k, v in change.items())
     sub = submit(
         spec.get("preset") or run.get("preset") or "sutskever",
         spec["data"]["dataset"],
         target=spec["data"].get("target"),
         overrides=overrides,
+        info=info,
         queue=run.get("queue") or "cpu",
         owner=owner or run.get("owner") or "local",
         name=f"run {run_id} + {what}"[:120],
@@ -219,3 +309,118 @@ def submit_with_change(
         db=db,
     )
     return sub.run_id
+
+
+# --- delete and resume -------------------------------------------------------------------------
+
+# What a resume may change: how long the run goes on. Anything else would no longer match the
+# checkpoint's weights and optimizer state.
+RESUME_FIELDS = ("train.epochs", "train.early_stop_patience")
+
+
+def delete_run(db: sqlite_utils.Database, run_id: int, home: Path | str | None = None) -> None:
+    """Delete a run that is over with its metrics, events and files (checkpoints, model,
+    logs). Raises ``RunActive`` while it is queued, running or lost.
+
+    The folder is moved aside first and removed last: the database may give a later run the
+    same id, and that run must never find (and resume from) this one's checkpoint."""
+    run = registry.get_run(db, run_id)
+    if run["status"] in registry.ACTIVE:
+        raise RunActive(
+            f"run {run_id} is {run['status']}; cancel it first (a run can be deleted once it is over)"
+        )
+    folder = run_dir(run_id, home)
+    trash = folder.with_name(f".deleted-{run_id}-{uuid.uuid4().hex[:8]}")
+    moved = False
+    if folder.exists():
+        os.replace(folder, trash)
+        moved = True
+    try:
+        registry.delete_run(db, run_id)
+    except BaseException:
+        if moved:
+            os.replace(trash, folder)
+        raise
+    if moved:
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Whether a run can be resumed, and from where (for a button and its caption)."""
+
+    possible: bool
+    reason: str  # why not, or what a resume continues
+    epoch: int | None = None  # the epoch the checkpoint holds (None: unknown or none)
+
+
+def resume_point(
+    db: sqlite_utils.Database, run_id: int, home: Path | str | None = None
+) -> ResumePoint:
+    run = registry.get_run(db, run_id)
+    if run["status"] not in registry.REOPENABLE:
+        return ResumePoint(
+            False,
+            f"run {run_id} is {run['status']}; only a failed, cancelled or lost run can be resumed",
+        )
+    path = run_dir(run_id, home) / CHECKPOINT
+    if not path.exists():
+        return ResumePoint(
+            False,
+            f"run {run_id} has no checkpoint (it stopped before its first epoch ended); "
+            "queue it again instead",
+        )
+    dataset = (run["spec"] or {}).get("data", {}).get("dataset", "")
+    if dataset and not dataset.startswith("builtin:") and not Path(dataset).exists():
+        return ResumePoint(False, f"run {run_id}'s dataset file was deleted; it can't go on")
+    epoch = checkpoint_epoch(path)
+    where = f"after epoch {epoch}" if epoch else "from its checkpoint"
+    return ResumePoint(True, f"run {run_id} continues {where}", epoch)
+
+
+def resume(
+    db: sqlite_utils.Database,
+    run_id: int,
+    overrides: dict[str, Any] | list[str] | None = None,
+    home: Path | str | None = None,
+) -> Submitted:
+    """Queue a failed, cancelled or lost run again under the same id: the next worker resumes
+    it from its checkpoint, exactly as after a worker crash (no step is trained twice; points of
+    an unfinished epoch are replaced when it is redone). ``overrides``: only ``RESUME_FIELDS``
+    (e.g. ``train.epochs=50`` to go on longer). Raises ``ConfigError`` saying why not."""
+    from engine.config import Config, apply_overrides, parse_override
+
+    point = resume_point(db, run_id, home if home is not None else data_home())
+    if not point.possible:
+        raise ConfigError(point.reason, {"run": point.reason})
+    run = registry.get_run(db, run_id)
+    spec = run["spec"]
+    if overrides:
+        if isinstance(overrides, list):
+            changes = dict(parse_override(o) for o in overrides)
+        else:
+            changes = {k.strip(): v for k, v in overrides.items()}
+        bad = [k for k in changes if k not in RESUME_FIELDS]
+        if bad:
+            msg = f"a resume can change only {', '.join(RESUME_FIELDS)}"
+            raise ConfigError(msg, {k: msg for k in bad})
+        spec = apply_overrides(Config.from_dict(spec), changes).to_dict()
+        epochs = spec["train"]["epochs"]
+        if point.epoch is not None and epochs <= point.epoch:
+            msg = f"the checkpoint already holds {point.epoch} epochs; ask for more than that"
+            raise ConfigError(msg, {"train.epochs": msg})
+    q = quotas.Quotas.from_env()
+    quotas.check_spec(
+        spec,
+        _dataset_info(db, run.get("dataset_id"), spec["data"]["dataset"]),
+        queue=run.get("queue") or "cpu",
+        db=db,
+        quotas=q,
+    )
+    try:
+        registry.reopen_run(db, run_id, spec=spec, max_queued=q.max_queued_per_user)
+    except QuotaExceeded as e:
+        raise QueueFull(str(e), {"queue": str(e)}) from e
+    if send_run(db, run_id):
+        return Submitted(run_id, sent=True)
+    return Submitted(run_id, sent=False, note=BROKER_DOWN_NOTE)

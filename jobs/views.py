@@ -46,6 +46,11 @@ def _best(run: dict[str, Any]) -> tuple[str | None, float | None]:
     return s.get("metric"), s.get("best_val_metric")
 
 
+def _test(run: dict[str, Any]) -> float | None:
+    """The held-out test score, once the run has finished (None before, or for older runs)."""
+    return (run.get("summary") or {}).get("test_metric")
+
+
 def _dataset_names(db: sqlite_utils.Database) -> dict[int, str]:
     return {d["id"]: d["name"] for d in registry.list_datasets(db)}
 
@@ -69,8 +74,12 @@ def run_row(run: dict[str, Any], dataset_names: dict[int, str] | None = None) ->
         "progress": float(progress or 0.0),
         "dataset": one_line(ds_name),
         "preset": run.get("preset") or "—",
+        # "best" is the best validation score (the epoch was picked on it, so it flatters);
+        # "test" is the held-out test split, scored once at the end: the honest one.
         "best": format_metric(metric, best),
         "best_value": best,
+        "test": format_metric(metric, _test(run)),
+        "test_value": _test(run),
         "metric": metric,
         "metric_name": metric_name(metric),
         "duration": format_duration(_duration(run)),
@@ -257,6 +266,7 @@ def compare_summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "name": r.get("name") or "",
                 "status": r["status"],
                 "best": format_metric(s.get("metric"), s.get("best_val_metric")),
+                "test (held out)": format_metric(s.get("metric"), s.get("test_metric")),
                 "best val loss": s.get("best_val_loss"),
                 "epochs": s.get("epochs"),
                 "LR cuts": s.get("lr_cuts"),

@@ -125,7 +125,8 @@ def test_submitted_run_finishes_with_metrics_and_a_redelivery_does_nothing(qenv)
     run = qenv.wait_status(run_id, FINAL)
     assert run["status"] == "finished", run["error"]
     assert run["attempt"] == 1 and run["worker"] == "w1@test"
-    assert qenv.steps(run_id, "val/loss") == [3, 6, 9]
+    steps = qenv.steps(run_id, "val/loss")
+    assert steps == [steps[0] * e for e in (1, 2, 3)]  # one point an epoch
     assert (qenv.home / "runs" / str(run_id) / "checkpoint.pt").exists()
     workers = registry.list_workers(qenv.db)
     assert [w["name"] for w in workers] == ["w1@test"] and workers[0]["device"] == "cpu"
@@ -142,7 +143,7 @@ def test_submitted_run_finishes_with_metrics_and_a_redelivery_does_nothing(qenv)
         1,
         run["finished_at"],
     )
-    assert qenv.steps(run_id, "val/loss") == [3, 6, 9]
+    assert qenv.steps(run_id, "val/loss") == steps
 
 
 def test_cancelling_a_running_run_saves_a_checkpoint_and_stops(qenv):
@@ -169,7 +170,7 @@ def test_a_queued_run_is_cancelled_at_once_and_never_runs(qenv):
 
 
 def test_a_killed_worker_loses_its_run_which_resumes_on_a_new_worker(qenv):
-    # All of digits (12 steps an epoch), each step slowed to at least 50 ms by the engine's
+    # All of digits (about ten steps an epoch), each step slowed to at least 50 ms by the engine's
     # slow-device fault hook, so the kill lands mid-run however fast the machine is.
     qenv.env["TRAINBOARD_FAULT_STEP_DELAY_S"] = "0.05"
     first = qenv.start_worker("w1@test")
@@ -186,7 +187,7 @@ def test_a_killed_worker_loses_its_run_which_resumes_on_a_new_worker(qenv):
     assert run["attempt"] == 2 and run["worker"] == "w2@test"
     steps = qenv.steps(run_id, "val/loss")
     # One point per epoch, none twice, none missing: it resumed at the checkpointed epoch.
-    assert steps == [12 * e for e in range(1, 13)]
+    assert steps == [steps[0] * e for e in range(1, 13)]
     assert steps[: len(before)] == before
     assert any(e["kind"] == "resumed" for e in _events(qenv, run_id))
 
@@ -199,6 +200,78 @@ def test_a_queued_run_whose_message_was_lost_is_sent_again(qenv, tmp_path):
     assert run["status"] == "finished", run["error"]
     assert run["attempt"] == 1
     assert send_info(qenv.db, run_id)["sends"] == 2
+
+
+def _runner_pid(qenv, run_id: int) -> int | None:
+    """The process training ``run_id``: a ``jobs.queue.runner`` with its runner.log open."""
+    log = (qenv.home / "runs" / str(run_id) / "runner.log").resolve()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if b"jobs.queue.runner" not in (proc / "cmdline").read_bytes():
+                continue
+            if any(os.readlink(fd) == str(log) for fd in (proc / "fd").iterdir()):
+                return int(proc.name)
+        except OSError:
+            continue
+    return None
+
+
+def test_a_sigkilled_run_says_what_was_kept_and_resumes_with_more_epochs(qenv):
+    """The OOM killer's signal on the run's process: the run ends failed saying which epoch's
+    checkpoint was kept and how to resume; `trainboard resume ID --set train.epochs=N` goes on
+    from that checkpoint under the same id, and no epoch appears twice or goes missing."""
+    import signal
+
+    from jobs.cli import main
+
+    qenv.env["TRAINBOARD_FAULT_STEP_DELAY_S"] = "0.05"
+    qenv.start_worker()
+    run_id = qenv.submit(epochs=30, **{"data.max_rows": None})
+    wait_for(lambda: len(qenv.steps(run_id, "val/loss")) >= 2, 90, "two epochs")
+    pid = wait_for(lambda: _runner_pid(qenv, run_id), 10, "the run's process")
+    os.kill(pid, signal.SIGKILL)
+    run = qenv.wait_status(run_id, FINAL, timeout=60)
+    assert run["status"] == "failed"
+    before = _points(qenv, run_id)  # committed when the process died
+    kept = len(qenv.steps(run_id, "val/loss"))
+    assert "killed by SIGKILL" in run["error"], run["error"]
+    assert f"trainboard resume {run_id}" in run["error"]
+    epoch = int(run["error"].split("checkpoint after epoch ")[1].split(".")[0])
+    assert epoch in (kept - 1, kept), (epoch, kept)  # the last val point may precede its save
+
+    assert main(["resume", str(run_id), "--set", f"train.epochs={epoch + 2}"]) == 0
+    run = qenv.wait_status(run_id, FINAL, timeout=120)
+    assert run["status"] == "finished", run["error"]
+    assert run["id"] == run_id and run["summary"]["epochs"] == epoch + 2
+    steps = qenv.steps(run_id, "val/loss")
+    assert steps == [steps[0] * e for e in range(1, epoch + 3)]  # one point an epoch, each once
+    resumed = [e for e in _events(qenv, run_id) if e["kind"] == "resumed"]
+    assert resumed and f"after epoch {epoch}" in resumed[-1]["message"]
+    lost = len(before - _points(qenv, run_id))
+    if qenv.env.get("TRAINBOARD_BROKER_URL"):  # one row in docs/reliability.md, not one per broker
+        from tests.reliability import record_fault
+
+        record_fault(
+            "run's process SIGKILLed mid-run (the OOM killer's signal), then `trainboard resume`",
+            final_status=f"failed → resumed → {run['status']}",
+            survived=run["status"] == "finished" and lost == 0,
+            points_checked=len(before),
+            points_lost=lost,
+            note=f"the failure said: kept the checkpoint after epoch {epoch}, resume with "
+            f"`trainboard resume {run_id}`; same id, {epoch + 2} epochs, no epoch twice",
+        )
+    assert lost == 0
+
+
+def _points(qenv, run_id: int) -> set[tuple[str, int]]:
+    rows = qenv.db.execute(
+        "SELECT k.name, m.step FROM metrics m JOIN metric_keys k ON k.id = m.key_id "
+        "WHERE m.run_id = ?",
+        [run_id],
+    ).fetchall()
+    return {(k, s) for k, s in rows}
 
 
 @pytest.mark.redis

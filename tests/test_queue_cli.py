@@ -70,6 +70,11 @@ def test_up_starts_dashboard_and_worker_runs_a_submission_and_stops_on_ctrl_c(tm
     env = _env(home)
     port = free_port()
     log_path = tmp_path / "up.log"
+    # An upload file left by a dashboard the OOM killer took (issue 12): swept at start.
+    (home / "datasets").mkdir(parents=True)
+    leftover = home / "datasets" / "tmp-0123456789abcdef.parquet"
+    leftover.write_bytes(b"half an upload")
+    os.utime(leftover, (1e9, 1e9))
     with open(log_path, "wb") as log:
         up = subprocess.Popen(
             [
@@ -124,6 +129,21 @@ def test_up_starts_dashboard_and_worker_runs_a_submission_and_stops_on_ctrl_c(tm
         run = registry.get_run(connect(home / "trainboard.db"), 1)
         assert run["summary"]["threads"] == 1
 
+        assert not leftover.exists() and "Removed 1 unfinished upload" in log_path.read_text()
+
+        # The dashboard killed as the OOM killer does: `up` restarts it and the worker stays.
+        if "Dashboard: http://localhost:" in text:
+            dash = _pid_of(b"streamlit", str(port).encode())
+            assert dash is not None
+            worker_pid = registry.list_workers(connect(home / "trainboard.db"))[0]["pid"]
+            os.kill(dash, signal.SIGKILL)
+            wait_for(lambda: "dashboard exited with code -9; restarting" in log_path.read_text(),
+                     30, "up to restart the dashboard")  # fmt: skip
+            wait_for(lambda: _http_ok(f"http://127.0.0.1:{port}/_stcore/health"), 90,
+                     "the restarted dashboard to answer")  # fmt: skip
+            assert up.poll() is None
+            os.kill(worker_pid, 0)  # still the same worker process
+
         up.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
         assert up.wait(timeout=90) == 0
         workers = registry.list_workers(connect(home / "trainboard.db"), alive_within_s=None)
@@ -137,6 +157,18 @@ def test_up_starts_dashboard_and_worker_runs_a_submission_and_stops_on_ctrl_c(tm
                 os.killpg(up.pid, signal.SIGKILL)
                 up.wait()
         print(log_path.read_text()[-3000:])
+
+
+def _pid_of(*words: bytes) -> int | None:
+    """A process whose command line holds every one of ``words``."""
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes() if proc.name.isdigit() else b""
+        except OSError:
+            continue
+        if cmd and all(w in cmd for w in words):
+            return int(proc.name)
+    return None
 
 
 def _http_ok(url: str) -> bool:

@@ -182,6 +182,8 @@ ACTIONS = {
     "mark_lost": (lambda db, r: reg.mark_lost(db, r, "gone"), {"running"}, "lost"),
     "requeue": (lambda db, r: reg.requeue_run(db, r), {"lost"}, "queued"),
     "release": (lambda db, r: reg.release_run(db, r), {"running"}, "queued"),
+    # resume from the checkpoint (jobs.submit.resume): a run that stopped goes back to the queue
+    "reopen": (lambda db, r: reg.reopen_run(db, r), {"failed", "cancelled", "lost"}, "queued"),
     "request_cancel": (
         lambda db, r: reg.request_cancel(db, r),
         {"queued", "running", "lost"},
@@ -287,6 +289,38 @@ def test_list_and_count_runs_filter_and_page(db):
     assert reg.list_runs(db, preset="sutskever", limit=1)[0]["spec"] == {"lr": 0.1}
     with pytest.raises(ValueError, match="allowed"):
         reg.list_runs(db, status="done")
+
+
+def test_a_dataset_used_only_by_runs_that_are_over_can_be_deleted(db):
+    did = reg.add_dataset(db, name="iris", report={"rows": 150})
+    rid = new_run(db, dataset_id=did)
+    reg.claim_run(db, rid, worker="w", device="cpu")
+    with pytest.raises(DatasetInUse, match=f"run {rid} \\(running\\)"):
+        reg.delete_dataset(db, did)
+    reg.finish_run(db, rid, {})
+    assert reg.delete_dataset(db, did)["name"] == "iris"
+    assert reg.get_run(db, rid)["dataset_id"] is None
+
+
+def test_deleting_a_run_removes_its_points_events_and_send_record(path, db):
+    from jobs.errors import RunActive
+
+    rid = new_run(db)
+    child = new_run(db)
+    db.execute("UPDATE runs SET parent_run_id = ? WHERE id = ?", [rid, child])
+    write_points(path, rid, {"train/loss": [(1, 1.0), (2, 0.5)]})
+    db.execute("INSERT INTO queue_sends (run_id, sends) VALUES (?, 1)", [rid])
+    with pytest.raises(RunActive):
+        reg.delete_run(db, rid)
+    reg.cancel_run(db, rid)
+    reg.delete_run(db, rid)
+    with pytest.raises(RunNotFound):
+        reg.get_run(db, rid)
+    for table in ("metrics", "metrics_ds", "events", "queue_sends"):
+        assert (
+            db.execute(f"SELECT count(*) FROM {table} WHERE run_id = ?", [rid]).fetchone()[0] == 0
+        )
+    assert reg.get_run(db, child)["parent_run_id"] is None
 
 
 def test_datasets_add_get_list_delete(db):

@@ -1,9 +1,12 @@
 """The one task: ``train(run_id)``.
 
-It takes an id only and is idempotent: the database decides. A message for a run that is
-already over, or that another worker holds with a fresh heartbeat (a redelivery), does nothing.
-Otherwise the task claims the run, starts a fresh process for it (``jobs.queue.runner``), heartbeats
-while it lives, and records a failure if the process dies without recording an outcome.
+It takes an id only and is idempotent: the database decides. A message is a turn for one queued
+run of its queue, taken in a fair order between users (``registry.fair_queue``): with A's 100
+runs ahead of B's one, B's run starts next, whichever message arrives. A message whose own run
+is over or held by another worker (a redelivery) starts the next fair run if one waits, and does
+nothing otherwise. The task claims the run, starts a fresh process for it
+(``jobs.queue.runner``), heartbeats while it lives, and records a failure if the process dies
+without recording an outcome, saying what was kept and how to resume.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from engine.vocab import TERMINAL
 from jobs.errors import IllegalTransition, LostClaim, RunNotFound
 from jobs.queue import presence, spare
 from jobs.queue.celery_app import TRAIN_TASK, settings
+from jobs.queue.checkpoints import CHECKPOINT, checkpoint_epoch
 from jobs.queue.runner import EXIT_RELEASED, runner_log
 from jobs.queue.sends import send_run
 from jobs.store import registry
-from jobs.store.db import connect
+from jobs.store.db import connect, run_dir
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +70,28 @@ def _supervise(db, run_id: int) -> str:
         log.warning("run %s does not exist; dropping its message", run_id)
         return "missing"
     if run["status"] in FINAL:
-        return f"skipped: already {run['status']}"
-    if run["status"] == "running" and _fresh(run, s.stale_after_s):
-        return f"skipped: running on {run['worker']}"
-    try:
-        registry.claim_run(db, run_id, worker=me.name, device=me.device)
-    except IllegalTransition as e:
+        skipped = f"skipped: already {run['status']}"
+    elif run["status"] == "running" and _fresh(run, s.stale_after_s):
+        skipped = f"skipped: running on {run['worker']}"
+    else:
         # Running with a stale heartbeat: the reaper marks it lost and sends it again.
-        return f"skipped: {e}"
+        skipped = f"skipped: run {run_id} is {run['status']}"
+    # A lost run's own message resumes it; otherwise the message is a turn for the next run
+    # in the fair order of its queue (often this very run).
+    candidates = [run_id] if run["status"] == "lost" else registry.fair_queue(db, run["queue"])
+    claimed = None
+    for candidate in candidates:
+        try:
+            registry.claim_run(db, candidate, worker=me.name, device=me.device)
+        except IllegalTransition:
+            continue  # another worker took it a moment ago: the next one
+        claimed = candidate
+        break
+    if claimed is None:
+        return skipped
+    if claimed != run_id:
+        log.info("message for run %s: run %s is next in the fair order", run_id, claimed)
+    run_id = claimed
 
     me.current_run = run_id
     try:
@@ -135,22 +153,41 @@ def _conclude(db, run_id: int, code: int, *, released: bool, log_path) -> str:
     if registry.cancel_requested(db, run_id):
         registry.cancel_run(db, run_id)
         return "cancelled"
-    registry.fail_run(db, run_id, exit_reason(code, log_path))
+    registry.fail_run(db, run_id, exit_reason(code, log_path, run_id=run_id))
     return "failed"
 
 
-def exit_reason(code: int, log_path=None) -> str:
+def exit_reason(code: int, log_path=None, *, run_id: int | None = None) -> str:
+    """Why a run's process ended without recording an outcome, and what was kept."""
     if code < 0:
         sig = -code
         try:
             name = signal.Signals(sig).name
         except ValueError:
             name = f"signal {sig}"
-        hint = " (out of memory?)" if sig == signal.SIGKILL else ""
-        return f"the run's process was killed by {name}{hint}"
-    tail = ""
-    if log_path is not None and log_path.exists():
-        lines = [ln for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()]
-        if lines:
-            tail = f": {lines[-1].strip()}"
-    return f"the run's process exited with code {code}{tail}"
+        what = f"the run's process was killed by {name}"
+        if sig == signal.SIGKILL:
+            what += " (the system's out-of-memory killer sends this signal: the run may have needed more memory than the machine had)"
+    else:
+        tail = ""
+        if log_path is not None and log_path.exists():
+            lines = [ln for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()]
+            if lines:
+                tail = f": {lines[-1].strip()}"
+        what = f"the run's process exited with code {code}{tail}"
+    return what if run_id is None else f"{what}. {kept(run_id)}"
+
+
+def kept(run_id: int) -> str:
+    """What a run that stopped keeps on disk, and how to go on from it."""
+    epoch = checkpoint_epoch(run_dir(run_id, settings().home) / CHECKPOINT)
+    if epoch is None:
+        return (
+            "Nothing was kept: it stopped before its first checkpoint. Queue it again (with a "
+            "smaller model, batch or data.max_rows if memory ran out)."
+        )
+    at = f"after epoch {epoch}" if epoch else "from within its first epoch"
+    return (
+        f"Kept: the checkpoint {at}. Resume it from there with `trainboard resume {run_id}` "
+        "(add --set train.epochs=N to change its length) or with Resume on the run's page."
+    )

@@ -12,6 +12,8 @@ Besides tasks, each worker runs one background thread that
 - writes the worker's row in the ``workers`` table (host, device, GPU, current run, last seen),
   so the UI sees who is alive without asking the broker;
 - runs the reaper (``jobs.queue.reaper.reap_once``) at start and then every ``reap_interval_s``.
+
+At start it also sweeps upload files a dead dashboard left behind (``jobs.datasets.sweep_tmp``).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def _housekeeping() -> None:
 @signals.worker_ready.connect
 def _on_worker_ready(sender=None, **_) -> None:
     spare.prepare()
+    _sweep_uploads()
     threading.Thread(target=_housekeeping, name="trainboard-housekeeping", daemon=True).start()
     log.info(
         "trainboard worker %s ready (device %s, queues %s)",
@@ -74,6 +77,16 @@ def _on_shutdown(**_) -> None:
         presence.current().report(status="stopped")
     except Exception:
         log.exception("could not mark worker %s stopped", presence.current().name)
+
+
+def _sweep_uploads() -> None:
+    """Upload files left in the data directory by a dashboard that died while checking them."""
+    from jobs.datasets import sweep_tmp
+
+    try:
+        sweep_tmp()
+    except OSError:
+        log.exception("could not sweep leftover upload files")
 
 
 def worker_argv(device: str, *, name: str | None = None, loglevel: str = "INFO") -> list[str]:

@@ -9,6 +9,10 @@ Allowed transitions (anything else raises)::
     queued  -> running (claim) | cancelled | failed
     running -> finished | failed | diverged | cancelled | lost
     lost    -> running (claim) | queued (requeue) | failed | cancelled
+    failed | cancelled -> queued (reopen: resume from the checkpoint, ``jobs.submit.resume``)
+
+A run that is over (or a dataset no active run uses) can be deleted: :func:`delete_run`,
+:func:`delete_dataset`. Workers take runs in a fair order between users (:func:`fair_queue`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,15 @@ from typing import Any
 import sqlite_utils
 
 from engine.vocab import TERMINAL, RunStatus
-from jobs.errors import DatasetInUse, DatasetNotFound, IllegalTransition, LostClaim, RunNotFound
+from jobs.errors import (
+    DatasetInUse,
+    DatasetNotFound,
+    IllegalTransition,
+    LostClaim,
+    QuotaExceeded,
+    RunActive,
+    RunNotFound,
+)
 from jobs.store.db import RUN_STATUSES
 
 S = RunStatus
@@ -30,7 +42,13 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     S.RUNNING: (S.FINISHED, S.FAILED, S.DIVERGED, S.CANCELLED, S.LOST),
     S.LOST: (S.RUNNING, S.QUEUED, S.FAILED, S.CANCELLED),
     **{s: () for s in TERMINAL},
+    # reopened to be resumed from their checkpoint (reopen_run), not a transition of the loop
+    S.FAILED: (S.QUEUED,),
+    S.CANCELLED: (S.QUEUED,),
 }
+# Runs that may still change: a dataset they use can't be deleted, and they can't be deleted.
+ACTIVE: tuple[str, ...] = (S.QUEUED, S.RUNNING, S.LOST)
+REOPENABLE: tuple[str, ...] = (S.FAILED, S.CANCELLED, S.LOST)
 _RUN_JSON = ("spec", "summary")
 _DATASET_FIELDS = (
     "name",
@@ -83,29 +101,56 @@ def create_run(
     queue: str = "cpu",
     group_id: str | None = None,
     max_attempts: int = 3,
+    max_queued: int | None = None,
 ) -> int:
-    """Record a new run in status ``queued``; return its id."""
+    """Record a new run in status ``queued``; return its id.
+
+    ``max_queued``: refuse (QuotaExceeded) when ``owner`` already has that many queued runs;
+    the count and the insert are one statement, so parallel submits can't slip past it."""
     if not isinstance(spec, dict):
         raise TypeError(f"spec must be a dict (JSON object), got {type(spec).__name__}")
     if max_attempts < 1:
         raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
-    return _insert(
-        db["runs"],
-        {
-            "name": name,
-            "dataset_id": dataset_id,
-            "preset": preset,
-            "spec": json.dumps(spec),
-            "status": "queued",
-            "owner": owner,
-            "queue": queue,
-            "attempt": 0,
-            "max_attempts": max_attempts,
-            "created_at": time.time(),
-            "cancel_requested": 0,
-            "group_id": group_id,
-        },
+    row = {
+        "name": name,
+        "dataset_id": dataset_id,
+        "preset": preset,
+        "spec": json.dumps(spec),
+        "status": "queued",
+        "owner": owner,
+        "queue": queue,
+        "attempt": 0,
+        "max_attempts": max_attempts,
+        "created_at": time.time(),
+        "cancel_requested": 0,
+        "group_id": group_id,
+    }
+    if max_queued is None:
+        return _insert(db["runs"], row)
+    cols = ", ".join(row)
+    with db.conn:
+        cur = db.execute(
+            f"INSERT INTO runs ({cols}) SELECT {', '.join('?' * len(row))} "
+            "WHERE (SELECT count(*) FROM runs WHERE owner = ? AND status = 'queued') < ?",
+            [*row.values(), owner, max_queued],
+        )
+    if cur.rowcount != 1:
+        raise QuotaExceeded(queued_quota_message(owner, max_queued))
+    return int(cur.lastrowid)
+
+
+def queued_quota_message(owner: str, max_queued: int) -> str:
+    return (
+        f"{owner!r} already has {max_queued} runs waiting in the queue, the most one person may "
+        "have (TRAINBOARD_MAX_QUEUED_PER_USER on the server); wait for some to start, or cancel "
+        "some."
     )
+
+
+def count_queued(db: sqlite_utils.Database, owner: str) -> int:
+    return db.execute(
+        "SELECT count(*) FROM runs WHERE owner = ? AND status = 'queued'", [owner]
+    ).fetchone()[0]
 
 
 def _insert(table: sqlite_utils.db.Table, row: dict[str, Any]) -> int:
@@ -336,6 +381,95 @@ def requeue_run(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
     return get_run(db, run_id)
 
 
+def reopen_run(
+    db: sqlite_utils.Database,
+    run_id: int,
+    *,
+    spec: dict[str, Any] | None = None,
+    max_queued: int | None = None,
+) -> dict[str, Any]:
+    """failed/cancelled/lost -> queued, to be resumed from its checkpoint by the next worker
+    (the engine resumes whenever the run's folder holds one). The run gets fresh attempts and
+    no cancel flag; ``spec`` replaces the stored one (e.g. more epochs). ``max_queued``: the
+    owner's queued-run quota, checked in the same statement. Returns the run afterwards."""
+    run = get_run(db, run_id)
+    sets = {
+        "status": "queued",
+        "worker": None,
+        "heartbeat_at": None,
+        "finished_at": None,
+        "error": None,
+        "summary": None,
+        "cancel_requested": 0,
+        "attempt": 0,
+    }
+    if spec is not None:
+        sets["spec"] = json.dumps(spec)
+    where, params = "", []
+    if max_queued is not None:
+        where = " AND (SELECT count(*) FROM runs WHERE owner = ? AND status = 'queued') < ?"
+        params = [run["owner"], max_queued]
+    try:
+        _transition(db, run_id, "resume", REOPENABLE, sets, where=where, where_params=params)
+    except IllegalTransition as e:
+        if max_queued is not None and e.current in REOPENABLE:
+            raise QuotaExceeded(queued_quota_message(run["owner"], max_queued)) from e
+        raise
+    return get_run(db, run_id)
+
+
+def delete_run(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
+    """Delete a run that is over, with its metrics, events and send record, in one transaction.
+    Raises RunActive while it is queued, running or lost. Returns the deleted row (its files
+    are the caller's: ``jobs.submit.delete_run``)."""
+    run = get_run(db, run_id)
+    db.execute("BEGIN IMMEDIATE")  # the status read and the deletes, with nobody in between
+    try:
+        status = db.execute("SELECT status FROM runs WHERE id = ?", [run_id]).fetchone()[0]
+        if status in ACTIVE:
+            raise RunActive(
+                f"run {run_id} is {status}; cancel it first (a run can be deleted once it is over)"
+            )
+        db.execute("UPDATE runs SET parent_run_id = NULL WHERE parent_run_id = ?", [run_id])
+        for table in ("metrics", "metrics_ds", "events", "queue_sends"):
+            db.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+        db.execute("DELETE FROM runs WHERE id = ?", [run_id])
+        db.execute("COMMIT")
+    except BaseException:
+        db.rollback()
+        raise
+    return run
+
+
+def fair_queue(db: sqlite_utils.Database, queue: str, limit: int = 8) -> list[int]:
+    """Queued runs of ``queue`` in the order workers should take them, fair between users:
+    each user's oldest queued run, users with the fewest running runs first, then the user who
+    last had a run start longest ago, then the longest wait. With one user it is plain FIFO;
+    with A's 100 runs ahead of B's one, B's run starts next."""
+    rows = db.execute(
+        """
+        WITH waiting AS (
+            SELECT owner, min(id) AS first FROM runs
+            WHERE status = 'queued' AND queue = ? GROUP BY owner
+        ),
+        busy AS (
+            SELECT owner, count(*) AS n FROM runs WHERE status = 'running' GROUP BY owner
+        ),
+        served AS (
+            SELECT owner, max(started_at) AS t FROM runs
+            WHERE started_at IS NOT NULL GROUP BY owner
+        )
+        SELECT w.first FROM waiting w
+        LEFT JOIN busy b ON b.owner = w.owner
+        LEFT JOIN served s ON s.owner = w.owner
+        ORDER BY coalesce(b.n, 0), coalesce(s.t, 0), w.first
+        LIMIT ?
+        """,
+        [queue, limit],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
 def stale_runs(db: sqlite_utils.Database, older_than_s: float) -> list[dict[str, Any]]:
     """Running runs whose last heartbeat (or start) is older than ``older_than_s`` seconds."""
     cutoff = time.time() - older_than_s
@@ -452,13 +586,27 @@ def list_datasets(db: sqlite_utils.Database, *, owner: str | None = None) -> lis
     ]
 
 
-def delete_dataset(db: sqlite_utils.Database, dataset_id: int) -> None:
-    """Delete the dataset's record (not its file); refuses while runs refer to it."""
-    get_dataset(db, dataset_id)
-    used = db.execute("SELECT count(*) FROM runs WHERE dataset_id = ?", [dataset_id]).fetchone()[0]
-    if used:
-        raise DatasetInUse(f"dataset {dataset_id} is used by {used} run(s); delete those first")
-    db.execute("DELETE FROM datasets WHERE id = ?", [dataset_id])
+def delete_dataset(db: sqlite_utils.Database, dataset_id: int) -> dict[str, Any]:
+    """Delete the dataset's record (not its file: ``jobs.datasets.remove``); refuses with
+    DatasetInUse while a queued, running or lost run uses it. Runs that are over keep their
+    record and lose the link. Returns the deleted row."""
+    ds = get_dataset(db, dataset_id)
+    marks = ", ".join("?" * len(ACTIVE))
+    with db.conn:
+        active = db.execute(
+            f"SELECT id, status FROM runs WHERE dataset_id = ? AND status IN ({marks}) "
+            "ORDER BY id LIMIT 5",
+            [dataset_id, *ACTIVE],
+        ).fetchall()
+        if active:
+            which = ", ".join(f"run {r[0]} ({r[1]})" for r in active)
+            raise DatasetInUse(
+                f"dataset {dataset_id} is used by {which}; cancel those runs or wait until "
+                "they are over, then delete it"
+            )
+        db.execute("UPDATE runs SET dataset_id = NULL WHERE dataset_id = ?", [dataset_id])
+        db.execute("DELETE FROM datasets WHERE id = ?", [dataset_id])
+    return ds
 
 
 # --- workers --------------------------------------------------------------------------------

@@ -172,6 +172,45 @@ def _object_npz() -> bytes:
 SMALL["object_array.npz"] = (_object_npz(), "can't be read as an .npz", None)
 
 
+def _parquet(columns: dict) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(pa.table(columns), buf)
+    return buf.getvalue()
+
+
+# Issue 12: nested Parquet columns crashed with "unhashable type"; a 100k-field struct slipped
+# past the column limit; a quoted newline in the first header cell skipped the column pre-check;
+# a huge header cell became a 126 MB report.
+SMALL["nested_list.parquet"] = (
+    _parquet({"a": list(range(40)), "l": [[i, i] for i in range(40)], "label": [0, 1] * 20}),
+    "is a list column",
+    None,
+)
+SMALL["nested_struct.parquet"] = (
+    _parquet({"s": [{f"f{j}": i for j in range(50)} for i in range(40)], "label": [0, 1] * 20}),
+    "is a struct column",
+    None,
+)
+SMALL["quoted_newline_header.csv"] = (
+    (
+        '"a\nb",'
+        + ",".join(f"c{i}" for i in range(5100))
+        + ",label\n"
+        + "\n".join(",".join(["1"] * 5101) + f",{i % 2}" for i in range(2))
+    ).encode(),
+    "the header has 5,102 columns",
+    None,
+)
+SMALL["long_column_name.csv"] = (
+    ("a," + "b" * 300 + ",label\n" + ROWS).encode(),
+    "names may have at most 200",
+    None,
+)
+
+
 def _zip_bomb(path: Path) -> None:
     """One 30 MB entry of zeros: deflates to ~30 KB, a ratio of ~1000 (a real bomb nests more)."""
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
@@ -203,10 +242,33 @@ def _many_entries_zip(path: Path) -> None:
 
 
 def _oversize(path: Path) -> None:
-    """Sparse: claims 3 MB on disk-size checks without writing it (the test sets a 2 MB limit)."""
+    """Sparse: claims 10 MB on disk-size checks without writing it (the test sets an 8 MB limit)."""
     with path.open("wb") as f:
         f.write(b"a,b,label\n")
-        f.truncate(3 << 20)
+        f.truncate(10 << 20)
+
+
+def _parquet_bomb(path: Path) -> None:
+    """1.2 MB on disk, 100 million rows in its metadata (one small array, referenced 10 times)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    x = pa.array(np.zeros(10_000_000, dtype=np.int8))
+    y = pa.array((np.arange(10_000_000) % 2).astype(np.int8))
+    table = pa.table({"x": pa.chunked_array([x] * 10), "label": pa.chunked_array([y] * 10)})
+    pq.write_table(table, path, row_group_size=100_000_000)
+
+
+def _pixel_total(path: Path) -> None:
+    """16 stored 4096×4096 PNGs: each within the per-image limit, 268 megapixels in all."""
+    big = _png(4096, 4096)
+    images = [(f"{c}/{i}.png", big) for c in ("cats", "dogs") for i in range(8)]
+    path.write_bytes(_zip(images, method=zipfile.ZIP_STORED))
+
+
+def _header_cell(path: Path) -> None:
+    """A 5 MB first header cell (it became a 126 MB dataset report)."""
+    path.write_bytes(b"a" * (5 << 20) + b",label\n1,0\n2,1\n")
 
 
 LARGE: dict[str, tuple[Callable[[Path], None], str, str | None]] = {
@@ -215,7 +277,12 @@ LARGE: dict[str, tuple[Callable[[Path], None], str, str | None]] = {
     "too_wide.csv": (_wide_csv, "columns", None),
     "many_entries.zip": (_many_entries_zip, "entries", None),
     "oversize.csv": (_oversize, "upload limit", None),
+    "parquet_bomb.parquet": (_parquet_bomb, "200,000,000 values", None),
+    "pixel_total.zip": (_pixel_total, "pixels in all", None),
+    "header_cell.csv": (_header_cell, "header row is longer", None),
 }
+# The upload limit the tests set for LARGE (TRAINBOARD_MAX_UPLOAD_MB): oversize.csv is above it.
+LARGE_UPLOAD_MB = 8
 
 
 def write_small(folder: Path = CORPUS) -> None:

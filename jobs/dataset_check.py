@@ -1,0 +1,526 @@
+"""An uploaded dataset is checked here, in a child process with resource limits.
+
+    python -m jobs.dataset_check        # a JSON job on stdin, one JSON line out (see check_in_child)
+
+The parent (``jobs.datasets.validate``, so every upload, ``trainboard datasets add`` and a new
+target) starts this module as a fresh interpreter and waits. The child caps its own address
+space (``RLIMIT_AS``) and CPU time (``RLIMIT_CPU``) before it reads a byte of the file, then:
+
+1. bounds the file from its headers and metadata, before anything is inflated or parsed: a CSV's
+   header row (quoted newlines included) and its line count, a Parquet file's footer (rows, row
+   groups, unpacked bytes, nested columns), an NPZ's zip entries and ``.npy`` headers, an image
+   zip's entries and each image's header (total pixels) — see :func:`precheck`;
+2. loads it with the engine's own loader and builds the dataset report.
+
+A file that still needs more memory or CPU than allowed (a compression bomb, a lying header)
+kills or fails only this child; the parent turns that into a message for the user
+(:func:`jobs.datasets.validate`). The dashboard's memory never grows with the file.
+
+Limits come from the environment, read by the parent (:meth:`CheckLimits.from_env`) and sent to
+the child with the job, so both see the same numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import json
+import math
+import os
+import resource
+import sys
+import types
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+TABLE_TEXT = (".csv", ".tsv", ".txt")
+HEADER_BYTES = 4 << 20  # a header row longer than this is refused before parsing
+IMAGE_HEAD_BYTES = 64 << 10  # enough of an image to read its size from the header
+MAX_COLUMNS = 5_000  # the engine's own limit (engine.data.loaders.MAX_COLUMNS)
+MAX_NPZ_ARRAYS = 64
+
+
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError as e:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from e
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class CheckLimits:
+    """What checking one uploaded file may cost, and the bounds read from its headers.
+
+    Each limit is named in the message it produces, with the setting that changes it."""
+
+    memory_bytes: int  # TRAINBOARD_CHECK_MEMORY_MB: address space the check may add
+    cpu_s: int  # TRAINBOARD_CHECK_CPU_S: CPU seconds the check may use
+    max_cells: int  # TRAINBOARD_MAX_CELLS: rows × columns (tables), values (arrays)
+    max_pixels: int  # TRAINBOARD_MAX_PIXELS: all images together
+    max_unpacked: int  # TRAINBOARD_MAX_UNPACKED_MB: decompressed bytes (zip, npz, parquet)
+    max_zip_files: int  # TRAINBOARD_MAX_ZIP_FILES: entries in an image zip
+    max_name: int = 200  # characters in a column or array name
+
+    @classmethod
+    def from_env(cls) -> CheckLimits:
+        return cls(
+            memory_bytes=int(_env_number("TRAINBOARD_CHECK_MEMORY_MB", 4096) * 2**20),
+            cpu_s=max(1, int(_env_number("TRAINBOARD_CHECK_CPU_S", 120))),
+            max_cells=int(_env_number("TRAINBOARD_MAX_CELLS", 100_000_000)),
+            max_pixels=int(_env_number("TRAINBOARD_MAX_PIXELS", 100_000_000)),
+            max_unpacked=int(_env_number("TRAINBOARD_MAX_UNPACKED_MB", 1024) * 2**20),
+            max_zip_files=int(_env_number("TRAINBOARD_MAX_ZIP_FILES", 100_000)),
+        )
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def size_text(n: float) -> str:
+    """Bytes as people write them: '4 GiB', '512 MiB'."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):.3g} {unit}"
+    return f"{int(n)} bytes"
+
+
+class Refused(Exception):
+    """The file is refused; the message is for the user (it names the file)."""
+
+
+# --- bounds from headers and metadata ---------------------------------------------------------
+
+
+def precheck(path: Path, where: str, ext: str, limits: CheckLimits) -> None:
+    """Refuse a file whose headers or metadata already say it is too big, before it is parsed."""
+    if ext in TABLE_TEXT:
+        _precheck_text(path, where, ext, limits)
+    elif ext in (".parquet", ".pq"):
+        _precheck_parquet(path, where, limits)
+    elif ext == ".npz":
+        _precheck_npz(path, where, limits)
+    elif ext == ".zip":
+        _precheck_image_zip(path, where, limits)
+
+
+def _check_name(name: str, what: str, where: str, limits: CheckLimits) -> None:
+    if len(name) > limits.max_name:
+        raise Refused(
+            f"{where}: {what} has a name {len(name):,} characters long; names may have at most "
+            f"{limits.max_name}. Shorten it and upload again."
+        )
+
+
+def _check_cells(rows: int, columns: int, where: str, limits: CheckLimits, about: str = "") -> None:
+    cells = rows * columns
+    if cells > limits.max_cells:
+        raise Refused(
+            f"{where}: {about}{rows:,} rows × {columns:,} columns = {cells:,} values, more than "
+            f"the {limits.max_cells:,} Trainboard accepts (TRAINBOARD_MAX_CELLS on the server)."
+        )
+
+
+def _header_record(head: bytes) -> bytes | None:
+    """The first record of a CSV text (a quoted field may hold newlines); None if it does not
+    end within ``head``."""
+    quoted = False
+    for i, b in enumerate(head):
+        if b == 0x22:  # '"': a doubled quote inside a quoted field toggles twice
+            quoted = not quoted
+        elif b == 0x0A and not quoted:
+            return head[:i]
+    return None
+
+
+def _precheck_text(path: Path, where: str, ext: str, limits: CheckLimits) -> None:
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(HEADER_BYTES + 1)
+    record = _header_record(head)
+    if record is None:
+        if len(head) > HEADER_BYTES:
+            raise Refused(
+                f"{where}: the header row is longer than {size_text(HEADER_BYTES)}; a table's "
+                "first row holds its column names."
+            )
+        record = head  # one line without a newline: the whole file is the header
+    text = record.decode("utf-8", errors="replace").rstrip("\r")
+    if ext == ".csv":
+        sep = ","
+    elif ext == ".tsv":
+        sep = "\t"
+    else:
+        sep = max("\t,;", key=text.count) if any(c in text for c in "\t,;") else ","
+    csv.field_size_limit(HEADER_BYTES + 1)
+    try:
+        names = next(csv.reader(io.StringIO(text), delimiter=sep), [])
+    except csv.Error:
+        return  # the loader says what is malformed
+    if len(names) > MAX_COLUMNS:
+        raise Refused(
+            f"{where}: the header has {len(names):,} columns, more than the {MAX_COLUMNS} "
+            "columns Trainboard accepts."
+        )
+    for i, name in enumerate(names):
+        _check_name(name, f"column {i + 1}", where, limits)
+    # Rows: at most one per line break (a quoted newline only overcounts). Counted in chunks.
+    lines = 0
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            lines += chunk.count(b"\n")
+    _check_cells(max(lines, 1), max(len(names), 1), where, limits, about="up to ")
+    if size > limits.max_unpacked:
+        raise Refused(
+            f"{where}: {size_text(size)} of text, more than the {size_text(limits.max_unpacked)} "
+            "Trainboard reads (TRAINBOARD_MAX_UNPACKED_MB on the server)."
+        )
+
+
+def _nested_kind(arrow_type: Any) -> str | None:
+    import pyarrow as pa
+
+    t = pa.types
+    if t.is_struct(arrow_type):
+        return "struct"
+    if t.is_map(arrow_type):
+        return "map"
+    if t.is_list(arrow_type) or t.is_large_list(arrow_type) or t.is_fixed_size_list(arrow_type):
+        return "list"
+    if t.is_union(arrow_type):
+        return "union"
+    if t.is_nested(arrow_type):
+        return "nested value"
+    return None
+
+
+def _precheck_parquet(path: Path, where: str, limits: CheckLimits) -> None:
+    try:
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(path)
+        meta = pf.metadata
+        schema = pf.schema_arrow
+    except MemoryError:
+        raise  # a footer too big for the budget: the memory message, not "invalid"
+    except Exception as e:  # pyarrow raises ArrowInvalid/OSError variants for non-parquet bytes
+        raise Refused(f"{where}: not a valid Parquet file ({e.__class__.__name__}).") from e
+    for field in schema:
+        _check_name(str(field.name), f"column {str(field.name)[:40]!r}…", where, limits)
+        kind = _nested_kind(field.type)
+        if kind is not None:
+            raise Refused(
+                f"{where}: column {field.name!r} is a {kind} column; Trainboard reads plain "
+                "columns with one number or text per cell. Flatten it (one column per field "
+                "or element) and upload again."
+            )
+    if len(schema) > MAX_COLUMNS or meta.num_columns > MAX_COLUMNS:
+        raise Refused(
+            f"{where}: {max(len(schema), meta.num_columns):,} columns is more than the "
+            f"{MAX_COLUMNS} Trainboard accepts."
+        )
+    _check_cells(meta.num_rows, max(len(schema), 1), where, limits)
+    unpacked = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    if unpacked > limits.max_unpacked:
+        raise Refused(
+            f"{where}: the row groups unpack to {size_text(unpacked)}, more than the "
+            f"{size_text(limits.max_unpacked)} limit (TRAINBOARD_MAX_UNPACKED_MB on the server)."
+        )
+
+
+def _npy_header(f: Any) -> tuple[tuple[int, ...], Any]:
+    import numpy as np
+
+    version = np.lib.format.read_magic(f)
+    read = (
+        np.lib.format.read_array_header_1_0
+        if version == (1, 0)
+        else np.lib.format.read_array_header_2_0
+    )
+    shape, _, dtype = read(f, max_header_size=10_000)
+    return tuple(int(s) for s in shape), dtype
+
+
+def _precheck_npz(path: Path, where: str, limits: CheckLimits) -> None:
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise Refused(f"{where}: can't be read as an .npz: it is not a zip of .npy arrays.") from e
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > MAX_NPZ_ARRAYS:
+            raise Refused(f"{where}: {len(infos)} arrays; an .npz for training holds a few.")
+        declared = sum(i.file_size for i in infos)
+        if declared > limits.max_unpacked:
+            raise Refused(
+                f"{where}: the arrays unpack to {size_text(declared)}, more than the "
+                f"{size_text(limits.max_unpacked)} limit (TRAINBOARD_MAX_UNPACKED_MB on the server)."
+            )
+        pixels = 0
+        for info in infos:
+            _check_name(info.filename, f"array {info.filename[:40]!r}…", where, limits)
+            try:
+                with zf.open(info) as f:
+                    shape, dtype = _npy_header(f)
+            except Exception as e:  # a broken header: the loader names it
+                if isinstance(e, MemoryError):
+                    raise
+                continue
+            values = math.prod(shape)
+            if values * max(dtype.itemsize, 1) > limits.max_unpacked:
+                raise Refused(
+                    f"{where}: array {info.filename!r} of shape {shape} holds "
+                    f"{size_text(values * dtype.itemsize)}, more than the "
+                    f"{size_text(limits.max_unpacked)} limit (TRAINBOARD_MAX_UNPACKED_MB)."
+                )
+            if values > limits.max_cells:
+                raise Refused(
+                    f"{where}: array {info.filename!r} of shape {shape} holds {values:,} values, "
+                    f"more than the {limits.max_cells:,} Trainboard accepts "
+                    "(TRAINBOARD_MAX_CELLS on the server)."
+                )
+            if len(shape) == 4:  # (N, C, H, W): N·H·W pixels
+                pixels += shape[0] * shape[2] * shape[3]
+            elif len(shape) == 3:  # (N, H, W) images, or sequences: counted alike
+                pixels += values
+        if pixels > limits.max_pixels:
+            raise Refused(
+                f"{where}: the images hold {pixels:,} pixels in all, more than the "
+                f"{limits.max_pixels:,} allowed (TRAINBOARD_MAX_PIXELS on the server)."
+            )
+
+
+def _image_size(data: bytes) -> tuple[int, int] | None:
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.size
+    except Exception:
+        return None  # not an image, or its header is further in: the loader decides
+
+
+def _precheck_image_zip(path: Path, where: str, limits: CheckLimits) -> None:
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise Refused(f"{where}: not a valid zip archive.") from e
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > limits.max_zip_files:
+            raise Refused(
+                f"{where}: the archive holds {len(infos)} entries, more than "
+                f"{limits.max_zip_files} (TRAINBOARD_MAX_ZIP_FILES on the server)."
+            )
+        declared = sum(i.file_size for i in infos)
+        if declared > limits.max_unpacked:
+            raise Refused(
+                f"{where}: the archive unpacks to {size_text(declared)}, more than the "
+                f"{size_text(limits.max_unpacked)} limit (TRAINBOARD_MAX_UNPACKED_MB on the server)."
+            )
+        pixels = 0
+        for info in infos:
+            if info.is_dir() or info.file_size == 0:
+                continue
+            if PurePosixPath(info.filename).suffix.lower() not in (
+                ".png",
+                ".jpg",
+                ".jpeg",
+                ".bmp",
+                ".gif",
+                ".webp",
+            ):
+                continue
+            try:
+                with zf.open(info) as f:
+                    head = f.read(IMAGE_HEAD_BYTES)
+            except Exception as e:
+                if isinstance(e, MemoryError):
+                    raise
+                continue  # the loader names a broken entry
+            size = _image_size(head)
+            if size is None:
+                continue
+            pixels += size[0] * size[1]
+            if pixels > limits.max_pixels:
+                raise Refused(
+                    f"{where}: the images hold more than {limits.max_pixels:,} pixels in all "
+                    f"(the limit, TRAINBOARD_MAX_PIXELS on the server); use fewer or smaller "
+                    "images."
+                )
+
+
+# --- the child ----------------------------------------------------------------------------------
+
+
+def _vm_bytes() -> int:
+    """This process's address space now (VmSize), in bytes."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class _Budget:
+    """The child's address-space limit: ``memory_bytes`` for the check itself, on top of what the
+    interpreter and its libraries map (a CUDA build of torch maps gigabytes it never touches).
+    Only the soft limit is set, so importing a library can lift it for a moment
+    (:meth:`lifted`) and the file's data still gets no more than the budget."""
+
+    def __init__(self, memory_bytes: int) -> None:
+        self.memory = memory_bytes
+        self.data_used = 0  # address space the check added while the limit was on
+        self._hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        self._start = 0
+        self._libraries: int | None = None
+
+    def apply(self) -> None:
+        self._start = _vm_bytes()
+        if self._libraries is None:
+            self._libraries = self._start
+        soft = self._start + self.memory - self.data_used
+        if self._hard != resource.RLIM_INFINITY:
+            soft = min(soft, self._hard)
+        resource.setrlimit(resource.RLIMIT_AS, (soft, self._hard))
+
+    def effective(self) -> int:
+        """The memory a check may really use (less under a lower hard limit, e.g. ulimit -v)."""
+        if self._hard == resource.RLIM_INFINITY:
+            return self.memory
+        return max(0, min(self.memory, self._hard - (self._libraries or 0)))
+
+    def lift(self) -> None:
+        self.data_used += max(0, _vm_bytes() - self._start)
+        resource.setrlimit(resource.RLIMIT_AS, (self._hard, self._hard))
+
+
+def _light_loaders() -> types.ModuleType:
+    """``engine.data.loaders`` without ``engine.data``'s package imports (torch, scikit-learn):
+    most refused files never need them, and they would cost seconds and address space."""
+    if "engine.data" not in sys.modules:
+        spec = importlib.util.find_spec("engine.data")
+        if spec is not None and spec.submodule_search_locations:
+            pkg = types.ModuleType("engine.data")
+            pkg.__path__ = list(spec.submodule_search_locations)
+            pkg.__package__ = "engine.data"
+            pkg.__spec__ = spec
+            sys.modules["engine.data"] = pkg
+    import engine.data.loaders as loaders
+
+    return loaders
+
+
+def report_dict(raw: Any) -> dict[str, Any]:
+    """The dataset report of a loaded dataset as a JSON-ready dict, with the columns a user may
+    pick as the target and what a run's size estimate needs (``jobs.quotas``)."""
+    from engine.data.report import dataset_report
+
+    report = dataset_report(raw).to_dict()
+    # Columns a user may pick as the target: a table's own columns, else the feature names.
+    if raw.frame is not None:
+        report["choices"] = [str(c) for c in raw.frame.columns]
+    else:
+        report["choices"] = []
+    report["classes"] = raw.class_names
+    report["input_shape"] = [int(n) for n in raw.x.shape[1:]]
+    report["outputs"] = len(raw.class_names) if raw.class_names else 1
+    return report
+
+
+def memory_message(where: str, limit: int) -> str:
+    return (
+        f"{where}: the file needs more memory than the {size_text(limit)} limit while being "
+        "checked (TRAINBOARD_CHECK_MEMORY_MB on the server), so it was refused; a file that "
+        "unpacks to far more than its size is how compression bombs look. Upload a smaller "
+        "file or split it."
+    )
+
+
+def cpu_message(where: str, cpu_s: int) -> str:
+    return (
+        f"{where}: checking the file took more than the {cpu_s} s of CPU time allowed "
+        "(TRAINBOARD_CHECK_CPU_S on the server), so it was refused. Upload a smaller file."
+    )
+
+
+def run_check(job: dict[str, Any]) -> dict[str, Any]:
+    """The child's work: limits on, bounds from the headers, then the engine's loader and the
+    report. Returns {"report": …} or {"error": message}."""
+    limits = CheckLimits(**job["limits"])
+    path, where, target = Path(job["path"]), job["filename"], job.get("target")
+    ext = Path(where).suffix.lower()
+    budget = _Budget(limits.memory_bytes)
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_now = int(used.ru_utime + used.ru_stime) + 1
+    _, cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)
+    soft_cpu = cpu_now + limits.cpu_s
+    if cpu_hard != resource.RLIM_INFINITY:
+        soft_cpu = min(soft_cpu, cpu_hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft_cpu, cpu_hard))
+    loaders = _light_loaders()
+    import numpy  # noqa: F401  (mapped before the limit: it is not the file's memory)
+    import pandas  # noqa: F401
+
+    if ext in (".parquet", ".pq"):
+        import pyarrow.parquet  # noqa: F401
+    if ext == ".zip":
+        import PIL.Image  # noqa: F401
+    from engine.errors import DataError
+
+    budget.apply()
+    try:
+        precheck(path, where, ext, limits)
+        loaders.MAX_ZIP_FILES = limits.max_zip_files
+        loaders.MAX_ZIP_BYTES = limits.max_unpacked
+        raw = loaders.load_dataset(str(path), target=target)
+        budget.lift()
+        import engine.data.report  # noqa: F401  (torch, via engine.data.prepare: libraries)
+
+        budget.apply()
+        report = report_dict(raw)
+        del raw
+        return {"report": report}
+    except Refused as e:
+        return {"error": str(e)}
+    except DataError as e:
+        # The loader names the temporary file; the user knows the file by its own name.
+        return {"error": str(e).replace(path.name, where)}
+    except MemoryError:
+        return {"error": memory_message(where, budget.effective())}
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
+        if "memory" in str(e).lower() or "bad_alloc" in str(e):
+            return {"error": memory_message(where, budget.effective())}
+        text = str(e).replace(str(path), where).replace(path.name, where)[:300]
+        return {"error": f"{where}: could not be read as a dataset ({text})."}
+    except Exception as e:  # a library's own error type for a broken file
+        import traceback
+
+        traceback.print_exc()
+        return {"error": f"{where}: could not be read as a dataset ({type(e).__name__})."}
+
+
+def main() -> int:
+    # The answer goes to the real stdout; anything a library prints goes to stderr.
+    out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    job = json.loads(sys.stdin.read())
+    result = run_check(job)
+    out.write(json.dumps(result) + "\n")
+    out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

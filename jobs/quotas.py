@@ -1,0 +1,236 @@
+"""What one run, and one person, may ask of a shared server: checked when a run is queued.
+
+- queued runs per user (``TRAINBOARD_MAX_QUEUED_PER_USER``, default 20), counted in the same
+  statement that records the run (``jobs.store.registry.create_run``);
+- epochs and ensemble members (``TRAINBOARD_MAX_EPOCHS``, ``TRAINBOARD_MAX_ENSEMBLE``) and the
+  seed's range (0 … 2³²−1, what the engine's generators take);
+- a parameter budget (``TRAINBOARD_MAX_PARAMS``) and a memory budget
+  (``TRAINBOARD_MAX_RUN_MEMORY_GB``), estimated from the model settings and the dataset's
+  input shape before anything is queued, and checked against the largest device of the
+  workers that could take the run (a GPU's memory for the ``gpu`` queue, this machine's memory
+  otherwise).
+
+The estimate is arithmetic on the config (no torch): the same layer sizes ``engine.models``
+builds. Every refusal is a ``ConfigError`` keyed by the field to change, so the New run form
+shows it beside that field and nothing is queued.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from engine.errors import ConfigError
+
+MAX_SEED = 2**32 - 1
+GIB = 1 << 30
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(float(raw))
+    except ValueError as e:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}") from e
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """The server's limits, from the environment (read on each call: no restart needed for
+    the CLI; the dashboard reads them when it starts a check)."""
+
+    max_queued_per_user: int = 20
+    max_epochs: int = 1000
+    max_members: int = 16
+    max_params: int = 200_000_000  # all ensemble members together
+    max_memory_bytes: int = 32 * GIB
+
+    @classmethod
+    def from_env(cls) -> Quotas:
+        d = cls()
+        return cls(
+            max_queued_per_user=_env_int("TRAINBOARD_MAX_QUEUED_PER_USER", d.max_queued_per_user),
+            max_epochs=_env_int("TRAINBOARD_MAX_EPOCHS", d.max_epochs),
+            max_members=_env_int("TRAINBOARD_MAX_ENSEMBLE", d.max_members),
+            max_params=_env_int("TRAINBOARD_MAX_PARAMS", d.max_params),
+            max_memory_bytes=int(
+                float(os.environ.get("TRAINBOARD_MAX_RUN_MEMORY_GB") or d.max_memory_bytes / GIB)
+                * GIB
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A run's size before it runs: parameters (all members) and training memory in bytes."""
+
+    params: int
+    memory_bytes: int
+    kind: str
+    exact_input: bool  # False: the dataset's input shape is unknown; a lower bound
+
+
+def _kind(model: dict[str, Any], modality: str) -> str:
+    kind = model.get("kind", "auto")
+    if kind != "auto":
+        return kind
+    return {"tabular": "mlp", "image": "cnn", "sequence": "lstm"}.get(modality, "mlp")
+
+
+def _input(info: dict[str, Any] | None) -> tuple[str, tuple[int, ...], int, int, bool]:
+    """(modality, input shape, outputs, rows, exact) from a dataset report; a lower bound when
+    the report predates the shape (or there is none: a file given on the command line)."""
+    info = info or {}
+    modality = info.get("modality") or "tabular"
+    outputs = int(info.get("outputs") or len(info.get("classes") or []) or 1)
+    rows = int(info.get("rows") or 0)
+    shape = info.get("input_shape")
+    if shape:
+        return modality, tuple(int(n) for n in shape), outputs, rows, True
+    if modality == "image":
+        return modality, (1, 1, 1), outputs, rows, False
+    if modality == "sequence":
+        return modality, (1, 1), outputs, rows, False
+    return modality, (max(int(info.get("columns") or 2) - 1, 1),), outputs, rows, False
+
+
+def _layers(spec: dict[str, Any], kind: str, shape: tuple[int, ...], outputs: int):
+    """(parameters of one member, activations per example) for the model ``engine.models``
+    builds for this kind and input shape."""
+    model = spec.get("model", {})
+    if kind == "cnn":
+        c, h, w = (list(shape) + [1, 1, 1])[:3]
+        params = acts = 0
+        for ch in model.get("channels", [32, 64]):
+            params += c * ch * 9 + ch
+            acts += ch * h * w
+            if min(h, w) >= 4:
+                h, w = h // 2, w // 2
+            c = ch
+        params += c * h * w * outputs + outputs
+        return params, acts + outputs
+    if kind in ("lstm", "gru"):
+        steps, feats = (shape[0], shape[-1]) if len(shape) >= 2 else (1, shape[0])
+        hid = int(model.get("rnn_hidden", 128))
+        gates = 4 if kind == "lstm" else 3
+        params = 0
+        for layer in range(int(model.get("rnn_layers", 1))):
+            width = feats if layer == 0 else hid
+            params += gates * (hid * width + hid * hid + 2 * hid)
+        params += hid * outputs + outputs
+        return params, steps * hid * gates * int(model.get("rnn_layers", 1)) + outputs
+    width = math.prod(shape) if shape else 1
+    params = acts = 0
+    for h in model.get("hidden", [256, 256]):
+        params += width * h + h
+        acts += h
+        width = h
+    params += width * outputs + outputs
+    return params, acts + outputs
+
+
+def estimate(spec: dict[str, Any], info: dict[str, Any] | None = None) -> Estimate:
+    """Parameters and training memory of the run ``spec`` on the dataset described by
+    ``info`` (its stored report): weights, gradients, optimizer state and the best weights per
+    parameter, the data (moved to the device whole) and one batch's activations."""
+    modality, shape, outputs, rows, exact = _input(info)
+    kind = _kind(spec.get("model", {}), modality)
+    per_member, acts = _layers(spec, kind, shape, outputs)
+    members = int(spec.get("ensemble", {}).get("members", 1))
+    params = per_member * members
+    optim = spec.get("optim", {})
+    states = 2 if optim.get("name") in ("adam", "adamw") else int(optim.get("momentum", 0.9) > 0)
+    train = spec.get("train", {})
+    batch = int(train.get("batch_size", 128))
+    max_rows = spec.get("data", {}).get("max_rows")
+    rows = min(rows, int(max_rows)) if max_rows else rows
+    data_bytes = rows * math.prod(shape) * 4
+    memory = 4 * params * (3 + states) + data_bytes + 2 * 4 * batch * acts * members
+    return Estimate(params=params, memory_bytes=memory, kind=kind, exact_input=exact)
+
+
+def _size(n: float) -> str:
+    return f"{n / GIB:.3g} GiB" if n >= GIB else f"{n / 2**20:.3g} MiB"
+
+
+def device_memory(db: Any, queue: str) -> tuple[int | None, str]:
+    """The most memory a worker that could take a ``queue`` run has, and what it is: the
+    largest GPU among live workers for ``gpu`` runs, this machine's memory otherwise."""
+    if queue == "gpu" and db is not None:
+        row = db.execute(
+            "SELECT max(gpu_mem_total) FROM workers WHERE gpu_mem_total IS NOT NULL "
+            "AND status IS NOT 'stopped'"
+        ).fetchone()
+        if row and row[0]:
+            return int(row[0]) * 2**20, "the largest GPU of the workers"
+        return None, ""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "this server's memory"
+    except (ValueError, OSError, AttributeError):
+        return None, ""
+
+
+def check_spec(
+    spec: dict[str, Any],
+    info: dict[str, Any] | None = None,
+    *,
+    queue: str = "cpu",
+    db: Any = None,
+    quotas: Quotas | None = None,
+) -> Estimate:
+    """Raise ConfigError (each offending field and what is allowed) when ``spec`` asks for
+    more than the server allows; the size estimate otherwise."""
+    q = quotas or Quotas.from_env()
+    errors: dict[str, str] = {}
+    train = spec.get("train", {})
+    seed = train.get("seed", 0)
+    if not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        errors["train.seed"] = f"a seed is a whole number from 0 to {MAX_SEED:,} (2³²−1)"
+    if int(train.get("epochs", 1)) > q.max_epochs:
+        errors["train.epochs"] = (
+            f"at most {q.max_epochs:,} epochs on this server (TRAINBOARD_MAX_EPOCHS); "
+            f"{train.get('epochs'):,} asked"
+        )
+    members = int(spec.get("ensemble", {}).get("members", 1))
+    if members > q.max_members:
+        errors["ensemble.members"] = (
+            f"at most {q.max_members} ensemble members on this server "
+            f"(TRAINBOARD_MAX_ENSEMBLE); {members} asked"
+        )
+    est = estimate(spec, info)
+    field = {"cnn": "model.channels", "lstm": "model.rnn_hidden", "gru": "model.rnn_hidden"}.get(
+        est.kind, "model.hidden"
+    )
+    if est.params > q.max_params:
+        errors[field] = (
+            f"this model has about {est.params:.3g} parameters"
+            + (f" ({members} members)" if members > 1 else "")
+            + f", more than the {q.max_params:,} allowed on this server "
+            "(TRAINBOARD_MAX_PARAMS); use fewer or narrower layers"
+        )
+    elif est.memory_bytes > q.max_memory_bytes:
+        errors["train.batch_size"] = (
+            f"training would need about {_size(est.memory_bytes)}, more than the "
+            f"{_size(q.max_memory_bytes)} one run may use here (TRAINBOARD_MAX_RUN_MEMORY_GB); "
+            "use a smaller model, batch or data.max_rows"
+        )
+    else:
+        device, what = device_memory(db, queue)
+        if device is not None and est.memory_bytes > device:
+            errors["train.batch_size"] = (
+                f"training would need about {_size(est.memory_bytes)}, more than {what} "
+                f"({_size(device)}); use a smaller model, batch or data.max_rows"
+            )
+    if errors:
+        raise ConfigError("; ".join(f"{k}: {v}" for k, v in errors.items()), errors)
+    return est
+
+
+__all__ = ["MAX_SEED", "Estimate", "Quotas", "check_spec", "device_memory", "estimate"]
