@@ -17,7 +17,21 @@ from engine.threads import ThreadPolicy
 from engine.train import TrainResult, train
 from engine.vocab import EventKind
 
-__all__ = ["TrainResult", "run_training"]
+__all__ = ["TrainResult", "prepare_for", "run_training"]
+
+
+def prepare_for(cfg: Config, raw: RawDataset) -> Any:
+    """``engine.data.prepare`` with the config's data settings and seed (the split included)."""
+    d = cfg.data
+    return prepare(
+        raw,
+        val_fraction=d.val_fraction,
+        test_fraction=d.test_fraction,
+        seed=cfg.train.seed,
+        standardize=d.standardize,
+        log1p=d.log1p,
+        max_rows=d.max_rows,
+    )
 
 
 def run_training(
@@ -43,15 +57,7 @@ def run_training(
     d = cfg.data
     if raw is None:
         raw = load_dataset(d.dataset, target=d.target, task=d.task)
-    data = prepare(
-        raw,
-        val_fraction=d.val_fraction,
-        test_fraction=d.test_fraction,
-        seed=cfg.train.seed,
-        standardize=d.standardize,
-        log1p=d.log1p,
-        max_rows=d.max_rows,
-    )
+    data = prepare_for(cfg, raw)
     report = dataset_report(raw, batch_size=cfg.train.batch_size)  # T3 judged at the run's batch
     for w in report.warnings:  # T1/T2 findings of the dataset report go on the run's timeline too
         sink.event(

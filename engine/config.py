@@ -7,6 +7,7 @@ A user's overrides merge on top; anything invalid raises :class:`ConfigError` na
 
 from __future__ import annotations
 
+import argparse
 import functools
 import json
 import tomllib
@@ -280,6 +281,14 @@ def get_preset(name: str) -> Preset:
         msg = f"no preset named {name!r}; choose one of: {names}"
         raise PresetNotFound(f"preset: {msg}", {"preset": msg})
     return _load_preset_file(path)
+
+
+def add_set_option(p: argparse.ArgumentParser, help: str) -> None:
+    """The repeatable ``--set KEY=VALUE`` option of every command that takes settings (each
+    value is read by :func:`parse_override`)."""
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help
+    )
 
 
 def parse_override(text: str) -> tuple[str, Any]:

@@ -18,7 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from engine.auto import DataFacts
-from engine.config import list_presets, resolve_config
+from engine.config import add_set_option, list_presets, resolve_config
 from engine.data import BUILTINS, DataError
 from engine.errors import EngineError
 from engine.faults import FaultHook
@@ -97,14 +97,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="target column (default: target/label/y/class, else the last column)",
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a setting, e.g. --set optim.lr=0.05 (repeatable)",
-    )
+    add_set_option(p, "override a setting, e.g. --set optim.lr=0.05 (repeatable)")
     p.add_argument(
         "--out", default=None, help="output folder (default: ./trainboard-runs/<preset>-<time>)"
     )

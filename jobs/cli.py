@@ -336,17 +336,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _add_submit(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default="sutskever", help="preset name (default sutskever)")
+    from engine.config import add_set_option  # the config layer only: no torch
+
+    p.add_argument(
+        "--preset", default="auto", help="preset name (default auto: fitted to the data)"
+    )
     p.add_argument("--dataset", required=True, help="a file path or builtin:NAME")
     p.add_argument("--target", help="target column")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config field, e.g. --set train.epochs=3 (repeatable)",
-    )
+    add_set_option(p, "override a config field, e.g. --set train.epochs=3 (repeatable)")
     p.add_argument(
         "--queue",
         default="cpu",
@@ -658,15 +655,10 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 
 
 def _add_resume(p: argparse.ArgumentParser) -> None:
+    from engine.config import add_set_option
+
     p.add_argument("run_id", type=int)
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="train.epochs=N to change the run's length (also train.early_stop_patience)",
-    )
+    add_set_option(p, "train.epochs=N to change the run's length (also train.early_stop_patience)")
     p.add_argument("--wait", action="store_true", help="wait until the run is over")
 
 

@@ -114,7 +114,8 @@ if choices:
         )
         if st.form_submit_button(_("Use this target")) and target != ds["target"]:
             try:
-                new = service.retarget_dataset(db, ds_id, target)
+                # The new dataset belongs to whoever asked, never to the file's owner.
+                new = service.retarget_dataset(db, ds_id, target, owner=session.owner_name(db))
             except service.DataError as e:
                 st.error(
                     _("Target {target} can't be used: {error}").format(
@@ -150,6 +151,23 @@ if report.get("log1p_columns"):
 if report.get("class_balance"):
     st.markdown(_("**Class balance**"))
     st.bar_chart(pd.Series(report["class_balance"], name=_("rows")), height=200)
-if st.button(_("Start a run on this dataset →"), type="primary"):
+b1, b2 = st.columns([3, 1])
+if b1.button(_("Start a run on this dataset →"), type="primary"):
     st.session_state["new_run_dataset"] = ds_id
     st.switch_page(ui.PAGES["new_run"])
+if session.may_modify(db, ds.get("owner")):
+    with b2.popover(_("Delete this dataset")):
+        st.caption(
+            _(
+                "Runs that are over keep their charts. A dataset a queued or running run uses can't be deleted."
+            )
+        )
+        if st.button(_("Delete for good"), key=f"ds_delete_{ds_id}", type="primary"):
+            try:
+                service.delete_dataset(db, ds_id, session.current_user(db))
+            except (service.StoreError, service.auth.NotAllowed) as e:
+                st.warning(ui.plain(engine_text.message(str(e)), 1000))
+            else:
+                st.session_state.pop("dataset_id", None)
+                ui.flash(_("Dataset #{id} was deleted.").format(id=ds_id))
+                st.rerun()

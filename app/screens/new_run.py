@@ -290,7 +290,15 @@ if go_ab:
         ui.PAGES["compare"], label=_("Compare the pair →"), icon=":material/compare_arrows:"
     )
 else:
-    sub = service.queue_run(db, validation, dataset_id=ds_id, owner=owner, name=name or None)
+    try:
+        sub = service.queue_run(db, validation, dataset_id=ds_id, owner=owner, name=name or None)
+    except service.ConfigError as e:  # the queued-run quota (jobs.quotas): nothing was queued
+        st.error(
+            _("Nothing was queued: {reason}").format(
+                reason=ui.plain("; ".join(e.fields.values()) or str(e), 1000)
+            )
+        )
+        st.stop()
     if go_ens:
         done = _("Queued an ensemble of {members}: run {id}.").format(
             members=int(members), id=sub.run_id

@@ -161,6 +161,47 @@ def _header(db, detail: dict) -> None:
             if after == "cancelled":
                 ui.flash(_("Cancelled."))
             st.rerun()
+    _resume_or_delete(db, run, run_id)
+
+
+def _resume_or_delete(db, run: dict, run_id: int) -> None:
+    """A run that is over: resume it from its checkpoint (failed, cancelled, lost), or delete
+    it with its files. Only its owner or an admin sees the buttons."""
+    if run["status"] in service.ACTIVE or not session.may_modify(db, run.get("owner")):
+        return
+    point = service.resume_point(db, run_id)
+    c1, c2 = st.columns([3, 1])
+    if point.possible:
+        with c1.form(f"resume-{run_id}"):
+            st.caption(ui.plain(engine_text.message(point.reason), 500))
+            epochs = st.number_input(
+                _("Epochs in all"),
+                min_value=1,
+                value=int((run.get("spec") or {}).get("train", {}).get("epochs") or 1),
+                step=1,
+                key=f"rd_resume_epochs_{run_id}",
+            )
+            if st.form_submit_button(_("Resume from the checkpoint"), type="primary"):
+                try:
+                    service.resume_run(db, run_id, session.current_user(db), epochs=int(epochs))
+                except service.ConfigError as e:
+                    st.error(ui.plain("; ".join(e.fields.values()) or str(e), 1000))
+                except service.auth.NotAllowed as e:
+                    st.warning(ui.plain(e, 1000))
+                else:
+                    ui.flash(_("Resumed: run {id} is queued again.").format(id=run_id))
+                    st.rerun()
+    with c2.popover(_("Delete this run")):
+        st.caption(_("Deletes its metrics, events, checkpoint and model. This can't be undone."))
+        if st.button(_("Delete for good"), key=f"rd_delete_{run_id}", type="primary"):
+            try:
+                service.delete_run(db, run_id, session.current_user(db))
+            except (service.StoreError, service.auth.NotAllowed) as e:
+                st.warning(ui.plain(e, 1000))
+            else:
+                st.session_state.pop("run_id", None)
+                ui.flash(_("Run {id} was deleted.").format(id=run_id))
+                st.switch_page(ui.PAGES["runs"])
 
 
 def _annotations(data: charts.ChartData) -> None:
