@@ -86,7 +86,11 @@ def test_good_files_next_to_the_corpus_are_accepted(home, tmp_path):
     ok_csv = tmp_path / "ok.csv"
     ok_csv.write_text("a,b,label\n" + "\n".join(f"{i},{i % 7},{i % 2}" for i in range(40)))
     ok_zip = tmp_path / "ok.zip"
-    ok_zip.write_bytes(_zip(_good_images()))
+    # Two classes of 5 images: the smallest image set that is not refused as too small (T1).
+    images = _good_images()
+    ok_zip.write_bytes(
+        _zip(images + [(f"{n[:-4]}b.png", data) for n, data in images[:2] + images[3:5]])
+    )
     for p in (ok_csv, ok_zip):
         with p.open("rb") as f:
             row = datasets.ingest(db, f, p.name, home=home)
