@@ -96,6 +96,7 @@ def main() -> int:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium")
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(120_000)
+            expect.set_options(timeout=120_000)  # an upload check takes seconds on a busy box
             page.goto(url)  # the address `up` prints
             expect(page.get_by_role("heading", name="Trainboard").first).to_be_visible()
             mark("home page shown")
