@@ -19,12 +19,10 @@ import argparse
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,23 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _HERE = ROOT / "bench"
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_http(url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.25)
-    raise TimeoutError(f"{url} did not answer within {timeout} s")
+from tests.queue_helpers import free_port, wait_http  # noqa: E402  (the browser test's helpers)
 
 
 def wine_csv(folder: Path) -> Path:
@@ -68,7 +50,7 @@ def main() -> int:
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="tb-beginner-"))
     csv = args.csv or wine_csv(tmp)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "TRAINBOARD_HOME": str(tmp / "home")}
     env.pop("TRAINBOARD_BROKER_URL", None)
     t_start = time.monotonic()
@@ -85,7 +67,7 @@ def main() -> int:
     actions = 0
     marks: list[tuple[str, float]] = []
     try:
-        _wait_http(f"{url}/_stcore/health", 120)
+        wait_http(f"{url}/_stcore/health", 120)
         t0 = time.monotonic()
         marks.append(("`trainboard up` answered", t0 - t_start))
 

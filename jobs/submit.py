@@ -58,18 +58,25 @@ class RunRequest:
         return self.spec["data"]["dataset"]
 
 
-def data_facts(preset: str, dataset: str, target: str | None, info: dict[str, Any] | None) -> Any:
+def data_facts(
+    preset: str,
+    dataset: str,
+    target: str | None,
+    info: dict[str, Any] | None,
+    facts: dict[str, Any] | None = None,
+) -> Any:
     """The dataset facts the ``auto`` preset derives its settings from (None for the other
-    presets): from the stored report when there is one (the dashboard never loads data to
-    queue a run), else by loading the file or builtin (the command line)."""
+    presets): ``facts`` a run already recorded (``Config.auto``), else the stored report
+    ``info`` (the dashboard never loads data to queue a run), else by loading the file or
+    builtin (the command line)."""
     from engine.auto import AUTO, DataFacts
 
     if preset != AUTO:
         return None
+    if facts:
+        return DataFacts.from_dict(facts)
     if info and "rows" in info and "task" in info:
-        # a stored dataset report, or the facts a run already recorded (Config.auto)
-        is_report = "class_balance" in info or "columns" in info
-        return DataFacts.from_report(info) if is_report else DataFacts.from_dict(info)
+        return DataFacts.from_report(info)
     from engine.data.loaders import load_dataset  # the data layer (torch): CLI only
     from engine.errors import DataError
 
@@ -87,6 +94,7 @@ def validate(
     overrides: dict[str, Any] | list[str] | None = None,
     info: dict[str, Any] | None = None,
     queue: str = "cpu",
+    facts: dict[str, Any] | None = None,
 ) -> RunRequest:
     """Resolve preset → dataset/target → overrides, then check the server's quotas (``info``:
     the dataset's stored report, for the size estimate). Raises ``engine.errors.ConfigError``
@@ -94,9 +102,12 @@ def validate(
     asks for more than the server allows."""
     from engine.config import resolve_config  # the engine's config only; no torch
 
-    facts = data_facts(preset, dataset, target, info)
     config = resolve_config(
-        preset, dataset=dataset, target=target, overrides=overrides, facts=facts
+        preset,
+        dataset=dataset,
+        target=target,
+        overrides=overrides,
+        facts=data_facts(preset, dataset, target, info, facts),
     )
     spec = config.to_dict()
     quotas.check_spec(spec, info, queue=queue)
@@ -175,6 +186,7 @@ def submit(
     target: str | None = None,
     overrides: dict[str, Any] | list[str] | None = None,
     info: dict[str, Any] | None = None,
+    facts: dict[str, Any] | None = None,
     **record_options: Any,
 ) -> Submitted:
     """Validate the config, record the run, send it. ``record_options`` are :func:`record`'s
@@ -184,7 +196,9 @@ def submit(
     queue = record_options.get("queue", "cpu")
     if queue not in DEVICE_CLASSES:
         raise ValueError(f"unknown queue {queue!r}; allowed: {', '.join(DEVICE_CLASSES)}")
-    request = validate(preset, dataset, target=target, overrides=overrides, info=info, queue=queue)
+    request = validate(
+        preset, dataset, target=target, overrides=overrides, info=info, queue=queue, facts=facts
+    )
     return record(request, **record_options)
 
 
@@ -289,11 +303,12 @@ def submit_with_change(
     run = registry.get_run(db, run_id)
     spec = run["spec"]
     overrides = {**spec_overrides(spec), **change}
-    # The same dataset facts as the original run (the auto preset's), never a reload of the file.
-    info = spec.get("auto")
+    # The same dataset facts as the original run (the auto preset's), never a reload of the file;
+    # the dataset's report, where it still exists, for the quota's size estimate.
+    info = None
     if run.get("dataset_id") is not None:
-        with contextlib.suppress(DatasetNotFound):  # deleted since: the run's facts serve
-            info = registry.get_dataset(db, run["dataset_id"]).get("report") or info
+        with contextlib.suppress(DatasetNotFound):
+            info = registry.get_dataset(db, run["dataset_id"]).get("report")
     what = ", ".join(f"{k}={v}" for k, v in change.items())
     sub = submit(
         spec.get("preset") or run.get("preset") or "sutskever",
@@ -301,6 +316,7 @@ def submit_with_change(
         target=spec["data"].get("target"),
         overrides=overrides,
         info=info,
+        facts=spec.get("auto"),
         queue=run.get("queue") or "cpu",
         owner=owner or run.get("owner") or "local",
         name=f"run {run_id} + {what}"[:120],

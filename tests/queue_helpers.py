@@ -56,6 +56,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_http(url: str, timeout: float) -> None:
+    """Wait until ``url`` answers 200 (a server that is still starting refuses or errors)."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.25)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
 def redis_url_from_env() -> str:
     return os.environ.get("TRAINBOARD_TEST_REDIS_URL", DEFAULT_REDIS_URL)
 

@@ -90,9 +90,12 @@ def empty_home(tmp_path, monkeypatch):
     return tmp_path / "empty"
 
 
-def page(name: str, **state) -> AppTest:
-    """Run the app's entry file, then switch to the page ``name`` (e.g. "runs")."""
+def page(name: str, *, locale: str | None = None, **state) -> AppTest:
+    """Run the app's entry file, then switch to the page ``name`` (e.g. "runs"); ``locale``:
+    the browser's language (e.g. "zh-CN")."""
     at = AppTest.from_file(MAIN, default_timeout=TIMEOUT)
+    if locale is not None:
+        at.context = {"locale": locale}
     for k, v in state.items():
         at.session_state[k] = v
     at.run()

@@ -114,6 +114,27 @@ def test_spec_overrides_resubmit_the_same_config():
     assert again == spec
 
 
+def test_an_auto_run_with_a_change_keeps_its_dataset_facts_and_loads_no_data(tmp_path, monkeypatch):
+    from engine.data import loaders
+    from jobs.store import registry
+    from jobs.store.db import connect
+
+    monkeypatch.setenv("TRAINBOARD_HOME", str(tmp_path))
+    db = connect()
+    facts = {"rows": 569, "task": "classification", "modality": "tabular", "classes": 2,
+             "features": 30}  # fmt: skip
+    spec = resolve_config("auto", dataset="builtin:breast-cancer").to_dict() | {"auto": facts}
+    run_id = registry.create_run(db, spec=spec, preset="auto")
+
+    def no_loading(*a, **k):
+        raise AssertionError("the dataset was loaded again")
+
+    monkeypatch.setattr(loaders, "load_dataset", no_loading)
+    new = registry.get_run(db, submit.submit_with_change(db, run_id, {"optim.lr": 0.02}))
+    assert new["spec"]["auto"] == facts  # the same facts, so the "why" column reads the same
+    assert new["spec"]["optim"]["lr"] == 0.02
+
+
 @pytest.mark.parametrize(
     ("seconds", "text"),
     [(None, "—"), (5.4, "5 s"), (45, "45 s"), (80, "1 min 20 s"), (125, "2 min 05 s")]

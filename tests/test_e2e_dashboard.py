@@ -10,16 +10,16 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+
+from tests.queue_helpers import free_port, wait_http
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,24 +44,6 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_http(url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer within {timeout} s")
-
-
 def _three_class_csv(path: Path) -> Path:
     # Overlapping classes: validation loss flattens within a few epochs, so the plateau rule
     # (patience 0) cuts the LR early. The income column spans orders of magnitude (T2 report).
@@ -78,7 +60,7 @@ def _three_class_csv(path: Path) -> Path:
 
 @pytest.fixture
 def server(tmp_path):
-    port = _free_port()
+    port = free_port()
     home = tmp_path / "home"
     # Every training step takes 0.15 s longer (the reliability suite's fault hook), so the run
     # lasts long enough on any machine to be watched while it runs.
@@ -104,7 +86,7 @@ def server(tmp_path):
         start_new_session=True,
     )
     try:
-        _wait_http(f"http://127.0.0.1:{port}/_stcore/health", 90)
+        wait_http(f"http://127.0.0.1:{port}/_stcore/health", 90)
         yield f"http://127.0.0.1:{port}", home
     finally:
         # `up` stops its children on SIGTERM; the whole group goes if that takes too long.

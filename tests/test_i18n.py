@@ -26,7 +26,7 @@ from jobs.format import format_duration
 from jobs.store import registry
 from jobs.store.db import connect, db_path
 from jobs.store.writer import MetricWriter
-from tests.test_app import FAST, _train, assert_clean, charts_of, texts, visible
+from tests.test_app import FAST, _train, assert_clean, charts_of, page, texts, visible
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = str(ROOT / "app" / "main.py")
@@ -498,16 +498,7 @@ def _messy_csv() -> bytes:
 
 def zh_page(name: str, **state) -> AppTest:
     """A page in Chinese, the way a browser set to Chinese opens it."""
-    at = AppTest.from_file(MAIN, default_timeout=60)
-    at.context = {"locale": "zh-CN"}
-    for k, v in state.items():
-        at.session_state[k] = v
-    at.run()
-    if name != "home":
-        at.switch_page(f"screens/{name}.py")
-        at.run()
-    assert_clean(at)
-    return at
+    return page(name, locale="zh-CN", **state)
 
 
 def _shown(at: AppTest) -> list[str]:
