@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-APP_ENTRY = Path(__file__).resolve().parent.parent / "app" / "main.py"
+# The server entry (an st.App wrapping app/main.py with the upload guard, app/server.py)
+APP_ENTRY = Path(__file__).resolve().parent.parent / "app" / "server.py"
 
 
 # --- up -------------------------------------------------------------------------------------

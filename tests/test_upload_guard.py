@@ -1,0 +1,229 @@
+"""Issue 12, finding 4: Streamlit's upload endpoint, without the proxy in front.
+
+The dashboard runs as ``trainboard up`` starts it (``jobs.cli._dashboard_cmd``, team mode, on a
+free port). A real Chromium opens the login page; the test reads that browser session's id from
+the websocket (Streamlit's ``new_session`` message) and its XSRF cookie, then PUTs files to
+``/_stcore/upload_file/<session>/<file>`` directly, as the attacker did.
+
+- Before login every PUT is refused before its body is read, and the server does not grow
+  (on the code before the guard, five PUTs were kept: 204 each, RSS up by their size).
+- After login in that same browser, uploads are accepted up to the per-session budget, then
+  refused with 413 until a file is removed.
+- Logging out, or the user being removed, closes the door again at once.
+- ``/_stcore/metrics`` is 404 in team mode.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from jobs import auth
+from jobs.cli import _dashboard_cmd
+from jobs.store.db import connect
+from tests.queue_helpers import free_port, wait_http
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[1]
+UPLOAD_MB = 8  # each PUT below sends UPLOAD_MB - 1 MB
+SESSION_MB = 2 * UPLOAD_MB  # the session's budget: two such files, not three
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)",
+    ),
+]
+
+
+@pytest.fixture
+def team_server(tmp_path):
+    home = tmp_path / "home"
+    env = {
+        **os.environ,
+        "TRAINBOARD_HOME": str(home),
+        "TRAINBOARD_TEAM": "1",
+        "TRAINBOARD_SESSION_UPLOAD_MB": str(SESSION_MB),
+    }
+    env.pop("TRAINBOARD_TOTAL_UPLOAD_MB", None)
+    old_home = os.environ.get("TRAINBOARD_HOME")
+    os.environ["TRAINBOARD_HOME"] = str(home)
+    db = connect()
+    auth.add_user(db, "bob", "bob's long password")
+    port = free_port()
+    log = (tmp_path / "dashboard.log").open("w")
+    proc = subprocess.Popen(
+        _dashboard_cmd(port, "127.0.0.1"), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/_stcore/health", 90)
+        yield port, proc, db
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        print((tmp_path / "dashboard.log").read_text()[-3000:])
+        if old_home is None:
+            os.environ.pop("TRAINBOARD_HOME", None)
+        else:
+            os.environ["TRAINBOARD_HOME"] = old_home
+
+
+@pytest.fixture
+def browser_session(team_server):
+    """A Chromium page on the login page, and that page's Streamlit session id."""
+    from playwright.sync_api import sync_playwright
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    port, proc, db = team_server
+    session_ids: list[str] = []
+
+    def frame(payload) -> None:
+        if isinstance(payload, (bytes, bytearray)):
+            msg = ForwardMsg.FromString(bytes(payload))
+            if msg.HasField("new_session") and msg.new_session.initialize.session_id:
+                session_ids.append(msg.new_session.initialize.session_id)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        page = browser.new_page()
+        page.on("websocket", lambda ws: ws.on("framereceived", frame))
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.get_by_text("User name").wait_for(timeout=60_000)
+        assert session_ids, "no new_session message on the websocket"
+        xsrf = next(c["value"] for c in page.context.cookies() if c["name"] == "_streamlit_xsrf")
+        yield page, port, proc, db, session_ids[-1], xsrf
+        browser.close()
+
+
+def _put(port: int, sid: str, xsrf: str, nbytes: int, *, file_id: str | None = None) -> int:
+    """PUT one file as the browser's uploader does (multipart, XSRF header and cookie). It asks
+    ``Expect: 100-continue`` so that an answer given before the body is read can be read back;
+    the body goes only after the server's 100."""
+    boundary = uuid.uuid4().hex
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="x.csv"\r\n'
+        "Content-Type: text/csv\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    length = len(head) + nbytes + len(tail)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.putrequest("PUT", f"/_stcore/upload_file/{sid}/{file_id or uuid.uuid4()}")
+    conn.putheader("Content-Type", f"multipart/form-data; boundary={boundary}")
+    conn.putheader("Content-Length", str(length))
+    conn.putheader("X-Xsrftoken", xsrf)
+    conn.putheader("Cookie", f"_streamlit_xsrf={xsrf}")
+    conn.putheader("Expect", "100-continue")
+    conn.endheaders()
+    sock = conn.sock
+    sock.settimeout(60)
+    first = sock.recv(65536)
+    status = int(first.split(b" ", 2)[1])
+    if status == 100:
+        sock.sendall(head)
+        chunk = b"a" * (1 << 20)
+        left = nbytes
+        while left > 0:
+            sock.sendall(chunk[: min(left, len(chunk))])
+            left -= min(left, len(chunk))
+        sock.sendall(tail)
+        rest = first.split(b"\r\n\r\n", 1)[1]
+        while b"\r\n" not in rest:
+            rest += sock.recv(65536)
+        status = int(rest.split(b" ", 2)[1])
+    conn.close()
+    return status
+
+
+def _delete(port: int, sid: str, xsrf: str, file_id: str) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request(
+        "DELETE",
+        f"/_stcore/upload_file/{sid}/{file_id}",
+        headers={"X-Xsrftoken": xsrf, "Cookie": f"_streamlit_xsrf={xsrf}"},
+    )
+    status = conn.getresponse().status
+    conn.close()
+    return status
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def _log_in(page) -> None:
+    page.get_by_role("textbox", name="User name").fill("bob")
+    page.get_by_role("textbox", name="Password").fill("bob's long password")
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_text("Logged in as").wait_for(timeout=60_000)
+
+
+def test_nothing_is_kept_from_a_session_that_has_not_logged_in(browser_session):
+    page, port, proc, db, sid, xsrf = browser_session
+    before = _rss_mb(proc.pid)
+    statuses = [_put(port, sid, xsrf, (UPLOAD_MB - 1) << 20) for _ in range(5)]
+    assert statuses == [403] * 5
+    # Five bodies of 7 MB would be 35 MB more if they were kept.
+    assert _rss_mb(proc.pid) - before < 20
+    # A PUT that does not say its length can't be budgeted: refused.
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.putrequest("PUT", f"/_stcore/upload_file/{sid}/{uuid.uuid4()}")
+    conn.putheader("Transfer-Encoding", "chunked")
+    conn.putheader("X-Xsrftoken", xsrf)
+    conn.putheader("Cookie", f"_streamlit_xsrf={xsrf}")
+    conn.endheaders()
+    conn.send(b"0\r\n\r\n")
+    assert conn.getresponse().status == 411
+    conn.close()
+    wait_http(f"http://127.0.0.1:{port}/_stcore/health", 10)
+
+
+def test_a_logged_in_session_may_upload_up_to_its_budget(browser_session):
+    page, port, proc, db, sid, xsrf = browser_session
+    _log_in(page)
+    size = (UPLOAD_MB - 1) << 20
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    assert _put(port, sid, xsrf, size, file_id=first) == 204
+    assert _put(port, sid, xsrf, size, file_id=second) == 204
+    # A third file would pass the session's budget.
+    assert _put(port, sid, xsrf, size) == 413
+    # Replacing a file it holds is counted once.
+    assert _put(port, sid, xsrf, size, file_id=second) == 204
+    assert _delete(port, sid, xsrf, first) == 204
+    assert _put(port, sid, xsrf, size) == 204
+
+
+def test_logging_out_or_being_removed_closes_the_upload_door(browser_session):
+    page, port, proc, db, sid, xsrf = browser_session
+    _log_in(page)
+    assert _put(port, sid, xsrf, 1024) == 204
+    page.get_by_role("button", name="Log out").click()
+    page.get_by_text("User name").wait_for(timeout=60_000)
+    assert _put(port, sid, xsrf, 1024) == 403
+    _log_in(page)
+    assert _put(port, sid, xsrf, 1024) == 204
+    auth.remove_user(db, "bob")
+    assert _put(port, sid, xsrf, 1024) == 403
+
+
+def test_metrics_are_hidden_in_team_mode(team_server):
+    port, _, _ = team_server
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/_stcore/metrics")
+    assert conn.getresponse().status == 404
+    conn.close()
