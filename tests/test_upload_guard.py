@@ -227,3 +227,18 @@ def test_metrics_are_hidden_in_team_mode(team_server):
     conn.request("GET", "/_stcore/metrics")
     assert conn.getresponse().status == 404
     conn.close()
+
+
+def test_a_logged_in_member_uploads_through_the_datasets_page(browser_session, tmp_path):
+    """The door stays open for the real uploader: Chromium's own PUT passes the guard."""
+    from playwright.sync_api import expect
+
+    page, *_ = browser_session
+    _log_in(page)
+    rows = ["a,b,label"] + [f"{i},{i % 7},{'yes' if i % 2 else 'no'}" for i in range(60)]
+    csv = tmp_path / "small.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    # Navigate inside the session (a new URL would open a new, logged-out session).
+    page.get_by_role("link", name="Datasets").click()
+    page.locator("input[type=file]").set_input_files(str(csv))
+    expect(page.get_by_text("Added dataset")).to_be_visible(timeout=90_000)
