@@ -139,10 +139,17 @@ def test_a_file_that_needs_more_memory_than_the_limit_fails_only_the_child(
 
 def test_a_check_that_runs_out_of_cpu_time_is_killed_and_explained(home, tmp_path, monkeypatch):
     """RLIMIT_CPU: with one CPU second, the child is killed by the kernel (SIGXCPU) before it
-    finishes a well-formed file, and the message names the limit and its setting."""
+    finishes a well-formed file, and the message names the limit and its setting. The file is
+    within every bound (1M rows × 5 columns) but takes about 5 s of CPU to parse and report."""
+    import numpy as np
+
     monkeypatch.setenv("TRAINBOARD_CHECK_CPU_S", "1")
     ok = tmp_path / "well_formed_under_a_1_s_cpu_limit.csv"
-    ok.write_text("a,b,label\n" + "\n".join(f"{i},{i % 7},{i % 2}" for i in range(40)))
+    block = np.random.default_rng(0).random((1000, 4))
+    lines = "".join(
+        f"{a:.6f},{b:.6f},{c:.6f},{d:.6f},{i % 2}\n" for i, (a, b, c, d) in enumerate(block)
+    )
+    ok.write_text("a,b,c,d,label\n" + lines * 1000)
     _try(home, ok, "more than the 1 s of CPU time allowed (TRAINBOARD_CHECK_CPU_S", None)
 
 

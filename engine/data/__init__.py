@@ -13,8 +13,9 @@ from engine.data.augment import augment
 from engine.data.base import DataError, RawDataset
 from engine.data.builtins import BUILTINS
 from engine.data.loaders import load_dataset
-from engine.data.prepare import Prepared, Preprocessor, log1p_rule, prepare
+from engine.data.prepare import Prepared, Preprocessor, prepare
 from engine.data.report import DatasetReport, dataset_report
+from engine.data.rules import log1p_rule
 
 __all__ = [
     "BUILTINS",

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from engine.data.base import RawDataset
-from engine.data.prepare import _as_matrix, check_enough_rows, log1p_rule
+from engine.data.rules import as_matrix, check_enough_rows, log1p_rule
 from engine.data.tabular import is_text
 
 SMALL_ROWS = 500  # fewer rows than this: "small for a neural network" (T1)
@@ -145,7 +145,7 @@ def _column_counts(raw: RawDataset) -> tuple[int, set[str], dict[str, int], int,
             str(c) for c in frame.columns if c != raw.target and frame[c].nunique(dropna=False) <= 1
         ]
         return columns, text_columns, missing, duplicates, constant
-    m = _as_matrix(raw.x, raw.modality)
+    m = as_matrix(raw.x, raw.modality)
     nan = np.isnan(m).sum(axis=0)
     missing = {raw.feature_names[j]: int(v) for j, v in enumerate(nan) if v > 0}
     keys = _row_keys(np.concatenate([raw.x.reshape(n, -1), raw.y.reshape(n, 1)], axis=1))
@@ -164,7 +164,7 @@ def _log1p_columns(raw: RawDataset, warn: Callable[[str, str], None]) -> list[st
     if raw.modality == "image":
         return []
     cols: list[str] = []
-    m = _as_matrix(raw.x, raw.modality)
+    m = as_matrix(raw.x, raw.modality)
     for j, name in enumerate(raw.feature_names):
         col = m[:, j]
         if log1p_rule(col):
