@@ -9,8 +9,10 @@ ASGI middleware (installed through ``st.App(middleware=…)`` in ``app/server.py
 - the session is not logged in (team mode): 403, nothing is read or stored;
 - the request does not say its length (no ``Content-Length``, or chunked): 411, since the
   budget below has to be checked before the first byte is accepted;
+- the session is unknown or disconnected: 400 (Streamlit checks this too, but later: a client
+  that reconnected its session in between would skip everything below);
 - the session's stored uploads, plus those in flight, plus this one would pass the
-  per-session budget: 413;
+  per-session budget, or, in team mode, all of that member's sessions together would: 413;
 - all sessions together would pass the server's budget: 503.
 
 It also answers ``/_stcore/metrics`` with 404 in team mode: those figures are not for visitors
@@ -99,6 +101,7 @@ class UploadGuard:
         self.app = app
         self._lock = threading.Lock()
         self._in_flight: dict[str, int] = {}  # session id -> bytes reserved by running PUTs
+        self._owner: dict[str, str] = {}  # session id -> user name (team mode)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -141,7 +144,10 @@ class UploadGuard:
         runtime = Runtime.instance()
         app_session = runtime.get_app_session(session_id)
         if app_session is None:
-            return None  # Streamlit answers an unknown session itself, before reading the body
+            # Refused here, not left to Streamlit's own check: that one runs later, and a client
+            # that reconnects its session in between would skip the login check and the budgets
+            # (a hostile probe kept 3 GB this way).
+            return 400, "Unknown or disconnected session: reload the page."
         if auth.team_mode():
             state = app_session.session_state
             # SessionState is not a Mapping: it has no .get()
@@ -153,15 +159,33 @@ class UploadGuard:
                 db.close()
             if user is None:
                 return 403, "Log in before uploading a file."
+            who = str(user["name"])
+        else:
+            who = "local"
         per_session, everyone_cap = budgets()
         with self._lock:
             stored = _stored(runtime.uploaded_file_mgr)
-            mine = sum(n for fid, n in stored.get(session_id, {}).items() if fid != file_id)
-            mine += self._in_flight.get(session_id, 0)
-            if mine + length > per_session:
+
+            def held(sid: str) -> int:
+                files = stored.get(sid, {})
+                return sum(n for f, n in files.items() if f != file_id) + self._in_flight.get(
+                    sid, 0
+                )
+
+            # Whose each session is (pruned to the sessions that still hold something): one
+            # member's tabs share one budget, so opening sessions does not multiply it.
+            self._owner = {
+                sid: name
+                for sid, name in self._owner.items()
+                if sid in stored or sid in self._in_flight
+            }
+            self._owner[session_id] = who
+            mine = held(session_id)
+            theirs = sum(held(sid) for sid, name in self._owner.items() if name == who)
+            if mine + length > per_session or (auth.team_mode() and theirs + length > per_session):
                 return 413, (
-                    f"This browser session already holds {_mb(mine)} of uploads; the limit is "
-                    f"{_mb(per_session)}. Remove a file from the uploader first."
+                    f"Your uploads in this dashboard already hold {_mb(max(mine, theirs))}; the "
+                    f"limit is {_mb(per_session)}. Remove a file from the uploader first."
                 )
             everyone = sum(sum(f.values()) for f in stored.values()) + sum(self._in_flight.values())
             if everyone + length > everyone_cap:

@@ -10,6 +10,9 @@ the websocket (Streamlit's ``new_session`` message) and its XSRF cookie, then PU
 - After login in that same browser, uploads are accepted up to the per-session budget, then
   refused with 413 until a file is removed.
 - Logging out, or the user being removed, closes the door again at once.
+- A session that is not connected is refused by the guard itself: a client that reconnects
+  its own session while it PUTs can't slip between the guard's check and Streamlit's.
+- One member's sessions share one budget.
 - ``/_stcore/metrics`` is 404 in team mode.
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import http.client
 import os
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -166,6 +170,12 @@ def _rss_mb(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
+def _session_id(page, frames: list[str]) -> str:
+    page.get_by_text("User name").wait_for(timeout=60_000)
+    assert frames, "no new_session message on the websocket"
+    return frames[-1]
+
+
 def _log_in(page) -> None:
     page.get_by_role("textbox", name="User name").fill("bob")
     page.get_by_role("textbox", name="Password").fill("bob's long password")
@@ -242,3 +252,91 @@ def test_a_logged_in_member_uploads_through_the_datasets_page(browser_session, t
     page.get_by_role("link", name="Datasets").click()
     page.locator("input[type=file]").set_input_files(str(csv))
     expect(page.get_by_text("Added dataset")).to_be_visible(timeout=90_000)
+
+
+def test_one_members_sessions_share_one_budget(browser_session):
+    """Two tabs of one member: 7 + 7 MB fit the 16 MB budget, a third 7 MB does not, whichever
+    tab sends it (per session alone, the second tab could have held another 16 MB)."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    page, port, proc, db, sid, xsrf = browser_session
+    _log_in(page)
+    other_ids: list[str] = []
+
+    def frame(payload) -> None:
+        if isinstance(payload, (bytes, bytearray)):
+            msg = ForwardMsg.FromString(bytes(payload))
+            if msg.HasField("new_session") and msg.new_session.initialize.session_id:
+                other_ids.append(msg.new_session.initialize.session_id)
+
+    other = page.context.browser.new_page()
+    other.on("websocket", lambda ws: ws.on("framereceived", frame))
+    other.goto(f"http://127.0.0.1:{port}/")
+    other_sid = _session_id(other, other_ids)
+    assert other_sid != sid
+    _log_in(other)
+    size = (UPLOAD_MB - 1) << 20
+    assert _put(port, sid, xsrf, size) == 204
+    assert _put(port, other_sid, xsrf, size) == 204
+    assert _put(port, other_sid, xsrf, size) == 413
+    assert _put(port, sid, xsrf, size) == 413
+
+
+def test_reconnecting_a_session_while_uploading_slips_nothing_through(team_server):
+    """The race a hostile probe found: a client toggles its own (not logged in) session between
+    disconnected and resumed while it PUTs. Streamlit checks that the session is active after
+    the guard has looked; if the guard let an unknown session pass, some PUTs landed between the
+    two checks (176 of them in 10 s, 3 GB in 90 s with more threads). Now none may be read."""
+    import random
+    import threading
+    from http.cookies import SimpleCookie
+
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    from websockets.sync.client import connect as ws_connect
+
+    port, proc, _ = team_server
+    health = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    health.request("GET", "/_stcore/health")
+    reply = health.getresponse()
+    cookie = SimpleCookie(reply.getheader("set-cookie") or "")
+    reply.read()
+    health.close()
+    xsrf = cookie["_streamlit_xsrf"].value
+    url = f"ws://127.0.0.1:{port}/_stcore/stream"
+    headers = {"Cookie": f"_streamlit_xsrf={xsrf}", "Origin": f"http://127.0.0.1:{port}"}
+    with ws_connect(url, subprotocols=["streamlit", xsrf], additional_headers=headers) as ws:
+        rerun = BackMsg()
+        rerun.rerun_script.query_string = ""
+        ws.send(rerun.SerializeToString())
+        sid = ""
+        deadline = time.monotonic() + 60
+        while not sid and time.monotonic() < deadline:
+            msg = ForwardMsg.FromString(ws.recv(timeout=60))
+            if msg.HasField("new_session"):
+                sid = msg.new_session.initialize.session_id
+    assert sid
+    stop = time.monotonic() + 6
+    answers: list[int] = []
+
+    def toggle() -> None:
+        while time.monotonic() < stop:
+            try:
+                with ws_connect(
+                    url, subprotocols=["streamlit", xsrf, sid], additional_headers=headers
+                ):
+                    time.sleep(random.uniform(0, 0.004))
+            except OSError:
+                pass
+            time.sleep(random.uniform(0, 0.004))
+
+    togglers = [threading.Thread(target=toggle) for _ in range(2)]
+    for t in togglers:
+        t.start()
+    try:
+        while time.monotonic() < stop:
+            answers.append(_put(port, sid, xsrf, 1 << 20))
+    finally:
+        for t in togglers:
+            t.join()
+    assert answers and set(answers) <= {400, 403}, sorted(set(answers))
