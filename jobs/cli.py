@@ -356,10 +356,12 @@ def _add_submit(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from engine.errors import ConfigError
+    from engine.data.loaders import check_source
+    from engine.errors import ConfigError, DataError
     from jobs.submit import submit
 
     try:
+        check_source(args.dataset)  # a typo'd builtin or path: refused, nothing queued
         res = submit(
             args.preset,
             args.dataset,
@@ -368,7 +370,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
             queue=args.queue,
             name=args.name,
         )
-    except ConfigError as e:
+    except (ConfigError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"run {res.run_id} queued")

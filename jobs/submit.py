@@ -82,8 +82,8 @@ def data_facts(
 
     try:
         return DataFacts.from_raw(load_dataset(dataset, target=target))
-    except DataError:
-        return None  # the worker reports the dataset's problem on the run itself
+    except DataError as e:  # refused before anything is queued, not failed on the worker
+        raise ConfigError(str(e), {"data.dataset": str(e)}) from e
 
 
 def validate(

@@ -52,6 +52,24 @@ def test_submit_rejects_an_invalid_override_before_queueing_anything(home, capsy
     assert registry.count_runs(connect()) == 0
 
 
+@pytest.mark.parametrize("preset", ["auto", "quick"])
+@pytest.mark.parametrize(
+    ("dataset", "says"),
+    [
+        ("builtin:wine", "unknown built-in dataset 'wine'. Available: builtin:digits"),
+        ("no/such/table.csv", "no/such/table.csv: file not found"),
+        ("notes.docx", "unsupported file type '.docx'"),
+    ],
+)
+def test_submit_refuses_a_dataset_it_cannot_load_before_queueing_anything(
+    home, capsys, preset, dataset, says
+):
+    """A typo'd builtin or path used to be queued and then fail on the worker."""
+    assert main(["submit", "--preset", preset, "--dataset", dataset]) == 2
+    assert says in capsys.readouterr().err
+    assert registry.count_runs(connect()) == 0
+
+
 def test_submit_without_a_worker_queues_and_cancel_cancels_at_once(home, capsys):
     assert main(["submit", "--preset", "quick", "--dataset", "builtin:digits"]) == 0
     out = capsys.readouterr()

@@ -85,9 +85,17 @@ def load_builtin(name: str, *, target: str | None = None, task: str = "auto") ->
         if task == "classification":
             raise DataError(f"{source} is a regression task; use task='regression' or 'auto'.")
         return RawDataset(x, y, "sequence", "regression", ["value", "marker"], None, source, "sum")
+    raise unknown_builtin(name)
+
+
+def is_builtin(name: str) -> bool:
+    return name in BUILTINS or _ADDING.fullmatch(name) is not None
+
+
+def unknown_builtin(name: str) -> DataError:
     known = ", ".join(f"builtin:{k}" for k in BUILTINS)
-    raise DataError(
-        f"unknown built-in dataset {name!r}. Available: {known} (and builtin:adding-T)."
+    return DataError(
+        f"unknown built-in dataset {name[:60]!r}. Available: {known} (and builtin:adding-T)."
     )
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from engine.data.base import DataError, RawDataset
-from engine.data.builtins import load_builtin
+from engine.data.builtins import is_builtin, load_builtin, unknown_builtin
 from engine.data.tabular import dataset_from_frame, encode_target
 
 TABLE_EXTENSIONS = (".csv", ".tsv", ".txt", ".parquet", ".pq")
@@ -35,18 +35,14 @@ MAX_COLUMNS = 5_000
 _IGNORED = ("__MACOSX/", ".DS_Store", "Thumbs.db", "desktop.ini")
 
 
-def load_dataset(source: str, *, target: str | None = None, task: str = "auto") -> RawDataset:
-    """Load a file path or ``builtin:NAME``.
-
-    ``target``: the target column (tables) or array name (NPZ); by default a column named
-    target/label/y/class (any case), else the last column. Ignored for image zips, whose target
-    is the folder name. ``task``: "auto" (see :func:`engine.data.tabular.auto_task`),
-    "classification" or "regression".
-    """
-    if task not in ("auto", "classification", "regression"):
-        raise DataError(f"task must be one of 'auto', 'classification', 'regression', not {task!r}")
+def check_source(source: str) -> None:
+    """What :func:`load_dataset` refuses without reading any data: an unknown built-in, an
+    unsupported file type, a missing or empty file (``trainboard submit`` asks this first)."""
     if source.startswith("builtin:"):
-        return load_builtin(source.removeprefix("builtin:"), target=target, task=task)
+        name = source.removeprefix("builtin:")
+        if not is_builtin(name):
+            raise unknown_builtin(name)
+        return
     path = Path(source)
     ext = path.suffix.lower()
     if ext not in EXTENSIONS:
@@ -58,6 +54,23 @@ def load_dataset(source: str, *, target: str | None = None, task: str = "auto") 
         raise DataError(f"{source}: file not found.")
     if path.stat().st_size == 0:
         raise DataError(f"{path.name}: the file is empty.")
+
+
+def load_dataset(source: str, *, target: str | None = None, task: str = "auto") -> RawDataset:
+    """Load a file path or ``builtin:NAME``.
+
+    ``target``: the target column (tables) or array name (NPZ); by default a column named
+    target/label/y/class (any case), else the last column. Ignored for image zips, whose target
+    is the folder name. ``task``: "auto" (see :func:`engine.data.tabular.auto_task`),
+    "classification" or "regression".
+    """
+    if task not in ("auto", "classification", "regression"):
+        raise DataError(f"task must be one of 'auto', 'classification', 'regression', not {task!r}")
+    check_source(source)
+    if source.startswith("builtin:"):
+        return load_builtin(source.removeprefix("builtin:"), target=target, task=task)
+    path = Path(source)
+    ext = path.suffix.lower()
     if ext in TABLE_EXTENSIONS:
         frame = _read_table(path, ext)
         return dataset_from_frame(frame, source=str(path), target=target, task=task)
