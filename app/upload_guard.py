@@ -101,7 +101,7 @@ class UploadGuard:
         self.app = app
         self._lock = threading.Lock()
         self._in_flight: dict[str, int] = {}  # session id -> bytes reserved by running PUTs
-        self._owner: dict[str, str] = {}  # session id -> user name (team mode)
+        self._owner: dict[str, str] = {}  # session id -> whose budget it counts against
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -159,9 +159,9 @@ class UploadGuard:
                 db.close()
             if user is None:
                 return 403, "Log in before uploading a file."
-            who = str(user["name"])
+            who = f"user:{user['name']}"
         else:
-            who = "local"
+            who = f"session:{session_id}"  # one person: each session has its own budget
         per_session, everyone_cap = budgets()
         with self._lock:
             stored = _stored(runtime.uploaded_file_mgr)
@@ -172,20 +172,19 @@ class UploadGuard:
                     sid, 0
                 )
 
-            # Whose each session is (pruned to the sessions that still hold something): one
-            # member's tabs share one budget, so opening sessions does not multiply it.
+            # Whose each session is (pruned to the sessions that still hold something): in team
+            # mode one member's tabs share one budget, so opening sessions does not multiply it.
             self._owner = {
                 sid: name
                 for sid, name in self._owner.items()
                 if sid in stored or sid in self._in_flight
             }
             self._owner[session_id] = who
-            mine = held(session_id)
             theirs = sum(held(sid) for sid, name in self._owner.items() if name == who)
-            if mine + length > per_session or (auth.team_mode() and theirs + length > per_session):
+            if theirs + length > per_session:
                 return 413, (
-                    f"Your uploads in this dashboard already hold {_mb(max(mine, theirs))}; the "
-                    f"limit is {_mb(per_session)}. Remove a file from the uploader first."
+                    f"Your uploads in this dashboard already hold {_mb(theirs)}; the limit is "
+                    f"{_mb(per_session)}. Remove a file from the uploader first."
                 )
             everyone = sum(sum(f.values()) for f in stored.values()) + sum(self._in_flight.values())
             if everyone + length > everyone_cap:

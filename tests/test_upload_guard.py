@@ -83,13 +83,11 @@ def team_server(tmp_path):
             os.environ["TRAINBOARD_HOME"] = old_home
 
 
-@pytest.fixture
-def browser_session(team_server):
-    """A Chromium page on the login page, and that page's Streamlit session id."""
-    from playwright.sync_api import sync_playwright
+def _open_login_page(browser, port: int):
+    """A new Chromium page on the login page, and that page's Streamlit session id (from the
+    websocket's ``new_session`` message)."""
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
-    port, proc, db = team_server
     session_ids: list[str] = []
 
     def frame(payload) -> None:
@@ -98,17 +96,27 @@ def browser_session(team_server):
             if msg.HasField("new_session") and msg.new_session.initialize.session_id:
                 session_ids.append(msg.new_session.initialize.session_id)
 
+    page = browser.new_page()
+    page.on("websocket", lambda ws: ws.on("framereceived", frame))
+    page.goto(f"http://127.0.0.1:{port}/")
+    page.get_by_text("User name").wait_for(timeout=60_000)
+    assert session_ids, "no new_session message on the websocket"
+    return page, session_ids[-1]
+
+
+@pytest.fixture
+def browser_session(team_server):
+    """A Chromium page on the login page, and that page's Streamlit session id."""
+    from playwright.sync_api import sync_playwright
+
+    port, proc, db = team_server
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox", "--disable-gpu"]
         )
-        page = browser.new_page()
-        page.on("websocket", lambda ws: ws.on("framereceived", frame))
-        page.goto(f"http://127.0.0.1:{port}/")
-        page.get_by_text("User name").wait_for(timeout=60_000)
-        assert session_ids, "no new_session message on the websocket"
+        page, sid = _open_login_page(browser, port)
         xsrf = next(c["value"] for c in page.context.cookies() if c["name"] == "_streamlit_xsrf")
-        yield page, port, proc, db, session_ids[-1], xsrf
+        yield page, port, proc, db, sid, xsrf
         browser.close()
 
 
@@ -168,12 +176,6 @@ def _rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise AssertionError("no VmRSS")
-
-
-def _session_id(page, frames: list[str]) -> str:
-    page.get_by_text("User name").wait_for(timeout=60_000)
-    assert frames, "no new_session message on the websocket"
-    return frames[-1]
 
 
 def _log_in(page) -> None:
@@ -257,22 +259,9 @@ def test_a_logged_in_member_uploads_through_the_datasets_page(browser_session, t
 def test_one_members_sessions_share_one_budget(browser_session):
     """Two tabs of one member: 7 + 7 MB fit the 16 MB budget, a third 7 MB does not, whichever
     tab sends it (per session alone, the second tab could have held another 16 MB)."""
-    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-
     page, port, proc, db, sid, xsrf = browser_session
     _log_in(page)
-    other_ids: list[str] = []
-
-    def frame(payload) -> None:
-        if isinstance(payload, (bytes, bytearray)):
-            msg = ForwardMsg.FromString(bytes(payload))
-            if msg.HasField("new_session") and msg.new_session.initialize.session_id:
-                other_ids.append(msg.new_session.initialize.session_id)
-
-    other = page.context.browser.new_page()
-    other.on("websocket", lambda ws: ws.on("framereceived", frame))
-    other.goto(f"http://127.0.0.1:{port}/")
-    other_sid = _session_id(other, other_ids)
+    other, other_sid = _open_login_page(page.context.browser, port)
     assert other_sid != sid
     _log_in(other)
     size = (UPLOAD_MB - 1) << 20
