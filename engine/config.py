@@ -331,6 +331,18 @@ def apply_overrides(config: Config, overrides: dict[str, Any] | list[str] | None
     return Config.from_dict(tree)
 
 
+def leaf_fields() -> tuple[str, ...]:
+    """Every settable leaf of the config tree as a dotted name (``optim.lr``, ``data.dataset``):
+    the names an override may use. A section (``data``) is not a leaf."""
+    out: list[str] = []
+    for section, value in Config().to_dict().items():
+        if isinstance(value, dict):
+            out.extend(f"{section}.{k}" for k in value)
+        else:
+            out.append(section)
+    return tuple(out)
+
+
 def preset_for(name: str, facts: DataFacts | None = None) -> Preset:
     """The preset ``name``; for ``auto`` with dataset facts, its settings include the ones
     derived from the data (engine.auto), each with its tip and reason."""

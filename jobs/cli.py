@@ -362,13 +362,21 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
     try:
         check_source(args.dataset)  # a typo'd builtin or path: refused, nothing queued
+        # A worker reads only registered datasets (path under the data directory, hash
+        # checked): a file named here is added first, checked exactly as an upload is.
+        dataset_id, info, source, target = None, None, args.dataset, args.target
+        if not args.dataset.startswith("builtin:"):
+            row = _register_file(Path(args.dataset), args.target)
+            dataset_id, info, source, target = row["id"], row["report"], row["path"], row["target"]
         res = submit(
             args.preset,
-            args.dataset,
-            target=args.target,
+            source,
+            target=target,
             overrides=args.overrides,
             queue=args.queue,
             name=args.name,
+            dataset_id=dataset_id,
+            info=info,
         )
     except (ConfigError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -386,6 +394,20 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if not args.wait:
         return 0
     return _wait(res.run_id)
+
+
+def _register_file(path: Path, target: str | None) -> dict:
+    """The registered dataset of ``path`` and ``target`` (added, with the upload's checks, the
+    first time); ``DataError`` naming the problem."""
+    from engine.errors import DataError
+    from jobs import datasets
+    from jobs.store.db import connect
+
+    try:
+        with path.open("rb") as f:
+            return datasets.ingest(connect(), f, path.name, target=target)
+    except OSError as e:
+        raise DataError(f"{path.name}: {e.strerror or e}") from e
 
 
 def _queue_has_worker(queue: str) -> bool:

@@ -32,7 +32,14 @@ from typing import Any, BinaryIO
 import sqlite_utils
 
 from engine.errors import DataError
-from jobs.dataset_check import CheckLimits, cpu_message, memory_message, report_dict
+from jobs.dataset_check import (
+    CheckLimits,
+    Refused,
+    cpu_message,
+    memory_message,
+    precheck,
+    report_dict,
+)
 from jobs.store import registry
 from jobs.store.db import data_home
 
@@ -354,6 +361,58 @@ def remove(db: sqlite_utils.Database, dataset_id: int, home: Path | str | None =
     remove_file_if_unused(db, ds["path"], home)
 
 
+def verify_for_run(
+    spec: dict[str, Any], ds: dict[str, Any] | None, home: Path | str | None = None
+) -> None:
+    """What a worker checks before it reads a byte of a run's data: the run names exactly its
+    registered dataset; a file is inside the data directory's ``datasets/`` folder (checked on
+    the resolved path, before the file is opened), still has the content hash recorded when
+    its upload was checked, and passes the upload check's header bounds again (rows, columns,
+    unpacked bytes) under this machine's limits. Raises ``DataError`` saying which failed."""
+    data = spec.get("data") or {}
+    source, target = str(data.get("dataset") or ""), data.get("target")
+    if ds is None:
+        raise DataError(
+            "this run's dataset is no longer registered, so it was not read; queue the run "
+            "again on a dataset from the Datasets page"
+        )
+    if source != ds["path"] or (target or None) != (ds.get("target") or None):
+        raise DataError(
+            f"this run's settings name another file or target than its dataset "
+            f"{ds['name']!r}, so nothing was read; queue it again from the New run page"
+        )
+    if source.startswith("builtin:"):
+        if source not in builtin_samples():
+            raise DataError(f"{source}: not a bundled sample, so nothing was read.")
+        return
+    folder = datasets_dir(home).resolve()
+    path = Path(source)
+    # resolve() reads directory entries and links, never the file's contents.
+    if path.resolve().parent != folder or not ds.get("sha256"):
+        raise DataError(
+            f"{ds['name']}: the dataset's file is not in the data directory, so it was not "
+            "read; add the file again from the Datasets page"
+        )
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(_CHUNK), b""):
+                digest.update(chunk)
+    except OSError as e:
+        raise DataError(
+            f"{ds['name']}: the dataset's file can't be read ({e.strerror or e})."
+        ) from e
+    if digest.hexdigest() != ds["sha256"]:
+        raise DataError(
+            f"{ds['name']}: the file changed after it was checked (its content hash differs), "
+            "so it was not loaded; upload it again"
+        )
+    try:
+        precheck(path, ds["name"], path.suffix.lower(), CheckLimits.from_env())
+    except Refused as e:
+        raise DataError(str(e)) from e
+
+
 def builtin_samples() -> dict[str, str]:
     """The bundled sample datasets: ``builtin:NAME`` → one-line description."""
     from engine.data.builtins import BUILTINS
@@ -404,4 +463,5 @@ __all__ = [
     "retarget",
     "sweep_tmp",
     "validate",
+    "verify_for_run",
 ]

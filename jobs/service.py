@@ -148,24 +148,32 @@ def parse_lines(text: str) -> tuple[dict[str, Any], dict[str, str]]:
     return overrides, errors
 
 
-# The data a run reads comes only from the dataset chosen in the form (its stored file and
-# target): a setting typed in the browser can't point the worker at another file on the server.
-LOCKED_FIELDS = ("data.dataset", "data.target")
+# What a member may set: an allowlist of exact field names (``submit.member_fields``), so a
+# whole section, another spelling or a prefix can't point the worker at another file; after
+# resolving, the spec's data must still be the chosen dataset's (``_same_data``), and every
+# record checks it against the store once more (``submit.check_dataset``).
+member_fields = submit.member_fields
+DATA_LOCKED = submit.DATA_LOCKED
 
 
-def _locked(overrides: dict[str, Any]) -> dict[str, str]:
-    return {
-        k: "the data comes from the dataset chosen above; pick or upload another dataset there"
-        for k in overrides
-        if k.strip() in LOCKED_FIELDS
-    }
+def _refused(overrides: dict[str, Any]) -> dict[str, str]:
+    return submit.member_override_errors(overrides)
+
+
+def _same_data(request: submit.RunRequest, dataset: dict[str, Any]) -> dict[str, str]:
+    data = request.spec["data"]
+    if data["dataset"] != dataset["path"] or (data.get("target") or None) != (
+        dataset.get("target") or None
+    ):
+        return {"data.dataset": DATA_LOCKED}
+    return {}
 
 
 def validate_run(
     preset_name: str, dataset: dict[str, Any], overrides: dict[str, Any]
 ) -> Validation:
     """Validate a run of ``preset_name`` on a stored dataset with the form's overrides, once."""
-    if errors := _locked(overrides):
+    if errors := _refused(overrides):
         return Validation(errors=errors)
     try:
         request = submit.validate(
@@ -177,6 +185,8 @@ def validate_run(
         )
     except ConfigError as e:
         return Validation(errors=dict(e.fields))
+    if errors := _same_data(request, dataset):
+        return Validation(errors=errors)
     return Validation(request=request)
 
 
@@ -204,7 +214,7 @@ def queue_ab_pair(
     owner: str,
 ) -> tuple[int, int, str] | dict[str, str]:
     """Queue the pair (with ``tip`` / without it); per-field errors instead if either is invalid."""
-    if errors := _locked(overrides):
+    if errors := _refused(overrides):
         return errors
     try:
         return submit.submit_ab_pair(
@@ -226,6 +236,8 @@ def queue_with_change(
     db: sqlite_utils.Database, run_id: int, change: dict[str, Any], *, owner: str
 ) -> int | str:
     """Queue a copy of a run with the doctor's change; the new run's id, or why not."""
+    if errors := _refused(change):
+        return "; ".join(f"{k}: {v}" for k, v in errors.items())
     try:
         return submit.submit_with_change(db, run_id, change, owner=owner)
     except ConfigError as e:

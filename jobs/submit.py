@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,21 +116,105 @@ def validate(
     return RunRequest(preset=preset, spec=spec)
 
 
+# --- what a member may set, and the one dataset a run may read ---------------------------------
+
+# The fields that identify the data a run reads: they come only from the dataset a member picked
+# (its stored file and target), never from a setting typed in the browser. ``data.task`` follows
+# the dataset too (its report says classification or regression).
+DATA_FIELDS = ("data.dataset", "data.target", "data.task")
+DATA_LOCKED = "the data comes from the dataset chosen above; pick or upload another dataset there"
+
+
+def member_fields() -> frozenset[str]:
+    """The exact dotted names a member's overrides may set (the "More settings" box, the A/B
+    path, "queue with this change"): every leaf of the config except the data's identity and
+    the bookkeeping fields ``preset`` and ``auto``. An allowlist, so a whole section (``data``),
+    another spelling (``Data.Dataset``, `` data.dataset``) or any future way of naming a path is
+    refused by name instead of being merged (docs/team-mode.md, threat model)."""
+    from engine.config import leaf_fields
+
+    return frozenset(f for f in leaf_fields() if "." in f and f not in DATA_FIELDS)
+
+
+def _squash(key: str) -> str:
+    return re.sub(r"[\W_]+", "", unicodedata.normalize("NFKC", key)).lower()
+
+
+def member_override_errors(overrides: dict[str, Any]) -> dict[str, str]:
+    """Each override key a member may not set, with why (empty: all allowed)."""
+    allowed = member_fields()
+    sections = sorted({f.split(".")[0] for f in allowed})
+    errors: dict[str, str] = {}
+    for key in overrides:
+        if isinstance(key, str) and key in allowed:
+            continue
+        text = key if isinstance(key, str) else repr(key)
+        squashed = _squash(text)
+        if squashed.startswith("data") and squashed not in {_squash(f) for f in allowed}:
+            why = DATA_LOCKED
+        elif squashed in {"preset", "auto"}:
+            why = "set by the preset you pick above, not by a setting"
+        elif squashed in sections:
+            first = min(f for f in allowed if f.startswith(squashed + "."))
+            why = (
+                f"a whole section can't be set at once; set one field per line, e.g. {first}=VALUE"
+            )
+        else:
+            why = "unknown setting; the settings a run may change are listed in docs/presets.md"
+        errors[text[:200]] = why
+    return errors
+
+
+def check_dataset(
+    db: sqlite_utils.Database, spec: dict[str, Any], dataset_id: int | None
+) -> dict[str, Any]:
+    """The registered dataset a resolved spec reads, after checking that the spec's data fields
+    are exactly that dataset's stored file and target; a spec that names no target gets the
+    dataset's own (so the stored spec says which column it trains on). With no ``dataset_id``
+    (the command line, library callers) the source must already be registered; a bundled
+    sample is registered on first use. Raises ``ConfigError`` on ``data.dataset``."""
+    data = spec["data"]
+    source, target = data["dataset"], data.get("target")
+    if dataset_id is None:
+        rows = [
+            r
+            for r in registry.list_datasets(db)
+            if r["path"] == source and (target is None or r["target"] == target)
+        ]
+        if not rows and source.startswith("builtin:"):
+            from jobs import datasets  # registers a bundled sample (loads it: the CLI only)
+
+            rows = [datasets.register_builtin(db, source)]
+        if not rows:
+            msg = (
+                f"{_short(source)} is not a registered dataset; add it first (Datasets page, "
+                "or `trainboard datasets add FILE`, which checks it as an upload is checked)"
+            )
+            raise ConfigError(msg, {"data.dataset": msg})
+        dataset_id = rows[-1]["id"]  # the oldest row of that file and target
+    try:
+        ds = registry.get_dataset(db, dataset_id)
+    except DatasetNotFound as e:
+        msg = f"dataset {dataset_id} no longer exists; pick another dataset"
+        raise ConfigError(msg, {"data.dataset": msg}) from e
+    if target is None:
+        data["target"] = target = ds["target"]
+    task = data.get("task", "auto")
+    if (
+        source != ds["path"]
+        or target != ds["target"]
+        or task not in ("auto", ds.get("task") or task)
+    ):
+        raise ConfigError(DATA_LOCKED, {"data.dataset": DATA_LOCKED})
+    return ds
+
+
+def _short(text: str, n: int = 80) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
 class QueueFull(ConfigError):
     """The owner already has as many queued runs as one person may (``jobs.quotas``)."""
-
-
-def _dataset_info(
-    db: sqlite_utils.Database, dataset_id: int | None, path: str
-) -> dict[str, Any] | None:
-    """The stored report of the run's dataset (by id, else by path), for the size estimate."""
-    if dataset_id is not None:
-        try:
-            return registry.get_dataset(db, dataset_id)["report"]
-        except LookupError:
-            return None
-    rows = db.execute("SELECT report FROM datasets WHERE path = ? LIMIT 1", [path]).fetchall()
-    return registry._decode({"report": rows[0][0]}, ("report",))["report"] if rows else None
 
 
 def queue_quota(db: sqlite_utils.Database, owner: str, need: int = 1) -> str | None:
@@ -155,10 +241,12 @@ def record(
         raise ValueError(f"unknown queue {queue!r}; allowed: {', '.join(DEVICE_CLASSES)}")
     db = db or connect()
     q = quotas.Quotas.from_env()
+    # Every new run passes here (the form, A/B, "queue with this change", the CLI): the run
+    # reads exactly one registered dataset, whatever its overrides said.
+    ds = check_dataset(db, request.spec, dataset_id)
+    dataset_id = ds["id"]
     # The same checks as validate, now with the stored dataset and the workers' devices.
-    quotas.check_spec(
-        request.spec, _dataset_info(db, dataset_id, request.dataset), queue=queue, db=db, quotas=q
-    )
+    quotas.check_spec(request.spec, ds.get("report"), queue=queue, db=db, quotas=q)
     try:
         run_id = registry.create_run(
             db,
@@ -426,13 +514,8 @@ def resume(
             msg = f"the checkpoint already holds {point.epoch} epochs; ask for more than that"
             raise ConfigError(msg, {"train.epochs": msg})
     q = quotas.Quotas.from_env()
-    quotas.check_spec(
-        spec,
-        _dataset_info(db, run.get("dataset_id"), spec["data"]["dataset"]),
-        queue=run.get("queue") or "cpu",
-        db=db,
-        quotas=q,
-    )
+    ds = check_dataset(db, spec, run.get("dataset_id"))  # the run reads only its dataset
+    quotas.check_spec(spec, ds.get("report"), queue=run.get("queue") or "cpu", db=db, quotas=q)
     try:
         registry.reopen_run(db, run_id, spec=spec, max_queued=q.max_queued_per_user)
     except QuotaExceeded as e:

@@ -62,6 +62,7 @@ class RunChannel(Protocol):
     the spec and the cancel flag in; points, events, heartbeats and the outcome out."""
 
     def spec(self) -> dict[str, Any]: ...
+    def dataset(self) -> dict[str, Any] | None: ...
     def cancel_requested(self) -> bool: ...
     def log(self, step: int, values: dict[str, float]) -> None: ...
     def event(
@@ -125,7 +126,12 @@ def execute(run_id: int, *, worker: str, device: str) -> str:
     )
     try:
         # Only the stored resolved spec is re-checked here: it was validated once at submit.
-        config = Config.from_dict(channel.spec())
+        spec = channel.spec()
+        config = Config.from_dict(spec)
+        # Nothing is read that the store did not register and this process did not check.
+        from jobs.datasets import verify_for_run
+
+        verify_for_run(spec, channel.dataset(), s.home)
         with channel:
             result = run_training(
                 config,

@@ -40,6 +40,16 @@ class StoreChannel:
         """The run's resolved config, as validated and stored at submit."""
         return registry.get_run(self._db, self.run_id)["spec"]
 
+    def dataset(self) -> dict[str, Any] | None:
+        """The registered dataset the run was queued on (None when it was deleted)."""
+        run = registry.get_run(self._db, self.run_id)
+        if run.get("dataset_id") is None:
+            return None
+        try:
+            return registry.get_dataset(self._db, run["dataset_id"])
+        except LookupError:
+            return None
+
     def cancel_requested(self) -> bool:
         """The run's cancel flag, read from the store at most every ``cancel_poll_s``."""
         now = time.monotonic()

@@ -1,0 +1,150 @@
+"""Issue 18: a member's settings can never point a run at another file, and a worker never opens
+a file the store did not register and it did not check. Real SQLite files, a real worker on the
+embedded broker, real uploads through the upload check."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from jobs import datasets, service, submit
+from jobs.queue.sends import send_run
+from jobs.store import registry
+from jobs.store.db import connect
+from tests.queue_helpers import FAST_ENV, TINY, Worker, wait_for
+
+CSV = b"a,b,label\n" + b"".join(
+    f"{i % 7},{(i * 3) % 5},{'yes' if i % 2 else 'no'}\n".encode() for i in range(200)
+)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRAINBOARD_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("TRAINBOARD_BROKER_URL", raising=False)
+    for k, v in FAST_ENV.items():
+        monkeypatch.setenv(k, v)
+    db = connect()
+    ds = datasets.ingest(db, CSV, "mine.csv", owner="bob")
+    return {"db": db, "dataset": ds, "tmp": tmp_path}
+
+
+def _marker(tmp: Path) -> Path:
+    """A file outside the data directory, its access time set before its modification time, so
+    that any read of it moves the access time (relatime updates it in that case)."""
+    path = tmp / "keys.csv"
+    path.write_text("apikey,target\nsk-live-123,1\nsk-live-456,0\n" * 20)
+    st = path.stat()
+    os.utime(path, (st.st_mtime - 3600, st.st_mtime))
+    return path
+
+
+# Every way of naming the data in "More settings" that a member has tried or might try.
+def _spellings(secret: str) -> list[dict]:
+    return [
+        {"data": {"dataset": secret, "target": "apikey"}},  # a whole section
+        {"data.dataset": secret},
+        {"data.target": "apikey"},
+        {"Data.Dataset": secret},  # another casing
+        {" data.dataset": secret},  # a space in front
+        {"data.dataset ": secret},
+        {"data_dataset": secret},
+        {"data.task": "regression"},
+        {"preset": "quick", "auto": {"rows": 1}},
+    ]
+
+
+def test_every_spelling_of_the_data_is_refused_by_name_on_both_paths(home):
+    db, ds = home["db"], home["dataset"]
+    secret = str(_marker(home["tmp"]))
+    for overrides in _spellings(secret):
+        v = service.validate_run("quick", ds, overrides)
+        assert not v.ok and set(overrides) <= set(v.errors), (overrides, v.errors)
+        pair = service.queue_ab_pair(db, "quick", ds, "T2", overrides, owner="bob")
+        assert isinstance(pair, dict) and set(overrides) <= set(pair), (overrides, pair)
+    assert "chosen above" in service.validate_run("quick", ds, {"data": {}}).errors["data"]
+    assert registry.count_runs(db) == 0
+    # What the form offers, and the other settings of the allowlist, still work.
+    ok = service.validate_run("quick", ds, {"optim.lr": 0.05, "data.val_fraction": 0.25})
+    assert ok.ok, ok.errors
+    assert ok.request.spec["data"]["dataset"] == ds["path"]
+    assert "data.dataset" not in service.member_fields()
+    assert "optim.lr" in service.member_fields()
+
+
+def test_queue_with_change_and_record_check_the_resolved_data_against_the_store(home):
+    db, ds = home["db"], home["dataset"]
+    secret = str(_marker(home["tmp"]))
+    v = service.validate_run("quick", ds, {"train.epochs": 1})
+    run_id = service.queue_run(db, v, dataset_id=ds["id"], owner="bob").run_id
+    why = service.queue_with_change(db, run_id, {"data.dataset": secret}, owner="bob")
+    assert isinstance(why, str) and "data.dataset" in why
+    # A request resolved by any other path, naming another file, is refused at record time.
+    forged = submit.RunRequest("quick", {**v.request.spec, "data": {**v.request.spec["data"]}})
+    forged.spec["data"]["dataset"] = secret
+    with pytest.raises(service.ConfigError) as e:
+        submit.record(forged, dataset_id=ds["id"], owner="bob", db=db)
+    assert "data.dataset" in e.value.fields
+    forged.spec["data"]["dataset"] = ds["path"]
+    forged.spec["data"]["target"] = "a"
+    with pytest.raises(service.ConfigError):
+        submit.record(forged, dataset_id=ds["id"], owner="bob", db=db)
+    # No dataset id and no registered file of that name: refused too (the command line).
+    with pytest.raises(service.ConfigError) as e:
+        submit.submit("quick", secret, db=db)
+    assert "not a registered dataset" in str(e.value)
+    runs = registry.list_runs(db)
+    assert [r["id"] for r in runs] == [run_id]
+    assert all(registry.get_run(db, r["id"])["spec"]["data"]["dataset"] == ds["path"] for r in runs)
+
+
+def _forged_run(db, spec_dataset: str, dataset_id: int) -> int:
+    """A run row written straight into the store (an older version, or a hand-edited database),
+    naming a file its dataset does not hold."""
+    spec = submit.validate("quick", "builtin:digits", overrides=TINY).spec
+    spec["data"]["dataset"] = spec_dataset
+    spec["data"]["target"] = None
+    return registry.create_run(db, spec=spec, preset="quick", dataset_id=dataset_id, owner="bob")
+
+
+def test_a_worker_never_opens_a_file_outside_the_data_directory(home):
+    db, ds = home["db"], home["dataset"]
+    marker = _marker(home["tmp"])
+    before = marker.stat().st_atime
+    # 1. the spec names the marker; its dataset row is a real upload
+    a = _forged_run(db, str(marker), ds["id"])
+    # 2. the dataset row itself names the marker (a forged registration)
+    fake = registry.add_dataset(
+        db, name="keys.csv", path=str(marker), sha256="0" * 64, target=None, task="classification"
+    )
+    b = _forged_run(db, str(marker), fake)
+    # 3. a registered file changed on disk after its check
+    other = datasets.ingest(db, CSV.replace(b"yes", b"yep"), "other.csv", owner="bob")
+    c_spec = submit.validate(
+        "quick", other["path"], target=other["target"], overrides=TINY, info=other["report"]
+    )
+    c = submit.record(c_spec, dataset_id=other["id"], owner="bob", db=db).run_id
+    with open(other["path"], "ab") as f:
+        f.write(b"1,1,yes\n")
+    worker = Worker({**os.environ}, home["tmp"] / "worker.log", "sec@test")
+    try:
+        worker.wait_ready()
+        for rid in (a, b):
+            assert send_run(db, rid)
+
+        def over():
+            runs = [registry.get_run(db, r) for r in (a, b, c)]
+            return runs if all(r["status"] in registry.TERMINAL for r in runs) else None
+
+        ra, rb, rc = wait_for(over, 120, "the three runs to end")
+    finally:
+        worker.stop()
+    assert ra["status"] == "failed" and "another file or target" in ra["error"], ra["error"]
+    assert rb["status"] == "failed" and "not in the data directory" in rb["error"], rb["error"]
+    assert rc["status"] == "failed" and "changed after it was checked" in rc["error"]
+    time.sleep(0.1)
+    assert marker.stat().st_atime == before, "the worker read the file outside the data dir"
+    assert "sk-live" not in (ra["error"] + rb["error"])
