@@ -25,7 +25,6 @@ import signal
 import subprocess
 import sys
 import time
-import unicodedata
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -40,6 +39,7 @@ from jobs.dataset_check import (
     precheck,
     report_dict,
 )
+from jobs.names import MAX_TEXT, TextRefused, clean_text
 from jobs.store import registry
 from jobs.store.db import data_home
 
@@ -180,22 +180,19 @@ def _died(filename: str, proc: subprocess.CompletedProcess, limits: CheckLimits)
     )
 
 
-MAX_NAME = 120
+MAX_NAME = MAX_TEXT
 
 
 def clean_name(filename: str) -> str:
-    """A dataset's display name from an uploaded file name: the last path part, without control
-    characters (NUL, newlines), whitespace collapsed, at most MAX_NAME characters (the
-    extension kept, so the loader still knows the format)."""
-    name = "".join(
-        c for c in Path(str(filename).replace("\\", "/")).name if unicodedata.category(c) != "Cc"
-    )
-    name = " ".join(name.split()) or "upload"
-    if len(name) > MAX_NAME:
-        stem, ext = Path(name).stem, Path(name).suffix
-        ext = ext if len(ext) <= 10 else ""
-        name = stem[: MAX_NAME - len(ext) - 1] + "…" + ext
-    return name
+    """A dataset's display name from an uploaded file name: the last path part, through the
+    one normaliser (``jobs.names``: NFKC, no control or format characters). Raises
+    ``DataError`` for a name over MAX_NAME characters: refused, not cut."""
+    base = Path(str(filename).replace("\\", "/").replace("\x00", "")).name
+    try:
+        name = clean_text(base, what="file name", limit=MAX_NAME)
+    except TextRefused as e:
+        raise DataError(f"{str(e)[0].upper()}{str(e)[1:]}") from e
+    return name or "upload"
 
 
 def ingest(

@@ -32,6 +32,7 @@ from engine.errors import ConfigError, DataError
 from engine.tips import TIPS
 from engine.vocab import TERMINAL, EventKind, RunStatus
 from jobs import auth, submit, views
+from jobs.names import MAX_TEXT, TextRefused, clean_text, invisible
 from jobs.errors import DatasetNotFound, RunNotFound, StoreError
 from jobs.store import reader, registry
 from jobs.store.db import connect
@@ -51,8 +52,12 @@ __all__ = [
     "RunStatus",
     "SeriesData",
     "StoreError",
+    "MAX_TEXT",
+    "TextRefused",
     "Validation",
     "auth",
+    "clean_text",
+    "invisible",
     "connect",
 ]
 

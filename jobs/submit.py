@@ -30,6 +30,7 @@ from engine.errors import ConfigError
 from jobs import quotas
 from jobs.errors import DatasetNotFound, QuotaExceeded, RunActive
 from jobs.format import flatten
+from jobs.names import TextRefused, clean_text
 from jobs.queue.celery_app import DEVICE_CLASSES
 from jobs.queue.checkpoints import CHECKPOINT, checkpoint_epoch
 from jobs.queue.sends import send_run
@@ -240,6 +241,11 @@ def record(
     if queue not in DEVICE_CLASSES:
         raise ValueError(f"unknown queue {queue!r}; allowed: {', '.join(DEVICE_CLASSES)}")
     db = db or connect()
+    if name is not None:  # the one normaliser (jobs.names): refused beyond 200, never cut
+        try:
+            name = clean_text(name, what="run name") or None
+        except TextRefused as e:
+            raise ConfigError(str(e), {"name": str(e)}) from e
     q = quotas.Quotas.from_env()
     # Every new run passes here (the form, A/B, "queue with this change", the CLI): the run
     # reads exactly one registered dataset, whatever its overrides said.

@@ -106,15 +106,21 @@ def test_bundled_samples_register_once(db):
 
 def test_a_300_character_extension_is_refused_before_anything_is_written(db, tmp_path):
     """It used to reach the file system as "File name too long" (issue 12, #10)."""
-    with pytest.raises(DataError, match="unsupported file type"):
+    with pytest.raises(DataError, match="302 characters long"):
         datasets.ingest(db, b"a,b\n1,2\n", "x." + "c" * 300)
+    with pytest.raises(DataError, match="unsupported file type"):
+        datasets.ingest(db, b"a,b\n1,2\n", "x." + "c" * 100)
     assert registry.list_datasets(db) == []
     assert not list((tmp_path / "datasets").glob("*"))
 
 
-def test_dataset_names_lose_control_characters_and_are_cut(db):
-    """NUL bytes and newlines never reach a stored name, and a long name is cut (issue 12, #11)."""
+def test_dataset_names_lose_control_and_format_characters_and_long_ones_are_refused(db):
+    """NUL bytes, newlines, bidi overrides and zero-width characters never reach a stored name
+    (issue 12, #11; issue 18), and a name over 200 characters is refused, not cut."""
     rows = "".join(f"{i},{i % 2}\n" for i in range(40))
-    ds = datasets.ingest(db, f"a,target\n{rows}".encode(), "evil\x00\nname" + "x" * 300 + ".csv")
-    assert "\x00" not in ds["name"] and "\n" not in ds["name"]
-    assert len(ds["name"]) <= datasets.MAX_NAME and ds["name"].endswith(".csv")
+    data = f"a,target\n{rows}".encode()
+    ds = datasets.ingest(db, data, "evil\x00\nna\u202eme\u200b\ufeffgpj.csv")
+    assert ds["name"] == "evil namegpj.csv"  # the U+202E would have shown "gpj" reversed
+    with pytest.raises(DataError, match="file name is 205 characters long; at most 200"):
+        datasets.ingest(db, data, "x" * 201 + ".csv")
+    assert len(registry.list_datasets(db)) == 1

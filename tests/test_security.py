@@ -148,3 +148,42 @@ def test_a_worker_never_opens_a_file_outside_the_data_directory(home):
     time.sleep(0.1)
     assert marker.stat().st_atime == before, "the worker read the file outside the data dir"
     assert "sk-live" not in (ra["error"] + rb["error"])
+
+
+def test_run_names_are_normalised_and_a_long_one_is_refused_with_a_message(home):
+    db, ds = home["db"], home["dataset"]
+    v = service.validate_run("quick", ds, {})
+    sub = service.queue_run(db, v, dataset_id=ds["id"], owner="bob", name="gpj.\u202eexe\u200b ok")
+    assert registry.get_run(db, sub.run_id)["name"] == "gpj.exe ok"
+    full = "ｒｕｎ " + "x" * 196  # NFKC: full-width letters count as the plain ones
+    sub = service.queue_run(db, v, dataset_id=ds["id"], owner="bob", name=full)
+    assert registry.get_run(db, sub.run_id)["name"] == "run " + "x" * 196
+    for name in ("y" * 201, "z" * 40_000_000):
+        with pytest.raises(service.ConfigError) as e:
+            service.queue_run(db, v, dataset_id=ds["id"], owner="bob", name=name)
+        assert "at most 200" in e.value.fields["name"]
+    assert registry.count_runs(db) == 2
+
+
+def test_the_command_line_refuses_a_100000_character_run_name(home):
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jobs.cli",
+            "submit",
+            "--dataset",
+            "builtin:diabetes",
+            "--name",
+            "n" * 100_000,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "run name is 100,000 characters long; at most 200" in proc.stderr
+    assert registry.count_runs(home["db"]) == 0

@@ -194,7 +194,7 @@ with st.form("new-run"):
     dropout = c5.number_input(
         _("Dropout"), value=model["dropout"], step=0.1, format="%g", key=f"{k}_dropout"
     )
-    name = c6.text_input(_("Run name (optional)"), key="nr_name")
+    name = c6.text_input(_("Run name (optional)"), key="nr_name", max_chars=service.MAX_TEXT)
     extra = st.text_area(
         _("More settings, one per line as field=value (e.g. schedule.plateau_patience=2)"),
         key="nr_extra",
