@@ -3,6 +3,7 @@ member (team mode, TRAINBOARD_TEAM=1). Pages ask :func:`current_user` and :func:
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import streamlit as st
@@ -40,10 +41,18 @@ def may_modify(db, owner: str | None) -> bool:
 
 def log_in(db, name: str, password: str) -> None:
     # Failed logins are counted per (name, browser address): guessing from one place never
-    # locks the real user out of another (jobs.auth.login).
+    # locks the real user out of another (jobs.auth.login). The address is the connection's,
+    # or the X-Forwarded-For entry of the proxy that TRAINBOARD_TRUSTED_PROXY names (uvicorn
+    # reads it; `trainboard up` passes the setting on as FORWARDED_ALLOW_IPS). Without an
+    # address, per browser session plus a shared rate: never one bucket for everybody.
     ip = st.context.ip_address
-    client = ip if isinstance(ip, str) and ip else "unknown"
-    st.session_state[TOKEN_KEY] = auth.login(db, name.strip(), password, client=client)
+    if isinstance(ip, str) and ip:
+        token = auth.login(db, name.strip(), password, client=f"ip:{ip}")
+    else:
+        # A random id kept in this browser session's state: its own bucket.
+        sid = st.session_state.setdefault("tb_login_client", secrets.token_hex(8))
+        token = auth.login(db, name.strip(), password, client=f"session:{sid}", address_known=False)
+    st.session_state[TOKEN_KEY] = token
 
 
 def log_out(db) -> None:

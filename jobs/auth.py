@@ -33,6 +33,16 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,31}$")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024  # argon2 hashes any length; a cap keeps a login request small
 FREE_ATTEMPTS = 3  # failures before back-off starts
+# Logins whose browser address is unknown (no address, or one only the proxy knows and no
+# TRAINBOARD_TRUSTED_PROXY names that proxy) back off per browser session; a session is cheap
+# to open, so all of them together also share a rate: this many attempts per minute.
+UNKNOWN_WINDOW_S = 60.0
+
+
+def unknown_rate() -> int:
+    return max(1, int(os.environ.get("TRAINBOARD_LOGIN_UNKNOWN_PER_MIN", "30")))
+
+
 MAX_BACKOFF_S = 300.0
 
 
@@ -158,6 +168,7 @@ def login(
     password: str,
     *,
     client: str = "local",
+    address_known: bool = True,
     now: float | None = None,
 ) -> str:
     """Check the password and open a session; returns its token.
@@ -167,12 +178,17 @@ def login(
     password is checked, in one write transaction: parallel guesses can't slip past the counter,
     and while a key is in back-off no password is checked at all (no argon2 memory spent).
     An unknown name goes through exactly the same steps and messages as a known one.
+    ``address_known=False``: ``client`` is a browser session, not an address, and the attempt
+    also counts against the shared rate of such logins (:func:`unknown_rate` a minute), so
+    opening new sessions can't multiply guesses, and no one bucket holds everybody.
 
     Raises TooManyAttempts during back-off and InvalidCredentials for a wrong name or password."""
     now = time.time() if now is None else now
     if len(password) > MAX_PASSWORD or len(name) > 64:
         raise InvalidCredentials("wrong user name or password")
     key = f"{name.strip().lower()}\x00{client[:64]}"
+    if not address_known:
+        _count_window(db, "\x00unknown-address", now)
     _count_attempt(db, key, now)
     rows = list(db.query("SELECT * FROM users WHERE name = ?", [name]))
     ok = _verify(rows[0]["password_hash"] if rows else _DUMMY_HASH, password)
@@ -210,6 +226,32 @@ def _count_attempt(db: sqlite_utils.Database, key: str, now: float) -> None:
             "ON CONFLICT (key) DO UPDATE SET failed = excluded.failed, "
             "locked_until = excluded.locked_until",
             [key, failed, now + backoff_s(failed)],
+        )
+        db.execute("COMMIT")
+    except TooManyAttempts:
+        raise
+    except BaseException:
+        db.rollback()
+        raise
+
+
+def _count_window(db: sqlite_utils.Database, key: str, now: float) -> None:
+    """Count one attempt in ``key``'s current minute; TooManyAttempts past :func:`unknown_rate`.
+    (``failed`` counts the attempts of the window that started at ``locked_until`` - 60 s.)"""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        row = db.execute(
+            "SELECT failed, locked_until FROM login_attempts WHERE key = ?", [key]
+        ).fetchone()
+        count, ends = (row[0], row[1]) if row and row[1] > now else (0, now + UNKNOWN_WINDOW_S)
+        if count >= unknown_rate():
+            db.execute("COMMIT")
+            raise TooManyAttempts(ends - now)
+        db.execute(
+            "INSERT INTO login_attempts (key, failed, locked_until) VALUES (?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET failed = excluded.failed, "
+            "locked_until = excluded.locked_until",
+            [key, count + 1, ends],
         )
         db.execute("COMMIT")
     except TooManyAttempts:

@@ -92,7 +92,9 @@ def cmd_up(args: argparse.Namespace) -> int:
 
         # Without team mode there is no login: listen on this machine only unless told otherwise.
         address = args.address or ("0.0.0.0" if team_mode() else "127.0.0.1")
-        children.start("dashboard", _dashboard_cmd(args.port, address), {}, "dashboard.log")
+        children.start(
+            "dashboard", _dashboard_cmd(args.port, address), _dashboard_env(), "dashboard.log"
+        )
         url = f"http://localhost:{args.port}"
         if address != "127.0.0.1":
             url += f" (listening on {address})"
@@ -146,6 +148,15 @@ def _plan_workers(
     if "cpu" in devices:
         note = f" ({slots} slot(s) × {slot_cores} core(s), threads: {threads or 'by model size'})"
     return workers, note
+
+
+def _dashboard_env() -> dict[str, str]:
+    """The dashboard server trusts X-Forwarded-For only from the proxy TRAINBOARD_TRUSTED_PROXY
+    names (addresses or networks, comma-separated; ``*`` when nothing but the proxy can reach
+    the app, as in compose.yaml). uvicorn does the parsing (its FORWARDED_ALLOW_IPS); unset,
+    no peer is trusted, not even a local one, so a header a browser sends is never believed."""
+    trusted = os.environ.get("TRAINBOARD_TRUSTED_PROXY", "").strip()
+    return {"FORWARDED_ALLOW_IPS": trusted}
 
 
 def _dashboard_cmd(port: int, address: str) -> list[str]:

@@ -32,8 +32,8 @@ from engine.errors import ConfigError, DataError
 from engine.tips import TIPS
 from engine.vocab import TERMINAL, EventKind, RunStatus
 from jobs import auth, submit, views
-from jobs.names import MAX_TEXT, TextRefused, clean_text, invisible
 from jobs.errors import DatasetNotFound, RunNotFound, StoreError
+from jobs.names import MAX_TEXT, TextRefused, clean_text, invisible
 from jobs.store import reader, registry
 from jobs.store.db import connect
 from jobs.store.reader import SeriesData

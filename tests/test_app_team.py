@@ -161,3 +161,27 @@ def test_a_download_checks_the_session_when_it_is_clicked(team):
     auth.remove_user(team, "bob")
     with pytest.raises(PermissionError, match="log in again"):
         download()
+
+
+def test_without_an_address_logins_back_off_per_browser_session_and_by_a_shared_rate(
+    team, monkeypatch
+):
+    """AppTest sessions have no browser address, like clients behind an untrusted proxy. One
+    session guessing bob's password is slowed; bob, in another session, still logs in (before
+    issue 18 all such clients shared one bucket, so anyone could lock bob out). Many sessions
+    together hit the shared rate."""
+    monkeypatch.setattr(auth, "backoff_s", lambda n: 60.0 if n > auth.FREE_ATTEMPTS else 0.0)
+    guesser = app()
+    for _ in range(auth.FREE_ATTEMPTS + 1):
+        guesser = _login(guesser, "bob", "not bob's password")
+    guesser = _login(guesser, "bob", "bob's long password")
+    assert any("Too many failed attempts" in e.value for e in guesser.error)
+    bob = _login(app(), "bob", "bob's long password")
+    assert not bob.error, [e.value for e in bob.error]
+    assert "tb_session_token" in bob.session_state
+    # The shared rate: the attempts so far count; past the limit every address-less session
+    # waits for the minute to end, whatever name it tries.
+    so_far = auth.FREE_ATTEMPTS + 1 + 1 + 1  # the guesses, the slowed try, bob
+    monkeypatch.setenv("TRAINBOARD_LOGIN_UNKNOWN_PER_MIN", str(so_far))
+    fresh = _login(app(), "carol", "not carol's password")
+    assert any("Too many failed attempts" in e.value for e in fresh.error), fresh.error

@@ -88,7 +88,7 @@ def test_the_proxy_is_the_only_door_to_the_app():
     assert "published" not in app, "the app must not be reachable around the proxy"
     assert "TRAINBOARD_MAX_UPLOAD_MB: '200'" in app  # the same limit on both sides
     assert "_stcore/health" in app  # the proxy waits for a healthy app
-    assert "FORWARDED_ALLOW_IPS: '*'" in app  # the client's address comes from the proxy
+    assert "TRAINBOARD_TRUSTED_PROXY: '*'" in app  # the client's address comes from the proxy
     assert "TRAINBOARD_TEAM: '1'" in app
 
 
