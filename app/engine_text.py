@@ -199,6 +199,36 @@ MESSAGES: tuple[str, ...] = (
         "{rows} training rows one net's score depends a lot on its luck, and a member costs "
         "only seconds here (T14)."
     ),
+    # the team server's guards (jobs.submit, jobs.names, jobs.datasets, jobs.quotas; issue 18)
+    N_("a whole section can't be set at once; set one field per line, e.g. {field}=VALUE"),
+    N_(
+        "the {what} is {length} characters long; at most {limit} are allowed, so nothing was "
+        "stored. Shorten it."
+    ),
+    N_(
+        "{source} is not a registered dataset; add it first (Datasets page, or `trainboard "
+        "datasets add FILE`, which checks it as an upload is checked)"
+    ),
+    N_("dataset {id} no longer exists; pick another dataset"),
+    N_(
+        "this run's settings name another file or target than its dataset {name}, so nothing "
+        "was read; queue it again from the New run page"
+    ),
+    N_("{source}: not a bundled sample, so nothing was read."),
+    N_(
+        "{name}: the dataset's file is not in the data directory, so it was not read; add the "
+        "file again from the Datasets page"
+    ),
+    N_("{name}: the dataset's file can't be read ({why})."),
+    N_(
+        "{name}: the file changed after it was checked (its content hash differs), so it was "
+        "not loaded; upload it again"
+    ),
+    N_(
+        "stopped at the {hours} h limit per run (TRAINBOARD_MAX_RUN_HOURS on the server); its "
+        "checkpoint is kept: Resume it to go on"
+    ),
+    N_("stopped at the run time limit at step {step}; checkpoint saved"),
 )
 # Messages without numbers: their own msgids (listed here so Babel finds them).
 _FIXED = (
@@ -211,6 +241,13 @@ _FIXED = (
         "(T5)"
     ),
     N_("each cut halves the LR, so it reaches the floor after about 10 cuts (T7)."),
+    N_("unknown setting; the settings a run may change are listed in docs/presets.md"),
+    N_("set by the preset you pick above, not by a setting"),
+    N_("the data comes from the dataset chosen above; pick or upload another dataset there"),
+    N_(
+        "this run's dataset is no longer registered, so it was not read; queue the run again "
+        "on a dataset from the Datasets page"
+    ),
     N_("LR 0.1, the advice's good first LR for SGD with momentum at batch 128 (T5)."),
     # the auto preset's reasons for sequences (engine/auto.py, _sequence)
     N_(
@@ -232,7 +269,7 @@ _FIXED = (
     ),
 )
 # Placeholders whose text is itself a fixed phrase (or another message) to translate.
-PHRASES = {"fill", "problem"}
+PHRASES = {"fill", "problem", "what"}
 _PHRASE_TEXTS = (
     N_("an empty text cell matches no category"),
     N_(
@@ -240,6 +277,8 @@ _PHRASE_TEXTS = (
         "has no value there)"
     ),
     N_("unknown setting"),
+    N_("run name"),
+    N_("file name"),
 )
 # Why a run stopped: a summary's stop_reason, "_" read as " " (the Compare table, run_end).
 STOP_REASONS = {

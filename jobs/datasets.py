@@ -191,7 +191,7 @@ def clean_name(filename: str) -> str:
     try:
         name = clean_text(base, what="file name", limit=MAX_NAME)
     except TextRefused as e:
-        raise DataError(f"{str(e)[0].upper()}{str(e)[1:]}") from e
+        raise DataError(str(e)) from e
     return name or "upload"
 
 

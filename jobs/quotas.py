@@ -10,6 +10,14 @@
   workers that could take the run (a GPU's memory for the ``gpu`` queue, this machine's memory
   otherwise).
 
+While runs run (team mode), two more (issue 18, #6):
+
+- running runs per member (``TRAINBOARD_MAX_RUNNING_PER_USER``, default half the live worker
+  slots, at least 1), enforced in the statement that claims a run
+  (``jobs.store.registry.claim_run``), so N long runs from one member never hold every slot;
+- wall time per run (``TRAINBOARD_MAX_RUN_HOURS``, default 24, per attempt): the run's process
+  stops it with a checkpoint and a clear status, and it can be resumed (``jobs.queue.runner``).
+
 The estimate is arithmetic on the config (no torch): the same layer sizes ``engine.models``
 builds. Every refusal is a ``ConfigError`` keyed by the field to change, so the New run form
 shows it beside that field and nothing is queued.
@@ -39,6 +47,38 @@ def _env_int(name: str, default: int) -> int:
     if value < 1:
         raise ValueError(f"{name} must be at least 1, got {raw!r}")
     return value
+
+
+def max_running_per_user(db: Any) -> int | None:
+    """How many runs one member may have running at once; None (no cap) outside team mode,
+    where every run is the one local user's."""
+    from jobs.auth import team_mode
+    from jobs.store import registry
+
+    if not team_mode():
+        return None
+    raw = os.environ.get("TRAINBOARD_MAX_RUNNING_PER_USER", "").strip()
+    if raw:
+        return _env_int("TRAINBOARD_MAX_RUNNING_PER_USER", 1)
+    slots = sum(w.get("status") not in ("stopped", "offline") for w in registry.list_workers(db))
+    return max(1, slots // 2)
+
+
+def max_run_seconds() -> float:
+    """A run's wall-time limit per attempt (TRAINBOARD_MAX_RUN_HOURS, default 24)."""
+    raw = os.environ.get("TRAINBOARD_MAX_RUN_HOURS", "").strip()
+    hours = float(raw) if raw else 24.0
+    if hours <= 0:
+        raise ValueError(f"TRAINBOARD_MAX_RUN_HOURS must be above 0, got {raw!r}")
+    return hours * 3600
+
+
+def time_limit_message(seconds: float) -> str:
+    hours = seconds / 3600
+    return (
+        f"stopped at the {hours:g} h limit per run (TRAINBOARD_MAX_RUN_HOURS on the server); "
+        "its checkpoint is kept: Resume it to go on"
+    )
 
 
 @dataclass(frozen=True)

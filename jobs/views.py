@@ -14,6 +14,7 @@ from typing import Any
 import sqlite_utils
 
 from engine.vocab import TERMINAL, EventKind
+from jobs import quotas
 from jobs.errors import DatasetNotFound
 from jobs.format import (
     flatten,
@@ -126,6 +127,16 @@ def run_filters(db: sqlite_utils.Database) -> dict[str, list[Any]]:
 # --- home -----------------------------------------------------------------------------------
 
 
+def _holder(db: sqlite_utils.Database, run_id: int | None) -> str:
+    """Whose run holds a worker's slot ("—" when idle)."""
+    if run_id is None:
+        return "—"
+    try:
+        return registry.get_run(db, run_id)["owner"] or "—"
+    except LookupError:
+        return "—"
+
+
 def home_summary(db: sqlite_utils.Database, recent: int = 5) -> dict[str, Any]:
     """Workers online, run counts by status (the queue), and the latest runs."""
     counts = registry.status_counts(db)
@@ -144,6 +155,7 @@ def home_summary(db: sqlite_utils.Database, recent: int = 5) -> dict[str, Any]:
                 "memory": format_mib(w.get("gpu_mem_total")),
                 "state": state,
                 "run": f"#{w['current_run']}" if w.get("current_run") is not None else "—",
+                "holder": _holder(db, w.get("current_run")),
                 "seen": f"{format_duration(time.time() - seen)} ago" if seen else "—",
             }
         )
@@ -158,6 +170,7 @@ def home_summary(db: sqlite_utils.Database, recent: int = 5) -> dict[str, Any]:
         "total_runs": total,
         "recent": rows,
         "datasets": len(registry.list_datasets(db)),
+        "running_cap": quotas.max_running_per_user(db),
     }
 
 

@@ -662,3 +662,33 @@ def test_a_user_setting_must_be_an_allowed_value(tmp_path, monkeypatch):
     service.set_user_setting(db, "local", "language", "en")
     assert service.user_setting(db, "local", "language") == "en"
     assert db.execute("SELECT count(*) FROM user_settings").fetchone()[0] == 1
+
+
+def test_the_team_servers_guards_read_in_chinese(tmp_path):
+    """Every message the issue-18 guards write, produced by the real code, reads in Chinese."""
+    from engine.errors import DataError
+    from jobs import names, quotas, submit
+
+    texts = list(
+        submit.member_override_errors(
+            {"data": {}, "Optim.LR": 1, "model": {}, "preset": "x", "data.dataset": "/x"}
+        ).values()
+    )
+    for what in ("run name", "file name"):
+        with pytest.raises(names.TextRefused) as e:
+            names.clean_text("x" * 300, what=what)
+        texts.append(str(e.value))
+    texts.append(quotas.time_limit_message(1800))
+    ds = {"name": "a.csv", "path": str(tmp_path / "elsewhere.csv"), "target": "y", "sha256": "0"}
+    for spec, row in (
+        ({"data": {"dataset": "/etc/x", "target": "y"}}, ds),
+        ({"data": {"dataset": ds["path"], "target": "y"}}, ds),
+        ({"data": {"dataset": ds["path"], "target": "y"}}, None),
+    ):
+        with pytest.raises(DataError) as e:
+            datasets.verify_for_run(spec, row, tmp_path)
+        texts.append(str(e.value))
+    with i18n.language(ZH):
+        for text in texts:
+            zh = engine_text.message(text)
+            assert CJK.search(zh) and zh != text, text

@@ -21,6 +21,7 @@ WORKER_COLUMNS = {
     "memory": N_("memory"),
     "state": N_("state"),
     "run": N_("current run"),
+    "holder": N_("held by"),
     "seen": N_("seen"),
 }
 WORKER_STATES = {"busy": N_("busy"), "idle": N_("idle"), "stopped": N_("stopped")}
@@ -63,6 +64,13 @@ def _home(summary: dict) -> None:
         )
 
     st.subheader(_("Workers"))
+    if summary["online"] and summary.get("running_cap") is not None:
+        st.caption(
+            _(
+                "Each member may hold at most {cap} of the {slots} worker slots at once "
+                "(TRAINBOARD_MAX_RUNNING_PER_USER); their other runs wait in the queue."
+            ).format(cap=summary["running_cap"], slots=summary["online"])
+        )
     if summary["online"]:
         st.dataframe(
             _workers(summary["workers"]),

@@ -17,6 +17,7 @@ import ctypes
 import os
 import signal
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any, Protocol
@@ -78,8 +79,9 @@ class RunChannel(Protocol):
 class RunSink:
     """The engine's sink (``engine.sink.Sink``) over a run channel."""
 
-    def __init__(self, channel: RunChannel) -> None:
+    def __init__(self, channel: RunChannel, timed_out: Any = None) -> None:
         self.channel = channel
+        self.timed_out = timed_out or (lambda: False)
 
     def log(self, step: int, values: dict[str, float]) -> None:
         self.channel.log(step, values)
@@ -97,6 +99,8 @@ class RunSink:
                 message.replace("cancelled", "worker shut down", 1)
                 + "; the run goes back to the queue"
             )
+        elif kind == "cancelled" and self.timed_out():
+            message = message.replace("cancelled", "stopped at the run time limit", 1)
         self.channel.event(step, kind, message, data)
 
     def progress(self, fraction: float) -> None:
@@ -117,8 +121,17 @@ def execute(run_id: int, *, worker: str, device: str) -> str:
     from engine.errors import EngineError
     from engine.faults import FaultHook
     from engine.threads import ThreadPolicy
+    from jobs import quotas
 
     s = settings()
+    # The wall-time limit of this attempt (TRAINBOARD_MAX_RUN_HOURS): past it the engine stops
+    # the run as it stops a cancelled one, with a checkpoint, and the status says why.
+    limit_s = quotas.max_run_seconds()
+    deadline = time.monotonic() + limit_s
+
+    def timed_out() -> bool:
+        return time.monotonic() > deadline
+
     folder = run_dir(run_id, s.home)
     folder.mkdir(parents=True, exist_ok=True)
     channel = StoreChannel(
@@ -135,8 +148,8 @@ def execute(run_id: int, *, worker: str, device: str) -> str:
         with channel:
             result = run_training(
                 config,
-                sink=RunSink(channel),
-                should_stop=lambda: _released or channel.cancel_requested(),
+                sink=RunSink(channel, timed_out),
+                should_stop=lambda: _released or channel.cancel_requested() or timed_out(),
                 run_dir=folder,
                 device=device,
                 resume=True,
@@ -155,7 +168,11 @@ def execute(run_id: int, *, worker: str, device: str) -> str:
         return channel.record("failed", error=last_line(e))
     if _released and result.status == "cancelled":
         return "released"
-    return channel.record(result.status, error=result.message, summary=result.summary)
+    if result.status == "cancelled" and timed_out() and not channel.cancel_requested():
+        return channel.record("cancelled", error=quotas.time_limit_message(limit_s))
+    # A cancelled run's message ("cancelled at step N; checkpoint saved") is in its events.
+    error = None if result.status == "cancelled" else result.message
+    return channel.record(result.status, error=error, summary=result.summary)
 
 
 def _log_to_run_dir(run_id: int) -> None:

@@ -20,6 +20,7 @@ from celery import shared_task
 from celery.exceptions import Reject
 
 from engine.vocab import TERMINAL
+from jobs import quotas
 from jobs.errors import IllegalTransition, LostClaim, RunNotFound
 from jobs.queue import presence, spare
 from jobs.queue.celery_app import TRAIN_TASK, settings
@@ -78,13 +79,19 @@ def _supervise(db, run_id: int) -> str:
         skipped = f"skipped: run {run_id} is {run['status']}"
     # A lost run's own message resumes it; otherwise the message is a turn for the next run
     # in the fair order of its queue (often this very run).
-    candidates = [run_id] if run["status"] == "lost" else registry.fair_queue(db, run["queue"])
+    # In team mode one member holds at most TRAINBOARD_MAX_RUNNING_PER_USER slots at once.
+    cap = quotas.max_running_per_user(db)
+    candidates = (
+        [run_id]
+        if run["status"] == "lost"
+        else registry.fair_queue(db, run["queue"], max_running=cap)
+    )
     claimed = None
     for candidate in candidates:
         try:
-            registry.claim_run(db, candidate, worker=me.name, device=me.device)
+            registry.claim_run(db, candidate, worker=me.name, device=me.device, max_running=cap)
         except IllegalTransition:
-            continue  # another worker took it a moment ago: the next one
+            continue  # another worker took it a moment ago (or its owner is at the cap): next
         claimed = candidate
         break
     if claimed is None:
@@ -100,6 +107,19 @@ def _supervise(db, run_id: int) -> str:
     finally:
         me.current_run = None
         me.report(db)
+        _next_turn(db, run["queue"])
+
+
+def _next_turn(db, queue: str) -> None:
+    """A slot came free: send a turn for the next fair run of the queue, if one waits. A run
+    passed over while its owner was at the running cap has no message of its own left (it was
+    used as a turn for someone else's run), and must not wait for the reaper's re-send."""
+    cap = quotas.max_running_per_user(db)
+    if cap is None:
+        return  # no cap: every queued run still has its own message
+    waiting = registry.fair_queue(db, queue, limit=1, max_running=cap)
+    if waiting:
+        send_run(db, waiting[0])
 
 
 def _watch(db, run_id: int, s) -> str:

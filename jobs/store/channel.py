@@ -100,7 +100,7 @@ class StoreChannel:
             elif status == "diverged":
                 registry.diverge_run(db, run_id, error or "diverged", summary)
             elif status == "cancelled":
-                registry.cancel_run(db, run_id)
+                registry.cancel_run(db, run_id, reason=error)
             else:
                 registry.fail_run(db, run_id, error or "failed", summary)
         except IllegalTransition as e:

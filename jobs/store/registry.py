@@ -193,10 +193,25 @@ def _transition(
 
 
 def claim_run(
-    db: sqlite_utils.Database, run_id: int, *, worker: str, device: str
+    db: sqlite_utils.Database,
+    run_id: int,
+    *,
+    worker: str,
+    device: str,
+    max_running: int | None = None,
 ) -> dict[str, Any]:
-    """queued/lost -> running for ``worker`` on ``device``; counts an attempt; returns the run."""
+    """queued/lost -> running for ``worker`` on ``device``; counts an attempt; returns the run.
+    ``max_running``: refused (IllegalTransition, the run stays as it was) while its owner
+    already has that many running, counted in the same statement, so two workers claiming at
+    once can't both pass."""
     now = time.time()
+    where, params = "", []
+    if max_running is not None:
+        where = (
+            " AND (SELECT count(*) FROM runs AS mine WHERE mine.owner = runs.owner "
+            "AND mine.status = 'running') < ?"
+        )
+        params = [max_running]
     _transition(
         db,
         run_id,
@@ -212,6 +227,8 @@ def claim_run(
             "error": None,
         },
         raw_sets="attempt = attempt + 1",
+        where=where,
+        where_params=params,
     )
     return get_run(db, run_id)
 
@@ -290,15 +307,13 @@ def diverge_run(
     )
 
 
-def cancel_run(db: sqlite_utils.Database, run_id: int) -> None:
-    """queued/running/lost -> cancelled (for a running run, the worker calls this once stopped)."""
-    _transition(
-        db,
-        run_id,
-        "cancel",
-        ("queued", "running", "lost"),
-        {"status": "cancelled", "finished_at": time.time()},
-    )
+def cancel_run(db: sqlite_utils.Database, run_id: int, reason: str | None = None) -> None:
+    """queued/running/lost -> cancelled (for a running run, the worker calls this once stopped);
+    ``reason``: why, when nobody asked (the time limit), shown with the status."""
+    sets: dict[str, Any] = {"status": "cancelled", "finished_at": time.time()}
+    if reason:
+        sets["error"] = reason
+    _transition(db, run_id, "cancel", ("queued", "running", "lost"), sets)
 
 
 def request_cancel(db: sqlite_utils.Database, run_id: int) -> str:
@@ -441,13 +456,17 @@ def delete_run(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
     return run
 
 
-def fair_queue(db: sqlite_utils.Database, queue: str, limit: int = 8) -> list[int]:
+def fair_queue(
+    db: sqlite_utils.Database, queue: str, limit: int = 8, max_running: int | None = None
+) -> list[int]:
     """Queued runs of ``queue`` in the order workers should take them, fair between users:
     each user's oldest queued run, users with the fewest running runs first, then the user who
     last had a run start longest ago, then the longest wait. With one user it is plain FIFO;
-    with A's 100 runs ahead of B's one, B's run starts next."""
+    with A's 100 runs ahead of B's one, B's run starts next. ``max_running``: users who already
+    have that many running are left out (their runs wait for one of theirs to end)."""
+    cap = "" if max_running is None else "WHERE coalesce(b.n, 0) < ?"
     rows = db.execute(
-        """
+        f"""
         WITH waiting AS (
             SELECT owner, min(id) AS first FROM runs
             WHERE status = 'queued' AND queue = ? GROUP BY owner
@@ -462,10 +481,11 @@ def fair_queue(db: sqlite_utils.Database, queue: str, limit: int = 8) -> list[in
         SELECT w.first FROM waiting w
         LEFT JOIN busy b ON b.owner = w.owner
         LEFT JOIN served s ON s.owner = w.owner
+        {cap}
         ORDER BY coalesce(b.n, 0), coalesce(s.t, 0), w.first
         LIMIT ?
         """,
-        [queue, limit],
+        [queue, *([] if max_running is None else [max_running]), limit],
     ).fetchall()
     return [r[0] for r in rows]
 
