@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import streamlit as st
 
@@ -89,6 +90,23 @@ def headers(labels: dict[str, str]) -> dict[str, object]:
     """Column headers in the session's language for ``st.dataframe(column_config=…)``: the
     frame keeps its own (English) column names, only the header shown changes."""
     return {col: st.column_config.Column(_(label)) for col, label in labels.items()}
+
+
+def dataframe(data: Any, **kwargs: Any) -> Any:
+    """``st.dataframe`` for every table the pages show. Its toolbar's "Download as CSV" is
+    written in the browser from the cells shown, so text cells (and the row and column labels:
+    class names, run names) that a spreadsheet would run as a formula are made safe here
+    (``service.csv_safe``: a leading apostrophe; numbers are untouched)."""
+    import pandas as pd
+
+    frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
+    frame = frame.copy()
+    for col in frame.columns:
+        if frame[col].dtype == object or pd.api.types.is_string_dtype(frame[col]):
+            frame[col] = frame[col].map(service.csv_safe)
+    frame.index = frame.index.map(service.csv_safe)
+    frame.columns = frame.columns.map(service.csv_safe)
+    return st.dataframe(frame, **kwargs)
 
 
 def db():

@@ -5,7 +5,27 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
+
+# A spreadsheet opened on an exported CSV runs a cell that starts with one of these as a formula
+# (OWASP, "CSV injection"): =HYPERLINK(…), +cmd|…, -2+3+cmd|…, @SUM(…), and a leading tab or
+# CR. Such a text cell gets a leading apostrophe, which spreadsheets show as text; a cell that
+# is only a number ("-0.5", "+3", "-12%") is left alone, since it can't be a formula.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d[\d,]*\.?\d*|\.\d+)(e[+-]?\d+)?%?", re.IGNORECASE)
+
+
+def csv_safe(value: Any) -> Any:
+    """``value`` as it may go into an exported table: text that a spreadsheet would run as a
+    formula gets a leading apostrophe; everything else (numbers included) is unchanged."""
+    if (
+        isinstance(value, str)
+        and value.startswith(FORMULA_START)
+        and not _PLAIN_NUMBER.fullmatch(value)
+    ):
+        return "'" + value
+    return value
 
 
 def format_duration(seconds: float | None) -> str:

@@ -33,6 +33,7 @@ from engine.tips import TIPS
 from engine.vocab import TERMINAL, EventKind, RunStatus
 from jobs import auth, submit, views
 from jobs.errors import DatasetNotFound, RunNotFound, StoreError
+from jobs.format import csv_safe
 from jobs.names import MAX_TEXT, TextRefused, clean_text, invisible
 from jobs.store import reader, registry
 from jobs.store.db import connect
@@ -57,6 +58,7 @@ __all__ = [
     "Validation",
     "auth",
     "clean_text",
+    "csv_safe",
     "invisible",
     "connect",
 ]

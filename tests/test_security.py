@@ -187,3 +187,58 @@ def test_the_command_line_refuses_a_100000_character_run_name(home):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "run name is 100,000 characters long; at most 200" in proc.stderr
     assert registry.count_runs(home["db"]) == 0
+
+
+# --- exports (issue 18, #7) --------------------------------------------------------------------
+
+FORMULAS = [
+    '=HYPERLINK("http://x","y")',
+    "+cmd|' /C calc'!A0",
+    "-2+3+cmd|x",
+    "@SUM(A1)",
+    "\tx",
+    "\rx",
+]
+
+
+def test_csv_safe_neutralises_formulas_and_leaves_numbers_alone():
+    for f in FORMULAS:
+        assert service.csv_safe(f) == "'" + f
+    for keep in ("-0.5", "+3", "-12%", "1e-3", "-1,200.5", "plain", "—", 4, -1.5, None):
+        assert service.csv_safe(keep) == keep
+
+
+def test_the_metrics_export_writes_formula_cells_as_text(home):
+    import csv
+
+    from jobs.store.db import db_path
+    from jobs.store.writer import MetricWriter
+
+    db = home["db"]
+    run_id = registry.create_run(db, spec={}, preset="quick", owner="bob")
+    with MetricWriter(db_path(), run_id) as w:
+        for i, key in enumerate(FORMULAS[:4]):
+            w.log(i, {key: -1.5, "train/loss": 0.5})
+    rows = list(csv.reader(service.export_metrics_csv(run_id).open()))
+    keys = {r[0] for r in rows[1:]}
+    assert keys == {"'" + f for f in FORMULAS[:4]} | {"train/loss"}
+    assert {r[2] for r in rows[1:]} == {"-1.5", "0.5"}  # numbers stay numbers
+
+
+def test_every_table_the_pages_show_has_formula_cells_made_safe(home):
+    """The toolbar's "Download as CSV" is written in the browser from the cells shown: the Runs
+    table with a run named like a formula shows it with the apostrophe, and no page calls
+    st.dataframe around ui.dataframe."""
+    from streamlit.testing.v1 import AppTest
+
+    db = home["db"]
+    registry.create_run(db, spec={}, preset="quick", name='=HYPERLINK("http://x")', owner="bob")
+    at = AppTest.from_file(str(Path(__file__).parents[1] / "app" / "main.py"), default_timeout=60)
+    at.run()
+    at.switch_page("screens/runs.py").run()
+    assert not at.exception
+    cells = {str(v) for df in at.dataframe for v in df.value.to_numpy().ravel()}
+    assert '\'=HYPERLINK("http://x")' in cells and '=HYPERLINK("http://x")' not in cells
+    screens = Path(__file__).parents[1] / "app" / "screens"
+    direct = [p.name for p in screens.glob("*.py") if "st.dataframe(" in p.read_text()]
+    assert direct == [], direct

@@ -78,7 +78,7 @@ def live_compare() -> None:
     else:
         st.info(_("None of these runs has logged metrics yet."))
     st.subheader(_("Outcome"))
-    st.dataframe(
+    ui.dataframe(
         _outcome(runs), hide_index=True, width="stretch", column_config=ui.headers(OUTCOME_COLUMNS)
     )
     st.subheader(_("Settings that differ"))
@@ -86,7 +86,7 @@ def live_compare() -> None:
     if diff:
         headers = {c: st.column_config.Column(_run_name(c)) for c in diff[0] if c != "setting"}
         headers["setting"] = st.column_config.Column(_("setting"))
-        st.dataframe(pd.DataFrame(diff), hide_index=True, width="stretch", column_config=headers)
+        ui.dataframe(pd.DataFrame(diff), hide_index=True, width="stretch", column_config=headers)
     else:
         st.success(_("These runs have identical settings (only the seed of chance differs)."))
 

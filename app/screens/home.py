@@ -72,7 +72,7 @@ def _home(summary: dict) -> None:
             ).format(cap=summary["running_cap"], slots=summary["online"])
         )
     if summary["online"]:
-        st.dataframe(
+        ui.dataframe(
             _workers(summary["workers"]),
             hide_index=True,
             width="stretch",

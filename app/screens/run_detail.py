@@ -315,7 +315,7 @@ def _confusion(summary: dict) -> None:
             rows=summary.get("test_rows", sum(map(sum, cm)))
         )
     )
-    st.dataframe(pd.DataFrame(cm, index=labels, columns=labels), width="content")
+    ui.dataframe(pd.DataFrame(cm, index=labels, columns=labels), width="content")
 
 
 def _tabs(detail: dict, events: list[dict]) -> None:
@@ -327,7 +327,7 @@ def _tabs(detail: dict, events: list[dict]) -> None:
     with tab_cfg:
         tips = service.explain(spec)
         if tips:
-            st.dataframe(
+            ui.dataframe(
                 pd.DataFrame(
                     [
                         {
@@ -346,7 +346,7 @@ def _tabs(detail: dict, events: list[dict]) -> None:
         st.json(spec, expanded=False)
     with tab_log:
         if events:
-            st.dataframe(
+            ui.dataframe(
                 pd.DataFrame(
                     [
                         {

@@ -96,7 +96,7 @@ def _table(db, rows, total) -> None:
     if i18n.zh():  # the values that are words; the frame keeps its English columns
         table["status"] = [i18n.status(v) for v in table["status"]]
         table["duration"] = [i18n.duration(r["seconds"]) for r in rows]
-    st.dataframe(
+    ui.dataframe(
         table,
         hide_index=True,
         width="stretch",

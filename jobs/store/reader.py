@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
+from jobs.format import csv_safe
 from jobs.store.writer import SHIFTS
 
 _NO_LOWER_BOUND = -(2**62)
@@ -308,7 +309,7 @@ def export_metrics(
             w = csv.writer(f)
             w.writerow(["key", "step", "value"])
             while chunk := cur.fetchmany(50_000):
-                w.writerows(chunk)
+                w.writerows((csv_safe(k), step, v) for k, step, v in chunk)
                 n += len(chunk)
         return n
     import pyarrow as pa  # only exports need pyarrow; keep it off the import path of the store
