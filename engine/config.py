@@ -343,6 +343,27 @@ def leaf_fields() -> tuple[str, ...]:
     return tuple(out)
 
 
+# Fields a run takes from elsewhere, never from a person's overrides on a shared server: the data
+# it reads (the chosen dataset's stored file, target and task) and the bookkeeping fields the
+# preset fills in. Every other leaf is settable (:func:`settable_fields`).
+LOCKED_FIELDS = ("preset", "auto", "data.dataset", "data.target", "data.task")
+
+
+def settable_fields() -> dict[str, str]:
+    """Every field a member's overrides may set, with its description: an allowlist of exact
+    dotted names (docs/presets.md lists them)."""
+    out: dict[str, str] = {}
+    for section, field_info in Config.model_fields.items():
+        sub = field_info.annotation
+        if not (isinstance(sub, type) and issubclass(sub, BaseModel)):
+            continue
+        for name, info in sub.model_fields.items():
+            dotted = f"{section}.{name}"
+            if dotted not in LOCKED_FIELDS:
+                out[dotted] = info.description or ""
+    return out
+
+
 def preset_for(name: str, facts: DataFacts | None = None) -> Preset:
     """The preset ``name``; for ``auto`` with dataset facts, its settings include the ones
     derived from the data (engine.auto), each with its tip and reason."""

@@ -14,7 +14,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.config import list_presets
+from engine.config import Config, list_presets, settable_fields
 from engine.tips import TIPS
 
 CATALOGUES = Path(__file__).resolve().parents[1] / "app" / "locale"
@@ -33,6 +33,14 @@ PAGE: dict[str, dict[str, str]] = {
         "tips_head": "| id | in short |",
         "good_for": "Good for: {suited_for}.",
         "table_head": "| setting | value | tip | why |",
+        "settable": "## Settings a run may change",
+        "settable_intro": (
+            'Exactly these names are accepted in `--set`, under "More settings" on the New '
+            "run page and in an A/B pair;\nanything else (a whole section such as `data`, "
+            "another spelling, the data source) is refused by name.\nThe data a run reads "
+            "comes only from the dataset chosen: its file, target and task."
+        ),
+        "settable_head": "| setting | default | what |",
     },
     "zh_CN": {
         "title": "# 预设及其背后的建议",
@@ -46,6 +54,13 @@ PAGE: dict[str, dict[str, str]] = {
         "tips_head": "| 编号 | 简述 |",
         "good_for": "适用于：{suited_for}。",
         "table_head": "| 设置项 | 取值 | 建议 | 原因 |",
+        "settable": "## 运行可以修改的设置",
+        "settable_intro": (
+            "`--set`、“新建运行”页面的“更多设置”和 A/B 对比只接受下面这些名称；\n其他任何名称"
+            "（例如整个 `data` 分区、别的拼写、数据来源）都会被按名称拒绝。\n运行读取的数据只"
+            "来自所选的数据集：它的文件、目标列和任务。"
+        ),
+        "settable_head": "| 设置项 | 默认值 | 说明 |",
     },
 }
 
@@ -99,6 +114,21 @@ def presets_markdown(lang: str = "en") -> str:
             value = str(s.value).lower() if isinstance(s.value, bool) else s.value
             out.append(f"| `{s.field}` | `{value}` | {s.tip} | {tr(s.why)} |")
         out.append("")
+    out += [
+        words["settable"],
+        "",
+        words["settable_intro"],
+        "",
+        words["settable_head"],
+        "|---|---|---|",
+    ]
+    defaults = Config().to_dict()
+    for name, what in settable_fields().items():
+        section, field = name.split(".")
+        default = defaults[section][field]
+        value = str(default).lower() if isinstance(default, bool) else default
+        out.append(f"| `{name}` | `{value}` | {what.replace('|', '/')} |")
+    out.append("")
     return "\n".join(out)
 
 

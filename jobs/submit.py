@@ -119,22 +119,21 @@ def validate(
 
 # --- what a member may set, and the one dataset a run may read ---------------------------------
 
-# The fields that identify the data a run reads: they come only from the dataset a member picked
-# (its stored file and target), never from a setting typed in the browser. ``data.task`` follows
-# the dataset too (its report says classification or regression).
-DATA_FIELDS = ("data.dataset", "data.target", "data.task")
+# The data a run reads comes only from the dataset a member picked (its stored file, target and
+# task: engine.config.LOCKED_FIELDS), never from a setting typed in the browser.
 DATA_LOCKED = "the data comes from the dataset chosen above; pick or upload another dataset there"
 
 
 def member_fields() -> frozenset[str]:
     """The exact dotted names a member's overrides may set (the "More settings" box, the A/B
-    path, "queue with this change"): every leaf of the config except the data's identity and
-    the bookkeeping fields ``preset`` and ``auto``. An allowlist, so a whole section (``data``),
-    another spelling (``Data.Dataset``, `` data.dataset``) or any future way of naming a path is
-    refused by name instead of being merged (docs/team-mode.md, threat model)."""
-    from engine.config import leaf_fields
+    path, "queue with this change"): ``engine.config.settable_fields``, every leaf of the config
+    except the data's identity and the bookkeeping fields. An allowlist, so a whole section
+    (``data``), another spelling (``Data.Dataset``, `` data.dataset``) or any future way of
+    naming a path is refused by name instead of being merged (docs/team-mode.md, threat
+    model)."""
+    from engine.config import settable_fields
 
-    return frozenset(f for f in leaf_fields() if "." in f and f not in DATA_FIELDS)
+    return frozenset(settable_fields())
 
 
 def _squash(key: str) -> str:
