@@ -1,9 +1,11 @@
-"""The dashboard's languages: English (the source text) and Simplified Chinese (中文).
+"""The dashboard's languages: English (the source text), Simplified Chinese (简体中文) and
+Traditional Chinese (繁體中文).
 
 Every string a page shows goes through :func:`_` (or :func:`ngettext`); a string defined where
 it can't be translated yet (a module-level table) is marked with :func:`N_` and translated
-where it is drawn. The catalogue is ``app/locale/zh_CN/LC_MESSAGES/messages.po`` (gettext,
-extracted and updated with Babel: docs/dashboard.md, "Languages"). It is compiled in memory
+where it is drawn. The catalogues are ``app/locale/zh_Hans/LC_MESSAGES/messages.po`` (gettext,
+extracted and updated with Babel: docs/dashboard.md, "Languages") and ``zh_Hant``, generated from
+it by ``python -m app.babel_hant`` (OpenCC and a glossary). It is compiled in memory
 the first time a process needs it (``jobs.service.compile_catalog``) and again when the file
 changes, so there is no ``.mo`` file to go stale.
 
@@ -32,7 +34,11 @@ LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 DOMAIN = "messages"
 DEFAULT = "en"
 # The switch shows each language in its own words, so it reads right whichever is on.
-LANGUAGES: dict[str, str] = {"en": "English", "zh_CN": "中文"}
+LANGUAGES: dict[str, str] = {"en": "English", "zh_Hans": "简体中文", "zh_Hant": "繁體中文"}
+# A language saved before the catalogues had their script names.
+ALIASES = {"zh_CN": "zh_Hans"}
+# Browser tags that mean Traditional characters: the script, or the regions that write it.
+TRADITIONAL = ("hant", "tw", "hk", "mo")
 LANG_KEY = "lang"  # session state: the session's language
 PICK_KEY = "lang_pick"  # the sidebar switch
 USER_KEY = "lang_user"  # whose saved language the session has applied ("" logged out)
@@ -112,11 +118,15 @@ def zh() -> bool:
 
 
 def match(tag: str | None) -> str | None:
-    """The supported language for a browser language tag ("zh-CN", "zh-Hans-SG", "en-GB"), or
-    None. Every Chinese tag gets Simplified Chinese, the one Chinese catalogue there is."""
+    """The supported language for a browser language tag, or None: zh-TW, zh-HK, zh-MO and
+    zh-Hant(-…) get Traditional Chinese; zh, zh-CN, zh-SG and zh-Hans(-…) Simplified (a script
+    subtag wins over a region: zh-Hans-HK is Simplified)."""
     t = (tag or "").strip().replace("_", "-").lower()
     if t == "zh" or t.startswith("zh-"):
-        return "zh_CN"
+        parts = t.split("-")[1:]
+        if "hans" in parts:
+            return "zh_Hans"
+        return "zh_Hant" if any(p in TRADITIONAL for p in parts) else "zh_Hans"
     if t == "en" or t.startswith("en-"):
         return "en"
     return None
@@ -158,6 +168,7 @@ def setup(db, user: str | None) -> str:
     who = user or ""
     if st.session_state.get(USER_KEY) != who:  # a new session, or someone logged in or out
         saved = service.user_setting(db, who, SETTING) if who else None
+        saved = ALIASES.get(saved, saved)
         if saved in LANGUAGES:
             st.session_state[LANG_KEY] = saved
         elif LANG_KEY not in st.session_state:
@@ -169,7 +180,7 @@ def setup(db, user: str | None) -> str:
         st.session_state[PICK_KEY] = st.session_state[LANG_KEY]
     translations(st.session_state[LANG_KEY], check=True)
     st.sidebar.radio(
-        "Language / 语言",
+        "Language / 语言 / 語言",
         list(LANGUAGES),
         format_func=LANGUAGES.get,
         horizontal=True,

@@ -109,6 +109,36 @@ def dataframe(data: Any, **kwargs: Any) -> Any:
     return st.dataframe(frame, **kwargs)
 
 
+def uploader_in_language(types: list[str]) -> None:
+    """Streamlit's file uploader writes its own words in English (its button's "Upload", and
+    "200MB per file • CSV, …" beside it) and has no setting for them. On a Chinese page they
+    are drawn over with this page's own translated words: one style block holding only our
+    text (no user input; the CSP allows inline styles). ``types``: the uploader's types."""
+    if not i18n.zh():
+        return
+    from streamlit import config
+
+    upload = _("Upload")
+    limit = _("{mb} MB per file • {types}").format(
+        mb=config.get_option("server.maxUploadSize"), types=", ".join(t.upper() for t in types)
+    )
+
+    def css(text: str) -> str:
+        return '"' + text.replace("\\", "").replace('"', "") + '"'
+
+    zone = "[data-testid='stFileUploaderDropzone']"
+    st.html(
+        "<style>"
+        f"{zone} button [data-testid='stMarkdownContainer'] p,"
+        "[data-testid='stFileUploaderDropzoneInstructions'] span{font-size:0 !important}"
+        f"{zone} button [data-testid='stMarkdownContainer'] p::after"
+        f"{{content:{css(upload)};font-size:0.875rem}}"
+        "[data-testid='stFileUploaderDropzoneInstructions'] span::after"
+        f"{{content:{css(limit)};font-size:0.875rem}}"
+        "</style>"
+    )
+
+
 def db():
     """A connection for this script run (SQLite handles are per thread; opening one is cheap
     once the schema has been checked in this process)."""

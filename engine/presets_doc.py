@@ -1,11 +1,13 @@
-"""Writes docs/presets.md (and its Chinese twin docs/presets.zh.md) from the preset files, so the
-pages never drift from the code.
+"""Writes docs/presets.md (and its Chinese twins docs/presets.zh.md, 简体, and
+docs/presets.zh-Hant.md, 繁體) from the preset files, so the pages never drift from the code.
 
-python -m engine.presets_doc > docs/presets.md                     (tests check both are
-python -m engine.presets_doc --lang zh_CN > docs/presets.zh.md      up to date)
+python -m engine.presets_doc > docs/presets.md                            (tests check all
+python -m engine.presets_doc --lang zh_Hans > docs/presets.zh.md            three are up
+python -m engine.presets_doc --lang zh_Hant > docs/presets.zh-Hant.md       to date)
 
-The Chinese page takes the presets' and tips' texts from the dashboard's catalogue
-(app/locale/zh_CN/LC_MESSAGES/messages.po, read as a file: the engine imports no app code).
+The Chinese pages take the presets' and tips' texts from the dashboard's catalogues
+(app/locale/zh_Hans|zh_Hant/LC_MESSAGES/messages.po, read as files: the engine imports no app
+code).
 """
 
 from __future__ import annotations
@@ -42,12 +44,12 @@ PAGE: dict[str, dict[str, str]] = {
         ),
         "settable_head": "| setting | default | what |",
     },
-    "zh_CN": {
+    "zh_Hans": {
         "title": "# 预设及其背后的建议",
         "intro": (
             "预设是 `engine/presets/` 中的一个 TOML 文件，它设置若干配置字段，并为每个字段说明"
             "来自哪条建议（T1–T15）以及原因。\n你的覆盖设置（`--set field=value`，或“新建运行”"
-            "页面上的表单）会合并在其上。\n本页由 `python -m engine.presets_doc --lang zh_CN` "
+            "页面上的表单）会合并在其上。\n本页由 `python -m engine.presets_doc --lang zh_Hans` "
             "生成（英文版：[presets.md](presets.md)）；内容过时时会有测试失败。"
         ),
         "tips": "## 建议一览",
@@ -61,6 +63,26 @@ PAGE: dict[str, dict[str, str]] = {
             "来自所选的数据集：它的文件、目标列和任务。"
         ),
         "settable_head": "| 设置项 | 默认值 | 说明 |",
+    },
+    "zh_Hant": {
+        "title": "# 預設集及其背後的建議",
+        "intro": (
+            "預設集是 `engine/presets/` 中的一個 TOML 檔案，它設定若干配置欄位，併為每個欄位說明"
+            "來自哪條建議（T1–T15）以及原因。\n你的覆蓋設定（`--set field=value`，或「新增執行」"
+            "頁面上的表單）會合並在其上。\n本頁由 `python -m engine.presets_doc --lang zh_Hant` "
+            "生成（英文版：[presets.md](presets.md)）；內容過時時會有測試失敗。"
+        ),
+        "tips": "## 建議一覽",
+        "tips_head": "| 編號 | 簡述 |",
+        "good_for": "適用於：{suited_for}。",
+        "table_head": "| 設定項 | 取值 | 建議 | 原因 |",
+        "settable": "## 執行可以修改的設定",
+        "settable_intro": (
+            "`--set`、「新增執行」頁面的「更多設定」和 A/B 對比只接受下面這些名稱；\n其他任何名稱"
+            "（例如整個 `data` 分割槽、別的拼寫、資料來源）都會被按名稱拒絕。\n執行讀取的資料只"
+            "來自所選的資料集：它的檔案、目標列和任務。"
+        ),
+        "settable_head": "| 設定項 | 預設值 | 說明 |",
     },
 }
 

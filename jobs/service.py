@@ -378,7 +378,7 @@ def run_size(validation: Validation, dataset: dict[str, Any]) -> dict[str, Any]:
 # --- per-user settings and the dashboard's translations ---------------------------------------
 
 # What a user may keep between visits, each with the values allowed (checked at the door).
-USER_SETTINGS: dict[str, tuple[str, ...]] = {"language": ("en", "zh_CN")}
+USER_SETTINGS: dict[str, tuple[str, ...]] = {"language": ("en", "zh_Hans", "zh_Hant")}
 
 
 def user_setting(db: sqlite_utils.Database, user: str, key: str) -> str | None:

@@ -212,7 +212,7 @@ def test_upload_queue_watch_lr_cut_in_a_real_browser(server, tmp_path):
             page.set_viewport_size({"width": 1400, "height": 2400})
             for key in PAGES:
                 shots.append(_shoot(page, url, key, "en"))
-            page.get_by_test_id("stSidebar").get_by_text("中文").click()
+            page.get_by_test_id("stSidebar").get_by_text("简体中文").click()
             expect(page.get_by_role("heading", name="对比运行")).to_be_visible()
 
             # 5. every page in Chinese: a new session keeps the choice; the chart's Chinese label

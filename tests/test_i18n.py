@@ -30,16 +30,19 @@ from tests.test_app import FAST, _train, assert_clean, charts_of, page, texts, v
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = str(ROOT / "app" / "main.py")
-PO = ROOT / "app" / "locale" / "zh_CN" / "LC_MESSAGES" / "messages.po"
+PO = ROOT / "app" / "locale" / "zh_Hans" / "LC_MESSAGES" / "messages.po"
+PO_HANT = ROOT / "app" / "locale" / "zh_Hant" / "LC_MESSAGES" / "messages.po"
 MAPPING = ROOT / "app" / "locale" / "babel.cfg"
-ZH = "zh_CN"
+ZH = "zh_Hans"
+HANT = "zh_Hant"
 CJK = re.compile(r"[\u4e00-\u9fff]")
 ENGLISH_RUN = re.compile(r"[A-Za-z]{2,} [A-Za-z]{2,} [A-Za-z]{2,}")  # three English words in a row
 UPDATE = (
     "update the catalogue (docs/dashboard.md, 'Languages'):\n"
     "  .venv/bin/pybabel extract -F app/locale/babel.cfg -o app/locale/messages.pot --no-wrap .\n"
-    "  .venv/bin/pybabel update -i app/locale/messages.pot -d app/locale -l zh_CN --no-wrap\n"
-    "then write each msgstr in app/locale/zh_CN/LC_MESSAGES/messages.po"
+    "  .venv/bin/pybabel update -i app/locale/messages.pot -d app/locale -l zh_Hans --no-wrap\n"
+    "then write each msgstr in app/locale/zh_Hans/LC_MESSAGES/messages.po, and\n"
+    "  .venv/bin/python -m app.babel_hant   # the 繁體 catalogue from it"
 )
 
 
@@ -62,7 +65,7 @@ def extracted() -> dict[str, tuple]:
 
 
 def catalogue() -> dict[str, object]:
-    """msgid → Message of the zh_CN .po file."""
+    """msgid → Message of the zh_Hans .po file."""
     with PO.open("rb") as f:
         cat = read_po(f)
     return {_key(m.id): m for m in cat if m.id}
@@ -124,7 +127,7 @@ def test_the_catalogue_is_compiled_from_the_po_file_and_translates():
         ).startswith("共 {total}")
     with i18n.language("en"):
         assert i18n._("Home") == "Home"
-    with pytest.raises(ValueError, match="zh_CN"):
+    with pytest.raises(ValueError, match="zh_Hans"):
         i18n.language("fr").__enter__()
 
 
@@ -159,13 +162,56 @@ def test_durations_read_the_same_as_jobs_format_in_english_and_translate(seconds
 
 def test_browser_languages_map_to_the_supported_ones():
     assert i18n.match("zh-CN") == i18n.match("zh-Hans-SG") == i18n.match("zh") == ZH
+    assert i18n.match("zh-SG") == i18n.match("zh-Hans") == i18n.match("zh-Hans-HK") == ZH
+    assert i18n.match("zh-TW") == i18n.match("zh-HK") == i18n.match("zh-Hant") == HANT
+    assert i18n.match("zh_Hant_TW") == i18n.match("zh-MO") == HANT
     assert i18n.match("en-GB") == "en" and i18n.match("de-DE") is None and i18n.match(None) is None
     assert i18n.from_accept_language("de-DE,zh-CN;q=0.9,en;q=0.8") == ZH
-    assert i18n.from_accept_language("en;q=0.5, zh-TW;q=0.7") == ZH
+    assert i18n.from_accept_language("en;q=0.5, zh-TW;q=0.7") == HANT
     assert i18n.from_accept_language("fr, en-US;q=0.9") == "en"
     assert i18n.from_accept_language("") is None
 
 
+def test_the_traditional_catalogue_is_generated_complete_and_traditional():
+    """繁體 is generated from 简体 (app/babel_hant.py: OpenCC s2twp and the glossary): the
+    committed file is exactly what the script writes, every msgid has an entry, its
+    placeholders are the English ones, and no character only Simplified uses is left."""
+    from app import babel_hant
+
+    assert PO_HANT.read_bytes() == babel_hant.hant_catalogue(), (
+        "run: .venv/bin/python -m app.babel_hant"
+    )
+    with PO_HANT.open("rb") as f:
+        hant = {_key(m.id): m for m in read_po(f) if m.id}
+    hans = catalogue()
+    assert set(hant) == set(hans)
+    leftovers = []
+    for key, m in hant.items():
+        strings = m.string if isinstance(m.string, tuple) else (m.string,)
+        ids = m.id if isinstance(m.id, tuple) else (m.id,)
+        for s in strings:
+            assert _translated(m), key
+            assert _fields(s) == set().union(*(_fields(i) for i in ids)), key
+            if any(c in s for c in babel_hant.SIMPLIFIED_ONLY):
+                leftovers.append(s)
+            assert "“" not in s and "”" not in s, s  # Taiwan's quotes: 「…」
+    assert leftovers == []
+    with i18n.language(HANT):
+        assert i18n._("Datasets") == "資料集" and i18n._("Learning rate") == "學習率"
+
+
+def test_the_glossary_fixes_what_opencc_gets_wrong_here():
+    from app.babel_hant import converter, to_hant
+
+    assert to_hant("目标列 {target}；{rows} 行数据") == "目標欄 {target}；{rows} 列資料"
+    assert to_hant("默认预设") == "預設預設集"
+    assert (
+        to_hant("一个数据集") == "一個資料集" and converter().convert("一个数据集") != "一個資料集"
+    )
+    assert to_hant("“集成”") == "「集成」"
+
+
+# --- engine texts
 # --- engine texts ------------------------------------------------------------------------------
 
 
@@ -431,12 +477,21 @@ def test_presets_and_tips_read_in_chinese():
         assert engine_text.tip_title("T7").startswith("使用验证集")
 
 
+def test_the_traditional_presets_page_is_up_to_date():
+    from engine.presets_doc import presets_markdown
+
+    page = ROOT / "docs" / "presets.zh-Hant.md"
+    assert page.read_text() == presets_markdown("zh_Hant"), (
+        "run: python -m engine.presets_doc --lang zh_Hant > docs/presets.zh-Hant.md"
+    )
+
+
 def test_the_chinese_presets_page_is_up_to_date():
     from engine.presets_doc import presets_markdown
 
     page = ROOT / "docs" / "presets.zh.md"
-    assert page.read_text() == presets_markdown("zh_CN"), (
-        "run: python -m engine.presets_doc --lang zh_CN > docs/presets.zh.md"
+    assert page.read_text() == presets_markdown("zh_Hans"), (
+        "run: python -m engine.presets_doc --lang zh_Hans > docs/presets.zh.md"
     )
     assert "## `sutskever` — Sutskever 默认" in page.read_text()
 
@@ -656,7 +711,7 @@ def test_team_members_each_keep_their_own_language(tmp_path, monkeypatch):
 def test_a_user_setting_must_be_an_allowed_value(tmp_path, monkeypatch):
     monkeypatch.setenv("TRAINBOARD_HOME", str(tmp_path))
     db = connect()
-    with pytest.raises(ValueError, match="language: en/zh_CN"):
+    with pytest.raises(ValueError, match="language: en/zh_Hans/zh_Hant"):
         service.set_user_setting(db, "local", "language", "fr")
     service.set_user_setting(db, "local", "language", ZH)
     service.set_user_setting(db, "local", "language", "en")

@@ -21,9 +21,9 @@ st.caption(
         "one; you can change it below."
     )
 )
-upload = st.file_uploader(
-    _("Dataset file"), type=["csv", "tsv", "txt", "parquet", "pq", "npz", "zip"], key="upload"
-)
+TYPES = ["csv", "tsv", "txt", "parquet", "pq", "npz", "zip"]
+ui.uploader_in_language(TYPES)  # Streamlit's own words on the uploader, in this page's language
+upload = st.file_uploader(_("Dataset file"), type=TYPES, key="upload")
 if upload is not None and st.session_state.get("ingested_upload") != upload.file_id:
     with st.spinner(_("Checking {name}…").format(name=ui.plain(upload.name))):
         try:
