@@ -427,12 +427,25 @@ RATIO_FAR = 10  # T6: this far outside the band, 2 readings are enough
 
 
 def rule_ratio(
-    summary_ratios: Sequence[float], low: float, high: float, window: int, *, lr: float
+    summary_ratios: Sequence[float],
+    low: float,
+    high: float,
+    window: int,
+    *,
+    lr: float,
+    base_lr: float | None = None,
 ) -> Finding | None:
     """T6: the median update/weight ratio stayed outside [low, high] for `window` measurements,
     or for 2 in a row more than RATIO_FAR× outside it (a run whose updates are as big as its
-    weights may diverge before `window` readings). ``lr``: the optimizer's LR now, which the
-    change raises ×3 (at most 10) or lowers ÷3."""
+    weights may diverge before `window` readings).
+
+    ``lr``: the optimizer's LR now; ``base_lr``: the run's starting LR (``optim.lr``). Once the
+    schedule has cut the LR (``lr`` below ``base_lr``), small updates are the cut's planned
+    effect, not slow learning: no ``ratio_low``. The suggested LR is a new *starting* LR, so it
+    is relative to ``base_lr`` (×3, at most 10; or ÷3): "raise" always means higher than the
+    run started with (relative to the LR after the cuts it was 20× lower)."""
+    start = lr if base_lr is None else base_lr
+    cut = base_lr is not None and lr < base_lr * (1 - 1e-6)
     recent = summary_ratios[-window:]
     far = summary_ratios[-2:]
     if len(far) == 2 and (
@@ -441,8 +454,8 @@ def rule_ratio(
         recent = far
     elif len(recent) < window:
         return None
-    if all(r < low for r in recent):
-        change = _new({"optim.lr": _sig(min(lr * 3, 10.0))}, {"optim.lr": lr})
+    if all(r < low for r in recent) and not cut:
+        change = _new({"optim.lr": _sig(min(start * 3, 10.0))}, {"optim.lr": start})
         return Finding(
             "T6",
             "warning",
@@ -456,7 +469,7 @@ def rule_ratio(
             change=change,
         )
     if all(r > high for r in recent):
-        change = _new({"optim.lr": _sig(lr / 3)}, {"optim.lr": lr})
+        change = _new({"optim.lr": _sig(start / 3)}, {"optim.lr": start})
         return Finding(
             "T6",
             "warning",

@@ -427,7 +427,12 @@ class _Run:
         st.ratio_summary.append(med)
         keep_last(st.ratio_summary, dc.ratio_window)
         if f := doctor.rule_ratio(
-            st.ratio_summary, dc.ratio_low, dc.ratio_high, dc.ratio_window, lr=self.lr
+            st.ratio_summary,
+            dc.ratio_low,
+            dc.ratio_high,
+            dc.ratio_window,
+            lr=self.lr,
+            base_lr=self.cfg.optim.lr,
         ):
             self.report(f, step, epoch)
 

@@ -79,3 +79,47 @@ def test_healthy_runs_get_no_false_alarm(preset, dataset):
     assert all(math.isfinite(v) for v in losses)
     if losses[-1] < losses[0]:
         assert "loss_rising" not in {f.get("rule") for f in findings}, findings
+
+
+# --- T6 after the schedule's cuts (issue 20, §4) ----------------------------------------------
+
+
+def test_a_low_ratio_after_a_planned_lr_cut_is_no_finding_and_a_raise_is_from_the_start():
+    """The update/weight ratio falls because the schedule cut the LR: that is its plan, not slow
+    learning. And a suggested LR is a new starting LR, relative to the run's own start: on a
+    run that started at 0.1 and sits at 0.0015 after its cuts, "raise ×3" means 0.3 (it used to
+    say 0.0045, 21× lower than the run started with)."""
+    from engine import doctor
+
+    low = [1e-6] * 5
+    assert doctor.rule_ratio(low, 1e-4, 1e-2, 5, lr=0.0015, base_lr=0.1) is None
+    f = doctor.rule_ratio(low, 1e-4, 1e-2, 5, lr=0.1, base_lr=0.1)  # no cut yet: slow learning
+    assert f is not None and f.rule == "ratio_low" and f.change == {"optim.lr": 0.3}
+    high = doctor.rule_ratio([0.5] * 5, 1e-4, 1e-2, 5, lr=0.0015, base_lr=0.1)
+    assert high is not None and high.change == {"optim.lr": 0.0333}  # below the start: ÷3
+
+
+def test_a_real_run_cut_to_its_floor_gets_no_ratio_warning():
+    """A healthy run whose schedule cuts the LR again and again (patience 0, floor low) on a
+    real table: many readings below the band after the cuts, and no T6 finding."""
+    raw = load_dataset("builtin:breast-cancer")
+    cfg = resolve_config(
+        "sutskever",
+        dataset="builtin:breast-cancer",
+        overrides={
+            "train.epochs": 25,
+            "schedule.plateau_patience": 0,
+            "schedule.lr_floor": 1e-7,
+            "train.early_stop_patience": 1000,
+            "train.ratio_every": 2,
+            "train.preflight": False,
+        },
+    )
+    sink = MemorySink()
+    result = run_training(cfg, sink=sink, raw=raw)
+    assert result.status == "finished", result.message
+    lrs = [v for _, v in sink.series("lr")]
+    assert min(lrs) < cfg.optim.lr / 50  # the schedule really cut it, many times
+    ratios = [v for _, v in sink.series("ratio/median")]
+    assert sum(r < cfg.doctor.ratio_low for r in ratios) >= cfg.doctor.ratio_window
+    assert "ratio_low" not in {f.get("rule") for f in _findings(sink)}, _findings(sink)
