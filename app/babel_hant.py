@@ -32,23 +32,19 @@ LOCALE = Path(__file__).resolve().parent / "locale"
 HANS = LOCALE / "zh_Hans" / "LC_MESSAGES" / "messages.po"
 HANT = LOCALE / "zh_Hant" / "LC_MESSAGES" / "messages.po"
 
-# Applied in order. Columns and rows first: the mainland writes 列 for a column and 行 for a
-# row, Taiwan 欄 for a column and 列 for a row (行 stays a line of text: 每行一個). OpenCC
-# converts characters and words, not this swap, so the catalogue's own phrases are listed.
+# Columns and rows: the mainland writes 列 for a column and 行 for a row, Taiwan 欄 for a
+# column and 列 for a row (行 stays a line of text: 每行一個). OpenCC converts characters and
+# words, not this swap. Every 列 of the Simplified text is a column except in these words;
+# a row is 行 only in the phrases of BEFORE, since 行 is also in 运行, 进行, 每行 (a line) ….
+NOT_A_COLUMN = ("序列", "队列", "列表", "列出", "列在", "并列", "列举")
+COLUMN_FIRST = (("该列在", "該欄在"),)  # "that column over …", not "listed in"
+# Applied in order, to the Simplified text, after the columns.
 BEFORE: tuple[tuple[str, str], ...] = (
-    ("目标列", "目標欄"),
-    ("输入列", "輸入欄"),
-    ("量级的列", "量級的欄"),
-    ("每一列", "每一欄"),
-    ("最后一列", "最後一欄"),
-    ("这一列", "這一欄"),
-    ("该列", "該欄"),
-    ("列数", "欄數"),
-    ("列 {", "欄 {"),
-    ("split 列", "split 欄"),
-    ("以下列", "以下各欄"),
     ("} 行", "} 列"),
     ("的行（", "的列（"),
+    ("」行", "」列"),
+    ("“{name}”行", "“{name}”列"),
+    ("种行", "種列"),
     ("行数", "列數"),
     ("重复行", "重複列"),
     ("训练行", "訓練列"),
@@ -90,6 +86,14 @@ def converter(config: str = "s2twp"):
 def to_hant(text: str, cc=None) -> str:
     """One Simplified text in Traditional Chinese with Taiwan's words and this glossary."""
     cc = cc or converter()
+    for a, b in COLUMN_FIRST:
+        text = text.replace(a, b)
+    kept = {f"\x00{i}\x00": w for i, w in enumerate(NOT_A_COLUMN)}
+    for mark, w in kept.items():
+        text = text.replace(w, mark)
+    text = text.replace("列", "欄")
+    for mark, w in kept.items():
+        text = text.replace(mark, w)
     text = re.sub(r"(\d) 行", r"\1 列", text)  # "442 行": rows, as in BEFORE
     for a, b in BEFORE:
         text = text.replace(a, b)

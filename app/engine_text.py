@@ -229,6 +229,10 @@ MESSAGES: tuple[str, ...] = (
         "checkpoint is kept: Resume it to go on"
     ),
     N_("stopped at the run time limit at step {step}; checkpoint saved"),
+    # why a target was guessed (engine/data/tabular.py, guess_target; issue 20)
+    N_("its name, {name}, says it is the label"),
+    N_("the first column: the last one, {name}, looks like {kind}"),
+    N_("the last column that is not an ID, a date or free text ({name} is {kind})"),
 )
 # Messages without numbers: their own msgids (listed here so Babel finds them).
 _FIXED = (
@@ -248,6 +252,11 @@ _FIXED = (
         "this run's dataset is no longer registered, so it was not read; queue the run again "
         "on a dataset from the Datasets page"
     ),
+    N_("the last column (no column is named like a label)"),
+    N_("named like an ID or a date"),
+    N_("a date"),
+    N_("free text or an ID (almost every row differs)"),
+    N_("a running number (an ID)"),
     N_("LR 0.1, the advice's good first LR for SGD with momentum at batch 128 (T5)."),
     # the auto preset's reasons for sequences (engine/auto.py, _sequence)
     N_(
@@ -269,7 +278,7 @@ _FIXED = (
     ),
 )
 # Placeholders whose text is itself a fixed phrase (or another message) to translate.
-PHRASES = {"fill", "problem", "what"}
+PHRASES = {"fill", "problem", "what", "kind"}
 _PHRASE_TEXTS = (
     N_("an empty text cell matches no category"),
     N_(

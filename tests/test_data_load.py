@@ -113,7 +113,8 @@ def test_zip_rejects_bad_entries(tmp_path, name, data, message):
 
 
 def test_target_defaults_to_a_target_named_column_else_the_last(tmp_path):
-    df = pd.DataFrame({"Y": [0, 1] * 20, "f": range(40), "last": range(40)})
+    # "last" is a measurement, not a running number (which would be an ID: tests/test_data_target.py)
+    df = pd.DataFrame({"Y": [0, 1] * 20, "f": range(40), "last": [i * 7 % 13 for i in range(40)]})
     df.to_csv(tmp_path / "a.csv", index=False)
     assert load_dataset(str(tmp_path / "a.csv")).target == "Y"
     df.rename(columns={"Y": "q"}).to_csv(tmp_path / "b.csv", index=False)

@@ -17,8 +17,9 @@ st.caption(
     _(
         "CSV, TSV, Parquet, NPZ, or a zip with one folder per class of images. The file goes "
         "straight to disk, is checked, and becomes a dataset — or you get a message saying what "
-        "to fix. By default the target is a column named target/label/y/class, else the last "
-        "one; you can change it below."
+        "to fix. By default the target is a column named like a label (target, label, class, "
+        "outcome, 标签 …), else the last one unless it is an ID, a date or free text; you can "
+        "change it below."
     )
 )
 TYPES = ["csv", "tsv", "txt", "parquet", "pq", "npz", "zip"]
@@ -98,6 +99,12 @@ st.markdown(
         else _(", classes from folder names")
     )
 )
+if report.get("target_why") and ds["target"] == report.get("target"):
+    st.caption(
+        _("Why this target: {why}. Not the column you want to predict? Pick it below.").format(
+            why=ui.plain(engine_text.message(report["target_why"]), 300)
+        )
+    )
 cols = st.columns(3)
 cols[0].metric(_("Rows"), f"{report.get('rows', 0):,}")
 cols[1].metric(_("Columns"), report.get("columns", "—"))

@@ -46,3 +46,5 @@ class RawDataset:
     load_warnings: list[dict[str, Any]] = field(default_factory=list)
     # A table's own `split` column (train/val/test per row), which overrides the random split.
     split: np.ndarray | None = None
+    # Why the target column was chosen when nobody named it (engine.data.tabular.guess_target).
+    target_why: str | None = None

@@ -135,13 +135,14 @@ def _read_table(path: Path, ext: str) -> pd.DataFrame:
         elif ext == ".tsv":
             sep = "\t"
         else:
-            with path.open(newline="", encoding="utf-8", errors="replace") as f:
+            with path.open(newline="", encoding="utf-8-sig", errors="replace") as f:
                 head = f.read(64 * 1024)
             try:
                 sep = csv.Sniffer().sniff(head, delimiters="\t,;").delimiter
             except csv.Error:
                 sep = "\t" if "\t" in head else ","
-        frame = pd.read_csv(path, sep=sep, encoding="utf-8")
+        # utf-8-sig: a BOM (Excel writes one) is not part of the first column's name
+        frame = pd.read_csv(path, sep=sep, encoding="utf-8-sig")
         _check_columns(frame.shape[1], path.name)
         return frame
     except DataError:

@@ -40,6 +40,7 @@ class DatasetReport:
     warnings: list[dict[str, Any]] = field(default_factory=list)
     conflicting_labels: int = 0  # groups of identical inputs with different targets
     features: int = 0  # input values per row after encoding (pixels, steps × features…)
+    target_why: str | None = None  # why this target, when nobody named it (guess_target)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -128,6 +129,7 @@ def dataset_report(raw: RawDataset, *, batch_size: int | None = None) -> Dataset
         warnings=warnings,
         conflicting_labels=conflicting,
         features=int(math.prod(raw.x.shape[1:])),
+        target_why=getattr(raw, "target_why", None),
     )
 
 

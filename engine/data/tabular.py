@@ -51,6 +51,89 @@ def pick_target(columns: list[str], target: str | None, where: str) -> str:
     return columns[-1]
 
 
+# Names people give the column to predict, in English and Chinese (both scripts), matched
+# whole after case-folding and stripping spaces, underscores and a BOM.
+TARGET_WORDS = frozenset(
+    {
+        *TARGET_NAMES,
+        "labels",
+        "classes",
+        "outcome",
+        "result",
+        "category",
+        "species",
+        "diagnosis",
+        "标签",
+        "標籤",
+        "类别",
+        "類別",
+        "目标",
+        "目標",
+        "分类",
+        "分類",
+        "结果",
+        "結果",
+    }
+)
+# Names that say "a date or a time, or a running number": never the thing to predict by default.
+NOT_TARGET_WORDS = frozenset(
+    {"id", "index", "date", "time", "timestamp", "datetime", "year", "month", "day", "日期", "年份"}
+)
+
+
+def _word(c: Any) -> str:
+    return str(c).replace("\ufeff", "").strip().lower().replace(" ", "").replace("-", "_")
+
+
+def _looks_unfit(s: pd.Series) -> str | None:
+    """Why a column is a poor guess for the target (an ID, a date, free text), or None."""
+    v = s.dropna()
+    n = len(v)
+    if n == 0 or v.nunique() <= 1:
+        return None  # empty or constant: its own message ("empty in every row") says more
+    name = _word(s.name)
+    if name in NOT_TARGET_WORDS or name.endswith("_id") or name.endswith("id") and len(name) <= 4:
+        return "named like an ID or a date"
+    if is_text(v):
+        sample = v.astype(str).head(200)
+        parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
+        if parsed.notna().mean() > 0.9 and sample.str.contains(r"\d").mean() > 0.9:
+            return "a date"
+        if v.nunique() > max(MAX_AUTO_CLASSES, 0.5 * n):
+            return "free text or an ID (almost every row differs)"
+        return None
+    if pd.api.types.is_numeric_dtype(v) and n > MAX_AUTO_CLASSES and v.nunique() == n:
+        whole = np.all(np.mod(v.to_numpy(dtype="float64"), 1) == 0)
+        if whole and (v.is_monotonic_increasing or v.is_monotonic_decreasing):
+            return "a running number (an ID)"
+    return None
+
+
+def guess_target(df: pd.DataFrame) -> tuple[Any, str]:
+    """The column a person would predict, and why in a few words, for a table whose target was
+    not given: a column named like a label (target, label, class, outcome, 标签, 類別 …); else the
+    last column, unless it looks like an ID, a date or free text (a table whose last column is
+    ``year`` predicts its first column instead); else the first such-fit column from the end."""
+    columns = list(df.columns)
+    named = [c for c in columns if _word(c) in TARGET_WORDS]
+    fit = [c for c in named if _looks_unfit(df[c]) is None]
+    if fit:
+        return fit[0], f"its name, {str(fit[0])!r}, says it is the label"
+    last, first = columns[-1], columns[0]
+    why_not = _looks_unfit(df[last])
+    if why_not is None:
+        return last, "the last column (no column is named like a label)"
+    if _looks_unfit(df[first]) is None:
+        return first, f"the first column: the last one, {str(last)!r}, looks like {why_not}"
+    for c in reversed(columns[1:-1]):
+        if _looks_unfit(df[c]) is None:
+            return (
+                c,
+                f"the last column that is not an ID, a date or free text ({str(last)!r} is {why_not})",
+            )
+    return last, "the last column (no column is named like a label)"
+
+
 def auto_task(values: np.ndarray) -> str:
     """Apply the documented rule to numeric, NaN-free target values."""
     n = len(values)
@@ -181,7 +264,10 @@ def dataset_from_frame(
             "and a target column. (For a text file, check the separator.)"
         )
     columns = [c for c in df.columns]
-    tcol = pick_target(columns, target, where)
+    if target is None:
+        tcol, target_why = guess_target(df)
+    else:
+        tcol, target_why = pick_target(columns, target, where), None
     t = df[tcol]
     keep = t.notna().to_numpy()
     warnings: list[dict[str, Any]] = []
@@ -215,6 +301,7 @@ def dataset_from_frame(
         frame=df,
         load_warnings=warnings,
         split=split,
+        target_why=target_why,
     )
 
 
