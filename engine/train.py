@@ -690,6 +690,11 @@ class _Run:
             # rows: true class, columns: predicted class, in class_names order
             out["confusion_matrix"] = cm.tolist()
             out["class_names"] = d.class_names
+            out.update(class_scores(cm.tolist(), d.class_names))
+        else:
+            with torch.no_grad():
+                pred = self.net.predict(x).mean(0).squeeze(-1)
+            out.update(regression_scores(pred, y, d.y_std or 1.0))
         best = f" with the best weights, from epoch {self.state.best_epoch}"
         self.sink.event(
             self.state.step,
@@ -801,3 +806,50 @@ def _preflight(
         )
     net.train_mode(True)
     return findings
+
+
+def class_scores(cm: list[list[int]], names: list[str] | None) -> dict[str, Any]:
+    """Balanced accuracy, macro-F1 and per-class precision / recall / F1 / support from a
+    confusion matrix (rows: true class, columns: predicted), as scikit-learn's
+    ``balanced_accuracy_score`` and ``precision_recall_fscore_support`` define them (a test
+    checks the two agree). Computed from the matrix the run already has, so scoring a run
+    needs no scikit-learn import. A class with no true rows is left out of the averages, and a
+    precision with no predicted rows counts as 0, as scikit-learn's ``zero_division=0``."""
+    per_class, recalls, f1s = [], [], []
+    for i, row in enumerate(cm):
+        support = sum(row)
+        predicted = sum(r[i] for r in cm)
+        tp = row[i]
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class.append(
+            {
+                "class": names[i] if names else str(i),
+                "precision": precision,
+                "recall": recall,
+                "f1": f1,
+                "support": support,
+                "predicted": predicted,
+            }
+        )
+        if support:
+            recalls.append(recall)
+            f1s.append(f1)
+    return {
+        "test_balanced_accuracy": sum(recalls) / len(recalls) if recalls else None,
+        "test_macro_f1": sum(f1s) / len(f1s) if f1s else None,
+        "per_class": per_class,
+    }
+
+
+def regression_scores(pred: torch.Tensor, y: torch.Tensor, scale: float) -> dict[str, Any]:
+    """RMSE is the run's metric already; MAE and R² in the target's own units."""
+    err = (pred - y) * scale
+    yy = y * scale
+    ss_res = float((err**2).sum())
+    ss_tot = float(((yy - yy.mean()) ** 2).sum())
+    return {
+        "test_mae": float(err.abs().mean()),
+        "test_r2": 1 - ss_res / ss_tot if ss_tot > 0 else None,
+    }

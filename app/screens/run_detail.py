@@ -316,6 +316,43 @@ def _confusion(summary: dict) -> None:
         )
     )
     ui.dataframe(pd.DataFrame(cm, index=labels, columns=labels), width="content")
+    if summary.get("test_balanced_accuracy") is not None:
+        st.markdown(
+            _(
+                "Balanced accuracy **{balanced}** (the mean of each class's recall: a class the "
+                "model never predicts counts as 0, whatever its size) · macro-F1 **{f1}**"
+            ).format(
+                balanced=f"{summary['test_balanced_accuracy']:.1%}",
+                f1=f"{summary['test_macro_f1']:.3f}",
+            )
+        )
+    if per_class := summary.get("per_class"):
+        ui.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "class": ui.short(c["class"], 40),
+                        "recall": f"{c['recall']:.1%}",
+                        "precision": f"{c['precision']:.1%}",
+                        "f1": f"{c['f1']:.3f}",
+                        "support": c["support"],
+                    }
+                    for c in per_class
+                ]
+            ),
+            hide_index=True,
+            width="content",
+            column_config=ui.headers(PER_CLASS_COLUMNS),
+        )
+
+
+PER_CLASS_COLUMNS = {
+    "class": N_("class"),
+    "recall": N_("recall (found of its rows)"),
+    "precision": N_("precision (right when predicted)"),
+    "f1": N_("F1"),
+    "support": N_("test rows"),
+}
 
 
 def _tabs(detail: dict, events: list[dict]) -> None:

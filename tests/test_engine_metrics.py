@@ -1,0 +1,91 @@
+"""Issue 20, §3 (first part): metrics that fit the task, on a real run. An imbalanced table
+(three classes, 85 / 10 / 5 %) reports balanced accuracy, macro-F1 and per-class precision and
+recall on the test split, equal to scikit-learn's on the same predictions; a regression run
+reports MAE and R² beside its RMSE. Run detail shows them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import balanced_accuracy_score, f1_score, precision_recall_fscore_support
+
+from engine import MemorySink, resolve_config, run_training
+from engine.data import load_dataset
+from engine.train import class_scores
+
+
+def _imbalanced(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 600
+    y = rng.choice(["common", "rare", "very rare"], n, p=[0.85, 0.10, 0.05])
+    shift = pd.Series(y).map({"common": 0.0, "rare": 1.2, "very rare": 2.4}).to_numpy()
+    frame = pd.DataFrame(rng.normal(size=(n, 4)) + shift[:, None], columns=list("abcd"))
+    frame["label"] = y
+    path = tmp_path / "imbalanced.csv"
+    frame.to_csv(path, index=False)
+    return str(path)
+
+
+def test_an_imbalanced_run_reports_balanced_accuracy_macro_f1_and_per_class(tmp_path):
+    source = _imbalanced(tmp_path)
+    cfg = resolve_config(
+        "quick", dataset=source, overrides={"train.epochs": 8, "train.preflight": False}
+    )
+    result = run_training(cfg, sink=MemorySink(), raw=load_dataset(source))
+    s = result.summary
+    assert result.status == "finished"
+    cm = np.array(s["confusion_matrix"])
+    y_true = np.repeat(np.arange(3), cm.sum(1))
+    y_pred = np.concatenate([np.repeat(np.arange(3), row) for row in cm])
+    assert np.isclose(s["test_balanced_accuracy"], balanced_accuracy_score(y_true, y_pred))
+    assert np.isclose(
+        s["test_macro_f1"], f1_score(y_true, y_pred, average="macro", zero_division=0)
+    )
+    p, r, f, support = precision_recall_fscore_support(y_true, y_pred, zero_division=0)
+    assert [c["class"] for c in s["per_class"]] == s["class_names"]
+    assert np.allclose([c["precision"] for c in s["per_class"]], p)
+    assert np.allclose([c["recall"] for c in s["per_class"]], r)
+    assert [c["support"] for c in s["per_class"]] == support.tolist()
+
+
+def test_class_scores_count_a_class_never_predicted_as_zero():
+    cm = [[50, 0, 0], [6, 0, 0], [3, 0, 0]]  # everything predicted as the majority
+    s = class_scores(cm, ["a", "b", "c"])
+    assert s["test_balanced_accuracy"] == 1 / 3  # accuracy would say 85%
+    assert s["per_class"][1]["recall"] == 0 and s["per_class"][1]["predicted"] == 0
+
+
+def test_a_regression_run_reports_mae_and_r2():
+    cfg = resolve_config(
+        "quick", dataset="builtin:diabetes", overrides={"train.epochs": 5, "train.preflight": False}
+    )
+    s = run_training(cfg, sink=MemorySink()).summary
+    assert s["test_mae"] > 0 and s["test_mae"] <= s["test_metric"]  # MAE ≤ RMSE, always
+    assert s["test_r2"] is not None and s["test_r2"] < 1
+
+
+def test_run_detail_shows_balanced_accuracy_and_per_class_recall(tmp_path, monkeypatch):
+    from jobs.store import registry
+    from jobs.store.db import connect
+    from tests.test_app import page
+
+    monkeypatch.setenv("TRAINBOARD_HOME", str(tmp_path / "home"))
+    db = connect()
+    cm = [[50, 0, 0], [6, 0, 0], [3, 0, 0]]
+    summary = {
+        "metric": "acc",
+        "test_metric": 50 / 59,
+        "test_rows": 59,
+        "confusion_matrix": cm,
+        "class_names": ["common", "rare", "very rare"],
+        **class_scores(cm, ["common", "rare", "very rare"]),
+    }
+    rid = registry.create_run(db, spec={}, preset="quick", owner="local")
+    registry.claim_run(db, rid, worker="w", device="cpu")
+    registry.finish_run(db, rid, summary)
+    for locale, words in (("en-US", "Balanced accuracy **33.3%**"), ("zh-TW", "平衡準確率")):
+        at = page("run_detail", locale=locale, run_id=rid)
+        text = "\n".join(m.value for m in at.markdown)
+        assert words in text, text[:3000]
+        tables = [df.value for df in at.dataframe]
+        assert any("recall" in t.columns and "0.0%" in set(t["recall"]) for t in tables)
