@@ -564,11 +564,24 @@ def rule_overfitting(
     *,
     dropout: float,
     noise_std: float,
+    best_val_accuracy: float | None = None,
+    majority_share: float | None = None,
 ) -> Finding | None:
     """T13/T12: validation loss rose `window` epochs in a row while training loss kept falling.
     The change is the next step of OVERFIT_LADDER the run (``model.dropout``,
-    ``augment.noise_std``) has not reached; none once it has them all."""
+    ``augment.noise_std``) has not reached; none once it has them all.
+
+    Memorising needs something learned first: a classifier whose best validation accuracy is
+    no better than always answering the largest class (``majority_share`` of the training
+    rows) has learned nothing to forget, and its falling training loss has another cause
+    (unscaled inputs, T2; a bad init, T8), so the rule stays quiet."""
     if len(val_losses) <= window or len(train_losses) <= window:
+        return None
+    if (
+        best_val_accuracy is not None
+        and majority_share is not None
+        and best_val_accuracy <= majority_share + 0.01
+    ):
         return None
     v = val_losses[-window - 1 :]
     t = train_losses[-window - 1 :]

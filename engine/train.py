@@ -561,12 +561,24 @@ class _Run:
                 st.val_losses,
                 dropout=m.dropout,
                 noise_std=self.cfg.augment.noise_std,
+                **self._learned_something(),
             ),
             # T5 compares epoch means with the first epoch's mean, like with like.
             doctor.rule_divergence(st.train_losses, st.train_losses[0], lr=self.lr),
         ):
             if f:
                 self.report(f, st.step, epoch)
+
+    def _learned_something(self) -> dict[str, float]:
+        """For T13 on a classifier: its best validation accuracy so far and the share of the
+        largest class among the training rows (what always answering that class scores)."""
+        if self.data.task != "classification" or not self.state.val_metrics:
+            return {}
+        counts = torch.bincount(self.y_tr.reshape(-1).long())
+        return {
+            "best_val_accuracy": max(self.state.val_metrics),
+            "majority_share": float(counts.max()) / float(counts.sum()),
+        }
 
     def stop_decision(self, epoch: int) -> Decision | None:
         """T7: the LR fell below the floor, or validation stopped improving (early stop)."""

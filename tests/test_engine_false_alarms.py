@@ -123,3 +123,19 @@ def test_a_real_run_cut_to_its_floor_gets_no_ratio_warning():
     ratios = [v for _, v in sink.series("ratio/median")]
     assert sum(r < cfg.doctor.ratio_low for r in ratios) >= cfg.doctor.ratio_window
     assert "ratio_low" not in {f.get("rule") for f in _findings(sink)}, _findings(sink)
+
+
+def test_memorising_needs_something_learned_first():
+    """A classifier at the majority-class accuracy has learned nothing to forget: a rising
+    validation loss there is no T13 finding (issue 20, §4: standardization off, loss 660)."""
+    from engine import doctor
+
+    train, val = [9.0, 7.0, 5.0, 3.0], [1.0, 1.2, 1.4, 1.6]
+    quiet = doctor.rule_overfitting(
+        train, val, dropout=0.0, noise_std=0.0, best_val_accuracy=0.62, majority_share=0.62
+    )
+    assert quiet is None
+    fires = doctor.rule_overfitting(
+        train, val, dropout=0.0, noise_std=0.0, best_val_accuracy=0.9, majority_share=0.62
+    )
+    assert fires is not None and fires.rule == "overfitting"
