@@ -229,6 +229,12 @@ MESSAGES: tuple[str, ...] = (
         "checkpoint is kept: Resume it to go on"
     ),
     N_("stopped at the run time limit at step {step}; checkpoint saved"),
+    # the auto preset on imbalanced classes (engine/auto.py, _imbalance; issue 20)
+    N_(
+        "the smallest class has {share} of the largest one's rows: each class's loss is "
+        "weighted so a rare class counts as much as a common one, and the best epoch is the one "
+        "with the best balanced accuracy (train.class_weight=off turns both off) (T1)."
+    ),
     # why a target was guessed (engine/data/tabular.py, guess_target; issue 20)
     N_("its name, {name}, says it is the label"),
     N_("the first column: the last one, {name}, looks like {kind}"),

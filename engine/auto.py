@@ -16,6 +16,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+
 AUTO = "auto"
 
 MIN_STEPS_PER_EPOCH = 20  # T3: fewer updates per epoch than this learn slowly
@@ -38,6 +40,8 @@ class DataFacts:
     modality: str = "tabular"
     classes: int | None = None
     features: int = 1  # input values per row (pixels for images, steps × features for sequences)
+    # the smallest class's rows over the largest's (classification; None: unknown)
+    smallest_class_ratio: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -50,6 +54,7 @@ class DataFacts:
             modality=str(d.get("modality") or "tabular"),
             classes=int(d["classes"]) if d.get("classes") else None,
             features=int(d.get("features") or 1),
+            smallest_class_ratio=d.get("smallest_class_ratio"),
         )
 
     @classmethod
@@ -61,6 +66,11 @@ class DataFacts:
             modality=raw.modality,
             classes=len(raw.class_names) if raw.class_names else None,
             features=max(1, math.prod(raw.x.shape[1:])),
+            smallest_class_ratio=_ratio(
+                list(np.bincount(np.asarray(raw.y, dtype=np.int64)))
+                if raw.task == "classification"
+                else []
+            ),
         )
 
     @classmethod
@@ -73,7 +83,13 @@ class DataFacts:
             modality=str(report.get("modality") or "tabular"),
             classes=len(balance) or None,
             features=max(1, int(report.get("features") or report.get("columns", 2) - 1)),
+            smallest_class_ratio=_ratio(list(balance.values())),
         )
+
+
+def _ratio(counts: list[int]) -> float | None:
+    counts = [int(c) for c in counts if int(c) > 0]
+    return min(counts) / max(counts) if len(counts) >= 2 else None
 
 
 @dataclass(frozen=True)
@@ -128,7 +144,29 @@ def derive(
         )
     )
     out += _regularise(facts, n_tr, small)
+    out += _imbalance(facts)
     return out + _schedule(epochs, steps, small)
+
+
+IMBALANCED = 1 / 3  # the smallest class under this share of the largest: weight the loss (nets)
+
+
+def _imbalance(facts: DataFacts) -> list[Derived]:
+    """T1 on imbalanced classes: say on the card what ``train.class_weight`` auto will do."""
+    r = facts.smallest_class_ratio
+    if facts.task != "classification" or r is None or r >= IMBALANCED:
+        return []
+    return [
+        Derived(
+            "train.class_weight",
+            "auto",
+            "T1",
+            f"the smallest class has {r:.0%} of the largest one's rows: each class's loss is "
+            "weighted so a rare class counts as much as a common one, and the best epoch is "
+            "the one with the best balanced accuracy (train.class_weight=off turns both off) "
+            "(T1).",
+        )
+    ]
 
 
 def _lr(batch: int) -> Derived:

@@ -149,6 +149,12 @@ class TrainConfig(_Section):
     overfit_one_batch: bool = Field(
         False, description="Sanity check: can the model memorise one batch?"
     )
+    class_weight: Literal["auto", "off"] = Field(
+        "auto",
+        description="T1: auto: when the smallest class has under 1/3 of the largest's training "
+        "rows, each class's loss is weighted n/(classes × its rows) and the best epoch is the "
+        "one with the best balanced accuracy; off: plain loss and the lowest validation loss.",
+    )
 
 
 class EnsembleConfig(_Section):

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
+from engine.auto import IMBALANCED  # the smallest class under this share: weight the loss
 from engine.config import Config
 from engine.errors import ConfigError
 from engine.models import build_model, resolve_kind, weight_matrices
@@ -23,11 +24,38 @@ from engine.models import build_model, resolve_kind, weight_matrices
 EVAL_CHUNK = 4096
 
 
-def loss_fn(task: str, reduction: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def class_weights(cfg: Config, data: Any) -> torch.Tensor | None:
+    """T1 on imbalanced classes (``train.class_weight`` auto): n / (classes × count) per class
+    from the training rows, scikit-learn's "balanced" weights, so a rare class's mistakes count
+    as much in all as a common one's; None when the classes are balanced enough or it is off."""
+    if cfg.train.class_weight == "off" or data.task != "classification" or not data.n_classes:
+        return None
+    counts = torch.bincount(data.y_train.reshape(-1).long(), minlength=data.n_classes).double()
+    present = counts[counts > 0]
+    if len(present) < 2 or float(present.min()) >= IMBALANCED * float(present.max()):
+        return None
+    w = counts.sum() / (data.n_classes * counts.clamp_min(1))
+    return w.float()
+
+
+def loss_fn(
+    task: str, reduction: str, weight: torch.Tensor | None = None
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     # T4: the mean over the batch keeps the gradient's scale independent of the batch size.
+    # With class weights, torch's weighted mean divides by the rows' summed weights.
     if task == "classification":
-        return lambda out, y: F.cross_entropy(out, y, reduction=reduction)
+        return lambda out, y: F.cross_entropy(out, y, weight=weight, reduction=reduction)
     return lambda out, y: F.mse_loss(out.squeeze(-1), y, reduction=reduction)
+
+
+def balanced_accuracy(pred: torch.Tensor, y: torch.Tensor, n_classes: int) -> float:
+    """The mean recall over the classes present in ``y``."""
+    recalls = []
+    for c in range(n_classes):
+        rows = y == c
+        if rows.any():
+            recalls.append(float((pred[rows] == c).float().mean()))
+    return sum(recalls) / len(recalls) if recalls else float("nan")
 
 
 class Single:
@@ -39,7 +67,10 @@ class Single:
             cfg.model, data.input_shape, out, data.modality, seed=cfg.train.seed
         ).to(device)
         self.members = 1
-        self.loss_fn = loss_fn(data.task, cfg.optim.loss_reduction)
+        self.class_weight = class_weights(cfg, data)
+        if self.class_weight is not None:
+            self.class_weight = self.class_weight.to(device)
+        self.loss_fn = loss_fn(data.task, cfg.optim.loss_reduction, self.class_weight)
         self.params = list(self.model.parameters())
         self.ratio_params = weight_matrices(self.model)
         # The compiled callable trains; the module itself keeps the state_dict keys, so a
@@ -107,6 +138,9 @@ class Stacked:
         ]
         self.task = data.task
         self.reduction = cfg.optim.loss_reduction
+        self.class_weight = class_weights(cfg, data)
+        if self.class_weight is not None:
+            self.class_weight = self.class_weight.to(device)
 
         def one(p: dict, b: dict, x: torch.Tensor) -> torch.Tensor:
             return functional_call(self.base, (p, b), (x,))
@@ -122,13 +156,18 @@ class Stacked:
         member's gradient is exactly the gradient of its own mean loss (T4 per member)."""
         out = self._fwd(self.stacked, self.buffers, xb)
         k, b = out.shape[:2]
+        w = self.class_weight
         if self.task == "classification":
-            per = F.cross_entropy(out.reshape(k * b, -1), yb.reshape(-1), reduction="none").view(
-                k, b
-            )
+            per = F.cross_entropy(
+                out.reshape(k * b, -1), yb.reshape(-1), weight=w, reduction="none"
+            ).view(k, b)
         else:
             per = F.mse_loss(out.squeeze(-1), yb, reduction="none")
-        per_member = per.mean(1) if self.reduction == "mean" else per.sum(1)
+        if self.reduction == "mean" and w is not None and self.task == "classification":
+            # the same weighted mean as Single's: divided by the rows' summed weights
+            per_member = per.sum(1) / w[yb].sum(1)
+        else:
+            per_member = per.mean(1) if self.reduction == "mean" else per.sum(1)
         return per_member.sum()
 
     @torch.no_grad()
@@ -199,19 +238,24 @@ def update_ratios(
 def evaluate(
     net: Any, x: torch.Tensor, y: torch.Tensor, task: str, y_std: float | None
 ) -> dict[str, Any]:
-    """Validation in eval mode (T13: dropout off). Returns ensemble and per-member figures."""
+    """Validation in eval mode (T13: dropout off). Returns ensemble and per-member figures.
+    With class weights (``net.class_weight``) the losses are weighted as in training, and
+    ``balanced`` (balanced accuracy) is what picks the best epoch."""
     net.train_mode(False)
     out = net.predict(x)  # (K, N, C)
     k = out.shape[0]
     res: dict[str, Any] = {}
     if task == "classification":
-        member_loss = [float(F.cross_entropy(out[i], y)) for i in range(k)]
+        w = getattr(net, "class_weight", None)
+        member_loss = [float(F.cross_entropy(out[i], y, weight=w)) for i in range(k)]
         member_metric = [float((out[i].argmax(1) == y).float().mean()) for i in range(k)]
         probs = out.softmax(-1).mean(0)  # T14: average the predicted probabilities
-        res["loss"] = float(F.nll_loss(probs.clamp_min(1e-12).log(), y))
+        res["loss"] = float(F.nll_loss(probs.clamp_min(1e-12).log(), y, weight=w))
         res["pred"] = probs.argmax(1)
         res["metric"] = float((res["pred"] == y).float().mean())
         res["metric_name"] = "acc"
+        res["balanced"] = balanced_accuracy(res["pred"], y, out.shape[-1])
+        res["weighted"] = w is not None
     else:
         scale = y_std or 1.0
         member_loss = [float(F.mse_loss(out[i].squeeze(-1), y)) for i in range(k)]

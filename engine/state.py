@@ -24,6 +24,9 @@ class LoopState:
     best_metric: float | None = None  # … and that epoch's metric
     member_metrics: list[float] | None = None  # T14: each member's metric at the best epoch
     bad_epochs: int = 0  # epochs in a row without a new best (early stopping, T7)
+    # With class weights (imbalanced classes): the best epoch's (-balanced accuracy, loss)
+    best_key: list[float] | None = None
+    best_balanced: float | None = None  # … and its balanced accuracy
     n_cuts: int = 0  # LR cuts made
     train_losses: list[float] = field(default_factory=list)  # one per epoch
     val_losses: list[float] = field(default_factory=list)  # one per epoch (mean member)

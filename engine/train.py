@@ -501,6 +501,8 @@ class _Run:
             f"val/{mname}": ev["metric"],
             "epoch": epoch,
         }
+        if ev.get("weighted"):
+            vals["val/balanced_acc"] = ev["balanced"]
         if self.cfg.train.clip_norm is not None:
             vals["grad/clip_frac_epoch"] = float(self.totals.epoch_clipped) / self.steps_per_epoch
         if self.k > 1:
@@ -513,8 +515,21 @@ class _Run:
         self.sink.log(self.state.step, vals)
 
     def track_best(self, epoch: int, ev: dict[str, Any]) -> None:
-        """Keep the best epoch's weights (restored at the end, T7) and count epochs without one."""
+        """Keep the best epoch's weights (restored at the end, T7) and count epochs without one.
+        The best epoch has the lowest validation loss; with imbalanced classes (class weights
+        on), the best balanced accuracy, the lower loss breaking a tie."""
         st = self.state
+        if ev.get("weighted"):
+            key = (-ev["balanced"], ev["sched_loss"])
+            if st.best_key is None or key < tuple(st.best_key):
+                st.best_key = list(key)
+                st.best_loss, st.best_epoch, st.best_metric = ev["sched_loss"], epoch, ev["metric"]
+                st.member_metrics, st.bad_epochs = ev["member_metric"], 0
+                st.best_balanced = ev["balanced"]
+                self.best_state = self.net.state_dict()
+            else:
+                st.bad_epochs += 1
+            return
         if ev["sched_loss"] < st.best_loss:
             st.best_loss, st.best_epoch, st.best_metric = ev["sched_loss"], epoch, ev["metric"]
             st.member_metrics, st.bad_epochs = ev["member_metric"], 0
@@ -765,6 +780,10 @@ class _Run:
             "best_val_loss": st.best_loss if st.best_epoch else None,
             "metric": mname,
             "best_val_metric": st.best_metric,
+            # imbalanced classes: the loss was class-weighted, the best epoch chosen by this
+            "class_weighted": getattr(self.net, "class_weight", None) is not None,
+            "best_by": "balanced_acc" if st.best_key is not None else "val_loss",
+            "best_val_balanced_accuracy": st.best_balanced,
             "final_lr": self.lr,
             "lr_cuts": st.n_cuts,
             "members": self.k,

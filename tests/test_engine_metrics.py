@@ -89,3 +89,54 @@ def test_run_detail_shows_balanced_accuracy_and_per_class_recall(tmp_path, monke
         assert words in text, text[:3000]
         tables = [df.value for df in at.dataframe]
         assert any("recall" in t.columns and "0.0%" in set(t["recall"]) for t in tables)
+
+
+def test_imbalanced_classes_weigh_the_loss_and_pick_the_best_epoch_by_balanced_accuracy(
+    tmp_path,
+):
+    """The smallest class under 1/3 of the largest: the loss is class-weighted and the best
+    epoch is the one with the best balanced accuracy (its validation series is logged); off,
+    neither. The rare classes are found more often with the weights."""
+    source = _imbalanced(tmp_path)
+    raw = load_dataset(source)
+    found = {}
+    for mode in ("auto", "off"):
+        cfg = resolve_config(
+            "quick",
+            dataset=source,
+            overrides={"train.epochs": 12, "train.preflight": False, "train.class_weight": mode},
+        )
+        sink = MemorySink()
+        s = run_training(cfg, sink=sink, raw=raw).summary
+        balanced = [v for _, v in sink.series("val/balanced_acc")]
+        if mode == "auto":
+            assert s["class_weighted"] and s["best_by"] == "balanced_acc"
+            assert np.isclose(s["best_val_balanced_accuracy"], max(balanced))
+        else:
+            assert not s["class_weighted"] and s["best_by"] == "val_loss" and not balanced
+        found[mode] = s["test_balanced_accuracy"]
+    print(found)
+    assert found["auto"] >= found["off"]
+
+
+def test_balanced_classes_get_no_weights():
+    cfg = resolve_config("quick", dataset="builtin:breast-cancer", overrides={"train.epochs": 2})
+    s = run_training(cfg, sink=MemorySink()).summary
+    assert not s["class_weighted"] and s["best_by"] == "val_loss"
+
+
+def test_the_auto_card_says_it_weighs_imbalanced_classes_in_every_language(tmp_path):
+    from app import engine_text, i18n
+    from engine.auto import DataFacts, derive
+    from jobs.dataset_check import report_dict
+
+    report = report_dict(load_dataset(_imbalanced(tmp_path)))
+    facts = DataFacts.from_report(report)
+    assert facts.smallest_class_ratio < 1 / 3
+    (why,) = [d.why for d in derive(facts) if d.field == "train.class_weight"]
+    assert "balanced accuracy" in why
+    for lang, word in (("zh_Hans", "平衡准确率"), ("zh_Hant", "平衡準確率")):
+        with i18n.language(lang):
+            assert word in engine_text.message(why)
+    balanced = DataFacts.from_raw(load_dataset("builtin:breast-cancer"))
+    assert not [d for d in derive(balanced) if d.field == "train.class_weight"]
