@@ -513,6 +513,16 @@ def doctor_texts(
                 _("epoch training loss {loss:.3g} is over 3× the first epoch's {initial:.3g}")
             )
             sug = fill(_("lower the learning rate ÷10 ({change})"))
+        case "class_never_predicted":
+            msg = _(
+                "the model never predicts class {name} (0 of its {rows} validation rows): "
+                "accuracy hides it; look at balanced accuracy"
+            ).format(name=repr(d["class"]), rows=d["rows"])
+            sug = (
+                _("weigh the classes (train.class_weight=auto)")
+                if change
+                else _("add examples of that class (T1); the loss already weighs the classes")
+            )
         case _:
             raise KeyError(rule)
     return msg, sug

@@ -44,7 +44,10 @@ class DataFacts:
     smallest_class_ratio: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if d["smallest_class_ratio"] is None:  # facts recorded before it existed read the same
+            del d["smallest_class_ratio"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataFacts:

@@ -626,3 +626,36 @@ def rule_divergence(
             change=change,
         )
     return None
+
+
+MIN_ROWS_NEVER_PREDICTED = 5  # a class needs this many validation rows before it can fire
+
+
+def rule_never_predicted(
+    cm: Sequence[Sequence[int]], class_names: Sequence[str] | None, *, class_weight: str
+) -> Finding | None:
+    """T1: a class with at least MIN_ROWS_NEVER_PREDICTED validation rows that the best model
+    never predicts (``cm``: the validation confusion matrix, rows true, columns predicted). The
+    change: class weights, when the run had them off; else more examples of that class."""
+    missed = [
+        (i, sum(row))
+        for i, row in enumerate(cm)
+        if sum(row) >= MIN_ROWS_NEVER_PREDICTED and sum(r[i] for r in cm) == 0
+    ]
+    if not missed:
+        return None
+    i, rows = max(missed, key=lambda m: m[1])
+    name = str(class_names[i]) if class_names else str(i)
+    change = {"train.class_weight": "auto"} if class_weight == "off" else {}
+    return Finding(
+        "T1",
+        "warning",
+        "class_never_predicted",
+        f"the model never predicts class {name!r} (0 of its {rows} validation rows): accuracy "
+        "hides it; look at balanced accuracy",
+        "weigh the classes (train.class_weight=auto)"
+        if change
+        else "add examples of that class (T1); the loss already weighs the classes",
+        data={"class": name, "rows": rows, "classes_missed": len(missed)},
+        change=change,
+    )

@@ -684,6 +684,7 @@ class _Run:
             status, reason, elapsed=time.perf_counter() - t_start, t_loop=t_loop
         )
         if status is RunStatus.FINISHED:
+            self.check_classes(epoch)
             summary |= self.score_test()
         if status is RunStatus.FINISHED:
             best = (
@@ -696,6 +697,21 @@ class _Run:
             message = f"finished after {st.epoch} epochs ({reason.replace('_', ' ')}){best}"
         self.sink.event(step, EventKind.RUN_END, message, {"status": status, "reason": reason})
         return TrainResult(status, summary, message, st.findings)
+
+    def check_classes(self, epoch: int) -> None:
+        """T1 at the end, with the best weights: a class the model never predicts on the
+        validation split (the test split stays unseen by every choice and every finding)."""
+        d = self.data
+        if d.task != "classification" or len(self.x_va) == 0:
+            return
+        with torch.no_grad():
+            pred = self.net.predict(self.x_va).softmax(-1).mean(0).argmax(1)
+        c = d.n_classes
+        cm = torch.bincount(self.y_va * c + pred, minlength=c * c).reshape(c, c).tolist()
+        if f := doctor.rule_never_predicted(
+            cm, d.class_names, class_weight=self.cfg.train.class_weight
+        ):
+            self.report(f, self.state.step, epoch, every=1)
 
     def score_test(self) -> dict[str, Any]:
         """The held-out test split, scored once with the weights in place (the best epoch's):

@@ -140,3 +140,36 @@ def test_the_auto_card_says_it_weighs_imbalanced_classes_in_every_language(tmp_p
             assert word in engine_text.message(why)
     balanced = DataFacts.from_raw(load_dataset("builtin:breast-cancer"))
     assert not [d for d in derive(balanced) if d.field == "train.class_weight"]
+
+
+def _faint(tmp_path):
+    """95 % / 5 %, the rare class only faintly apart: without weights a short run predicts
+    the common class for every row."""
+    rng = np.random.default_rng(3)
+    n = 800
+    y = rng.choice(["ok", "fault"], n, p=[0.95, 0.05])
+    shift = (y == "fault") * 0.8
+    frame = pd.DataFrame(rng.normal(size=(n, 3)) + shift[:, None], columns=list("abc"))
+    frame["label"] = y
+    path = tmp_path / "faint.csv"
+    frame.to_csv(path, index=False)
+    return str(path)
+
+
+def test_a_class_never_predicted_is_found_and_weights_fix_it(tmp_path):
+    source = _faint(tmp_path)
+    raw = load_dataset(source)
+    rules = {}
+    for mode in ("off", "auto"):
+        cfg = resolve_config(
+            "quick",
+            dataset=source,
+            overrides={"train.epochs": 6, "train.preflight": False, "train.class_weight": mode},
+        )
+        sink = MemorySink()
+        run_training(cfg, sink=sink, raw=raw)
+        rules[mode] = [e["data"] for e in sink.kinds("doctor")]
+    never = [f for f in rules["off"] if f["rule"] == "class_never_predicted"]
+    assert never and never[0]["data"]["class"] == "fault", rules["off"]
+    assert never[0]["change"] == {"train.class_weight": "auto"}
+    assert not [f for f in rules["auto"] if f["rule"] == "class_never_predicted"], rules["auto"]

@@ -291,6 +291,8 @@ def _findings():
             [1.0, 0.8, 0.6, 0.4], [1.0, 1.1, 1.2, 1.3], dropout=0.5, noise_std=0.1
         ),
         doctor.rule_divergence([1.0, 5.0], 1.0, lr=0.1),
+        doctor.rule_never_predicted([[9, 0], [6, 0]], ["yes", "no"], class_weight="off"),
+        doctor.rule_never_predicted([[9, 0], [6, 0]], ["yes", "no"], class_weight="auto"),
     ]
     assert [i for i, f in enumerate(out) if f is None] == []
     return out
