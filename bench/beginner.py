@@ -1,7 +1,7 @@
 """The beginner's path, timed and counted in a real browser: from `trainboard up` to a finished
 run seen on Run detail, with every default left as it is.
 
-    .venv/bin/python bench/beginner.py [--csv FILE]
+    .venv/bin/python bench/beginner.py [--csv FILE] [--quick]
 
 Starts `trainboard up` (the README's command, headless, in a fresh data directory) and drives
 Debian's Chromium with Playwright the way a new user would: open the dashboard, go to Datasets,
@@ -11,11 +11,16 @@ changed), follow "Watch run", and wait until Run detail shows the run finished w
 score. It prints each step's time since the page first answered and the number of user actions
 (clicks and file choices; no keystrokes are needed). The install time of a fresh clone is not
 included: `./tb up` prints its install steps, measured in the closing notes from a clean clone.
+
+``--quick`` (a smoke run) takes the same path, which has nothing to repeat or shrink without
+changing a default, but gives up sooner on a page that does not come, and prints a note instead
+of failing where Chromium or Playwright is missing.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
 import signal
@@ -33,6 +38,8 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != 
 
 from tests.queue_helpers import free_port, wait_http  # noqa: E402  (the browser test's helpers)
 
+CHROMIUM = "/usr/bin/chromium"
+
 
 def wine_csv(folder: Path) -> Path:
     from sklearn.datasets import load_wine
@@ -43,11 +50,21 @@ def wine_csv(folder: Path) -> Path:
 
 
 def main() -> int:
-    from playwright.sync_api import expect, sync_playwright
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--csv", type=Path, default=None)
+    ap.add_argument("--quick", action="store_true", help="smoke run: shorter waits")
     args = ap.parse_args()
+    if args.quick:
+        missing = [] if Path(CHROMIUM).exists() else [CHROMIUM]
+        if importlib.util.find_spec("playwright") is None:
+            missing.append("the playwright package")
+        if missing:
+            print(f"skipped: the browser path needs {' and '.join(missing)}")
+            return 0
+    from playwright.sync_api import expect, sync_playwright
+
+    # ms: how long a page may take to show what the next step needs, and the run to finish
+    page_ms, finish_ms = (60_000, 120_000) if args.quick else (120_000, 300_000)
     tmp = Path(tempfile.mkdtemp(prefix="tb-beginner-"))
     csv = args.csv or wine_csv(tmp)
     port = free_port()
@@ -75,10 +92,10 @@ def main() -> int:
             marks.append((what, time.monotonic() - t0))
 
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium")
+            browser = pw.chromium.launch(executable_path=CHROMIUM)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(120_000)
-            expect.set_options(timeout=120_000)  # an upload check takes seconds on a busy box
+            page.set_default_timeout(page_ms)
+            expect.set_options(timeout=page_ms)  # an upload check takes seconds on a busy box
             page.goto(url)  # the address `up` prints
             expect(page.get_by_role("heading", name="Trainboard").first).to_be_visible()
             mark("home page shown")
@@ -97,7 +114,7 @@ def main() -> int:
             page.get_by_role("link", name=re.compile("Watch run")).click()
             actions += 1
             main = page.locator("[data-testid='stMain']")
-            expect(main.get_by_text(re.compile("finished")).first).to_be_visible(timeout=300_000)
+            expect(main.get_by_text(re.compile("finished")).first).to_be_visible(timeout=finish_ms)
             expect(main.get_by_text("Test (held out)").first).to_be_visible()
             mark("Run detail shows the run finished")
             text = main.inner_text()

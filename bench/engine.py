@@ -15,6 +15,11 @@ ratio every 50 steps, doctor rules, LR schedule, best-weights tracking; prefligh
 runs once per run, not per step). Runs alternate plain/engine and the best of the repeats on each
 side is reported (noise only ever slows a run down). Then a K=10 ensemble (torch.func stacked)
 against one member and against ten members trained one after another.
+
+``--quick`` is a smoke run (well under a minute on 2 CPU cores): small tensors, one repeat, the
+CPU comparison measured inside this process (at 1 thread and at every core) instead of a fresh
+process per measurement, and only the default policy's concurrency row. Every figure and ratio is
+still printed, but they are rough.
 """
 
 from __future__ import annotations
@@ -153,13 +158,23 @@ def compare(
         p = max(plain_loop(cfg, data, device) for _ in range(repeats))
         e = max(engine_loop(cfg, data, device) for _ in range(repeats))
         return name, p, "-", e, e / p
-    counts = list(range(1, cores_available() + 1))
-    plain: dict[int, list[float]] = {c: [] for c in counts}
-    eng = []
-    for _ in range(repeats):
-        for c in counts:
-            plain[c] += measure(case, "plain", str(c), quick)
-        eng += measure(case, "engine", "policy", quick)
+    if quick:
+        # A smoke run: a fresh process per measurement costs seconds of imports each, so both
+        # sides run here (after a warm-up), at 1 thread and at every core only; a rough ratio.
+        counts = sorted({1, cores_available()})
+        small = synthetic(256, tuple(data.input_shape), data.n_classes)
+        plain_loop(cfg, small, device, counts[-1])
+        engine_loop(cfg, small, device)
+        plain = {c: [plain_loop(cfg, data, device, c) for _ in range(repeats)] for c in counts}
+        eng = [engine_loop(cfg, data, device) for _ in range(repeats)]
+    else:
+        counts = list(range(1, cores_available() + 1))
+        plain = {c: [] for c in counts}
+        eng = []
+        for _ in range(repeats):
+            for c in counts:
+                plain[c] += measure(case, "plain", str(c), quick)
+            eng += measure(case, "engine", "policy", quick)
     # The best of the repeats on each side: on a shared machine other processes only ever slow a
     # run down, so the fastest repeat is the closest to what the code itself costs.
     best = max(counts, key=lambda c: max(plain[c]))
@@ -196,7 +211,7 @@ def fixed(cfg_overrides: dict, preset: str = "sutskever"):
 
 
 def lstm_case(quick: bool) -> tuple[str, object, Prepared]:
-    rows = 4_000 if quick else 12_000
+    rows = 1_000 if quick else 12_000
     cfg = fixed(
         {
             "model.kind": "lstm",
@@ -213,7 +228,7 @@ def lstm_case(quick: bool) -> tuple[str, object, Prepared]:
 
 
 def mlp_case(quick: bool) -> tuple[str, object, Prepared]:
-    rows = 20_000 if quick else 200_000
+    rows = 8_000 if quick else 200_000
     cfg = fixed(
         {
             "model.kind": "mlp",
@@ -236,7 +251,7 @@ def one_run(case: str, side: str, quick: bool, threads: str) -> None:
     )
     # Warm-up: the first optimizer step of a process imports torch._dynamo (seconds), which a
     # worker's warm spare runner has already paid before its run starts.
-    small = synthetic(1000, tuple(data.input_shape), data.n_classes)
+    small = synthetic(256 if quick else 1000, tuple(data.input_shape), data.n_classes)
     if side == "plain":
         plain_loop(cfg, small, dev, int(threads))
         speed = plain_loop(cfg, data, dev, int(threads))
@@ -253,10 +268,11 @@ def concurrency_rows(quick: bool, repeats: int) -> None:
         f"Two runs at once on {cores} cores (MLP case, each run in its own process; total samples/s):"
     )
     rows = []
-    for label, threads in (
-        ("default policy", "policy"),
-        (f"torch default ({cores} threads each)", str(cores)),
-    ):
+    setups = [("default policy", "policy"), (f"torch default ({cores} threads each)", str(cores))]
+    if quick:  # each row is three processes' imports: the policy's row only
+        print("  (--quick: the torch-default row is skipped)")
+        setups = setups[:1]
+    for label, threads in setups:
         alone = max(sum(measure("mlp", "engine", threads, quick)) for _ in range(repeats))
         pair = max(sum(measure("mlp", "engine", threads, quick, n=2)) for _ in range(repeats))
         rows.append((label, alone, pair))
@@ -272,11 +288,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=None, help="default 3, or 1 with --quick")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: one run, for the concurrency rows
     ap.add_argument("--threads", default="policy", help=argparse.SUPPRESS)
     ap.add_argument("--side", default="engine", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.repeats is None:
+        args.repeats = 1 if args.quick else 3
     if args.one:
         one_run(args.one, args.side, args.quick, args.threads)
         return
@@ -303,7 +321,7 @@ def main() -> None:
         concurrency_rows(args.quick, max(1, args.repeats - 1))
 
     # ---- T14: K=10 stacked vs one member vs ten sequential members
-    ens_rows = 5_000 if args.quick else 20_000
+    ens_rows = 2_000 if args.quick else 20_000
     ens_data = synthetic(ens_rows, (64,), 10, seed=1)
     base = {
         "model.kind": "mlp",

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/queue.py                      # both brokers
     .venv/bin/python bench/queue.py --broker embedded --samples 20 --burst 200 --workers 2
+    .venv/bin/python bench/queue.py --quick              # smoke run: embedded broker, tiny counts
 
 For each broker (Redis at TRAINBOARD_BENCH_REDIS_URL, default redis://127.0.0.1:6379/0, under
 a unique key prefix; and the embedded filesystem broker) it starts real workers in a temporary
@@ -13,6 +14,10 @@ data directory and measures
    none run twice (attempt 1 and exactly one ``run_start`` event each).
 
 Targets (issue 4): Redis median ≤ 0.5 s, embedded median ≤ 1 s.
+
+``--quick`` is a smoke run (under a minute on 2 cores): the embedded broker only unless
+``--broker`` names one, QUICK's sample, burst and worker counts unless given, one wine run and
+shorter waits for the workers' warm spare runners (so its latencies may run high).
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 ROOT = _HERE.parent
 sys.path.insert(0, str(ROOT))
+
+QUICK = {"samples": 1, "burst": 2, "workers": 2}
 
 TINY = {
     "train.epochs": 1,
@@ -89,7 +96,7 @@ def _stop_workers(procs: list[subprocess.Popen]) -> None:
             p.wait()
 
 
-def bench(broker: str, samples: int, burst: int, workers: int) -> dict:
+def bench(broker: str, samples: int, burst: int, workers: int, quick: bool = False) -> dict:
     home = Path(tempfile.mkdtemp(prefix=f"tb-bench-{broker}-"))
     env = {**os.environ, "TRAINBOARD_HOME": str(home), "TRAINBOARD_HEARTBEAT_S": "1"}
     env.pop("TRAINBOARD_BROKER_URL", None)
@@ -101,6 +108,7 @@ def bench(broker: str, samples: int, burst: int, workers: int) -> dict:
     os.environ.clear()
     os.environ.update(env)
 
+    from jobs import datasets
     from jobs.store import registry
     from jobs.store.db import connect
     from jobs.submit import submit
@@ -113,7 +121,9 @@ def bench(broker: str, samples: int, burst: int, workers: int) -> dict:
             if time.monotonic() > deadline:
                 raise RuntimeError("workers did not come up")
             time.sleep(0.1)
-        time.sleep(8)  # let each worker's warm spare runner finish importing torch
+        # Let each worker's warm spare runner finish importing torch (--quick: the warm-up below,
+        # which imports it here too, is the wait).
+        time.sleep(0 if quick else 8)
 
         def wait_final(ids: list[int], timeout: float) -> None:
             deadline = time.monotonic() + timeout
@@ -134,6 +144,9 @@ def bench(broker: str, samples: int, burst: int, workers: int) -> dict:
         from engine.config import resolve_config
 
         resolve_config("quick", dataset="builtin:digits", overrides=TINY)
+        if quick:  # and register the sample now: its first submit loads it (seconds), which
+            # the median of the full run's samples absorbs but one sample does not
+            datasets.register_builtin(db, "builtin:digits")
         latencies = []
         for _ in range(samples):
             t0 = time.time()
@@ -154,12 +167,22 @@ def bench(broker: str, samples: int, burst: int, workers: int) -> dict:
 
         # A beginner's first run: the default preset on sklearn's wine table (178 rows),
         # submit → running → finished, through the queue with a warm spare runner.
+        # Registered first, as an upload is (submit takes only a registered dataset).
         wine = home / "wine.csv"
         _wine_csv(wine)
+        with wine.open("rb") as f:
+            ds = datasets.ingest(db, f, wine.name, target="target")
         to_running, to_finished = [], []
-        for _ in range(max(3, samples // 4)):
+        for _ in range(1 if quick else max(3, samples // 4)):
             t0 = time.time()
-            run_id = submit("sutskever", str(wine), target="target", db=db).run_id
+            run_id = submit(
+                "sutskever",
+                ds["path"],
+                target=ds["target"],
+                dataset_id=ds["id"],
+                info=ds["report"],
+                db=db,
+            ).run_id
             while not (run := registry.get_run(db, run_id))["started_at"]:
                 time.sleep(0.005)
             to_running.append(run["started_at"] - t0)
@@ -169,7 +192,7 @@ def bench(broker: str, samples: int, burst: int, workers: int) -> dict:
                 "SELECT count(*) FROM workers WHERE current_run IS NOT NULL AND status != 'stopped'"
             ).fetchone()[0]:
                 time.sleep(0.05)
-            time.sleep(2)  # the next warm spare imports torch
+            time.sleep(0 if quick else 2)  # the next warm spare imports torch
 
         t0 = time.monotonic()
         ids = [
@@ -226,11 +249,25 @@ def _exit_on_sigterm() -> None:
 def main() -> int:
     _exit_on_sigterm()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--broker", choices=("both", "redis", "embedded"), default="both")
-    p.add_argument("--samples", type=int, default=20)
-    p.add_argument("--burst", type=int, default=200)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument(
+        "--broker", choices=("both", "redis", "embedded"), default=None, help="default both"
+    )
+    p.add_argument(
+        "--samples", type=int, default=None, help=f"default 20 ({QUICK['samples']}: --quick)"
+    )
+    p.add_argument(
+        "--burst", type=int, default=None, help=f"default 200 ({QUICK['burst']}: --quick)"
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, help=f"default 2 ({QUICK['workers']}: --quick)"
+    )
+    p.add_argument("--quick", action="store_true", help="smoke run: embedded broker, tiny counts")
     args = p.parse_args()
+    if args.broker is None:
+        args.broker = "embedded" if args.quick else "both"
+    for name, full in (("samples", 20), ("burst", 200), ("workers", 2)):
+        if getattr(args, name) is None:
+            setattr(args, name, QUICK[name] if args.quick else full)
     brokers = ("redis", "embedded") if args.broker == "both" else (args.broker,)
     results = []
     for b in brokers:
@@ -244,6 +281,7 @@ def main() -> int:
                 str(args.samples),
                 str(args.burst),
                 str(args.workers),
+                *(["--quick"] if args.quick else []),
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -281,9 +319,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 6 and sys.argv[1] == "--one":
+    if len(sys.argv) in (6, 7) and sys.argv[1] == "--one":
         _exit_on_sigterm()
-        _, _, b, n, burst, w = sys.argv
-        print(json.dumps(bench(b, int(n), int(burst), int(w))))
+        _, _, b, n, burst, w = sys.argv[:6]
+        print(json.dumps(bench(b, int(n), int(burst), int(w), quick=sys.argv[6:] == ["--quick"])))
         sys.exit(0)
     sys.exit(main())

@@ -26,7 +26,7 @@ from pathlib import Path
 _ROOT = str(Path(__file__).resolve().parents[1])
 sys.path[:] = [_ROOT] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent]
 
-from jobs import registry  # noqa: E402
+from jobs.store import registry  # noqa: E402
 from jobs.store.db import connect  # noqa: E402
 from jobs.store.reader import events, series  # noqa: E402
 from jobs.store.writer import MetricWriter  # noqa: E402
@@ -209,9 +209,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     args = ap.parse_args()
-    steps = 40_000 if args.quick else 200_000
-    long_steps = 100_000 if args.quick else 1_000_000
-    seconds = 3.0 if args.quick else 8.0
+    # --quick: a smoke run (well under a minute on 2 cores) that takes every code path and
+    # prints every figure; its numbers are noisier than a full run's.
+    steps = 10_000 if args.quick else 200_000
+    long_steps = 50_000 if args.quick else 1_000_000
+    seconds = 1.5 if args.quick else 8.0
     with tempfile.TemporaryDirectory(prefix="tb-bench-") as d:
         tmp = Path(d)
         pts = _points(steps)
@@ -297,7 +299,7 @@ def main() -> None:
         f"\nnotes: ingest = {n:,} points ({steps:,} steps x {len(KEYS)} keys), best of 3, timed "
         f"to close(); 1M-step series written at {chart['write_rate']:,.0f} points/s (1 key/step); "
         f"chart = median of 15 reads (worst {chart['chart_max'] * 1e3:.1f} ms); "
-        f"4 paced writers logged {live['rate']:,.0f} points/s in total for {seconds:.0f} s; "
+        f"4 paced writers logged {live['rate']:,.0f} points/s in total for {seconds:g} s; "
         f"reader p50 {live['p50'] * 1e3:.2f} ms over {live['polls']} calls; 'idle' = the same "
         f"calls while the 4 writer processes run but log nothing (the machine's noise floor); "
         f"load average {load0:.1f} at start, {load1:.1f} at end on {os.cpu_count()} CPUs."

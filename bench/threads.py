@@ -1,12 +1,15 @@
 """`trainboard train` alone and two at once, at torch's default threads and at the thread policy.
 
-    .venv/bin/python bench/threads.py [--epochs 8] [--rows 20000]
+    .venv/bin/python bench/threads.py [--epochs 8] [--rows 20000] [--quick]
 
 The table of the threads issue, measured again in one invocation: a 20,000 × 40
 ``make_classification`` table, the ``sutskever`` preset, every run a real ``trainboard train``
 process. "torch default" sets ``TRAINBOARD_THREADS`` to the core count (what torch does on its
 own: one intra-op thread per core); "policy" is the default thread policy (engine/threads.py).
 The figure is each run's ``samples_per_s`` from its summary.json (training only, not start-up).
+
+``--quick`` is a smoke run (seconds): a 2,000-row table, 1 epoch, and the thread policy's rows
+only (every ``trainboard train`` process costs seconds of imports, whatever its size).
 """
 
 from __future__ import annotations
@@ -68,19 +71,25 @@ def runs(n: int, csv: Path, out: Path, epochs: int, threads: str | None) -> list
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--rows", type=int, default=20_000)
+    ap.add_argument("--epochs", type=int, default=None, help="default 8, or 1 with --quick")
+    ap.add_argument("--rows", type=int, default=None, help="default 20,000, or 2,000 with --quick")
+    ap.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     args = ap.parse_args()
+    if args.epochs is None:
+        args.epochs = 1 if args.quick else 8
+    if args.rows is None:
+        args.rows = 2_000 if args.quick else 20_000
     cores = len(os.sched_getaffinity(0))
     out = Path(tempfile.mkdtemp(prefix="tb-threads-"))
     csv = out / "table.csv"
     table(csv, args.rows)
     print(f"{args.rows:,} × 40 table, sutskever preset, {args.epochs} epochs, {cores} cores")
+    setups = [(f"torch default ({cores} threads)", str(cores)), ("thread policy (default)", None)]
+    if args.quick:
+        print("(--quick: the torch-default rows are skipped)")
+        setups = setups[1:]
     print(f"{'setup':<44} {'samples/s':>22} {'total vs one alone':>20}")
-    for label, threads in (
-        (f"torch default ({cores} threads)", str(cores)),
-        ("thread policy (default)", None),
-    ):
+    for label, threads in setups:
         (alone,) = runs(1, csv, out, args.epochs, threads)
         pair = runs(2, csv, out, args.epochs, threads)
         print(f"{'one run alone, ' + label:<44} {alone:>22,.0f} {1.0:>19.2f}×")

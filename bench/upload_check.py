@@ -1,13 +1,14 @@
 """How long the upload check takes: a file accepted, a file refused by the loader, a hostile file
 refused from its metadata, each checked in its own child process as an upload is.
 
-    .venv/bin/python bench/upload_check.py [--repeat 3]
+    .venv/bin/python bench/upload_check.py [--repeat 3] [--quick]
 
 The baseline, run in the same invocation on the accepted file: the same child with torch and
 scikit-learn imported first, which is what building the dataset report pulled in (through
 ``engine.data.prepare``) before the torch-free rules moved to ``engine.data.rules``. A refused
 file never reached the report, so it has no baseline: its time is printed alone. It prints the
-median wall time (seconds) and, for the accepted file, the ratio now / baseline.
+median wall time (seconds) and, for the accepted file, the ratio now / baseline. ``--quick``
+(a smoke run) checks each file once instead of ``--repeat`` times.
 """
 
 from __future__ import annotations
@@ -77,8 +78,11 @@ def check_once(path: Path, baseline: bool) -> tuple[float, str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=None, help="default 3, or 1 with --quick")
+    p.add_argument("--quick", action="store_true", help="each file checked once, for a smoke run")
     args = p.parse_args(argv)
+    if args.repeat is None:
+        args.repeat = 1 if args.quick else 3
     with tempfile.TemporaryDirectory() as tmp:
         print(f"{'file':48} {'now s':>7} {'baseline s':>11} {'ratio':>6}  answer")
         for label, path in files(Path(tmp)).items():
