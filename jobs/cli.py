@@ -624,7 +624,10 @@ def _add_datasets(p: argparse.ArgumentParser) -> None:
         "add", help="check a file exactly as an upload is checked, and add it as a dataset"
     )
     add.add_argument("file")
-    add.add_argument("--target", help="target column (default: target/label/y/class, else last)")
+    add.add_argument(
+        "--target",
+        help="target column (default: one named like a label, else the last unless it is an ID, a date or free text)",
+    )
     add.add_argument("--name", help="the dataset's name (default: the file's name)")
     add.add_argument("--owner", default="local", help="who owns it (default: local)")
     rm = sub.add_parser("remove", help="delete a dataset and its file")

@@ -59,8 +59,9 @@ def check_source(source: str) -> None:
 def load_dataset(source: str, *, target: str | None = None, task: str = "auto") -> RawDataset:
     """Load a file path or ``builtin:NAME``.
 
-    ``target``: the target column (tables) or array name (NPZ); by default a column named
-    target/label/y/class (any case), else the last column. Ignored for image zips, whose target
+    ``target``: the target column (tables) or array name (NPZ); by default the column a person
+    would pick (:func:`engine.data.tabular.guess_target`: named like a label, else the last
+    column unless it is an ID, a date or free text). Ignored for image zips, whose target
     is the folder name. ``task``: "auto" (see :func:`engine.data.tabular.auto_task`),
     "classification" or "regression".
     """
