@@ -266,6 +266,9 @@ def run_chart_data(
 # Channels are built as Altair objects, never as "field:Q" strings or dicts: Altair resolves a
 # string or dict against the whole Vega-Lite schema (thousands of schema hashes per channel),
 # which made building the run page's charts take ~0.5 s; objects skip that lookup.
+# Tick labels with 4 significant digits at most: a flat series (a constant 44.9% accuracy)
+# made Vega label its ticks 0.4492753744125….
+Y_AXIS = alt.Axis(format=".4~g")
 _STEP = alt.X("step", type="quantitative", title="step")  # English; _step() translates
 # Categorical colours that can be told apart (Vega's tableau10), and dash patterns on top, so
 # runs stay distinguishable in grey print and for colour-blind readers.
@@ -402,19 +405,19 @@ def panel_chart(
             base.transform_filter("datum.downsampled")
             .mark_area(opacity=0.15)
             .encode(
-                alt.Y("vmin", type="quantitative", scale=y_scale, title=None),
+                alt.Y("vmin", type="quantitative", scale=y_scale, title=None, axis=Y_AXIS),
                 alt.Y2("vmax"),
             )
         )
     shape = {"interpolate": "step-after"} if steps else {}
     layers.append(
         base.mark_line(opacity=0.25, strokeWidth=1, **shape).encode(
-            alt.Y("value", type="quantitative", scale=y_scale, title=None)
+            alt.Y("value", type="quantitative", scale=y_scale, title=None, axis=Y_AXIS)
         )
     )
     layers.append(
         base.mark_line(strokeWidth=2, **shape).encode(
-            alt.Y("ema", type="quantitative", scale=y_scale, title=None),
+            alt.Y("ema", type="quantitative", scale=y_scale, title=None, axis=Y_AXIS),
             tooltip=[
                 alt.Tooltip("series", type="nominal", title=_("series")),
                 alt.Tooltip("step", type="quantitative", title=_("step")),

@@ -453,6 +453,13 @@ def test_run_detail_draws_every_panel_with_lr_cut_annotations(home):
     data = charts.run_chart_data(connect(), home["cut"], spec=run["spec"])
     for chart in charts.run_charts(data).values():
         chart.to_dict(validate=True)
+        # tick labels keep 4 significant digits: a flat 44.9% showed 0.4492753744125… (issue 20)
+        axes = [
+            layer["encoding"]["y"].get("axis")
+            for layer in chart.to_dict()["layer"]
+            if layer.get("encoding", {}).get("y", {}).get("field") in ("value", "ema")
+        ]
+        assert axes and all(a == {"format": ".4~g"} for a in axes), axes
     assert [d.label for d in at.get("download_button")][0] == "Resolved config (JSON)"
 
 
