@@ -178,3 +178,36 @@ class RedisServer:
 
 def queue_prefix() -> str:
     return f"tbtest-{uuid.uuid4().hex[:10]}."
+
+
+@contextlib.contextmanager
+def dashboard_server(log_path: Path, env: dict[str, str]):
+    """The dashboard alone, as ``trainboard up`` starts it (``jobs.cli._dashboard_cmd`` with
+    ``_dashboard_env``), on a free port, with ``env`` on top of this process's environment and
+    no broker configured. Yields (port, process) once it answers its health check; stops it
+    afterwards and prints the tail of its log."""
+    from jobs.cli import _dashboard_cmd, _dashboard_env
+
+    full = {**os.environ, **_dashboard_env(), **env}
+    full.pop("TRAINBOARD_BROKER_URL", None)
+    port = free_port()
+    root = Path(__file__).resolve().parents[1]
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            _dashboard_cmd(port, "127.0.0.1"),
+            cwd=root,
+            env=full,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_http(f"http://127.0.0.1:{port}/_stcore/health", 90)
+            yield port, proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            print(log_path.read_text()[-3000:])

@@ -6,16 +6,13 @@ go to ``artifacts/lang-<locale>-<page>.png``."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from jobs import datasets
-from jobs.cli import _dashboard_cmd
 from jobs.store.db import connect
-from tests.queue_helpers import free_port, wait_http
+from tests.queue_helpers import dashboard_server
 from tests.test_upload_guard import CHROMIUM
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,30 +39,12 @@ CSV = b"a,b,label\n" + b"".join(
 
 
 @pytest.fixture
-def server(tmp_path):
-    home = tmp_path / "home"
-    env = {**os.environ, "TRAINBOARD_HOME": str(home)}
-    env.pop("TRAINBOARD_TEAM", None)
-    env.pop("TRAINBOARD_BROKER_URL", None)
-    old = os.environ.get("TRAINBOARD_HOME")
-    os.environ["TRAINBOARD_HOME"] = str(home)
+def server(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRAINBOARD_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("TRAINBOARD_TEAM", raising=False)
     datasets.ingest(connect(), CSV, "weather.csv")
-    port = free_port()
-    log = (tmp_path / "dashboard.log").open("w")
-    proc = subprocess.Popen(
-        _dashboard_cmd(port, "127.0.0.1"), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/_stcore/health", 90)
+    with dashboard_server(tmp_path / "dashboard.log", {}) as (port, _proc):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
-        if old is None:
-            os.environ.pop("TRAINBOARD_HOME", None)
-        else:
-            os.environ["TRAINBOARD_HOME"] = old
 
 
 @pytest.mark.parametrize("locale", ["zh-TW", "zh-CN", "en-US"])

@@ -10,24 +10,19 @@ connections whose headers never arrive, and logs no CSP violation while the page
 
 from __future__ import annotations
 
-import os
 import re
 import socket
-import subprocess
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from jobs import auth, datasets
-from jobs.cli import _dashboard_cmd, _dashboard_env
 from jobs.store import registry
 from jobs.store.db import connect
-from tests.queue_helpers import free_port, wait_http
+from tests.queue_helpers import dashboard_server
 from tests.test_upload_guard import CHROMIUM, _log_in
 
-ROOT = Path(__file__).resolve().parents[1]
 HEADER_TIMEOUT_S = 2
 
 pytestmark = [
@@ -43,44 +38,17 @@ CSV = b"a,b,label\n" + b"".join(
 
 
 @pytest.fixture
-def server(tmp_path):
+def server(tmp_path, monkeypatch):
     home = tmp_path / "home"
-    env = {
-        **os.environ,
-        **_dashboard_env(),
-        "TRAINBOARD_HOME": str(home),
-        "TRAINBOARD_TEAM": "1",
-        "TRAINBOARD_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
-    }
-    env.pop("TRAINBOARD_BROKER_URL", None)
-    old_home = os.environ.get("TRAINBOARD_HOME")
-    os.environ["TRAINBOARD_HOME"] = str(home)
+    monkeypatch.setenv("TRAINBOARD_HOME", str(home))
     db = connect()
     auth.add_user(db, "bob", "bob's long password")
     ds = datasets.ingest(db, CSV, "bobs.csv", owner="bob")
     secret = tmp_path / "keys.csv"
     secret.write_text("apikey,target\nsk-live-123,1\n")
-    port = free_port()
-    log = (tmp_path / "dashboard.log").open("w")
-    proc = subprocess.Popen(
-        _dashboard_cmd(port, "127.0.0.1"), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/_stcore/health", 90)
+    env = {"TRAINBOARD_TEAM": "1", "TRAINBOARD_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S)}
+    with dashboard_server(tmp_path / "dashboard.log", env) as (port, _proc):
         yield port, db, ds, secret
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        print((tmp_path / "dashboard.log").read_text()[-3000:])
-        if old_home is None:
-            os.environ.pop("TRAINBOARD_HOME", None)
-        else:
-            os.environ["TRAINBOARD_HOME"] = old_home
 
 
 def test_a_member_cannot_name_another_file_in_more_settings_or_the_ab_path(server):

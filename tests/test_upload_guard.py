@@ -19,8 +19,6 @@ the websocket (Streamlit's ``new_session`` message) and its XSRF cookie, then PU
 from __future__ import annotations
 
 import http.client
-import os
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -28,12 +26,10 @@ from pathlib import Path
 import pytest
 
 from jobs import auth
-from jobs.cli import _dashboard_cmd
 from jobs.store.db import connect
-from tests.queue_helpers import free_port, wait_http
+from tests.queue_helpers import dashboard_server, wait_http
 
 CHROMIUM = Path("/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parents[1]
 UPLOAD_MB = 8  # each PUT below sends UPLOAD_MB - 1 MB
 SESSION_MB = 2 * UPLOAD_MB  # the session's budget: two such files, not three
 
@@ -47,40 +43,14 @@ pytestmark = [
 
 
 @pytest.fixture
-def team_server(tmp_path):
-    home = tmp_path / "home"
-    env = {
-        **os.environ,
-        "TRAINBOARD_HOME": str(home),
-        "TRAINBOARD_TEAM": "1",
-        "TRAINBOARD_SESSION_UPLOAD_MB": str(SESSION_MB),
-    }
-    env.pop("TRAINBOARD_TOTAL_UPLOAD_MB", None)
-    old_home = os.environ.get("TRAINBOARD_HOME")
-    os.environ["TRAINBOARD_HOME"] = str(home)
+def team_server(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRAINBOARD_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("TRAINBOARD_TOTAL_UPLOAD_MB", raising=False)
     db = connect()
     auth.add_user(db, "bob", "bob's long password")
-    port = free_port()
-    log = (tmp_path / "dashboard.log").open("w")
-    proc = subprocess.Popen(
-        _dashboard_cmd(port, "127.0.0.1"), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/_stcore/health", 90)
+    env = {"TRAINBOARD_TEAM": "1", "TRAINBOARD_SESSION_UPLOAD_MB": str(SESSION_MB)}
+    with dashboard_server(tmp_path / "dashboard.log", env) as (port, proc):
         yield port, proc, db
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        print((tmp_path / "dashboard.log").read_text()[-3000:])
-        if old_home is None:
-            os.environ.pop("TRAINBOARD_HOME", None)
-        else:
-            os.environ["TRAINBOARD_HOME"] = old_home
 
 
 def _open_login_page(browser, port: int):
