@@ -19,6 +19,7 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 import sqlite_utils
@@ -210,48 +211,27 @@ def login(
     return token
 
 
-def _count_attempt(db: sqlite_utils.Database, key: str, now: float) -> None:
-    """Count one attempt for ``key`` (reset on success); TooManyAttempts while it is locked."""
-    db.execute("BEGIN IMMEDIATE")  # the write lock first: concurrent attempts queue up here
-    try:
-        row = db.execute(
-            "SELECT failed, locked_until FROM login_attempts WHERE key = ?", [key]
-        ).fetchone()
-        if row and row[1] > now:
-            db.execute("COMMIT")
-            raise TooManyAttempts(row[1] - now)
-        failed = (row[0] if row else 0) + 1
-        db.execute(
-            "INSERT INTO login_attempts (key, failed, locked_until) VALUES (?, ?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET failed = excluded.failed, "
-            "locked_until = excluded.locked_until",
-            [key, failed, now + backoff_s(failed)],
-        )
-        db.execute("COMMIT")
-    except TooManyAttempts:
-        raise
-    except BaseException:
-        db.rollback()
-        raise
-
-
-def _count_window(db: sqlite_utils.Database, key: str, now: float) -> None:
-    """Count one attempt in ``key``'s current minute; TooManyAttempts past :func:`unknown_rate`.
-    (``failed`` counts the attempts of the window that started at ``locked_until`` - 60 s.)"""
+def _count(
+    db: sqlite_utils.Database, key: str, step: Callable[[tuple | None], tuple[int, float]]
+) -> None:
+    """One counted attempt for ``key``, in one write transaction (the write lock first, so
+    concurrent attempts queue up here): ``step`` gets the key's row (failed, locked_until) or
+    None and returns the new pair to store, or raises TooManyAttempts (nothing is stored)."""
     db.execute("BEGIN IMMEDIATE")
     try:
         row = db.execute(
             "SELECT failed, locked_until FROM login_attempts WHERE key = ?", [key]
         ).fetchone()
-        count, ends = (row[0], row[1]) if row and row[1] > now else (0, now + UNKNOWN_WINDOW_S)
-        if count >= unknown_rate():
+        try:
+            failed, until = step(row)
+        except TooManyAttempts:
             db.execute("COMMIT")
-            raise TooManyAttempts(ends - now)
+            raise
         db.execute(
             "INSERT INTO login_attempts (key, failed, locked_until) VALUES (?, ?, ?) "
             "ON CONFLICT (key) DO UPDATE SET failed = excluded.failed, "
             "locked_until = excluded.locked_until",
-            [key, count + 1, ends],
+            [key, failed, until],
         )
         db.execute("COMMIT")
     except TooManyAttempts:
@@ -259,6 +239,31 @@ def _count_window(db: sqlite_utils.Database, key: str, now: float) -> None:
     except BaseException:
         db.rollback()
         raise
+
+
+def _count_attempt(db: sqlite_utils.Database, key: str, now: float) -> None:
+    """Count one attempt for ``key`` (reset on success); TooManyAttempts while it is locked."""
+
+    def step(row: tuple | None) -> tuple[int, float]:
+        if row and row[1] > now:
+            raise TooManyAttempts(row[1] - now)
+        failed = (row[0] if row else 0) + 1
+        return failed, now + backoff_s(failed)
+
+    _count(db, key, step)
+
+
+def _count_window(db: sqlite_utils.Database, key: str, now: float) -> None:
+    """Count one attempt in ``key``'s current minute; TooManyAttempts past :func:`unknown_rate`.
+    (``failed`` counts the attempts of the window that started at ``locked_until`` - 60 s.)"""
+
+    def step(row: tuple | None) -> tuple[int, float]:
+        count, ends = (row[0], row[1]) if row and row[1] > now else (0, now + UNKNOWN_WINDOW_S)
+        if count >= unknown_rate():
+            raise TooManyAttempts(ends - now)
+        return count + 1, ends
+
+    _count(db, key, step)
 
 
 def _token_hash(token: str) -> str:
