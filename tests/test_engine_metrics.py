@@ -14,16 +14,38 @@ from engine.data import load_dataset
 from engine.train import class_scores
 
 
-def _imbalanced(tmp_path):
-    rng = np.random.default_rng(1)
-    n = 600
-    y = rng.choice(["common", "rare", "very rare"], n, p=[0.85, 0.10, 0.05])
-    shift = pd.Series(y).map({"common": 0.0, "rare": 1.2, "very rare": 2.4}).to_numpy()
-    frame = pd.DataFrame(rng.normal(size=(n, 4)) + shift[:, None], columns=list("abcd"))
+def _classes_csv(
+    tmp_path, name: str, seed: int, n: int, classes: dict[str, tuple[float, float]], features: int
+) -> str:
+    """A table whose ``label`` takes each class with its share, the features shifted by the
+    class's offset (how far apart it is); written to ``name``.csv, its path returned."""
+    rng = np.random.default_rng(seed)
+    labels = list(classes)
+    y = rng.choice(labels, n, p=[classes[c][0] for c in labels])
+    shift = pd.Series(y).map({c: classes[c][1] for c in labels}).to_numpy()
+    cols = list("abcdefgh"[:features])
+    frame = pd.DataFrame(rng.normal(size=(n, features)) + shift[:, None], columns=cols)
     frame["label"] = y
-    path = tmp_path / "imbalanced.csv"
+    path = tmp_path / f"{name}.csv"
     frame.to_csv(path, index=False)
     return str(path)
+
+
+def _imbalanced(tmp_path):
+    """Three classes, 85 / 10 / 5 %, well apart."""
+    classes = {"common": (0.85, 0.0), "rare": (0.10, 1.2), "very rare": (0.05, 2.4)}
+    return _classes_csv(tmp_path, "imbalanced", 1, 600, classes, 4)
+
+
+def _weighted_run(source: str, raw, mode: str, epochs: int) -> tuple[dict, MemorySink]:
+    """A quick run with ``train.class_weight`` = ``mode``: its summary and sink."""
+    cfg = resolve_config(
+        "quick",
+        dataset=source,
+        overrides={"train.epochs": epochs, "train.preflight": False, "train.class_weight": mode},
+    )
+    sink = MemorySink()
+    return run_training(cfg, sink=sink, raw=raw).summary, sink
 
 
 def test_an_imbalanced_run_reports_balanced_accuracy_macro_f1_and_per_class(tmp_path):
@@ -101,13 +123,7 @@ def test_imbalanced_classes_weigh_the_loss_and_pick_the_best_epoch_by_balanced_a
     raw = load_dataset(source)
     found = {}
     for mode in ("auto", "off"):
-        cfg = resolve_config(
-            "quick",
-            dataset=source,
-            overrides={"train.epochs": 12, "train.preflight": False, "train.class_weight": mode},
-        )
-        sink = MemorySink()
-        s = run_training(cfg, sink=sink, raw=raw).summary
+        s, sink = _weighted_run(source, raw, mode, 12)
         balanced = [v for _, v in sink.series("val/balanced_acc")]
         if mode == "auto":
             assert s["class_weighted"] and s["best_by"] == "balanced_acc"
@@ -145,15 +161,7 @@ def test_the_auto_card_says_it_weighs_imbalanced_classes_in_every_language(tmp_p
 def _faint(tmp_path):
     """95 % / 5 %, the rare class only faintly apart: without weights a short run predicts
     the common class for every row."""
-    rng = np.random.default_rng(3)
-    n = 800
-    y = rng.choice(["ok", "fault"], n, p=[0.95, 0.05])
-    shift = (y == "fault") * 0.8
-    frame = pd.DataFrame(rng.normal(size=(n, 3)) + shift[:, None], columns=list("abc"))
-    frame["label"] = y
-    path = tmp_path / "faint.csv"
-    frame.to_csv(path, index=False)
-    return str(path)
+    return _classes_csv(tmp_path, "faint", 3, 800, {"ok": (0.95, 0.0), "fault": (0.05, 0.8)}, 3)
 
 
 def test_a_class_never_predicted_is_found_and_weights_fix_it(tmp_path):
@@ -161,13 +169,7 @@ def test_a_class_never_predicted_is_found_and_weights_fix_it(tmp_path):
     raw = load_dataset(source)
     rules = {}
     for mode in ("off", "auto"):
-        cfg = resolve_config(
-            "quick",
-            dataset=source,
-            overrides={"train.epochs": 6, "train.preflight": False, "train.class_weight": mode},
-        )
-        sink = MemorySink()
-        run_training(cfg, sink=sink, raw=raw)
+        _, sink = _weighted_run(source, raw, mode, 6)
         rules[mode] = [e["data"] for e in sink.kinds("doctor")]
     never = [f for f in rules["off"] if f["rule"] == "class_never_predicted"]
     assert never and never[0]["data"]["class"] == "fault", rules["off"]
