@@ -367,13 +367,13 @@ def verify_for_run(
     its upload was checked, and passes the upload check's header bounds again (rows, columns,
     unpacked bytes) under this machine's limits. Raises ``DataError`` saying which failed."""
     data = spec.get("data") or {}
-    source, target = str(data.get("dataset") or ""), data.get("target")
+    source = str(data.get("dataset") or "")
     if ds is None:
         raise DataError(
             "this run's dataset is no longer registered, so it was not read; queue the run "
             "again on a dataset from the Datasets page"
         )
-    if source != ds["path"] or (target or None) != (ds.get("target") or None):
+    if not registry.reads_dataset(data, ds):
         raise DataError(
             f"this run's settings name another file or target than its dataset "
             f"{ds['name']!r}, so nothing was read; queue it again from the New run page"

@@ -168,10 +168,7 @@ def _refused(overrides: dict[str, Any]) -> dict[str, str]:
 
 
 def _same_data(request: submit.RunRequest, dataset: dict[str, Any]) -> dict[str, str]:
-    data = request.spec["data"]
-    if data["dataset"] != dataset["path"] or (data.get("target") or None) != (
-        dataset.get("target") or None
-    ):
+    if not registry.reads_dataset(request.spec["data"], dataset):
         return {"data.dataset": DATA_LOCKED}
     return {}
 

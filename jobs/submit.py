@@ -200,11 +200,7 @@ def check_dataset(
     if target is None:
         data["target"] = target = ds["target"]
     task = data.get("task", "auto")
-    if (
-        source != ds["path"]
-        or target != ds["target"]
-        or task not in ("auto", ds.get("task") or task)
-    ):
+    if not registry.reads_dataset(data, ds) or task not in ("auto", ds.get("task") or task):
         raise ConfigError(DATA_LOCKED, {"data.dataset": DATA_LOCKED})
     return ds
 

@@ -589,6 +589,14 @@ def add_dataset(db: sqlite_utils.Database, **fields: Any) -> int:
     return _insert(db["datasets"], row)
 
 
+def reads_dataset(data: dict[str, Any], ds: dict[str, Any]) -> bool:
+    """Whether a run spec's ``data`` section names exactly the registered dataset ``ds``: its
+    stored file and its target (an empty target and none are the same)."""
+    return data.get("dataset") == ds["path"] and (data.get("target") or None) == (
+        ds.get("target") or None
+    )
+
+
 def get_dataset(db: sqlite_utils.Database, dataset_id: int) -> dict[str, Any]:
     """The dataset with ``report`` decoded; raises DatasetNotFound."""
     rows = list(db.query("SELECT * FROM datasets WHERE id = ?", [dataset_id]))
