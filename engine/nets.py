@@ -24,7 +24,7 @@ from engine.models import build_model, resolve_kind, weight_matrices
 EVAL_CHUNK = 4096
 
 
-def class_weights(cfg: Config, data: Any) -> torch.Tensor | None:
+def class_weights(cfg: Config, data: Any, device: torch.device) -> torch.Tensor | None:
     """T1 on imbalanced classes (``train.class_weight`` auto): n / (classes × count) per class
     from the training rows, scikit-learn's "balanced" weights, so a rare class's mistakes count
     as much in all as a common one's; None when the classes are balanced enough or it is off."""
@@ -35,7 +35,7 @@ def class_weights(cfg: Config, data: Any) -> torch.Tensor | None:
     if len(present) < 2 or float(present.min()) >= IMBALANCED * float(present.max()):
         return None
     w = counts.sum() / (data.n_classes * counts.clamp_min(1))
-    return w.float()
+    return w.float().to(device)
 
 
 def loss_fn(
@@ -67,9 +67,7 @@ class Single:
             cfg.model, data.input_shape, out, data.modality, seed=cfg.train.seed
         ).to(device)
         self.members = 1
-        self.class_weight = class_weights(cfg, data)
-        if self.class_weight is not None:
-            self.class_weight = self.class_weight.to(device)
+        self.class_weight = class_weights(cfg, data, device)
         self.loss_fn = loss_fn(data.task, cfg.optim.loss_reduction, self.class_weight)
         self.params = list(self.model.parameters())
         self.ratio_params = weight_matrices(self.model)
@@ -138,9 +136,7 @@ class Stacked:
         ]
         self.task = data.task
         self.reduction = cfg.optim.loss_reduction
-        self.class_weight = class_weights(cfg, data)
-        if self.class_weight is not None:
-            self.class_weight = self.class_weight.to(device)
+        self.class_weight = class_weights(cfg, data, device)
 
         def one(p: dict, b: dict, x: torch.Tensor) -> torch.Tensor:
             return functional_call(self.base, (p, b), (x,))
@@ -261,6 +257,7 @@ def evaluate(
         member_loss = [float(F.mse_loss(out[i].squeeze(-1), y)) for i in range(k)]
         member_metric = [math.sqrt(v) * scale for v in member_loss]
         mean_pred = out.mean(0).squeeze(-1)
+        res["pred"] = mean_pred  # T14: the members' mean
         res["loss"] = float(F.mse_loss(mean_pred, y))
         res["metric"] = math.sqrt(res["loss"]) * scale
         res["metric_name"] = "rmse"

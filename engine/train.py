@@ -258,6 +258,7 @@ class _Run:
         self.weights = [p for _, p in self.net.ratio_norms()]
         self.weight_names = [n for n, _ in self.net.ratio_norms()]
         self.state = LoopState()
+        self._majority: float | None = None  # the largest class's share of the training rows
         self.best_state = self.net.state_dict()
         self.ckpt_path = self.run_dir / CHECKPOINT if self.run_dir is not None else None
         self.ckpt_epoch = 0  # the epoch the newest checkpoint on disk holds (0: none)
@@ -589,11 +590,10 @@ class _Run:
         largest class among the training rows (what always answering that class scores)."""
         if self.data.task != "classification" or not self.state.val_metrics:
             return {}
-        counts = torch.bincount(self.y_tr.reshape(-1).long())
-        return {
-            "best_val_accuracy": max(self.state.val_metrics),
-            "majority_share": float(counts.max()) / float(counts.sum()),
-        }
+        if self._majority is None:  # the training rows don't change: counted once
+            counts = torch.bincount(self.y_tr.reshape(-1).long())
+            self._majority = float(counts.max()) / float(counts.sum())
+        return {"best_val_accuracy": max(self.state.val_metrics), "majority_share": self._majority}
 
     def stop_decision(self, epoch: int) -> Decision | None:
         """T7: the LR fell below the floor, or validation stopped improving (early stop)."""
@@ -704,10 +704,11 @@ class _Run:
         d = self.data
         if d.task != "classification" or len(self.x_va) == 0:
             return
+        # The members' averaged probabilities, as nets.evaluate predicts (not a call to it: a
+        # finding is no validation epoch, and tests count those).
         with torch.no_grad():
             pred = self.net.predict(self.x_va).softmax(-1).mean(0).argmax(1)
-        c = d.n_classes
-        cm = torch.bincount(self.y_va * c + pred, minlength=c * c).reshape(c, c).tolist()
+        cm = confusion(self.y_va, pred, d.n_classes)
         if f := doctor.rule_never_predicted(
             cm, d.class_names, class_weight=self.cfg.train.class_weight
         ):
@@ -728,16 +729,12 @@ class _Run:
             "split": d.split,
         }
         if d.task == "classification":
-            c = d.n_classes
-            cm = torch.bincount(y * c + ev["pred"], minlength=c * c).reshape(c, c)
-            # rows: true class, columns: predicted class, in class_names order
-            out["confusion_matrix"] = cm.tolist()
+            cm = confusion(y, ev["pred"], d.n_classes)
+            out["confusion_matrix"] = cm
             out["class_names"] = d.class_names
-            out.update(class_scores(cm.tolist(), d.class_names))
+            out.update(class_scores(cm, d.class_names))
         else:
-            with torch.no_grad():
-                pred = self.net.predict(x).mean(0).squeeze(-1)
-            out.update(regression_scores(pred, y, d.y_std or 1.0))
+            out.update(regression_scores(ev["pred"], y, d.y_std or 1.0))
         best = f" with the best weights, from epoch {self.state.best_epoch}"
         self.sink.event(
             self.state.step,
@@ -853,6 +850,11 @@ def _preflight(
         )
     net.train_mode(True)
     return findings
+
+
+def confusion(y: torch.Tensor, pred: torch.Tensor, c: int) -> list[list[int]]:
+    """Rows: the true class, columns: the predicted one, in class_names order."""
+    return torch.bincount(y * c + pred, minlength=c * c).reshape(c, c).tolist()
 
 
 def class_scores(cm: list[list[int]], names: list[str] | None) -> dict[str, Any]:
