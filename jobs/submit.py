@@ -15,6 +15,7 @@ checkpoint can be resumed from it under the same id (:func:`resume`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import shutil
@@ -124,6 +125,7 @@ def validate(
 DATA_LOCKED = "the data comes from the dataset chosen above; pick or upload another dataset there"
 
 
+@functools.cache  # the config's fields are fixed for the life of the process
 def member_fields() -> frozenset[str]:
     """The exact dotted names a member's overrides may set (the "More settings" box, the A/B
     path, "queue with this change"): ``engine.config.settable_fields``, every leaf of the config
@@ -143,14 +145,15 @@ def _squash(key: str) -> str:
 def member_override_errors(overrides: dict[str, Any]) -> dict[str, str]:
     """Each override key a member may not set, with why (empty: all allowed)."""
     allowed = member_fields()
-    sections = sorted({f.split(".")[0] for f in allowed})
+    sections = {f.split(".")[0] for f in allowed}
+    allowed_squashed = {_squash(f) for f in allowed}
     errors: dict[str, str] = {}
     for key in overrides:
         if isinstance(key, str) and key in allowed:
             continue
         text = key if isinstance(key, str) else repr(key)
         squashed = _squash(text)
-        if squashed.startswith("data") and squashed not in {_squash(f) for f in allowed}:
+        if squashed.startswith("data") and squashed not in allowed_squashed:
             why = DATA_LOCKED
         elif squashed in {"preset", "auto"}:
             why = "set by the preset you pick above, not by a setting"
