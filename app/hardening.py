@@ -90,11 +90,10 @@ def install_header_timeout(timeout_s: float | None = None) -> None:
     else:
         classes.append(HttpToolsProtocol)
     for cls in classes:
-        if getattr(cls, "_tb_header_timeout", None) is not None:
-            cls._tb_header_timeout = timeout
-            continue
+        wrapped = getattr(cls, "_tb_header_timeout", None) is not None
         cls._tb_header_timeout = timeout
-        _wrap(cls)
+        if not wrapped:
+            _wrap(cls)
 
 
 def _arm(proto: Any) -> None:
