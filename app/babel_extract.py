@@ -1,7 +1,8 @@
 """Babel extractors for the texts the dashboard shows but the engine owns: every preset's
 title, summary, "good for" and each setting's "why" (``engine/presets/*.toml``), the tip
-titles (``engine/tips.py``) and the bundled samples' descriptions (``engine/data/builtins.py``). ``app/locale/babel.cfg`` names them; see docs/dashboard.md,
-"Languages". Standard library only: ``pybabel extract`` imports this module."""
+titles (``engine/tips.py``), the bundled samples' descriptions (``engine/data/builtins.py``)
+and the run statuses' words (``engine/vocab.py``). ``app/locale/babel.cfg`` names them; see
+docs/dashboard.md, "Languages". Standard library only: ``pybabel extract`` imports this module."""
 
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ def extract_dict(
     fileobj: BinaryIO, keywords: Any, comment_tags: Any, options: dict[str, Any]
 ) -> Iterator[Extracted]:
     """The string values of a module-level dict literal: option ``name`` names it (``TIPS``
-    in engine/tips.py, ``BUILTINS`` in engine/data/builtins.py)."""
+    in engine/tips.py, ``BUILTINS`` in engine/data/builtins.py, ``STATUS_WORDS`` in
+    engine/vocab.py, whose keys are enum members)."""
     name = options.get("name", "")
     tree = ast.parse(fileobj.read().decode("utf-8"))
     for node in tree.body:
@@ -55,5 +57,6 @@ def extract_dict(
         value = node.value
         if isinstance(value, ast.Dict):
             for k, v in zip(value.keys, value.values, strict=True):
-                if isinstance(k, ast.Constant) and isinstance(v, ast.Constant):
-                    yield v.lineno, None, v.value, [f"{name}[{k.value!r}]"]
+                if k is not None and isinstance(v, ast.Constant) and isinstance(v.value, str):
+                    key = repr(k.value) if isinstance(k, ast.Constant) else ast.unparse(k)
+                    yield v.lineno, None, v.value, [f"{name}[{key}]"]

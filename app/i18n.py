@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import gettext
+import math
 import re
 import threading
 from collections.abc import Iterator
@@ -203,8 +204,9 @@ def _picked(who: str) -> None:
 
 def duration(seconds: float | None) -> str:
     """A duration as people say it: "45 s", "1 min 20 s", "2 h 05 min" (jobs.format's forms;
-    a test keeps them equal) or "45 秒", "1 分 20 秒", "2 小时 05 分"."""
-    if seconds is None:
+    a test keeps them equal) or "45 秒", "1 分 20 秒", "2 小时 05 分". None (or NaN: a table
+    column with a missing value) is "—"."""
+    if seconds is None or math.isnan(seconds):
         return "—"
     s = int(round(seconds))
     if s < 60:
@@ -214,45 +216,18 @@ def duration(seconds: float | None) -> str:
     return _("{h} h {m:02d} min").format(h=s // 3600, m=s % 3600 // 60)
 
 
-_DURATION = re.compile(
-    r"(?:(?P<h>\d+) h (?P<hm>\d\d) min|(?P<m>\d+) min (?P<ms>\d\d) s|(?P<s>\d+) s)"
-)
-
-
-def duration_text(text: str) -> str:
-    """A duration the read models already wrote in English ("1 min 20 s", "12 s ago") in the
-    session's language; any other text unchanged."""
-    if not zh():
-        return text
-    ago = text.endswith(" ago")
-    core = text[:-4] if ago else text
-    m = _DURATION.fullmatch(core)
-    if not m:
-        return text
-    if m["h"] is not None:
-        secs = int(m["h"]) * 3600 + int(m["hm"]) * 60
-    elif m["m"] is not None:
-        secs = int(m["m"]) * 60 + int(m["ms"])
-    else:
-        secs = int(m["s"])
-    out = duration(secs)
-    return _("{duration} ago").format(duration=out) if ago else out
+def ago(seconds: float | None) -> str:
+    """How long ago something happened, from the seconds since ("12 s ago", "12 秒前"); "—"
+    for None or NaN (never seen)."""
+    if seconds is None or math.isnan(seconds):
+        return "—"
+    return _("{duration} ago").format(duration=duration(seconds))
 
 
 def status(value: str) -> str:
-    """A run status ("running") as a word of the session's language."""
-    return _(STATUS_WORDS.get(value, value))
-
-
-STATUS_WORDS = {
-    "queued": N_("queued"),
-    "running": N_("running"),
-    "finished": N_("finished"),
-    "failed": N_("failed"),
-    "diverged": N_("diverged"),
-    "cancelled": N_("cancelled"),
-    "lost": N_("lost"),
-}
+    """A run status ("running") as a word of the session's language (its English word is
+    ``engine.vocab.STATUS_WORDS``)."""
+    return _(service.STATUS_WORDS.get(value, value))
 
 
 def columns(names: dict[str, str]) -> dict[str, str]:

@@ -12,16 +12,6 @@ from app import engine_text, i18n
 from app.i18n import N_, _
 from jobs import service
 
-STATUS_COLORS = {
-    service.RunStatus.QUEUED: "gray",
-    service.RunStatus.RUNNING: "blue",
-    service.RunStatus.FINISHED: "green",
-    service.RunStatus.FAILED: "red",
-    service.RunStatus.DIVERGED: "orange",
-    service.RunStatus.CANCELLED: "violet",
-    service.RunStatus.LOST: "orange",
-}
-
 
 @dataclass(frozen=True)
 class Page:
@@ -172,7 +162,7 @@ def plain(text: object, limit: int = 200) -> str:
 
 def badge(status: str) -> str:
     """Markdown for a coloured status badge (the status in the session's language)."""
-    return f":{STATUS_COLORS.get(status, 'gray')}-badge[{i18n.status(status)}]"
+    return f":{service.STATUS_COLORS.get(status, 'gray')}-badge[{i18n.status(status)}]"
 
 
 def tip_label(tip: str | None) -> str:

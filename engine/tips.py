@@ -1,5 +1,12 @@
 """The tip ids (T1–T15), each in one line of plain words: for the UI, the docs and doctor
-messages. (The advice itself is summarised in the project's TIPS.md; these are our own words.)"""
+messages (the advice itself is summarised in the project's TIPS.md; these are our own words),
+and the off switch of each tip that has one, for A/B pairs. Plain data: no torch, so the
+dashboard and ``jobs`` read it too. A new tip is one entry in :data:`TIPS` (and, if it can be
+switched off beyond its preset's own settings, one in :data:`TIP_OFF`)."""
+
+from __future__ import annotations
+
+from typing import Any
 
 TIPS: dict[str, str] = {
     "T1": "Data: enough clean, representative examples",
@@ -17,4 +24,25 @@ TIPS: dict[str, str] = {
     "T13": "Dropout: switch hidden units off at random while training",
     "T14": "Ensemble: average several networks for a reliable gain",
     "T15": "Sensible defaults: tens of epochs, momentum 0.9, a little weight decay",
+}
+
+# What "switching a tip off" means for an A/B pair, where the preset's own values alone would
+# not say it (a preset that sets a tip's field to its default would otherwise change nothing):
+# dotted config fields and their "off" values (``jobs.submit.tip_off_overrides``).
+TIP_OFF: dict[str, dict[str, Any]] = {
+    "T2": {"data.standardize": False, "data.log1p": "off"},
+    "T7": {"schedule.enabled": False, "train.early_stop_patience": None},
+    "T4": {"optim.loss_reduction": "sum"},
+    "T9": {"train.clip_norm": None},
+    "T11": {"model.forget_bias": 0.0},
+    "T12": {
+        "augment.shift": 0,
+        "augment.flip": False,
+        "augment.rotate_deg": 0.0,
+        "augment.noise_std": 0.0,
+    },
+    "T13": {"model.dropout": 0.0},
+    "T14": {"ensemble.members": 1},
+    "T8": {"model.init": "default"},
+    "T10": {"train.preflight": False, "train.overfit_one_batch": False},
 }

@@ -3,6 +3,10 @@
 The engine emits these, ``jobs`` stores them and ``app`` draws them. This module imports
 nothing heavy (no torch), so the dashboard can use it too. ``StrEnum`` members compare equal to
 their plain strings, so values already in the database need no migration.
+
+A new status is one member of :class:`RunStatus`, its place in :data:`ACTIVE` or
+:data:`TERMINAL`, its word in :data:`STATUS_WORDS` (plus its translation in the catalogues) and
+its colour in :data:`STATUS_COLORS`; ``tests/test_one_home.py`` fails on a copy elsewhere.
 """
 
 from __future__ import annotations
@@ -51,3 +55,28 @@ TERMINAL: tuple[RunStatus, ...] = (
     RunStatus.DIVERGED,
     RunStatus.CANCELLED,
 )
+# Runs that may still change: a dataset they use can't be deleted, nor can they; a page showing
+# one refreshes itself. Every status is in exactly one of ACTIVE and TERMINAL.
+ACTIVE: tuple[RunStatus, ...] = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.LOST)
+
+# How the dashboard shows each status. Its English word is the msgid the pages translate
+# (``pybabel extract`` reads this dict: app/locale/babel.cfg) ...
+STATUS_WORDS: dict[RunStatus, str] = {
+    RunStatus.QUEUED: "queued",
+    RunStatus.RUNNING: "running",
+    RunStatus.FINISHED: "finished",
+    RunStatus.FAILED: "failed",
+    RunStatus.DIVERGED: "diverged",
+    RunStatus.CANCELLED: "cancelled",
+    RunStatus.LOST: "lost",
+}
+# ... and its badge's colour (one of Streamlit's named colours).
+STATUS_COLORS: dict[RunStatus, str] = {
+    RunStatus.QUEUED: "gray",
+    RunStatus.RUNNING: "blue",
+    RunStatus.FINISHED: "green",
+    RunStatus.FAILED: "red",
+    RunStatus.DIVERGED: "orange",
+    RunStatus.CANCELLED: "violet",
+    RunStatus.LOST: "orange",
+}

@@ -36,10 +36,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from engine.limits import MAX_COLUMNS
+
 TABLE_TEXT = (".csv", ".tsv", ".txt")
 HEADER_BYTES = 4 << 20  # a header row longer than this is refused before parsing
 IMAGE_HEAD_BYTES = 64 << 10  # enough of an image to read its size from the header
-MAX_COLUMNS = 5_000  # the engine's own limit (engine.data.loaders.MAX_COLUMNS)
 MAX_NPZ_ARRAYS = 64
 
 

@@ -31,6 +31,7 @@ from typing import Any, BinaryIO
 import sqlite_utils
 
 from engine.errors import DataError
+from engine.limits import EXTENSIONS
 from jobs.dataset_check import (
     CheckLimits,
     Refused,
@@ -63,11 +64,6 @@ _CHILD_ENV = {
     # on small files: Arrow uses the system allocator in the child.
     "ARROW_DEFAULT_MEMORY_POOL": "system",
 }
-
-
-# engine.data.loaders.EXTENSIONS, without importing the data layer (torch) to read it; a test
-# checks that the two agree.
-EXTENSIONS = (".csv", ".tsv", ".txt", ".parquet", ".pq", ".npz", ".zip")
 
 
 def datasets_dir(home: Path | str | None = None) -> Path:

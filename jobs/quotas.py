@@ -18,9 +18,9 @@ While runs run (team mode), two more (issue 18, #6):
 - wall time per run (``TRAINBOARD_MAX_RUN_HOURS``, default 24, per attempt): the run's process
   stops it with a checkpoint and a clear status, and it can be resumed (``jobs.queue.runner``).
 
-The estimate is arithmetic on the config (no torch): the same layer sizes ``engine.models``
-builds. Every refusal is a ``ConfigError`` keyed by the field to change, so the New run form
-shows it beside that field and nothing is queued.
+The estimate is arithmetic on the config (no torch): the layer sizes ``engine.models`` builds,
+from their one home, ``engine.shapes``. Every refusal is a ``ConfigError`` keyed by the field
+to change, so the New run form shows it beside that field and nothing is queued.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import ConfigError
+from engine.shapes import AUTO_KIND, layer_sizes
 
 MAX_SEED = 2**32 - 1
 GIB = 1 << 30
@@ -121,7 +122,7 @@ def _kind(model: dict[str, Any], modality: str) -> str:
     kind = model.get("kind", "auto")
     if kind != "auto":
         return kind
-    return {"tabular": "mlp", "image": "cnn", "sequence": "lstm"}.get(modality, "mlp")
+    return AUTO_KIND.get(modality, "mlp")
 
 
 def _input(info: dict[str, Any] | None) -> tuple[str, tuple[int, ...], int, int, bool]:
@@ -141,48 +142,13 @@ def _input(info: dict[str, Any] | None) -> tuple[str, tuple[int, ...], int, int,
     return modality, (max(int(info.get("columns") or 2) - 1, 1),), outputs, rows, False
 
 
-def _layers(spec: dict[str, Any], kind: str, shape: tuple[int, ...], outputs: int):
-    """(parameters of one member, activations per example) for the model ``engine.models``
-    builds for this kind and input shape."""
-    model = spec.get("model", {})
-    if kind == "cnn":
-        c, h, w = (list(shape) + [1, 1, 1])[:3]
-        params = acts = 0
-        for ch in model.get("channels", [32, 64]):
-            params += c * ch * 9 + ch
-            acts += ch * h * w
-            if min(h, w) >= 4:
-                h, w = h // 2, w // 2
-            c = ch
-        params += c * h * w * outputs + outputs
-        return params, acts + outputs
-    if kind in ("lstm", "gru"):
-        steps, feats = (shape[0], shape[-1]) if len(shape) >= 2 else (1, shape[0])
-        hid = int(model.get("rnn_hidden", 128))
-        gates = 4 if kind == "lstm" else 3
-        params = 0
-        for layer in range(int(model.get("rnn_layers", 1))):
-            width = feats if layer == 0 else hid
-            params += gates * (hid * width + hid * hid + 2 * hid)
-        params += hid * outputs + outputs
-        return params, steps * hid * gates * int(model.get("rnn_layers", 1)) + outputs
-    width = math.prod(shape) if shape else 1
-    params = acts = 0
-    for h in model.get("hidden", [256, 256]):
-        params += width * h + h
-        acts += h
-        width = h
-    params += width * outputs + outputs
-    return params, acts + outputs
-
-
 def estimate(spec: dict[str, Any], info: dict[str, Any] | None = None) -> Estimate:
     """Parameters and training memory of the run ``spec`` on the dataset described by
     ``info`` (its stored report): weights, gradients, optimizer state and the best weights per
     parameter, the data (moved to the device whole) and one batch's activations."""
     modality, shape, outputs, rows, exact = _input(info)
     kind = _kind(spec.get("model", {}), modality)
-    per_member, acts = _layers(spec, kind, shape, outputs)
+    per_member, acts = layer_sizes(spec.get("model", {}), kind, shape, outputs)
     members = int(spec.get("ensemble", {}).get("members", 1))
     params = per_member * members
     optim = spec.get("optim", {})

@@ -29,8 +29,9 @@ from engine.config import (
 )
 from engine.config import explain as _explain
 from engine.errors import ConfigError, DataError
+from engine.limits import CHECKPOINT, MODEL
 from engine.tips import TIPS
-from engine.vocab import TERMINAL, EventKind, RunStatus
+from engine.vocab import ACTIVE, STATUS_COLORS, STATUS_WORDS, TERMINAL, EventKind, RunStatus
 from jobs import auth, submit, views
 from jobs.errors import DatasetNotFound, RunNotFound, StoreError
 from jobs.format import csv_safe
@@ -41,7 +42,11 @@ from jobs.store.reader import SeriesData
 
 __all__ = [
     "ACTIVE",
+    "CHECKPOINT",
+    "MODEL",
     "RUN_STATUSES",
+    "STATUS_COLORS",
+    "STATUS_WORDS",
     "TERMINAL",
     "TIPS",
     "DataError",
@@ -64,7 +69,6 @@ __all__ = [
 ]
 
 RUN_STATUSES = views.RUN_STATUSES
-ACTIVE = views.ACTIVE
 
 # --- read models (jobs.views, jobs.store.reader) ----------------------------------------------
 
@@ -248,21 +252,8 @@ def queue_with_change(
         return str(e)
 
 
-def ab_tips(preset_name: str) -> list[str]:
-    """Every tip an A/B pair can switch off in ``preset_name``: each tip the preset sets (off =
-    the preset's fields for that tip back to the engine's defaults, plus the tip's own switch,
-    ``submit.tip_off_overrides``) and each tip with a clear off switch that changes something
-    (``submit.ab_tips``), in tip order. A tip whose "off" would change nothing is left out."""
-    from jobs.format import flatten
-
-    base = flatten(resolve_config(preset_name).to_dict())
-    tips = set(submit.ab_tips(preset_name))
-    for s in get_preset(preset_name).settings:
-        if s.tip and s.tip not in tips:
-            off = submit.tip_off_overrides(preset_name, s.tip)
-            if any(base.get(k) != v for k, v in off.items()):
-                tips.add(s.tip)
-    return sorted(tips, key=lambda t: int(t[1:]) if t[1:].isdigit() else 999)
+# The tips an A/B pair can switch off in a preset (each one's "off": submit.tip_off_overrides).
+ab_tips = submit.ab_tips
 
 
 def cancel_run(db: sqlite_utils.Database, run_id: int, user: dict[str, Any] | None) -> str:

@@ -28,12 +28,15 @@ from typing import Any
 import sqlite_utils
 
 from engine.errors import ConfigError
+from engine.limits import CHECKPOINT
+from engine.tips import TIP_OFF
+from engine.vocab import ACTIVE
 from jobs import quotas
 from jobs.errors import DatasetNotFound, QuotaExceeded, RunActive
 from jobs.format import flatten
 from jobs.names import TextRefused, clean_text
 from jobs.queue.celery_app import DEVICE_CLASSES
-from jobs.queue.checkpoints import CHECKPOINT, checkpoint_epoch
+from jobs.queue.checkpoints import checkpoint_epoch
 from jobs.queue.sends import send_run
 from jobs.store import registry
 from jobs.store.db import connect, data_home, run_dir
@@ -303,26 +306,6 @@ def cancel(run_id: int, db: sqlite_utils.Database | None = None) -> str:
 
 # --- derived submissions ---------------------------------------------------------------------
 
-# What "switching a tip off" means for an A/B pair, where the preset's own values alone would
-# not say it (a preset that sets a tip's field to its default would otherwise change nothing).
-TIP_OFF: dict[str, dict[str, Any]] = {
-    "T2": {"data.standardize": False, "data.log1p": "off"},
-    "T7": {"schedule.enabled": False, "train.early_stop_patience": None},
-    "T4": {"optim.loss_reduction": "sum"},
-    "T9": {"train.clip_norm": None},
-    "T11": {"model.forget_bias": 0.0},
-    "T12": {
-        "augment.shift": 0,
-        "augment.flip": False,
-        "augment.rotate_deg": 0.0,
-        "augment.noise_std": 0.0,
-    },
-    "T13": {"model.dropout": 0.0},
-    "T14": {"ensemble.members": 1},
-    "T8": {"model.init": "default"},
-    "T10": {"train.preflight": False, "train.overfit_one_batch": False},
-}
-
 
 def spec_overrides(spec: dict[str, Any]) -> dict[str, Any]:
     """Every setting of a resolved spec as dotted overrides (to resubmit it exactly)."""
@@ -334,7 +317,8 @@ def spec_overrides(spec: dict[str, Any]) -> dict[str, Any]:
 
 def tip_off_overrides(preset: str, tip: str) -> dict[str, Any]:
     """Overrides that switch ``tip`` off in ``preset``: the fields the preset sets for that tip
-    go back to the engine's defaults, plus the tip's own off switch from :data:`TIP_OFF`."""
+    go back to the engine's defaults, plus the tip's own off switch from
+    :data:`engine.tips.TIP_OFF`."""
     from engine.config import Config, get_preset
 
     p = get_preset(preset)
@@ -344,14 +328,21 @@ def tip_off_overrides(preset: str, tip: str) -> dict[str, Any]:
     return off
 
 
+def _tip_order(tip: str) -> int:
+    return int(tip[1:]) if tip[1:].isdigit() else 999
+
+
 def ab_tips(preset: str) -> list[str]:
-    """Tips of a preset that can be switched off for an A/B pair: those with a clear "off"
-    (:data:`TIP_OFF`) whose switch changes at least one setting of the preset."""
-    from engine.config import resolve_config
+    """Every tip an A/B pair can switch off in ``preset``, in tip order: each tip with a clear
+    off switch (:data:`engine.tips.TIP_OFF`) and each tip the preset sets (off = its fields back
+    to the engine's defaults), where that "off" (:func:`tip_off_overrides`) changes at least one
+    setting of the preset. A tip whose "off" would change nothing is left out."""
+    from engine.config import get_preset, resolve_config
 
     base = flatten(resolve_config(preset).to_dict())
+    candidates = set(TIP_OFF) | {s.tip for s in get_preset(preset).settings if s.tip}
     out = []
-    for tip in sorted(TIP_OFF, key=lambda t: int(t[1:])):
+    for tip in sorted(candidates, key=_tip_order):
         off = tip_off_overrides(preset, tip)
         if any(base.get(k) != v for k, v in off.items()):
             out.append(tip)
@@ -433,7 +424,7 @@ def delete_run(db: sqlite_utils.Database, run_id: int, home: Path | str | None =
     The folder is moved aside first and removed last: the database may give a later run the
     same id, and that run must never find (and resume from) this one's checkpoint."""
     run = registry.get_run(db, run_id)
-    if run["status"] in registry.ACTIVE:
+    if run["status"] in ACTIVE:
         raise RunActive(
             f"run {run_id} is {run['status']}; cancel it first (a run can be deleted once it is over)"
         )

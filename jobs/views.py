@@ -13,7 +13,8 @@ from typing import Any
 
 import sqlite_utils
 
-from engine.vocab import TERMINAL, EventKind
+from engine.limits import CHECKPOINT, MODEL
+from engine.vocab import ACTIVE, EventKind
 from jobs import quotas
 from jobs.errors import DatasetNotFound
 from jobs.format import (
@@ -27,9 +28,6 @@ from jobs.format import (
 )
 from jobs.store import registry
 from jobs.store.db import RUN_STATUSES, run_dir
-
-ACTIVE: tuple[str, ...] = tuple(s for s in RUN_STATUSES if s not in TERMINAL)
-
 
 # --- run table ------------------------------------------------------------------------------
 
@@ -156,7 +154,8 @@ def home_summary(db: sqlite_utils.Database, recent: int = 5) -> dict[str, Any]:
                 "state": state,
                 "run": f"#{w['current_run']}" if w.get("current_run") is not None else "—",
                 "holder": _holder(db, w.get("current_run")),
-                "seen": f"{format_duration(time.time() - seen)} ago" if seen else "—",
+                # seconds since its last heartbeat; the page writes "12 s ago" in its language
+                "seen": time.time() - seen if seen else None,
             }
         )
     rows, total = run_rows(db, limit=recent)
@@ -187,9 +186,7 @@ def run_detail(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
         except DatasetNotFound:
             dataset = None
     folder = run_dir(run_id)
-    files = {
-        name: folder / name for name in ("model.pt", "checkpoint.pt") if (folder / name).is_file()
-    }
+    files = {name: folder / name for name in (MODEL, CHECKPOINT) if (folder / name).is_file()}
     return {
         "run": run,
         "row": run_row(run, _dataset_names(db)),
@@ -269,7 +266,8 @@ def config_diff(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def compare_summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Side-by-side outcome of several runs: status, best metric, epochs, LR cuts, time."""
+    """Side-by-side outcome of several runs: status, best metric, epochs, LR cuts, time (in
+    seconds, None before it started)."""
     out = []
     for r in runs:
         s = r.get("summary") or {}
@@ -284,7 +282,7 @@ def compare_summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "epochs": s.get("epochs"),
                 "LR cuts": s.get("lr_cuts"),
                 "stop": (s.get("stop_reason") or "").replace("_", " "),
-                "time": format_duration(_duration(r)),
+                "time": _duration(r),  # seconds; the page writes them in its language
             }
         )
     return out

@@ -9,6 +9,7 @@ import os
 
 import pytest
 
+from engine.vocab import TERMINAL
 from jobs import service, submit
 from jobs.errors import IllegalTransition
 from jobs.store import registry
@@ -71,7 +72,7 @@ def test_one_member_holds_at_most_half_the_slots_and_the_rest_start_in_turn(team
     def all_over():
         sample()
         runs = [registry.get_run(db, r) for r in (*bobs, carol)]
-        return runs if all(r["status"] in registry.TERMINAL for r in runs) else None
+        return runs if all(r["status"] in TERMINAL for r in runs) else None
 
     runs = wait_for(all_over, 240, "every run to end")
     assert [r["status"] for r in runs] == ["finished"] * 4, [r["error"] for r in runs]
@@ -87,7 +88,7 @@ def test_a_run_past_the_time_limit_stops_with_a_checkpoint_and_can_be_resumed(te
     start(1, TRAINBOARD_MAX_RUN_HOURS=str(4 / 3600))  # four seconds
     run_id = _submit(db, "bob", 500)
     run = wait_for(
-        lambda: (r := registry.get_run(db, run_id))["status"] in registry.TERMINAL and r,
+        lambda: (r := registry.get_run(db, run_id))["status"] in TERMINAL and r,
         120,
         "the run to stop at the time limit",
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.vocab import TERMINAL
 from jobs import views
 from jobs.store import registry
 from jobs.submit import submit
@@ -29,7 +30,7 @@ from tests.queue_helpers import (
     wait_for,
 )
 from tests.reliability import record_fault
-from tests.test_queue import FINAL, QueueEnv
+from tests.test_queue import QueueEnv
 
 pytestmark = pytest.mark.redis
 
@@ -134,7 +135,7 @@ def test_redis_restarted_mid_run(tmp_path, monkeypatch):
         server.stop()  # Redis goes away (and comes back empty: no persistence on this one)
         time.sleep(3)
         server.start()
-        run = env.wait_status(run_id, FINAL, timeout=180)
+        run = env.wait_status(run_id, TERMINAL, timeout=180)
         after = committed(env.db, run_id)
         lost = len(before - after)
         record_fault(
@@ -167,7 +168,7 @@ def test_worker_sigkilled_mid_run(redis_env):
     _wait_or_dump(
         env, lambda: env.run(run_id)["attempt"] >= 2, 60, "the reaper to requeue the lost run"
     )
-    run = env.wait_status(run_id, FINAL, timeout=180)
+    run = env.wait_status(run_id, TERMINAL, timeout=180)
     after = committed(env.db, run_id)
     lost = len(before - after)
     record_fault(
@@ -200,7 +201,7 @@ def test_worker_out_of_memory(redis_env, monkeypatch):
     )  # the engine's fault hook: a real torch.OutOfMemoryError
     env.start_worker("w-oom@faults")
     run_id = _submit(env, epochs=10)
-    run = env.wait_status(run_id, FINAL, timeout=120)
+    run = env.wait_status(run_id, TERMINAL, timeout=120)
     stored = committed(env.db, run_id)
     per_epoch = env.steps(run_id, "val/loss")[0]
     # everything logged before the fault: every train/loss step and every finished epoch
@@ -241,7 +242,7 @@ def test_run_that_diverges(redis_env):
             "data.max_rows": None,
         },
     )
-    run = env.wait_status(run_id, FINAL, timeout=120)
+    run = env.wait_status(run_id, TERMINAL, timeout=120)
     stored = committed(env.db, run_id)
     record_fault(
         "run diverges (LR 10 on raw inputs)",
@@ -288,7 +289,7 @@ def test_disk_full_while_writing_metrics(tmp_path, monkeypatch):
             during = committed(env.db, run_id)
             filler.unlink()
             freed_after = time.monotonic() - full_at
-            run = env.wait_status(run_id, FINAL, timeout=180)
+            run = env.wait_status(run_id, TERMINAL, timeout=180)
             after = committed(env.db, run_id)
             lost = len(before - after)
             skipped = sum(e["kind"] == "checkpoint_failed" for e in registry_events(env, run_id))
@@ -394,11 +395,13 @@ def test_app_restarted_while_a_run_is_going(tmp_path):
             stop(first)
             before = committed(db, run_id)
             status_between = registry.get_run(db, run_id)["status"]
-            assert status_between not in FINAL, "the run ended before the restart; make it longer"
+            assert status_between not in TERMINAL, (
+                "the run ended before the restart; make it longer"
+            )
             second = up(log)
             try:
                 run = wait_for(
-                    lambda: (r := registry.get_run(db, run_id))["status"] in FINAL and r,
+                    lambda: (r := registry.get_run(db, run_id))["status"] in TERMINAL and r,
                     240,
                     "the run to finish after the restart",
                 )

@@ -152,12 +152,22 @@ def test_the_compiled_catalogue_follows_the_po_file(tmp_path, monkeypatch):
 def test_durations_read_the_same_as_jobs_format_in_english_and_translate(seconds):
     with i18n.language("en"):
         assert i18n.duration(seconds) == format_duration(seconds)
+        if seconds is not None:  # Home's "seen" column: "12 s ago"
+            assert i18n.ago(seconds) == format_duration(seconds) + " ago"
     with i18n.language(ZH):
         zh = i18n.duration(seconds)
-        assert i18n.duration_text(format_duration(seconds)) == zh
-        if seconds is not None:  # Home's "seen" column: "12 s ago"
-            assert i18n.duration_text(format_duration(seconds) + " ago") == zh + "前"
+        if seconds is not None:
+            assert i18n.ago(seconds) == zh + "前"
             assert CJK.search(zh) and not re.search(r"\b(s|min|h)\b", zh)
+
+
+def test_a_missing_duration_is_a_dash_in_every_language():
+    """The read models give seconds (None before a run starts, or for a worker never seen);
+    a table column turns None into NaN."""
+    for lang in ("en", ZH, HANT):
+        with i18n.language(lang):
+            for missing in (None, float("nan")):
+                assert i18n.duration(missing) == i18n.ago(missing) == "—"
 
 
 def test_browser_languages_map_to_the_supported_ones():

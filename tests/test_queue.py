@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.vocab import TERMINAL
 from jobs.queue.celery_app import TRAIN_TASK, current_app
 from jobs.queue.sends import send_info
 from jobs.store import registry
@@ -28,8 +29,6 @@ from tests.queue_helpers import (
     redis_url_from_env,
     wait_for,
 )
-
-FINAL = registry.TERMINAL
 
 
 class QueueEnv:
@@ -122,7 +121,7 @@ def qenv(request, tmp_path, monkeypatch):
 def test_submitted_run_finishes_with_metrics_and_a_redelivery_does_nothing(qenv):
     worker = qenv.start_worker()
     run_id = qenv.submit(epochs=3)
-    run = qenv.wait_status(run_id, FINAL)
+    run = qenv.wait_status(run_id, TERMINAL)
     assert run["status"] == "finished", run["error"]
     assert run["attempt"] == 1 and run["worker"] == "w1@test"
     steps = qenv.steps(run_id, "val/loss")
@@ -153,7 +152,7 @@ def test_cancelling_a_running_run_saves_a_checkpoint_and_stops(qenv):
     wait_for(lambda: ckpt.exists(), 90, "the first checkpoint")
     assert cancel_run(run_id, qenv.db) == "running"
     asked = time.monotonic()
-    run = qenv.wait_status(run_id, FINAL, timeout=30)
+    run = qenv.wait_status(run_id, TERMINAL, timeout=30)
     assert run["status"] == "cancelled"
     print(f"cancelled {time.monotonic() - asked:.1f} s after the request")
     assert ckpt.exists()
@@ -182,7 +181,7 @@ def test_a_killed_worker_loses_its_run_which_resumes_on_a_new_worker(qenv):
     assert qenv.run(run_id)["status"] == "running"  # nobody has noticed yet
 
     qenv.start_worker("w2@test")
-    run = qenv.wait_status(run_id, FINAL, timeout=120)
+    run = qenv.wait_status(run_id, TERMINAL, timeout=120)
     assert run["status"] == "finished", run["error"]
     assert run["attempt"] == 2 and run["worker"] == "w2@test"
     steps = qenv.steps(run_id, "val/loss")
@@ -196,7 +195,7 @@ def test_a_queued_run_whose_message_was_lost_is_sent_again(qenv, tmp_path):
     run_id = qenv.submit(epochs=2)
     _drop_queued_messages(qenv)
     qenv.start_worker()
-    run = qenv.wait_status(run_id, FINAL, timeout=90)
+    run = qenv.wait_status(run_id, TERMINAL, timeout=90)
     assert run["status"] == "finished", run["error"]
     assert run["attempt"] == 1
     assert send_info(qenv.db, run_id)["sends"] == 2
@@ -232,7 +231,7 @@ def test_a_sigkilled_run_says_what_was_kept_and_resumes_with_more_epochs(qenv):
     wait_for(lambda: len(qenv.steps(run_id, "val/loss")) >= 2, 90, "two epochs")
     pid = wait_for(lambda: _runner_pid(qenv, run_id), 10, "the run's process")
     os.kill(pid, signal.SIGKILL)
-    run = qenv.wait_status(run_id, FINAL, timeout=60)
+    run = qenv.wait_status(run_id, TERMINAL, timeout=60)
     assert run["status"] == "failed"
     before = _points(qenv, run_id)  # committed when the process died
     kept = len(qenv.steps(run_id, "val/loss"))
@@ -242,7 +241,7 @@ def test_a_sigkilled_run_says_what_was_kept_and_resumes_with_more_epochs(qenv):
     assert epoch in (kept - 1, kept), (epoch, kept)  # the last val point may precede its save
 
     assert main(["resume", str(run_id), "--set", f"train.epochs={epoch + 2}"]) == 0
-    run = qenv.wait_status(run_id, FINAL, timeout=120)
+    run = qenv.wait_status(run_id, TERMINAL, timeout=120)
     assert run["status"] == "finished", run["error"]
     assert run["id"] == run_id and run["summary"]["epochs"] == epoch + 2
     steps = qenv.steps(run_id, "val/loss")
@@ -290,7 +289,7 @@ def test_submit_while_redis_is_down_keeps_the_run_queued_and_sends_it_when_redis
         assert "unreachable" in send_info(env.db, res.run_id)["last_error"]
         time.sleep(2)
         server.start()  # same port, empty: the worker reconnects, its reaper sends the run
-        run = env.wait_status(res.run_id, FINAL, timeout=120)
+        run = env.wait_status(res.run_id, TERMINAL, timeout=120)
         assert run["status"] == "finished", run["error"]
         assert send_info(env.db, res.run_id)["last_error"] is None
     finally:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.vocab import TERMINAL
 from jobs import datasets, service, submit
 from jobs.queue.sends import send_run
 from jobs.store import registry
@@ -137,7 +138,7 @@ def test_a_worker_never_opens_a_file_outside_the_data_directory(home):
 
         def over():
             runs = [registry.get_run(db, r) for r in (a, b, c)]
-            return runs if all(r["status"] in registry.TERMINAL for r in runs) else None
+            return runs if all(r["status"] in TERMINAL for r in runs) else None
 
         ra, rb, rc = wait_for(over, 120, "the three runs to end")
     finally:

@@ -175,12 +175,6 @@ def test_leftover_upload_files_are_swept_but_one_being_checked_is_not(home):
     assert sorted(p.name for p in folder.iterdir()) == sorted([busy.name, kept.name])
 
 
-def test_the_parent_knows_the_engines_file_types():
-    from engine.data.loaders import EXTENSIONS
-
-    assert datasets.EXTENSIONS == EXTENSIONS
-
-
 _ADD_ALL = """
 import contextlib, io, json, sys
 from jobs.cli import main

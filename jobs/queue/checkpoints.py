@@ -16,7 +16,6 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-CHECKPOINT = "checkpoint.pt"  # engine.checkpoint.CHECKPOINT (the engine imports torch)
 MAX_PICKLE_BYTES = 64 << 20
 
 

@@ -19,12 +19,13 @@ import time
 from celery import shared_task
 from celery.exceptions import Reject
 
+from engine.limits import CHECKPOINT
 from engine.vocab import TERMINAL
 from jobs import quotas
 from jobs.errors import IllegalTransition, LostClaim, RunNotFound
 from jobs.queue import presence, spare
 from jobs.queue.celery_app import TRAIN_TASK, settings
-from jobs.queue.checkpoints import CHECKPOINT, checkpoint_epoch
+from jobs.queue.checkpoints import checkpoint_epoch
 from jobs.queue.runner import EXIT_RELEASED, runner_log
 from jobs.queue.sends import send_run
 from jobs.store import registry
@@ -32,7 +33,6 @@ from jobs.store.db import connect, run_dir
 
 log = logging.getLogger(__name__)
 
-FINAL = TERMINAL
 # After a cancel (or shutdown) request, how long the engine gets to checkpoint and stop before
 # its process is terminated. The engine checks every cancel_poll_s, so this is only a backstop.
 STOP_GRACE_S = 60.0
@@ -70,7 +70,7 @@ def _supervise(db, run_id: int) -> str:
     except RunNotFound:
         log.warning("run %s does not exist; dropping its message", run_id)
         return "missing"
-    if run["status"] in FINAL:
+    if run["status"] in TERMINAL:
         skipped = f"skipped: already {run['status']}"
     elif run["status"] == "running" and _fresh(run, s.stale_after_s):
         skipped = f"skipped: running on {run['worker']}"
@@ -141,7 +141,7 @@ def _watch(db, run_id: int, s) -> str:
         try:
             registry.heartbeat(db, run_id, worker=me.name)
         except LostClaim as e:
-            if e.current in FINAL:
+            if e.current in TERMINAL:
                 continue  # the runner just recorded the outcome and is exiting
             # The reaper gave the run away (we were too slow to heartbeat); stop at once.
             child.kill()

@@ -24,7 +24,7 @@ from typing import Any
 
 import sqlite_utils
 
-from engine.vocab import TERMINAL, RunStatus
+from engine.vocab import ACTIVE, TERMINAL, RunStatus
 from jobs.errors import (
     DatasetInUse,
     DatasetNotFound,
@@ -46,8 +46,6 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     S.FAILED: (S.QUEUED,),
     S.CANCELLED: (S.QUEUED,),
 }
-# Runs that may still change: a dataset they use can't be deleted, and they can't be deleted.
-ACTIVE: tuple[str, ...] = (S.QUEUED, S.RUNNING, S.LOST)
 REOPENABLE: tuple[str, ...] = (S.FAILED, S.CANCELLED, S.LOST)
 _RUN_JSON = ("spec", "summary")
 _DATASET_FIELDS = (
@@ -279,7 +277,7 @@ def fail_run(
         db,
         run_id,
         "fail",
-        ("queued", "running", "lost"),
+        ACTIVE,
         {
             "status": "failed",
             "finished_at": time.time(),
@@ -313,7 +311,7 @@ def cancel_run(db: sqlite_utils.Database, run_id: int, reason: str | None = None
     sets: dict[str, Any] = {"status": "cancelled", "finished_at": time.time()}
     if reason:
         sets["error"] = reason
-    _transition(db, run_id, "cancel", ("queued", "running", "lost"), sets)
+    _transition(db, run_id, "cancel", ACTIVE, sets)
 
 
 def request_cancel(db: sqlite_utils.Database, run_id: int) -> str:
@@ -336,10 +334,8 @@ def request_cancel(db: sqlite_utils.Database, run_id: int) -> str:
             return "cancelled"
         except IllegalTransition as e:
             if e.current != "running":
-                raise IllegalTransition(
-                    run_id, e.current, "request cancel of", ("queued", "running", "lost")
-                ) from e
-    raise IllegalTransition(run_id, "running", "request cancel of", ("queued", "running", "lost"))
+                raise IllegalTransition(run_id, e.current, "request cancel of", ACTIVE) from e
+    raise IllegalTransition(run_id, "running", "request cancel of", ACTIVE)
 
 
 def cancel_requested(db: sqlite_utils.Database, run_id: int) -> bool:
