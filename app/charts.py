@@ -194,7 +194,7 @@ def event_label(e: dict[str, Any]) -> str:
         )
     if kind == EventKind.DOCTOR:
         rule = str(d.get("rule", ""))
-        name = _(RULE_NAMES[rule]) if rule in RULE_NAMES else rule.replace("_", " ")
+        name = _(RULE_NAMES[rule]) if rule in RULE_NAMES else rule
         return f"⚠ {d.get('tip', '')} {name}".strip()
     label = EVENT_STYLE.get(kind, ("", None))[1]
     return _(label) if label else kind

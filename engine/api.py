@@ -12,6 +12,7 @@ from engine.data.loaders import load_dataset
 from engine.data.prepare import prepare
 from engine.data.report import dataset_report
 from engine.faults import FaultHook
+from engine.messages import Message
 from engine.sink import Sink
 from engine.threads import ThreadPolicy
 from engine.train import TrainResult, train
@@ -56,14 +57,14 @@ def run_training(
     cfg = config if isinstance(config, Config) else Config.from_dict(config)
     d = cfg.data
     if raw is None:
-        raw = load_dataset(d.dataset, target=d.target, task=d.task)
+        raw = load_dataset(d.dataset, target=d.target, task=d.task, columns=d.columns)
     data = prepare_for(cfg, raw)
     report = dataset_report(raw, batch_size=cfg.train.batch_size)  # T3 judged at the run's batch
     for w in report.warnings:  # T1/T2 findings of the dataset report go on the run's timeline too
         sink.event(
             0,
             EventKind.PREFLIGHT,
-            w["message"],
+            Message.from_json(w["msg"]) if w.get("msg") else w["message"],
             {"tip": w["tip"], "severity": "warning", "rule": "dataset_report", "passed": None},
         )
     return train(

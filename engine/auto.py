@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from engine.messages import Message
+
 AUTO = "auto"
 
 MIN_STEPS_PER_EPOCH = 20  # T3: fewer updates per epoch than this learn slowly
@@ -100,7 +102,7 @@ class Derived:
     field: str
     value: Any
     tip: str
-    why: str
+    why: Message
 
 
 def train_rows(facts: DataFacts, val_fraction: float = 0.2, test_fraction: float = 0.2) -> int:
@@ -109,20 +111,15 @@ def train_rows(facts: DataFacts, val_fraction: float = 0.2, test_fraction: float
     return max(1, n - math.ceil(val_fraction * n) - math.ceil(test_fraction * n))
 
 
-def _batch(n_train: int) -> tuple[int, str]:
+def _batch(n_train: int) -> tuple[int, Message]:
     """T3: a multiple of 8, never over 128, and small enough for ~20 updates per epoch."""
     b = min(MAX_BATCH, max(MIN_BATCH, (n_train // MIN_STEPS_PER_EPOCH) // 8 * 8))
     steps = math.ceil(n_train / b)
     if b == MAX_BATCH:
-        why = (
-            f"batch {b}: {n_train} training rows give {steps} updates per epoch at the advice's "
-            "~128, plenty; bigger batches would generalise worse (T3)."
-        )
+        why = Message("auto.batch_max", batch=b, rows=n_train, steps=steps)
     else:
-        why = (
-            f"batch {b}: {n_train} training rows would make only {math.ceil(n_train / 128)} "
-            f"batch(es) of 128; {b} (a multiple of 8) gives {steps} updates per epoch (T3)."
-        )
+        count = math.ceil(n_train / 128)
+        why = Message("auto.batch", batch=b, rows=n_train, count=count, steps=steps)
     return b, why
 
 
@@ -142,8 +139,7 @@ def derive(
             "train.epochs",
             epochs,
             "T15",
-            f"up to {epochs} epochs, about {epochs * steps:,} updates in all; the LR schedule "
-            "and early stopping usually end the run sooner (T15).",
+            Message("auto.epochs", epochs=epochs, updates=epochs * steps),
         )
     )
     out += _regularise(facts, n_tr, small)
@@ -164,10 +160,7 @@ def _imbalance(facts: DataFacts) -> list[Derived]:
             "train.class_weight",
             "auto",
             "T1",
-            f"the smallest class has {r:.0%} of the largest one's rows: each class's loss is "
-            "weighted so a rare class counts as much as a common one, and the best epoch is "
-            "the one with the best balanced accuracy (train.class_weight=off turns both off) "
-            "(T1).",
+            Message("auto.class_weight", share=r),
         )
     ]
 
@@ -181,11 +174,7 @@ def _lr(batch: int) -> Derived:
         "optim.lr",
         lr,
         "T5",
-        "LR 0.1, the advice's good first LR for SGD with momentum at batch 128 (T5)."
-        if lr == 0.1
-        else f"LR {lr:g}: 0.1 suits batch 128; at batch {batch} the gradients are "
-        f"noisier, so the LR shrinks with the batch (0.1 × {batch}/128) and training "
-        "stays stable (T5).",
+        Message("auto.lr_base") if lr == 0.1 else Message("auto.lr", lr=lr, batch=batch),
     )
 
 
@@ -199,8 +188,7 @@ def _regularise(facts: DataFacts, n_tr: int, small: bool) -> list[Derived]:
                 "optim.weight_decay",
                 0.0005,
                 "T15",
-                f"weight decay 0.0005: {n_tr:,} training rows regularise the net by themselves; "
-                "a gentle pull towards small weights is enough (T15).",
+                Message("auto.decay_gentle", decay=0.0005, rows=n_tr),
             )
         ]
     return [
@@ -208,32 +196,30 @@ def _regularise(facts: DataFacts, n_tr: int, small: bool) -> list[Derived]:
             "ensemble.members",
             SMALL_DATA_MEMBERS,
             "T14",
-            f"an ensemble of {SMALL_DATA_MEMBERS} nets from different seeds, their "
-            f"predictions averaged: on {n_tr} training rows one net's score depends a lot on "
-            "its luck, and a member costs only seconds here (T14).",
+            Message("auto.ensemble", members=SMALL_DATA_MEMBERS, rows=n_tr),
         ),
         Derived(
             "model.dropout",
             0.2,
             "T13",
-            f"dropout 0.2: with {n_tr} training rows a net of this size can memorise them; "
-            "switching off a fifth of the units at random keeps it from relying on any one "
-            "(T13).",
+            Message("auto.dropout", rows=n_tr),
         ),
         Derived(
             "optim.weight_decay",
             0.01,
             "T15",
-            f"weight decay 0.01: a firmer pull towards small weights on {n_tr} rows, where "
-            "overfitting is the main risk (T15).",
+            Message("auto.decay_firm", decay=0.01, rows=n_tr),
         ),
         Derived(
             "model.hidden",
             [SMALL_DATA_WIDTH],
             "T13",
-            f"one hidden layer of {SMALL_DATA_WIDTH} units (for an MLP): {n_tr} rows can't "
-            f"pin down the {facts.features * 256 + 256 * 256:,} weights of two layers of 256, "
-            "so a smaller net overfits less (T13).",
+            Message(
+                "auto.small_net",
+                units=SMALL_DATA_WIDTH,
+                rows=n_tr,
+                weights=facts.features * 256 + 256 * 256,
+            ),
         ),
     ]
 
@@ -250,31 +236,25 @@ def _schedule(epochs: int, steps: int, small: bool) -> list[Derived]:
             "schedule.plateau_patience",
             patience,
             "T7",
-            f"the LR is cut after {patience} epochs without a better validation loss"
-            + (" (small data is noisier, so it waits one epoch more)." if small else "."),
+            Message("auto.patience_small" if small else "auto.patience", epochs=patience),
         ),
         Derived(
             "schedule.plateau_factor",
             factor,
             "T7",
-            "each cut halves the LR, so it reaches the floor after about 10 cuts (T7)."
-            if factor == 0.5
-            else f"each cut divides the LR by 5: with up to {epochs} epochs, halving would not "
-            "reach the floor in time (T7).",
+            Message("auto.halve") if factor == 0.5 else Message("auto.divide_5", epochs=epochs),
         ),
         Derived(
             "train.early_stop_patience",
             3 * (patience + 1),
             "T7",
-            f"stop after {3 * (patience + 1)} epochs without improvement, counted from the last "
-            "LR cut, so the schedule gets to make its cuts first (T7).",
+            Message("auto.early_stop", epochs=3 * (patience + 1)),
         ),
         Derived(
             "train.ratio_every",
             every,
             "T6",
-            f"the update/weight ratio is measured every {every} steps, "
-            "so even a run that stops early gets enough readings for the T6 check.",
+            Message("auto.ratio_every", steps=every),
         ),
     ]
 
@@ -287,35 +267,31 @@ def _sequence() -> list[Derived]:
             "optim.name",
             "adam",
             "T5",
-            "Adam for a recurrent net: it adapts the step size per weight, which suits LSTMs "
-            "better than one LR for all (T5).",
+            Message("auto.adam"),
         ),
         Derived(
             "optim.lr",
             0.003,
             "T5",
-            "LR 0.003, Adam's usual scale (about 1e-3) started a little bolder; the plateau rule "
-            "cuts it (T5).",
+            Message("auto.adam_lr"),
         ),
         Derived(
             "schedule.lr_floor",
             0.00001,
             "T7",
-            "Adam's LR starts small, so the floor where the run ends is lower too (T7).",
+            Message("auto.adam_floor"),
         ),
         Derived(
             "model.forget_bias",
             2.0,
             "T11",
-            "the LSTM's forget gate starts mostly open (bias 2), so long-range signals survive "
-            "the first updates (T11).",
+            Message("auto.forget_gate"),
         ),
         Derived(
             "train.clip_norm",
             5.0,
             "T9",
-            "gradients longer than 5 are scaled back to 5: recurrent nets sometimes produce "
-            "enormous ones, and one bad step must not undo training (T9).",
+            Message("auto.clip"),
         ),
     ]
 

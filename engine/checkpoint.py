@@ -14,11 +14,10 @@ from typing import Any
 import torch
 
 from engine.errors import StorageError
+from engine.messages import Message
 from engine.sink import Sink
 from engine.vocab import EventKind
 
-CHECKPOINT = "checkpoint.pt"  # everything needed to resume; rewritten every epoch
-MODEL = "model.pt"  # the best weights + preprocessor + config, for download / inference
 # The trained model is the run's result: wait ~1 min for space before giving up.
 MODEL_SAVE_WAITS_S = (1, 2, 4, 8, 15, 30)
 
@@ -54,24 +53,31 @@ def save_model(obj: dict, path: Path, sink: Sink, step: int) -> None:
         except OSError as e:
             if wait is None:
                 raise StorageError(
-                    f"could not write the trained model to {path} ({disk_message(e)}) after "
-                    f"{i} retries over {sum(MODEL_SAVE_WAITS_S)} s: free disk space on the data "
-                    "directory and queue the run again"
+                    Message(
+                        "error.model_save",
+                        path=str(path),
+                        why=disk_message(e),
+                        retries=i,
+                        seconds=sum(MODEL_SAVE_WAITS_S),
+                    )
                 ) from e
             if i == 0:
                 sink.event(
                     step,
                     EventKind.CHECKPOINT_FAILED,
-                    f"could not write the trained model ({disk_message(e)}); retrying for "
-                    f"up to {sum(MODEL_SAVE_WAITS_S)} s",
+                    Message(
+                        "event.model_save_retry",
+                        why=disk_message(e),
+                        seconds=sum(MODEL_SAVE_WAITS_S),
+                    ),
                     {"error": disk_message(e)},
                 )
             time.sleep(wait)
 
 
-def resume_point(epoch: int) -> str:
+def resume_point(epoch: int) -> Message:
     """Where a resume would start, given the epoch the newest checkpoint on disk holds."""
-    return f"after epoch {epoch}" if epoch else "from the beginning"
+    return Message("resume.after_epoch", epoch=epoch) if epoch else Message("resume.beginning")
 
 
 def disk_message(e: OSError) -> str:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from engine import auto
 from engine.auto import DataFacts
 from engine.errors import ConfigError, PresetNotFound
+from engine.messages import Message
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
@@ -54,6 +55,11 @@ class DataConfig(_Section):
         "auto", description="T2: log(1+x) for wide-range non-negative columns."
     )
     max_rows: int | None = Field(None, ge=10)
+    columns: dict[str, Literal["ignore", "number", "boolean", "category", "date"]] = Field(
+        default_factory=dict,
+        description='T1: a table\'s column kinds you chose, e.g. {"id": "ignore", "day": '
+        '"date"}; every other column\'s kind is guessed (and shown in the dataset report).',
+    )
 
 
 class ModelConfig(_Section):
@@ -198,30 +204,48 @@ class Config(_Section):
             raise ConfigError(_describe(e), _field_errors(e)) from e
 
 
-def _field_errors(e: ValidationError) -> dict[str, str]:
+def _field_errors(e: ValidationError) -> dict[str, Message]:
     """Pydantic's errors as {dotted field: what is wrong}, several per field joined by '; '."""
-    out: dict[str, str] = {}
-    for line in _lines(e):
-        field, _, msg = line.partition(": ")
-        out[field] = f"{out[field]}; {msg}" if field in out else msg
-    return out
+    grouped: dict[str, list[Message]] = {}
+    for name, msg in _lines(e):
+        grouped.setdefault(name, []).append(msg)
+    return {
+        f: ms[0] if len(ms) == 1 else Message("config.many", problems=ms)
+        for f, ms in grouped.items()
+    }
 
 
-def _describe(e: ValidationError) -> str:
-    """Turn pydantic's errors into one line per field: 'optim.lr: must be > 0 (got -1)'."""
-    return "; ".join(_lines(e))
+def _describe(e: ValidationError) -> Message:
+    """Pydantic's errors, one per field: 'optim.lr: Input should be greater than 0 (got -1)'."""
+    lines = [Message("config.field", field=f, problem=m) for f, m in _lines(e)]
+    return lines[0] if len(lines) == 1 else Message("config.many", problems=lines)
 
 
-def _lines(e: ValidationError) -> list[str]:
+# Pydantic's error types whose message Trainboard translates, with the context value it names;
+# any other type keeps pydantic's own English words (code "config.pydantic").
+_PYDANTIC_CODES = {
+    "greater_than": "config.greater_than",
+    "greater_than_equal": "config.greater_equal",
+    "less_than": "config.less_than",
+    "less_than_equal": "config.less_equal",
+}
+
+
+def _lines(e: ValidationError) -> list[tuple[str, Message]]:
     lines = []
     for err in e.errors():
         loc = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"]
+        ctx = {k: v for k, v in (err.get("ctx") or {}).items() if isinstance(v, int | float | str)}
         if err["type"] == "extra_forbidden":
-            msg = "unknown setting"
+            msg = Message("config.unknown_setting")
+        elif err["type"] in _PYDANTIC_CODES:
+            msg = Message(_PYDANTIC_CODES[err["type"]], **ctx)
+        else:
+            msg = Message("config.pydantic", text=err["msg"])
         got = err.get("input")
-        got_s = "" if isinstance(got, dict) else f" (got {got!r})"
-        lines.append(f"{loc or 'config'}: {msg}{got_s}")
+        if not isinstance(got, dict):
+            msg = Message("config.got", problem=msg, value=got)
+        lines.append((loc or "config", msg))
     return lines
 
 
@@ -264,10 +288,8 @@ def _load_preset_cached(path: Path, _mtime_ns: int) -> Preset:
         ]
         preset = Preset(raw["name"], raw["title"], raw["summary"], raw["suited_for"], settings)
     except KeyError as e:
-        raise ConfigError(
-            f"preset file {path.name}: missing key {e}",
-            {"preset": f"file {path.name}: missing key {e}"},
-        ) from e
+        msg = Message("config.preset_file", file=path.name, key=str(e))
+        raise ConfigError(msg, {"preset": msg}) from e
     # A preset that does not validate is a bug in the preset, caught here and in tests.
     apply_overrides(Config(), preset.overrides())
     return preset
@@ -284,8 +306,8 @@ def get_preset(name: str) -> Preset:
     path = PRESET_DIR / f"{name}.toml"
     if not name.replace("-", "").replace("_", "").isalnum() or not path.is_file():
         names = ", ".join(p.name for p in list_presets())
-        msg = f"no preset named {name!r}; choose one of: {names}"
-        raise PresetNotFound(f"preset: {msg}", {"preset": msg})
+        msg = Message("config.no_preset", name=name, names=names)
+        raise PresetNotFound(Message("config.field", field="preset", problem=msg), {"preset": msg})
     return _load_preset_file(path)
 
 
@@ -300,8 +322,8 @@ def add_set_option(p: argparse.ArgumentParser, help: str) -> None:
 def parse_override(text: str) -> tuple[str, Any]:
     """'optim.lr=0.05' → ('optim.lr', 0.05). Values are JSON where they parse, else strings."""
     if "=" not in text:
-        msg = "write it as field=value, e.g. optim.lr=0.05"
-        raise ConfigError(f"override {text!r}: {msg}", {text.strip(): msg})
+        msg = Message("config.override_syntax")
+        raise ConfigError(Message("config.override", text=text, problem=msg), {text.strip(): msg})
     key, _, raw = text.partition("=")
     key, raw = key.strip(), raw.strip()
     if raw.lower() in ("none", "null"):
@@ -326,13 +348,15 @@ def apply_overrides(config: Config, overrides: dict[str, Any] | list[str] | None
             if not isinstance(node.get(part), dict):
                 section = ".".join(parts[: i + 1])
                 sections = ", ".join(k for k, v in tree.items() if isinstance(v, dict))
-                msg = f"unknown section; sections are: {sections}"
-                raise ConfigError(f"{section}: {msg}", {section: msg})
+                msg = Message("config.unknown_section", sections=sections)
+                raise ConfigError(
+                    Message("config.field", field=section, problem=msg), {section: msg}
+                )
             node = node[part]
         if parts[-1] not in node:
             allowed = ", ".join(sorted(node))
-            msg = f"unknown setting; allowed here: {allowed}"
-            raise ConfigError(f"{key}: {msg}", {key: msg})
+            msg = Message("config.unknown_setting_allowed", allowed=allowed)
+            raise ConfigError(Message("config.field", field=key, problem=msg), {key: msg})
         node[parts[-1]] = value
     return Config.from_dict(tree)
 

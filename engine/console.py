@@ -22,6 +22,7 @@ from engine.config import add_set_option, list_presets, resolve_config
 from engine.data import BUILTINS, DataError
 from engine.errors import EngineError
 from engine.faults import FaultHook
+from engine.messages import stop_words
 from engine.threads import ThreadPolicy
 from engine.vocab import EventKind
 
@@ -137,7 +138,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         first = resolve_config(
             args.preset, dataset=args.dataset, target=args.target, overrides=args.overrides
         )
-        raw = load_dataset(first.data.dataset, target=first.data.target, task=first.data.task)
+        d = first.data
+        raw = load_dataset(d.dataset, target=d.target, task=d.task, columns=d.columns)
         cfg = resolve_config(
             args.preset,
             dataset=args.dataset,
@@ -187,7 +189,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     s = result.summary
     rows = [
         ("status", result.status),
-        ("stopped because", s["stop_reason"].replace("_", " ")),
+        ("stopped because", stop_words(s["stop_reason"])),
         ("epochs", s["epochs"]),
         ("steps", s["steps"]),
         ("best epoch", s["best_epoch"]),

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from engine.vocab import EventKind, RunStatus
+from engine.messages import Message
+from engine.vocab import EventKind, RunStatus, StopReason
 
 
 class Action(StrEnum):
@@ -31,7 +32,7 @@ class Decision:
     kind: EventKind  # the event the loop emits
     reason: str  # machine name; for a stop it becomes the summary's stop_reason
     tip: str
-    message: str
+    message: Message
     data: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -49,7 +50,7 @@ def lr_cut(old_lr: float, new_lr: float, *, epoch: int) -> Decision | None:
         EventKind.LR_CUT,
         reason="plateau",
         tip="T7",
-        message=f"validation loss plateaued: LR cut {old_lr:.3g} → {new_lr:.3g} (T7)",
+        message=Message("event.lr_cut", old=old_lr, new=new_lr),
         data={"tip": "T7", "old_lr": old_lr, "new_lr": new_lr, "epoch": epoch},
     )
 
@@ -63,8 +64,7 @@ def plateau_hint(old_lr: float, new_lr: float, *, epoch: int, patience: int) -> 
         EventKind.PLATEAU_HINT,
         reason="plateau",
         tip="T7",
-        message=f"a cut would have helped here: val/loss had not improved for {patience} epochs "
-        f"(LR {old_lr:g} → {new_lr:g}, T7)",
+        message=Message("event.plateau_hint", epochs=patience, old=old_lr, new=new_lr),
         data={"tip": "T7", "old_lr": old_lr, "new_lr": new_lr, "epoch": epoch},
     )
 
@@ -76,9 +76,9 @@ def lr_floor(lr: float, *, floor: float, epoch: int) -> Decision | None:
     return Decision(
         Action.STOP,
         EventKind.LR_FLOOR,
-        reason="lr_floor",
+        reason=StopReason.LR_FLOOR,
         tip="T7",
-        message=f"LR {lr:.3g} fell below the floor {floor:g}: training is done (T7)",
+        message=Message("event.lr_floor", lr=lr, floor=floor),
         data={"tip": "T7", "lr": lr, "floor": floor, "epoch": epoch},
     )
 
@@ -93,9 +93,9 @@ def early_stop(
     return Decision(
         Action.STOP,
         EventKind.EARLY_STOP,
-        reason="early_stop",
+        reason=StopReason.EARLY_STOP,
         tip="T7",
-        message=f"no improvement in validation loss for {bad_epochs} epochs: stopping (T7)",
+        message=Message("event.early_stop", epochs=bad_epochs),
         data={"tip": "T7", "epoch": epoch, "best_epoch": best_epoch},
     )
 
@@ -110,16 +110,17 @@ def diverged(
     if not bad:
         return None
     reason = (
-        "nonfinite_val_loss" if all(key.startswith("val/") for key in bad) else "nonfinite_loss"
+        StopReason.NONFINITE_VAL_LOSS
+        if all(key.startswith("val/") for key in bad)
+        else StopReason.NONFINITE_LOSS
     )
-    clip = " or clip gradients (train.clip_norm=5, T9)" if clip_norm is None else ""
     new_lr = f"{base_lr / 10:g}"
     return Decision(
         Action.DIVERGE,
         EventKind.DIVERGED,
         reason=reason,
         tip="T5",
-        message=f"the loss became NaN/inf: training diverged. Lower the learning rate (e.g. optim.lr÷10){clip} (T5)",
+        message=Message("event.diverged_clip" if clip_norm is None else "event.diverged"),
         data={
             "tip": "T5",
             "reason": reason,
@@ -143,6 +144,6 @@ def clip_burst(clipped: int, steps: int, *, bound: float | None, epoch: int) -> 
         EventKind.CLIP_BURST,
         reason="clip_burst",
         tip="T9",
-        message=f"gradient clipped on {clipped} of {steps} steps in epoch {epoch} (T9)",
+        message=Message("event.clip_burst", clipped=clipped, steps=steps, epoch=epoch),
         data={"tip": "T9", "epoch": epoch, "clipped": clipped, "steps": steps, "bound": bound},
     )

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from engine.messages import Message, as_json
 from engine.schedule import simulate_plateau_cuts
 
 
@@ -30,8 +31,8 @@ class Finding:
     tip: str  # "T6"
     severity: str  # "info" | "warning" | "error"
     rule: str  # short machine name, e.g. "ratio_low"
-    message: str  # what we saw, in plain words
-    suggestion: str = ""  # the change to try
+    message: Message  # what we saw, in plain words (a code with its numbers)
+    suggestion: Message | str = ""  # the change to try ("" when there is none)
     passed: bool | None = None  # pre-flight checks: pass/fail; live rules: None
     data: dict[str, Any] = field(default_factory=dict)
     # The suggestion as config overrides, e.g. {"optim.lr": 0.033}; {} when there is no single
@@ -39,7 +40,13 @@ class Finding:
     change: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The finding as JSON: ``message``/``suggestion`` in English, and their codes and
+        params as ``message_msg``/``suggestion_msg`` (None without one), for the dashboard."""
+        out = asdict(self)
+        out["message"], out["suggestion"] = str(self.message), str(self.suggestion)
+        out["message_msg"] = as_json(self.message)
+        out["suggestion_msg"] = as_json(self.suggestion)
+        return out
 
 
 def _sig(x: float) -> float:
@@ -93,11 +100,13 @@ def check_init_loss(
     if task == "classification" and n_classes:
         expected = math.log(n_classes)
         ok = abs(init_loss - expected) <= max(0.5 * expected, 0.25)
-        what = f"log({n_classes}) = {expected:.3f}"
+        msg = Message(
+            "doctor.init_loss", init_loss=init_loss, n_classes=n_classes, expected=expected
+        )
     else:
         # standardized regression targets: predicting ~0 gives MSE ≈ 1
-        expected, ok, what = 1.0, init_loss <= 3.0, "about 1.0 (standardized targets)"
-    msg = f"loss at initialisation is {init_loss:.3f}; expected {what}"
+        expected, ok = 1.0, init_loss <= 3.0
+        msg = Message("doctor.init_loss_regression", init_loss=init_loss)
     current = {"model.init": init, "model.init_scale": init_scale}
     fix = (
         {"model.init": "normal-0.02"}
@@ -109,9 +118,7 @@ def check_init_loss(
         "info" if ok else "warning",
         "init_loss",
         msg,
-        ""
-        if ok
-        else f"the initial weights are too large or too small: try {_describe_change(_new(fix, current))}",
+        "" if ok else Message("doctor.init_loss.fix", change=_describe_change(_new(fix, current))),
         passed=ok,
         data={
             "init_loss": init_loss,
@@ -140,10 +147,8 @@ def check_standardized(
         "T2",
         "info" if ok else "warning",
         "inputs_standardized",
-        f"inputs after preprocessing: largest |mean| {worst_mean:.3f}, largest |std − 1| {worst_std:.3f}",
-        ""
-        if ok
-        else "turn data.standardize on; big offsets make weight updates huge and correlated",
+        Message("doctor.inputs_standardized", max_abs_mean=worst_mean, max_std_dev=worst_std),
+        "" if ok else Message("doctor.inputs_standardized.fix"),
         passed=ok,
         data={"max_abs_mean": worst_mean, "max_std_dev": worst_std},
         change={} if ok else _new({"data.standardize": True}, {"data.standardize": standardize}),
@@ -192,33 +197,27 @@ def _gradcheck_finding(m: nn.Module, failed: list[tuple[str, str]]) -> Finding:
             "T10",
             "info",
             "gradcheck",
-            "gradient check passed for every parameter tensor (analytic = numerical gradients, float64)",
+            Message("doctor.gradcheck_passed"),
             passed=True,
         )
     custom = _custom_modules(m)
-    where = "; ".join(f"{n} ({_layer_of(m, n)})" for n, _ in failed)
-    if custom:
-        why = (
-            f"custom code in {', '.join(custom)} (your code) computes a gradient wrongly: check "
-            "its backward / autograd.Function"
-        )
-    else:
-        why = (
-            "every layer is a PyTorch built-in, whose gradients PyTorch tests; this is more "
-            "likely a point where the function has a kink (a ReLU at exactly 0, a max-pool tie) "
-            "than a wrong gradient"
-        )
+    where = [Message("doctor.gradcheck_where", param=n, layer=_layer_of(m, n)) for n, _ in failed]
+    why = (
+        Message("doctor.gradcheck.fix_custom", modules=", ".join(custom))
+        if custom
+        else Message("doctor.gradcheck.fix_builtin")
+    )
     return Finding(
         "T10",
         "error" if custom else "warning",
         "gradcheck",
-        f"gradient check FAILED for {where}: {failed[0][1]}",
+        Message("doctor.gradcheck_failed", where=where, error=failed[0][1]),
         why,
         passed=False,
         data={
             "failed": [n for n, _ in failed],
             "custom_modules": custom,
-            "where": where,
+            "where": "; ".join(where),
             "error": failed[0][1],
         },
     )
@@ -228,12 +227,12 @@ def _is_builtin(mod: nn.Module) -> bool:
     return type(mod).__module__.startswith("torch.")
 
 
-def _layer_of(m: nn.Module, pname: str) -> str:
+def _layer_of(m: nn.Module, pname: str) -> Message:
     if pname == "input":
-        return "the gradient with respect to the input"
+        return Message("doctor.gradcheck_input")
     owner = m.get_submodule(pname.rpartition(".")[0])
-    kind = "PyTorch built-in" if _is_builtin(owner) else "custom layer"
-    return f"{type(owner).__name__}, {kind}"
+    kind = "doctor.gradcheck_builtin" if _is_builtin(owner) else "doctor.gradcheck_custom"
+    return Message("doctor.gradcheck_layer", layer=type(owner).__name__, kind=Message(kind))
 
 
 def _custom_modules(m: nn.Module) -> list[str]:
@@ -271,32 +270,34 @@ def check_batch_size(batch_size: int, train_rows: int) -> Finding:
     most 1/MIN_BATCHES of the rows (at least 4 full batches per epoch), at most MAX_BATCH,
     and a multiple of 8 (what accelerators handle best). The change is a multiple of 8 that
     fixes the first problem found (a smaller batch when there are two)."""
-    problems: list[str] = []
+    problems: list[Message] = []
+    params = {
+        "batch_size": batch_size,
+        "train_rows": train_rows,
+        "min_batches": MIN_BATCHES,
+    }
     fix: int | None = None
     batches = math.ceil(train_rows / max(1, min(batch_size, train_rows)))
     if batch_size * MIN_BATCHES > train_rows:
         fix = max(8, (train_rows // MIN_BATCHES) // 8 * 8)
-        problems.append(
-            f"a batch of {batch_size} is over 1/{MIN_BATCHES} of the {train_rows} training rows "
-            f"({batches} batch{'es' if batches > 1 else ''} per epoch): too few updates, and "
-            "batches this large relative to the data tend to overfit"
-        )
+        code = "doctor.batch_size.few_batches" if batches > 1 else "doctor.batch_size.few_batch"
+        problems.append(Message(code, batches=batches, **params))
     if batch_size > MAX_BATCH:
         fix = fix or MAX_BATCH
-        problems.append(f"a batch of {batch_size} is very large: it can be inefficient and overfit")
+        problems.append(Message("doctor.batch_size.huge", batch_size=batch_size))
     if batch_size % 8:
         fix = fix or max(8, round(batch_size / 8) * 8)
-        problems.append(f"{batch_size} is not a multiple of 8, which accelerators handle best")
+        problems.append(Message("doctor.batch_size.not_8", batch_size=batch_size))
     change = _new({"train.batch_size": fix}, {"train.batch_size": batch_size}) if fix else {}
     ok = not problems
     return Finding(
         "T3",
         "info" if ok else "warning",
         "batch_size",
-        f"batch size {batch_size} on {train_rows} training rows: {batches} batches per epoch"
+        Message("doctor.batch_size_ok", batches=batches, **params)
         if ok
-        else f"batch size {batch_size}: " + "; ".join(problems),
-        "" if ok or not change else f"try {_describe_change(change)}",
+        else Message("doctor.batch_size", batch_size=batch_size, problems=problems),
+        "" if ok or not change else Message("doctor.try", change=_describe_change(change)),
         passed=ok,
         data={
             "batch_size": batch_size,
@@ -337,7 +338,7 @@ def check_activation_scale(
             "T8",
             "info",
             "activation_scale",
-            "activation scale: too few layers to compare",
+            Message("doctor.activation_scale_few"),
             passed=True,
         )
     first, last = stds[0][1], stds[-2][1] if len(stds) > 2 else stds[-1][1]
@@ -348,11 +349,12 @@ def check_activation_scale(
         "T8",
         "info" if ok else "warning",
         "activation_scale",
-        f"activation spread changes ×{ratio:.3g} from the first to the last hidden layer",
+        Message("doctor.activation_scale", ratio=ratio),
         ""
         if ok
-        else "the signal vanishes or explodes through depth: "
-        + (f"try {_describe_change(change)}" if change else "try another init (T8)"),
+        else Message("doctor.activation_scale.fix", change=_describe_change(change))
+        if change
+        else Message("doctor.activation_scale.fix_init"),
         passed=ok,
         data={"layers": stds, "ratio": ratio},
         change=change,
@@ -397,16 +399,19 @@ def overfit_one_batch(
         final = float(loss_fn(out, yb))
         acc = float((out.argmax(1) == yb).float().mean()) if task == "classification" else None
     ok = (acc == 1.0) if acc is not None else final < 0.05 * max(first, 1e-8)
-    detail = f"accuracy {acc:.0%}" if acc is not None else f"loss {first:.3g} → {final:.3g}"
+    detail = (
+        Message("doctor.overfit_one_batch.accuracy", accuracy=acc)
+        if acc is not None
+        else Message("doctor.overfit_one_batch.loss", first_loss=first, final_loss=final)
+    )
     return Finding(
         "T10",
         "info" if ok else "warning",
         "overfit_one_batch",
-        f"memorising one batch of 16: {detail}"
-        + ("" if ok else " — it should reach 100% / near-zero loss"),
-        ""
-        if ok
-        else "check the labels, the loss and the gradients; a model that can't memorise 16 examples won't learn the dataset",
+        Message(
+            "doctor.overfit_one_batch" if ok else "doctor.overfit_one_batch_failed", detail=detail
+        ),
+        "" if ok else Message("doctor.overfit_one_batch.fix"),
         passed=ok,
         data={"first_loss": first, "last_loss": last, "final_loss": final, "accuracy": acc},
     )
@@ -460,11 +465,10 @@ def rule_ratio(
             "T6",
             "warning",
             "ratio_low",
-            f"update/weight ratio has stayed below {low:g} (now {recent[-1]:.2g}): learning is very slow",
-            f"raise the learning rate ×3 ({_describe_change(change)})"
+            Message("doctor.ratio_low", low=low, ratio=recent[-1]),
+            Message("doctor.ratio_low.fix", change=_describe_change(change))
             if change
-            else "the learning rate is already at its largest allowed value (10): check the "
-            "inputs' scale (T2) and the init (T8)",
+            else Message("doctor.ratio_low.fix_max"),
             data={"ratio": recent[-1], "low": low, "high": high},
             change=change,
         )
@@ -474,8 +478,8 @@ def rule_ratio(
             "T6",
             "warning",
             "ratio_high",
-            f"update/weight ratio has stayed above {high:g} (now {recent[-1]:.2g}): learning is unstable",
-            f"lower the learning rate ÷3 ({_describe_change(change)}) or clip gradients (T9)",
+            Message("doctor.ratio_high", high=high, ratio=recent[-1]),
+            Message("doctor.ratio_high.fix", change=_describe_change(change)),
             data={"ratio": recent[-1], "low": low, "high": high},
             change=change,
         )
@@ -504,18 +508,19 @@ def rule_exploding(
         return None
     if clip_norm is None:
         change: dict[str, Any] = {"train.clip_norm": 5.0}
-        suggestion = "clip the gradient norm (train.clip_norm=5)"
+        suggestion = Message("doctor.exploding_gradient.fix")
     else:
         change = _new({"optim.lr": _sig(lr / 3)}, {"optim.lr": lr})
-        suggestion = (
-            f"gradients are already clipped at {clip_norm:g}: lower the learning rate ÷3 "
-            f"({_describe_change(change)})"
+        suggestion = Message(
+            "doctor.exploding_gradient.fix_lr",
+            clip_norm=clip_norm,
+            change=_describe_change(change),
         )
     return Finding(
         "T9",
         "warning",
         "exploding_gradient",
-        f"gradient norm jumped to {last:.3g}, {last / med:.0f}× its recent median {med:.3g}",
+        Message("doctor.exploding_gradient", norm=last, times=last / med, median=med),
         suggestion,
         data={"norm": last, "median": med, "times": last / med, "clip_norm": clip_norm},
         change=change,
@@ -541,8 +546,8 @@ def rule_plateau(
             "T7",
             "info",
             "plateau",
-            f"validation loss has not improved for {patience + 1} epochs: a scheduled run would cut the LR here",
-            f"turn schedule.enabled on so the LR is multiplied by {factor:g} on plateaus",
+            Message("doctor.plateau", epochs=patience + 1),
+            Message("doctor.plateau.fix", factor=factor),
             data={"epochs": patience + 1, "factor": factor},
             change={"schedule.enabled": True},
         )
@@ -595,9 +600,10 @@ def rule_overfitting(
         "T13",
         "warning",
         "overfitting",
-        f"validation loss rose {window} epochs in a row while training loss fell: the model is memorising",
-        (f"try {_describe_change(change)}; " if change else "")
-        + "more data helps most; early stopping keeps the best weights",
+        Message("doctor.overfitting", window=window),
+        Message("doctor.overfitting.fix", change=_describe_change(change))
+        if change
+        else Message("doctor.overfitting.fix_data"),
         data={"window": window},
         change=change,
     )
@@ -620,8 +626,8 @@ def rule_divergence(
             "T5",
             "warning",
             "loss_rising",
-            f"epoch training loss {last:.3g} is over 3× the first epoch's {initial:.3g}",
-            f"lower the learning rate ÷10 ({_describe_change(change)})",
+            Message("doctor.loss_rising", loss=last, initial=initial),
+            Message("doctor.loss_rising.fix", change=_describe_change(change)),
             data={"loss": last, "initial": initial},
             change=change,
         )
@@ -651,11 +657,10 @@ def rule_never_predicted(
         "T1",
         "warning",
         "class_never_predicted",
-        f"the model never predicts class {name!r} (0 of its {rows} validation rows): accuracy "
-        "hides it; look at balanced accuracy",
-        "weigh the classes (train.class_weight=auto)"
+        Message("doctor.class_never_predicted", name=name, rows=rows),
+        Message("doctor.class_never_predicted.fix")
         if change
-        else "add examples of that class (T1); the loss already weighs the classes",
+        else Message("doctor.class_never_predicted.fix_data"),
         data={"class": name, "rows": rows, "classes_missed": len(missed)},
         change=change,
     )

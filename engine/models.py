@@ -9,6 +9,7 @@ from torch import nn
 
 from engine.config import ModelConfig
 from engine.errors import ConfigError
+from engine.messages import Message
 
 _ACT = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
 
@@ -83,9 +84,10 @@ def resolve_kind(cfg: ModelConfig, modality: str) -> str:
             modality
         ]
         if cfg.kind not in allowed:
-            raise ConfigError(
-                f"model.kind: {cfg.kind!r} does not fit {modality} data; use one of {sorted(allowed)} or 'auto'"
+            msg = Message(
+                "config.model_kind", kind=cfg.kind, modality=modality, allowed=str(sorted(allowed))
             )
+            raise ConfigError(msg, {"model.kind": msg})
         return cfg.kind
     return {"tabular": "mlp", "image": "cnn", "sequence": "lstm"}[modality]
 

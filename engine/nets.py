@@ -19,6 +19,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from engine.auto import IMBALANCED  # the smallest class under this share: weight the loss
 from engine.config import Config
 from engine.errors import ConfigError
+from engine.messages import Message
 from engine.models import build_model, resolve_kind, weight_matrices
 
 EVAL_CHUNK = 4096
@@ -117,9 +118,7 @@ class Stacked:
         k = cfg.ensemble.members
         out = data.n_classes if data.task == "classification" else 1
         if resolve_kind(cfg.model, data.modality) in ("lstm", "gru"):
-            raise ConfigError(
-                "ensemble.members: ensembles support mlp and cnn models; for sequences use model.kind=mlp or ensemble.members=1"
-            )
+            raise ConfigError(Message("config.ensemble_sequence"))
         models = [
             build_model(cfg.model, data.input_shape, out, data.modality, seed=cfg.train.seed + i)
             for i in range(k)

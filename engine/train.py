@@ -27,17 +27,18 @@ import torch
 from torch import nn
 
 from engine import checkpoint, decide, doctor, nets
-from engine.checkpoint import CHECKPOINT, MODEL
 from engine.config import Config
 from engine.decide import Action, Decision
 from engine.errors import CheckpointError, ConfigError, OutOfMemory
 from engine.faults import FaultHook
+from engine.limits import CHECKPOINT, MODEL
+from engine.messages import Message
 from engine.models import build_model, resolve_kind
 from engine.schedule import ShadowPlateau, make_plateau_scheduler
 from engine.sink import Sink
 from engine.state import LoopState, keep_last
 from engine.threads import ThreadGovernor, ThreadPolicy, step_work
-from engine.vocab import EventKind, RunStatus
+from engine.vocab import EventKind, RunStatus, StopReason
 
 __all__ = ["CHECKPOINT", "MODEL", "TrainResult", "train"]
 
@@ -62,8 +63,8 @@ class _Outcome(NamedTuple):
     message: str = ""
 
 
-_EPOCHS_DONE = _Outcome(RunStatus.FINISHED, "epochs")
-_CANCELLED = _Outcome(RunStatus.CANCELLED, "cancel_requested")
+_EPOCHS_DONE = _Outcome(RunStatus.FINISHED, StopReason.EPOCHS)
+_CANCELLED = _Outcome(RunStatus.CANCELLED, StopReason.CANCEL_REQUESTED)
 
 
 def train(
@@ -101,10 +102,7 @@ def train(
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         bs = cfg.train.batch_size
-        message = (
-            f"out of memory ({str(e).splitlines()[0][:200]}): lower train.batch_size "
-            f"(now {bs}) or the model size, or use a device with more memory"
-        )
+        message = Message("error.oom", error=str(e).splitlines()[0][:200], batch=bs)
         half = max(1, bs // 2)
         details = {
             "batch_size": bs,
@@ -226,7 +224,7 @@ class _Run:
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         if data.task == "classification" and not data.n_classes:
-            raise ConfigError("data: a classification task needs at least 2 classes")
+            raise ConfigError(Message("config.two_classes"))
         self.net = nets.build_net(cfg, data, device)
         self.opt = nets.make_optimizer(cfg, self.net.params)
         plateau = {
@@ -287,12 +285,17 @@ class _Run:
 
     def start(self) -> None:
         kind = resolve_kind(self.cfg.model, self.data.modality)
-        members = f" ×{self.k} members" if self.k > 1 else ""
         self.sink.event(
             0,
             EventKind.RUN_START,
-            f"training {kind}{members} on {self.n_train} rows, validating on {len(self.x_va)}"
-            + self._precision_note(),
+            Message(
+                "event.run_start_members" if self.k > 1 else "event.run_start",
+                model=kind,
+                members=self.k,
+                rows=self.n_train,
+                val_rows=len(self.x_va),
+                precision=self._precision_note(),
+            ),
             {
                 "train_rows": self.n_train,
                 "val_rows": len(self.x_va),
@@ -308,10 +311,10 @@ class _Run:
                 for f in _preflight(self.cfg, self.data, self.net, self.x_tr, self.y_tr, self.sink)
             ]
 
-    def _precision_note(self) -> str:
+    def _precision_note(self) -> Message | str:
         if self.cfg.train.precision == "bf16" and self.precision != "bf16":
-            return f" (bf16 autocast needs a CUDA device: training in fp32 on {self.dev.type})"
-        return "" if self.precision == "fp32" else " in bf16 (autocast)"
+            return Message("precision.bf16_unavailable", device=self.dev.type)
+        return "" if self.precision == "fp32" else Message("precision.bf16")
 
     def resume(self) -> None:
         try:
@@ -324,13 +327,15 @@ class _Run:
             if self.shadow is not None and "shadow_scheduler" in ck:  # older checkpoints lack it
                 self.shadow.load_state_dict(ck["shadow_scheduler"])
         except (RuntimeError, KeyError, ValueError) as e:
-            raise CheckpointError(f"checkpoint {self.ckpt_path} can't be resumed: {e}") from e
+            raise CheckpointError(
+                Message("error.checkpoint_resume", path=str(self.ckpt_path), error=str(e))
+            ) from e
         st = self.state
         self.ckpt_epoch = st.epoch
         self.sink.event(
             st.step,
             EventKind.RESUMED,
-            f"resumed from the checkpoint after epoch {st.epoch} (step {st.step})",
+            Message("event.resumed", epoch=st.epoch, step=st.step),
             {"epoch": st.epoch, "step": st.step},
         )
 
@@ -610,8 +615,12 @@ class _Run:
             self.sink.event(
                 self.state.step,
                 EventKind.CHECKPOINT_FAILED,
-                f"could not write the checkpoint after epoch {epoch} ({why}); training goes on, "
-                f"a resume would start {checkpoint.resume_point(self.ckpt_epoch)}",
+                Message(
+                    "event.checkpoint_failed",
+                    epoch=epoch,
+                    why=why,
+                    resume=checkpoint.resume_point(self.ckpt_epoch),
+                ),
                 {"epoch": epoch, "last_checkpoint_epoch": self.ckpt_epoch, "error": why},
             )
 
@@ -655,7 +664,10 @@ class _Run:
         st.fired[finding.rule] = epoch
         st.findings.append(finding.to_dict() | {"epoch": epoch, "step": step})
         self.sink.event(
-            step, EventKind.DOCTOR, f"{finding.message} ({finding.tip})", finding.to_dict()
+            step,
+            EventKind.DOCTOR,
+            Message("event.doctor", finding=finding.message, tip=finding.tip),
+            finding.to_dict(),
         )
 
     # ---- wrap up
@@ -675,7 +687,7 @@ class _Run:
                 self.sink.event(
                     step,
                     EventKind.BEST_RESTORED,
-                    f"restored the best weights, from epoch {st.best_epoch} (T7)",
+                    Message("event.best_restored", epoch=st.best_epoch),
                     {"epoch": st.best_epoch, "val_loss": st.best_loss},
                 )
             if self.run_dir is not None:
@@ -687,14 +699,18 @@ class _Run:
             self.check_classes(epoch)
             summary |= self.score_test()
         if status is RunStatus.FINISHED:
-            best = (
-                ""
-                if st.best_metric is None
-                else f"; best val {summary['metric']} {st.best_metric:.4g} at epoch {st.best_epoch}"
-            )
+            code = "event.run_end" + ("" if st.best_metric is None else "_best")
             if summary.get("test_metric") is not None:
-                best += f"; test {summary['metric']} {summary['test_metric']:.4g}"
-            message = f"finished after {st.epoch} epochs ({reason.replace('_', ' ')}){best}"
+                code += "_test"
+            message = Message(
+                code,
+                epochs=st.epoch,
+                reason=Message(f"stop.{reason}"),
+                metric=summary["metric"],
+                value=st.best_metric,
+                epoch=st.best_epoch,
+                test_value=summary.get("test_metric"),
+            )
         self.sink.event(step, EventKind.RUN_END, message, {"status": status, "reason": reason})
         return TrainResult(status, summary, message, st.findings)
 
@@ -735,20 +751,31 @@ class _Run:
             out.update(class_scores(cm, d.class_names))
         else:
             out.update(regression_scores(ev["pred"], y, d.y_std or 1.0))
-        best = f" with the best weights, from epoch {self.state.best_epoch}"
         self.sink.event(
             self.state.step,
             EventKind.TEST_SCORE,
-            f"test split ({len(x)} rows, never used for any choice): {ev['metric_name']} "
-            f"{ev['metric']:.4g}{best if self.state.best_epoch else ''}",
+            Message(
+                "event.test_score_best" if self.state.best_epoch else "event.test_score",
+                rows=len(x),
+                metric=ev["metric_name"],
+                value=ev["metric"],
+                epoch=self.state.best_epoch,
+            ),
             {"metric": ev["metric_name"], "value": ev["metric"], "loss": ev["loss"]},
         )
         return out
 
-    def _save_cancelled(self, epoch: int, epoch_start_step: int) -> str:
-        message = f"cancelled at step {self.state.step}"
+    def _save_cancelled(self, epoch: int, epoch_start_step: int) -> Message:
+        def stopped(checkpoint_part: Message | str) -> Message:
+            return Message(
+                "event.stopped",
+                how=Message("how.cancelled"),
+                step=self.state.step,
+                checkpoint=checkpoint_part,
+            )
+
         if self.ckpt_path is None:
-            return message
+            return stopped("")
         # Stopped mid-epoch: keep the newest weights, but count steps from the start of the
         # unfinished epoch, which a resume redoes in full; its points then replace the ones
         # logged here, so the series stays continuous (one val point per epoch, no shift).
@@ -757,11 +784,9 @@ class _Run:
             state["step"] = epoch_start_step
         why = self._save(state)
         if why is None:
-            return message + "; checkpoint saved"
-        return (
-            message
-            + f"; the checkpoint could not be written ({why}), a resume starts {checkpoint.resume_point(self.ckpt_epoch)}"
-        )
+            return stopped(Message("checkpoint.saved"))
+        resume = checkpoint.resume_point(self.ckpt_epoch)
+        return stopped(Message("checkpoint.unsaved", why=why, resume=resume))
 
     def _save_model(self) -> None:
         assert self.run_dir is not None
@@ -787,6 +812,10 @@ class _Run:
         summary: dict[str, Any] = {
             "status": status,
             "stop_reason": reason,
+            "target": self.data.target,
+            "ignored_columns": [
+                c["name"] for c in self.data.columns or [] if c["kind"] in ("id", "text", "ignore")
+            ],
             "epochs": st.epoch,
             "steps": st.step,
             "best_epoch": st.best_epoch,
@@ -845,9 +874,8 @@ def _preflight(
     if cfg.train.overfit_one_batch:
         findings.append(doctor.overfit_one_batch(fresh, x, y, loss_fn, data.task))
     for f in findings:
-        sink.event(
-            0, EventKind.PREFLIGHT, f"{'✓' if f.passed else '✗'} {f.message} ({f.tip})", f.to_dict()
-        )
+        code = "event.preflight_passed" if f.passed else "event.preflight_failed"
+        sink.event(0, EventKind.PREFLIGHT, Message(code, finding=f.message, tip=f.tip), f.to_dict())
     net.train_mode(True)
     return findings
 

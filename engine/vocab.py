@@ -36,6 +36,18 @@ class EventKind(StrEnum):
     TEST_SCORE = "test_score"  # the held-out test split, scored once with the best weights
 
 
+class StopReason(StrEnum):
+    """Why a run ended (a summary's ``stop_reason``); each has its words as the message code
+    ``stop.<reason>`` in ``engine/catalogue.py`` (a test checks that every one does)."""
+
+    EPOCHS = "epochs"  # every configured epoch trained
+    EARLY_STOP = "early_stop"  # T7: no better validation loss for the patience
+    LR_FLOOR = "lr_floor"  # T7: the schedule cut the LR below its floor
+    CANCEL_REQUESTED = "cancel_requested"
+    NONFINITE_LOSS = "nonfinite_loss"  # T5: diverged
+    NONFINITE_VAL_LOSS = "nonfinite_val_loss"
+
+
 class RunStatus(StrEnum):
     """Where a run is in its life; the engine itself ends a run as finished, diverged or cancelled."""
 

@@ -32,6 +32,7 @@ import sqlite_utils
 
 from engine.errors import DataError
 from engine.limits import EXTENSIONS
+from engine.messages import Message
 from jobs.dataset_check import (
     CheckLimits,
     Refused,
@@ -365,27 +366,18 @@ def verify_for_run(
     data = spec.get("data") or {}
     source = str(data.get("dataset") or "")
     if ds is None:
-        raise DataError(
-            "this run's dataset is no longer registered, so it was not read; queue the run "
-            "again on a dataset from the Datasets page"
-        )
+        raise DataError(Message("guard.run_dataset_gone"))
     if not registry.reads_dataset(data, ds):
-        raise DataError(
-            f"this run's settings name another file or target than its dataset "
-            f"{ds['name']!r}, so nothing was read; queue it again from the New run page"
-        )
+        raise DataError(Message("guard.other_file", name=ds["name"]))
     if source.startswith("builtin:"):
         if source not in builtin_samples():
-            raise DataError(f"{source}: not a bundled sample, so nothing was read.")
+            raise DataError(Message("guard.not_sample", source=source))
         return
     folder = datasets_dir(home).resolve()
     path = Path(source)
     # resolve() reads directory entries and links, never the file's contents.
     if path.resolve().parent != folder or not ds.get("sha256"):
-        raise DataError(
-            f"{ds['name']}: the dataset's file is not in the data directory, so it was not "
-            "read; add the file again from the Datasets page"
-        )
+        raise DataError(Message("guard.outside", name=ds["name"]))
     digest = hashlib.sha256()
     try:
         with path.open("rb") as f:
@@ -393,13 +385,10 @@ def verify_for_run(
                 digest.update(chunk)
     except OSError as e:
         raise DataError(
-            f"{ds['name']}: the dataset's file can't be read ({e.strerror or e})."
+            Message("guard.unreadable", name=ds["name"], why=str(e.strerror or e))
         ) from e
     if digest.hexdigest() != ds["sha256"]:
-        raise DataError(
-            f"{ds['name']}: the file changed after it was checked (its content hash differs), "
-            "so it was not loaded; upload it again"
-        )
+        raise DataError(Message("guard.changed", name=ds["name"]))
     try:
         precheck(path, ds["name"], path.suffix.lower(), CheckLimits.from_env())
     except Refused as e:
@@ -422,7 +411,7 @@ def register_builtin(
 
     if source not in builtin_samples():
         raise DataError(
-            f"{source}: not a bundled sample; choose one of: {', '.join(builtin_samples())}."
+            Message("guard.not_sample_choose", source=source, names=", ".join(builtin_samples()))
         )
     for row in registry.list_datasets(db):
         if row["path"] == source:

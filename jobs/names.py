@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import unicodedata
 
+from engine.messages import Message
+
 MAX_TEXT = 200
 # NFKC can make a text longer (one ligature becomes several letters): a text that is already
 # far beyond the limit is refused before it is normalised, so a 40 MB name costs nothing.
 _RAW_FACTOR = 4
+
+
+WHATS = ("name", "run name", "file name")  # the texts clean_text guards, with their words
 
 
 class TextRefused(ValueError):
@@ -22,10 +27,8 @@ class TextRefused(ValueError):
 
     def __init__(self, what: str, length: int, limit: int) -> None:
         self.what, self.length, self.limit = what, length, limit
-        super().__init__(
-            f"the {what} is {length:,} characters long; at most {limit} are allowed, "
-            "so nothing was stored. Shorten it."
-        )
+        what_msg = Message(f"what.{what.replace(' ', '_')}") if what in WHATS else what
+        super().__init__(Message("guard.too_long", what=what_msg, length=length, limit=limit))
 
 
 def invisible(c: str) -> bool:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import ConfigError
+from engine.messages import Message
 from engine.shapes import AUTO_KIND, layer_sizes
 
 MAX_SEED = 2**32 - 1
@@ -74,12 +75,8 @@ def max_run_seconds() -> float:
     return hours * 3600
 
 
-def time_limit_message(seconds: float) -> str:
-    hours = seconds / 3600
-    return (
-        f"stopped at the {hours:g} h limit per run (TRAINBOARD_MAX_RUN_HOURS on the server); "
-        "its checkpoint is kept: Resume it to go on"
-    )
+def time_limit_message(seconds: float) -> Message:
+    return Message("guard.time_limit", hours=seconds / 3600)
 
 
 @dataclass(frozen=True)

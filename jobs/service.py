@@ -30,6 +30,7 @@ from engine.config import (
 from engine.config import explain as _explain
 from engine.errors import ConfigError, DataError
 from engine.limits import CHECKPOINT, MODEL
+from engine.messages import CATALOGUE, Message, is_message_json, render  # noqa: F401 (for app/)
 from engine.tips import TIPS
 from engine.vocab import ACTIVE, STATUS_COLORS, STATUS_WORDS, TERMINAL, EventKind, RunStatus
 from jobs import auth, submit, views

@@ -29,6 +29,7 @@ import sqlite_utils
 
 from engine.errors import ConfigError
 from engine.limits import CHECKPOINT
+from engine.messages import Message
 from engine.tips import TIP_OFF
 from engine.vocab import ACTIVE
 from jobs import quotas
@@ -125,7 +126,7 @@ def validate(
 
 # The data a run reads comes only from the dataset a member picked (its stored file, target and
 # task: engine.config.LOCKED_FIELDS), never from a setting typed in the browser.
-DATA_LOCKED = "the data comes from the dataset chosen above; pick or upload another dataset there"
+DATA_LOCKED = Message("guard.data_locked")
 
 
 @functools.cache  # the config's fields are fixed for the life of the process
@@ -159,14 +160,12 @@ def member_override_errors(overrides: dict[str, Any]) -> dict[str, str]:
         if squashed.startswith("data") and squashed not in allowed_squashed:
             why = DATA_LOCKED
         elif squashed in {"preset", "auto"}:
-            why = "set by the preset you pick above, not by a setting"
+            why = Message("guard.set_by_preset")
         elif squashed in sections:
             first = min(f for f in allowed if f.startswith(squashed + "."))
-            why = (
-                f"a whole section can't be set at once; set one field per line, e.g. {first}=VALUE"
-            )
+            why = Message("guard.whole_section", field=first)
         else:
-            why = "unknown setting; the settings a run may change are listed in docs/presets.md"
+            why = Message("guard.unknown_setting")
         errors[text[:200]] = why
     return errors
 
@@ -192,16 +191,13 @@ def check_dataset(
 
             rows = [datasets.register_builtin(db, source)]
         if not rows:
-            msg = (
-                f"{_short(source)} is not a registered dataset; add it first (Datasets page, "
-                "or `trainboard datasets add FILE`, which checks it as an upload is checked)"
-            )
+            msg = Message("guard.not_registered", source=_short(source))
             raise ConfigError(msg, {"data.dataset": msg})
         dataset_id = rows[-1]["id"]  # the oldest row of that file and target
     try:
         ds = registry.get_dataset(db, dataset_id)
     except DatasetNotFound as e:
-        msg = f"dataset {dataset_id} no longer exists; pick another dataset"
+        msg = Message("guard.dataset_gone", id=dataset_id)
         raise ConfigError(msg, {"data.dataset": msg}) from e
     if target is None:
         data["target"] = target = ds["target"]
@@ -425,9 +421,7 @@ def delete_run(db: sqlite_utils.Database, run_id: int, home: Path | str | None =
     same id, and that run must never find (and resume from) this one's checkpoint."""
     run = registry.get_run(db, run_id)
     if run["status"] in ACTIVE:
-        raise RunActive(
-            f"run {run_id} is {run['status']}; cancel it first (a run can be deleted once it is over)"
-        )
+        raise RunActive(Message("run.delete_active", id=run_id, status=run["status"]))
     folder = run_dir(run_id, home)
     trash = folder.with_name(f".deleted-{run_id}-{uuid.uuid4().hex[:8]}")
     moved = False
@@ -449,7 +443,7 @@ class ResumePoint:
     """Whether a run can be resumed, and from where (for a button and its caption)."""
 
     possible: bool
-    reason: str  # why not, or what a resume continues
+    reason: Message  # why not, or what a resume continues
     epoch: int | None = None  # the epoch the checkpoint holds (None: unknown or none)
 
 
@@ -458,23 +452,17 @@ def resume_point(
 ) -> ResumePoint:
     run = registry.get_run(db, run_id)
     if run["status"] not in registry.REOPENABLE:
-        return ResumePoint(
-            False,
-            f"run {run_id} is {run['status']}; only a failed, cancelled or lost run can be resumed",
-        )
+        return ResumePoint(False, Message("resume.not_over", id=run_id, status=run["status"]))
     path = run_dir(run_id, home) / CHECKPOINT
     if not path.exists():
-        return ResumePoint(
-            False,
-            f"run {run_id} has no checkpoint (it stopped before its first epoch ended); "
-            "queue it again instead",
-        )
+        return ResumePoint(False, Message("resume.no_checkpoint", id=run_id))
     dataset = (run["spec"] or {}).get("data", {}).get("dataset", "")
     if dataset and not dataset.startswith("builtin:") and not Path(dataset).exists():
-        return ResumePoint(False, f"run {run_id}'s dataset file was deleted; it can't go on")
+        return ResumePoint(False, Message("resume.dataset_deleted", id=run_id))
     epoch = checkpoint_epoch(path)
-    where = f"after epoch {epoch}" if epoch else "from its checkpoint"
-    return ResumePoint(True, f"run {run_id} continues {where}", epoch)
+    if epoch:
+        return ResumePoint(True, Message("resume.after_epoch_of", id=run_id, epoch=epoch), epoch)
+    return ResumePoint(True, Message("resume.from_checkpoint", id=run_id), epoch)
 
 
 def resume(
@@ -501,12 +489,12 @@ def resume(
             changes = {k.strip(): v for k, v in overrides.items()}
         bad = [k for k in changes if k not in RESUME_FIELDS]
         if bad:
-            msg = f"a resume can change only {', '.join(RESUME_FIELDS)}"
+            msg = Message("resume.fields", fields=", ".join(RESUME_FIELDS))
             raise ConfigError(msg, {k: msg for k in bad})
         spec = apply_overrides(Config.from_dict(spec), changes).to_dict()
         epochs = spec["train"]["epochs"]
         if point.epoch is not None and epochs <= point.epoch:
-            msg = f"the checkpoint already holds {point.epoch} epochs; ask for more than that"
+            msg = Message("resume.epochs", epochs=point.epoch)
             raise ConfigError(msg, {"train.epochs": msg})
     q = quotas.Quotas.from_env()
     ds = check_dataset(db, spec, run.get("dataset_id"))  # the run reads only its dataset

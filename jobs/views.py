@@ -281,7 +281,7 @@ def compare_summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "best val loss": s.get("best_val_loss"),
                 "epochs": s.get("epochs"),
                 "LR cuts": s.get("lr_cuts"),
-                "stop": (s.get("stop_reason") or "").replace("_", " "),
+                "stop": s.get("stop_reason") or "",
                 "time": _duration(r),  # seconds; the page writes them in its language
             }
         )

@@ -56,7 +56,7 @@ def test_a_split_column_in_the_file_overrides_the_random_split(tmp_path):
     n = 30
     df = pd.DataFrame(
         {
-            "a": np.arange(n, dtype=float),
+            "a": np.arange(n) * 2.0,  # (0, 1, 2 … would be a row number, ignored as an ID)
             "split": ["train"] * 20 + ["Validation"] * 5 + ["TEST"] * 5,
             "target": np.arange(n) % 2,
         }
@@ -66,9 +66,9 @@ def test_a_split_column_in_the_file_overrides_the_random_split(tmp_path):
     assert raw.feature_names == ["a"]  # the split column is not a feature
     p = prepare(raw, seed=0, standardize=False, log1p="off")
     assert p.split == "column"
-    assert p.x_train[:, 0].tolist() == list(range(20))
-    assert p.x_val[:, 0].tolist() == list(range(20, 25))
-    assert p.x_test[:, 0].tolist() == list(range(25, 30))
+    assert p.x_train[:, 0].tolist() == list(range(0, 40, 2))
+    assert p.x_val[:, 0].tolist() == list(range(40, 50, 2))
+    assert p.x_test[:, 0].tolist() == list(range(50, 60, 2))
 
 
 @pytest.mark.parametrize(
@@ -79,7 +79,7 @@ def test_a_split_column_in_the_file_overrides_the_random_split(tmp_path):
     ],
 )
 def test_a_bad_split_column_is_refused_by_name(tmp_path, values, message):
-    df = pd.DataFrame({"a": np.arange(30.0), "split": values, "target": np.arange(30) % 2})
+    df = pd.DataFrame({"a": np.arange(30) * 2.0, "split": values, "target": np.arange(30) % 2})
     df.to_csv(tmp_path / "t.csv", index=False)
     with pytest.raises(DataError, match=message):
         prepare(load_dataset(str(tmp_path / "t.csv")))

@@ -153,7 +153,7 @@ def test_the_auto_card_says_it_weighs_imbalanced_classes_in_every_language(tmp_p
     assert "balanced accuracy" in why
     for lang, word in (("zh_Hans", "平衡准确率"), ("zh_Hant", "平衡準確率")):
         with i18n.language(lang):
-            assert word in engine_text.message(why)
+            assert word in engine_text.text(why)
     balanced = DataFacts.from_raw(load_dataset("builtin:breast-cancer"))
     assert not [d for d in derive(balanced) if d.field == "train.class_weight"]
 

@@ -196,7 +196,7 @@ def test_cli_train_on_a_file_writes_an_honest_test_score(tmp_path):
 
 
 def test_cli_train_says_which_column_it_guessed(tmp_path):
-    pd.DataFrame({"a": np.arange(40.0), "b": np.arange(40) % 5}).to_csv(
+    pd.DataFrame({"a": np.arange(40.0) * 7 % 40, "b": np.arange(40) % 5}).to_csv(
         tmp_path / "t.csv", index=False
     )
     proc = _cli(

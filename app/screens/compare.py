@@ -58,11 +58,11 @@ def _run_name(text: str) -> str:
 
 def _outcome(runs: list[dict]) -> pd.DataFrame:
     table = pd.DataFrame(service.compare_summary(runs))
+    table["time"] = [i18n.duration(v) for v in table["time"]]
+    table["stop"] = [engine_text.stop_reason(v) for v in table["stop"]]
     if i18n.zh():  # the values that are words; the frame keeps its English columns
         table["run"] = [_run_name(v) for v in table["run"]]
         table["status"] = [i18n.status(v) for v in table["status"]]
-        table["stop"] = [engine_text.stop_reason(v) for v in table["stop"]]
-        table["time"] = [i18n.duration_text(v) for v in table["time"]]
     return table
 
 

@@ -4,7 +4,7 @@ report (T1/T2/T3 findings), or add a bundled sample with one click."""
 import pandas as pd
 import streamlit as st
 
-from app import engine_text, session, ui
+from app import columns, engine_text, session, ui
 from app.i18n import _
 from jobs import service
 
@@ -30,11 +30,11 @@ if upload is not None and st.session_state.get("ingested_upload") != upload.file
         try:
             ds = service.upload_dataset(db, upload, upload.name, owner=session.owner_name(db))
         except service.DataError as e:
-            st.error(
-                _("{name} can't be used: {error}").format(
-                    name=ui.plain(upload.name), error=ui.plain(engine_text.message(str(e)), 2000)
-                )
-            )
+            error = engine_text.text(e)
+            # Most messages start with the file's name already: never print it twice.
+            if not error.startswith(upload.name):
+                error = _("{name} can't be used: {error}").format(name=upload.name, error=error)
+            st.error(ui.plain(error, 2000))
         else:
             st.session_state["ingested_upload"] = upload.file_id
             st.session_state["dataset_id"] = st.session_state["dataset_pick"] = ds["id"]
@@ -49,14 +49,14 @@ st.caption(_("Small datasets that ship with Trainboard: one click makes them ava
 registered = {d["path"] for d in service.list_datasets(db)}
 for source, text in service.builtin_samples().items():
     c1, c2 = st.columns([4, 1])
-    c1.markdown(f"**{source}** — {engine_text.message(text)}")
+    c1.markdown(f"**{source}** — {engine_text.text(text)}")
     if source in registered:
         c2.markdown(f":green-badge[{_('added')}]")
     elif c2.button(_("Use this"), key=f"builtin-{source}"):
         try:
             ds = service.add_builtin(db, source, owner=session.owner_name(db))
         except service.DataError as e:
-            st.error(ui.plain(engine_text.message(str(e)), 2000))
+            st.error(ui.plain(engine_text.text(e), 2000))
         else:
             st.session_state["dataset_id"] = st.session_state["dataset_pick"] = ds["id"]
             ui.flash(_("Added **{source}**.").format(source=source))
@@ -102,7 +102,7 @@ st.markdown(
 if report.get("target_why") and ds["target"] == report.get("target"):
     st.caption(
         _("Why this target: {why}. Not the column you want to predict? Pick it below.").format(
-            why=ui.plain(engine_text.message(report["target_why"]), 300)
+            why=ui.plain(engine_text.report_text(report, "target_why"), 300)
         )
     )
 cols = st.columns(3)
@@ -126,7 +126,7 @@ if choices:
             except service.DataError as e:
                 st.error(
                     _("Target {target} can't be used: {error}").format(
-                        target=ui.plain(target), error=ui.plain(engine_text.message(str(e)), 2000)
+                        target=ui.plain(target), error=ui.plain(engine_text.text(e), 2000)
                     )
                 )
             else:
@@ -139,13 +139,15 @@ if choices:
                 )
                 st.rerun()
 
+st.markdown(_("**What each column is**"))
+columns.table(ds)
+columns.editor(ds, "datasets")
+
 st.markdown(_("**What the report found**"))
 warnings = report.get("warnings") or []
 if warnings:
     for w in warnings:
-        st.warning(
-            f"**{w['tip']}** · {ui.plain(engine_text.message(w['message']), 1000)}", icon="⚠️"
-        )
+        st.warning(f"**{w['tip']}** · {ui.plain(engine_text.report_warning(w), 1000)}", icon="⚠️")
         st.caption(ui.tip_label(w["tip"]))
 else:
     st.success(_("No problems found: enough rows, no missing values, no duplicates."))
@@ -173,7 +175,7 @@ if session.may_modify(db, ds.get("owner")):
             try:
                 service.delete_dataset(db, ds_id, session.current_user(db))
             except (service.StoreError, service.auth.NotAllowed) as e:
-                st.warning(ui.plain(engine_text.message(str(e)), 1000))
+                st.warning(ui.plain(engine_text.text(e), 1000))
             else:
                 st.session_state.pop("dataset_id", None)
                 ui.flash(_("Dataset #{id} was deleted.").format(id=ds_id))

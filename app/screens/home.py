@@ -37,9 +37,9 @@ def live_home() -> None:
 
 def _workers(workers: list[dict]) -> pd.DataFrame:
     table = pd.DataFrame(workers)
+    table["seen"] = [i18n.ago(s) for s in table["seen"]]
     if i18n.zh():  # the values are words too; the frame keeps its English columns
         table["state"] = [_(WORKER_STATES.get(s, s)) for s in table["state"]]
-        table["seen"] = [i18n.duration_text(s) for s in table["seen"]]
     return table
 
 

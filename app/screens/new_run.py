@@ -4,7 +4,7 @@ per field → queue. Also: queue an ensemble, or an A/B pair with one tip switch
 import pandas as pd
 import streamlit as st
 
-from app import engine_text, i18n, session, ui
+from app import columns, engine_text, i18n, session, ui
 from app.i18n import N_, _
 from jobs import service
 
@@ -68,6 +68,7 @@ st.caption(
         task=engine_text.word(report.get("task", "?")),
     )
 )
+chosen_columns = columns.editor(dataset, "new_run")  # data.columns: the user's column kinds
 
 # --- 3. preset ---------------------------------------------------------------------------------
 st.subheader(_("3 · Preset"))
@@ -78,7 +79,7 @@ st.caption(
     )
 )
 presets = service.presets(dataset)  # the auto card lists what it derives from this dataset
-titles = {p.name: engine_text.preset_text(p.title) for p in presets}
+titles = {p.name: engine_text.text(p.title) for p in presets}
 names = [p.name for p in presets]
 preset_name = st.radio(
     _("Preset"),
@@ -137,10 +138,8 @@ for p in presets:
         expanded=p.name == preset_name,
     ):
         st.markdown(
-            f"{engine_text.preset_text(p.summary)}\n\n"
-            + _("**Good for:** {suited_for}").format(
-                suited_for=engine_text.preset_text(p.suited_for)
-            )
+            f"{engine_text.text(p.summary)}\n\n"
+            + _("**Good for:** {suited_for}").format(suited_for=engine_text.text(p.suited_for))
         )
         # st.table wraps long text: the "why" is the point of the card, it must be readable.
         rows = [
@@ -148,7 +147,7 @@ for p in presets:
                 "setting": s.field,
                 "value": str(s.value),
                 "tip": s.tip,
-                "why": engine_text.preset_text(s.why),
+                "why": engine_text.text(s.why),
             }
             for s in p.settings
         ]
@@ -243,6 +242,8 @@ except ValueError:
     errors["model.hidden"] = _(
         "write whole numbers separated by commas, e.g. 128, 64 (got {value})"
     ).format(value=repr(hidden))
+if chosen_columns:
+    overrides["data.columns"] = chosen_columns
 extra_overrides, extra_errors = service.parse_lines(extra)
 overrides.update(extra_overrides)
 errors.update(extra_errors)
@@ -259,7 +260,7 @@ if errors:
         + "\n\n"
         + "\n".join(
             f"- **{ui.plain(label.get(f, f), 80)}** ({ui.plain(f, 80)}): "
-            f"{ui.plain(engine_text.message(msg), 500)}"
+            f"{ui.plain(engine_text.text(msg), 500)}"
             for f, msg in errors.items()
         )
     )
@@ -272,7 +273,7 @@ if go_ab:
         st.error(
             _("Nothing was queued: {errors}").format(
                 errors=_("; ").join(
-                    f"{ui.plain(f, 80)}: {ui.plain(engine_text.message(m), 500)}"
+                    f"{ui.plain(f, 80)}: {ui.plain(engine_text.text(m), 500)}"
                     for f, m in pair.items()
                 )
             )
@@ -307,7 +308,7 @@ else:
         done = _("Queued run: run {id}.").format(id=sub.run_id)
     st.success(done)
     if sub.note:
-        st.warning(engine_text.message(sub.note))
+        st.warning(engine_text.text(sub.note))
     st.session_state["run_id"] = sub.run_id
     st.page_link(
         ui.PAGES["run"],

@@ -147,7 +147,7 @@ def _header(db, detail: dict) -> None:
     if run.get("error"):
         st.error(
             f"{i18n.status(run['status']).capitalize()}: "
-            f"{ui.plain(engine_text.message(run['error']), 2000)}"
+            f"{ui.plain(engine_text.run_error(run), 2000)}"
         )
     # While a stop is under way the notice above replaces the button (and goes with the run's
     # "cancelled" status: it is drawn from the run's state, not a one-shot message).
@@ -173,7 +173,7 @@ def _resume_or_delete(db, run: dict, run_id: int) -> None:
     c1, c2 = st.columns([3, 1])
     if point.possible:
         with c1.form(f"resume-{run_id}"):
-            st.caption(ui.plain(engine_text.message(point.reason), 500))
+            st.caption(ui.plain(engine_text.text(point.reason), 500))
             epochs = st.number_input(
                 _("Epochs in all"),
                 min_value=1,
@@ -296,7 +296,7 @@ def _doctor(db, events: list[dict]) -> None:
                     if isinstance(new_id, str):
                         st.error(
                             _("That change isn't valid here: {error}").format(
-                                error=engine_text.message(new_id)
+                                error=engine_text.text(new_id)
                             )
                         )
                     else:
@@ -371,7 +371,7 @@ def _tabs(detail: dict, events: list[dict]) -> None:
                             "setting": s.field,
                             "value": str(s.value),
                             "tip": s.tip,
-                            "why": engine_text.preset_text(s.why),
+                            "why": engine_text.text(s.why),
                         }
                         for s in tips
                     ]
@@ -411,7 +411,7 @@ def _tabs(detail: dict, events: list[dict]) -> None:
         )
         # Files are read only when a button is clicked (deferred data), not on every rerun.
         for name, path in detail["files"].items():
-            what = _("Best model") if name == "model.pt" else _("Checkpoint (to resume)")
+            what = _("Best model") if name == service.MODEL else _("Checkpoint (to resume)")
             st.download_button(
                 f"{what} ({name}, {path.stat().st_size / 1024:.0f} KiB)",
                 data=ui.guarded_download(path.read_bytes, token),

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import DataError as _DataError
+from engine.messages import Message, as_json
 
 MODALITIES = ("tabular", "image", "sequence")
 TASKS = ("classification", "regression")
@@ -47,4 +48,23 @@ class RawDataset:
     # A table's own `split` column (train/val/test per row), which overrides the random split.
     split: np.ndarray | None = None
     # Why the target column was chosen when nobody named it (engine.data.tabular.guess_target).
-    target_why: str | None = None
+    target_why: Message | None = None
+    # A table's column-type pass: one dict per feature column (name, kind, why, why_msg, tip,
+    # chosen), as engine.data.columns.Column.to_dict writes it.
+    columns: list[dict[str, Any]] = field(default_factory=list)
+
+
+def warning(tip: str, message: Message) -> dict[str, Any]:
+    """A report or load warning as stored: its tip, its English text and, as ``msg``, its code
+    and params (what the dashboard translates)."""
+    return {"tip": tip, "message": str(message), "msg": message.to_json()}
+
+
+def message_fields(out: dict[str, Any], *names: str) -> dict[str, Any]:
+    """``out`` with each named field that holds a message as English text, plus its code and
+    params beside it as ``NAME_msg`` (None for plain text), ready for JSON."""
+    for name in names:
+        value = out.get(name)
+        out[f"{name}_msg"] = as_json(value)
+        out[name] = None if value is None else str(value)
+    return out

@@ -12,6 +12,7 @@ import numpy as np
 
 from engine.data.base import DataError, RawDataset
 from engine.data.tabular import dataset_from_frame, encode_target
+from engine.messages import Message
 
 BUILTINS: dict[str, str] = {
     "digits": "8x8 handwritten digits: 1,797 grayscale images, 10 classes (scikit-learn).",
@@ -48,19 +49,27 @@ def adding_problem(length: int = 100, rows: int = ADDING_ROWS, seed: int = ADDIN
     return x, y
 
 
-def load_builtin(name: str, *, target: str | None = None, task: str = "auto") -> RawDataset:
+def load_builtin(
+    name: str,
+    *,
+    target: str | None = None,
+    task: str = "auto",
+    columns: dict[str, str] | None = None,
+) -> RawDataset:
     """Load ``builtin:NAME``; ``target`` only applies to the tabular ones."""
     source = f"builtin:{name}"
     if name == "diabetes":
         from sklearn.datasets import load_diabetes
 
         frame = load_diabetes(as_frame=True, scaled=False).frame
-        return dataset_from_frame(frame, source=source, target=target, task=task)
+        return dataset_from_frame(frame, source=source, target=target, task=task, columns=columns)
     if name == "breast-cancer":
         from sklearn.datasets import load_breast_cancer
 
         bunch = load_breast_cancer(as_frame=True)
-        raw = dataset_from_frame(bunch.frame, source=source, target=target, task=task)
+        raw = dataset_from_frame(
+            bunch.frame, source=source, target=target, task=task, columns=columns
+        )
         if raw.target == "target" and raw.class_names == ["0", "1"]:
             raw.class_names = [str(n) for n in bunch.target_names]
         return raw
@@ -79,11 +88,11 @@ def load_builtin(name: str, *, target: str | None = None, task: str = "auto") ->
         # Bounded before anything is allocated: 4,000 rows × T × 2 channels, ~130 MB at most.
         if not 2 <= length <= MAX_ADDING_LENGTH:
             raise DataError(
-                f"{source[:60]}: the sequence length must be between 2 and {MAX_ADDING_LENGTH}."
+                Message("data.adding_length", where=source[:60], limit=MAX_ADDING_LENGTH)
             )
         x, y = adding_problem(length)
         if task == "classification":
-            raise DataError(f"{source} is a regression task; use task='regression' or 'auto'.")
+            raise DataError(Message("data.adding_regression", where=source))
         return RawDataset(x, y, "sequence", "regression", ["value", "marker"], None, source, "sum")
     raise unknown_builtin(name)
 
@@ -94,9 +103,7 @@ def is_builtin(name: str) -> bool:
 
 def unknown_builtin(name: str) -> DataError:
     known = ", ".join(f"builtin:{k}" for k in BUILTINS)
-    return DataError(
-        f"unknown built-in dataset {name[:60]!r}. Available: {known} (and builtin:adding-T)."
-    )
+    return DataError(Message("data.unknown_builtin", name=name[:60], known=known))
 
 
 def _task(task: str) -> str:

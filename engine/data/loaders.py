@@ -17,12 +17,12 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
-from engine.data.base import DataError, RawDataset
+from engine.data.base import DataError, RawDataset, warning
 from engine.data.builtins import is_builtin, load_builtin, unknown_builtin
 from engine.data.tabular import dataset_from_frame, encode_target
+from engine.limits import EXTENSIONS, MAX_COLUMNS, TABLE_EXTENSIONS
+from engine.messages import Message
 
-TABLE_EXTENSIONS = (".csv", ".tsv", ".txt", ".parquet", ".pq")
-EXTENSIONS = (*TABLE_EXTENSIONS, ".npz", ".zip")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 MAX_IMAGE_SIDE = 64
 # Guards against hostile archives and files (issue: safe uploads). Each limit names itself in
@@ -31,7 +31,6 @@ MAX_ZIP_BYTES = 1 << 30  # total uncompressed size
 MAX_ZIP_RATIO = 100  # uncompressed / compressed, per entry and in total: beyond it, a zip bomb
 MAX_ZIP_FILES = 100_000
 MAX_IMAGE_PIXELS = 4096 * 4096  # per decoded image; checked from the header before decoding
-MAX_COLUMNS = 5_000
 _IGNORED = ("__MACOSX/", ".DS_Store", "Thumbs.db", "desktop.ini")
 
 
@@ -47,34 +46,49 @@ def check_source(source: str) -> None:
     ext = path.suffix.lower()
     if ext not in EXTENSIONS:
         raise DataError(
-            f"{path.name}: unsupported file type {ext or '(no extension)'!r}. "
-            f"Supported: {', '.join(EXTENSIONS)}, or builtin:NAME."
+            Message(
+                "data.file_type",
+                where=path.name,
+                ext=ext or "(no extension)",
+                allowed=", ".join(EXTENSIONS),
+            )
         )
     if not path.is_file():
-        raise DataError(f"{source}: file not found.")
+        raise DataError(Message("data.not_found", where=source[:300]))
     if path.stat().st_size == 0:
-        raise DataError(f"{path.name}: the file is empty.")
+        raise DataError(Message("data.empty_file", where=path.name))
 
 
-def load_dataset(source: str, *, target: str | None = None, task: str = "auto") -> RawDataset:
+def load_dataset(
+    source: str,
+    *,
+    target: str | None = None,
+    task: str = "auto",
+    columns: dict[str, str] | None = None,
+) -> RawDataset:
     """Load a file path or ``builtin:NAME``.
 
     ``target``: the target column (tables) or array name (NPZ); by default the column a person
     would pick (:func:`engine.data.tabular.guess_target`: named like a label, else the last
     column unless it is an ID, a date or free text). Ignored for image zips, whose target
     is the folder name. ``task``: "auto" (see :func:`engine.data.tabular.auto_task`),
-    "classification" or "regression".
+    "classification" or "regression". ``columns``: a table's column kinds chosen by the user
+    (``data.columns``, :mod:`engine.data.columns`); the rest are guessed.
     """
     if task not in ("auto", "classification", "regression"):
-        raise DataError(f"task must be one of 'auto', 'classification', 'regression', not {task!r}")
+        raise DataError(Message("data.bad_task", value=task))
     check_source(source)
     if source.startswith("builtin:"):
-        return load_builtin(source.removeprefix("builtin:"), target=target, task=task)
+        return load_builtin(
+            source.removeprefix("builtin:"), target=target, task=task, columns=columns
+        )
     path = Path(source)
     ext = path.suffix.lower()
     if ext in TABLE_EXTENSIONS:
         frame = _read_table(path, ext)
-        return dataset_from_frame(frame, source=str(path), target=target, task=task)
+        return dataset_from_frame(
+            frame, source=str(path), target=target, task=task, columns=columns
+        )
     if ext == ".npz":
         return _load_npz(path, target=target, task=task)
     return _load_image_zip(path, task=task)
@@ -87,24 +101,19 @@ def _check_text(path: Path) -> None:
     if b"\x00" in head or head.startswith(
         (b"\x89PNG", b"PK\x03\x04", b"\x7fELF", b"MZ", b"%PDF", b"PAR1")
     ):
-        raise DataError(
-            f"{path.name}: this is a binary file, not a text table; is the extension wrong?"
-        )
+        raise DataError(Message("data.binary", where=path.name))
     try:
         # an incomplete multi-byte character at the cut is fine: decode what is complete
         head.decode("utf-8")
     except UnicodeDecodeError as e:
         if e.start < len(head) - 4:
-            raise DataError(
-                f"{path.name}: the text is not UTF-8 (byte {e.start} can't be decoded); "
-                "save the file as UTF-8 and upload it again."
-            ) from e
+            raise DataError(Message("data.not_utf8_at", where=path.name, byte=e.start)) from e
 
 
 def _check_columns(n_columns: int, where: str) -> None:
     if n_columns > MAX_COLUMNS:
         raise DataError(
-            f"{where}: {n_columns} columns is more than the {MAX_COLUMNS} Trainboard accepts."
+            Message("data.too_many_columns", where=where, count=n_columns, limit=MAX_COLUMNS)
         )
 
 
@@ -114,9 +123,7 @@ def _read_table(path: Path, ext: str) -> pd.DataFrame:
         with path.open("rb") as f:
             first_line = f.readline(4 * 1024 * 1024)
         if first_line.count(b",") + first_line.count(b"\t") + first_line.count(b";") >= MAX_COLUMNS:
-            raise DataError(
-                f"{path.name}: the header has more than the {MAX_COLUMNS} columns Trainboard accepts."
-            )
+            raise DataError(Message("data.header_too_wide", where=path.name, limit=MAX_COLUMNS))
     try:
         if ext in (".parquet", ".pq"):
             try:
@@ -127,7 +134,7 @@ def _read_table(path: Path, ext: str) -> pd.DataFrame:
                 Exception
             ) as e:  # pyarrow raises ArrowInvalid/OSError variants for non-parquet bytes
                 raise DataError(
-                    f"{path.name}: not a valid Parquet file ({e.__class__.__name__})."
+                    Message("data.bad_parquet", where=path.name, error=e.__class__.__name__)
                 ) from e
             _check_columns(n_cols, path.name)
             return pd.read_parquet(path)
@@ -149,18 +156,14 @@ def _read_table(path: Path, ext: str) -> pd.DataFrame:
     except DataError:
         raise
     except pd.errors.EmptyDataError as e:
-        raise DataError(f"{path.name}: the file is empty (no header row).") from e
+        raise DataError(Message("data.no_header", where=path.name)) from e
     except pd.errors.ParserError as e:
         detail = str(e).strip().splitlines()[-1]
-        raise DataError(
-            f"{path.name}: malformed table: {detail}. Check quotes and that every row has the same number of fields."
-        ) from e
+        raise DataError(Message("data.malformed", where=path.name, detail=detail)) from e
     except UnicodeDecodeError as e:
-        raise DataError(
-            f"{path.name}: the text is not UTF-8; save the file as UTF-8 and upload it again."
-        ) from e
+        raise DataError(Message("data.not_utf8", where=path.name)) from e
     except (OSError, ValueError) as e:
-        raise DataError(f"{path.name}: can't be read as a table: {e}") from e
+        raise DataError(Message("data.unreadable_table", where=path.name, error=str(e))) from e
 
 
 def _check_npz(path: Path, where: str) -> None:
@@ -171,13 +174,11 @@ def _check_npz(path: Path, where: str) -> None:
     try:
         zf = zipfile.ZipFile(path)
     except zipfile.BadZipFile as e:
-        raise DataError(
-            f"{where}: can't be read as an .npz: it is not a zip of .npy arrays."
-        ) from e
+        raise DataError(Message("data.npz_not_zip", where=where)) from e
     with zf:
         infos = zf.infolist()
         if len(infos) > 64:
-            raise DataError(f"{where}: {len(infos)} arrays; an .npz for training holds a few.")
+            raise DataError(Message("data.npz_many_arrays", where=where, count=len(infos)))
         total = 0
         for info in infos:
             _check_entry(info, where)
@@ -191,18 +192,27 @@ def _check_npz(path: Path, where: str) -> None:
                     )
                     shape, _, dtype = read_header(f, max_header_size=10_000)
                 except (ValueError, OSError, SyntaxError, TypeError) as e:
-                    raise DataError(f"{where}: {info.filename!r} is not a plain .npy array.") from e
+                    raise DataError(
+                        Message("data.npz_not_npy", where=where, name=info.filename)
+                    ) from e
             size = math.prod(shape) * dtype.itemsize
             total += size
             if total > MAX_ZIP_BYTES:
                 raise DataError(
-                    f"{where}: the arrays hold {total / 2**20:,.0f} MB, more than the "
-                    f"{MAX_ZIP_BYTES >> 20} MB limit."
+                    Message(
+                        "data.npz_too_big", where=where, mb=total / 2**20, limit=MAX_ZIP_BYTES >> 20
+                    )
                 )
             if len(shape) >= 3 and math.prod(shape[-2:]) > MAX_IMAGE_PIXELS:
                 raise DataError(
-                    f"{where}: {info.filename!r} has {shape[-2]}×{shape[-1]} images, more than "
-                    f"the {MAX_IMAGE_PIXELS:,} pixels allowed per image."
+                    Message(
+                        "data.npz_images_too_big",
+                        where=where,
+                        name=info.filename,
+                        height=shape[-2],
+                        width=shape[-1],
+                        limit=MAX_IMAGE_PIXELS,
+                    )
                 )
 
 
@@ -215,16 +225,14 @@ def _load_npz(path: Path, *, target: str | None, task: str) -> RawDataset:
     except (ValueError, OSError, zipfile.BadZipFile) as e:
         # numpy's own text would suggest allow_pickle=True, which is exactly what must not be
         # done with an uploaded file; say what is wrong in our words instead.
-        raise DataError(
-            f"{where}: can't be read as an .npz of plain number arrays: it is not a NumPy .npz "
-            "file (was another file renamed?), or it holds Python objects, which Trainboard "
-            "never loads. Save it with numpy.savez from plain arrays."
-        ) from e
+        raise DataError(Message("data.npz_unreadable", where=where)) from e
     names = [k for k in arrays if k != "modality"]
     xkey = next((k for k in ("x", "X") if k in arrays), None)
     if target is not None:
         if target not in arrays:
-            raise DataError(f"{where}: no array named {target!r}; arrays: {', '.join(arrays)}.")
+            raise DataError(
+                Message("data.npz_no_array", where=where, name=target, arrays=", ".join(arrays))
+            )
         ykey = target
     else:
         ykey = next((k for k in ("y", "Y") if k in arrays), None)
@@ -232,18 +240,20 @@ def _load_npz(path: Path, *, target: str | None, task: str) -> RawDataset:
     xkey = xkey or (rest.pop(0) if rest else None)
     ykey = ykey or (rest.pop(0) if rest else None)
     if xkey is None or ykey is None:
-        raise DataError(f"{where}: needs two arrays, features 'x' and target 'y'.")
+        raise DataError(Message("data.npz_two_arrays", where=where))
     x, y = arrays[xkey], arrays[ykey]
     if x.dtype.kind not in "biuf":
-        raise DataError(f"{where}: array {xkey!r} must be numeric, not {x.dtype}.")
+        raise DataError(Message("data.npz_not_numeric", where=where, name=xkey, dtype=str(x.dtype)))
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1 or len(y) != len(x):
         raise DataError(
-            f"{where}: target {ykey!r} must be one value per row: shape ({len(x)},), got {y.shape}."
+            Message(
+                "data.npz_target_shape", where=where, name=ykey, rows=len(x), shape=str(y.shape)
+            )
         )
     if len(x) == 0:
-        raise DataError(f"{where}: the arrays have no rows.")
+        raise DataError(Message("data.npz_no_rows", where=where))
     hint = str(arrays["modality"]) if "modality" in arrays else None
     x = x.astype(np.float32)
     if x.ndim == 1:
@@ -257,23 +267,18 @@ def _load_npz(path: Path, *, target: str | None, task: str) -> RawDataset:
     elif x.ndim == 4:
         modality = "image"
     else:
-        raise DataError(f"{where}: {xkey!r} has {x.ndim} dimensions; expected 2, 3 or 4.")
+        raise DataError(Message("data.npz_dims", where=where, name=xkey, dims=x.ndim))
     if modality == "tabular":
         _check_columns(x.shape[1], where)
     if np.isinf(x).any():
-        raise DataError(f"{where}: array {xkey!r} holds infinite values; replace them.")
+        raise DataError(Message("data.npz_infinite", where=where, name=xkey))
     ys = pd.Series(y)
     keep = ys.notna().to_numpy()
     warnings = []
     if not keep.all():
         if not keep.any():
-            raise DataError(f"{where}: target {ykey!r} is missing in every row.")
-        warnings.append(
-            {
-                "tip": "T1",
-                "message": f"{int((~keep).sum())} row(s) have no target and were left out.",
-            }
-        )
+            raise DataError(Message("data.npz_target_missing", where=where, name=ykey))
+        warnings.append(warning("T1", Message("report.no_target", count=int((~keep).sum()))))
         x, ys = x[keep], ys[keep]
     y_enc, task, class_names = encode_target(ys, task, ykey, where)
     n_feat = x.shape[1] if modality == "image" else x.shape[-1]
@@ -291,7 +296,7 @@ def _load_npz(path: Path, *, target: str | None, task: str) -> RawDataset:
 def _safe_name(name: str, where: str) -> PurePosixPath:
     p = PurePosixPath(name.replace("\\", "/"))
     if p.is_absolute() or ".." in p.parts or (p.parts and ":" in p.parts[0]):
-        raise DataError(f"{where}: unsafe path {name!r} in the archive (absolute or '..').")
+        raise DataError(Message("data.zip_unsafe_path", where=where, name=name))
     return p
 
 
@@ -300,23 +305,19 @@ def _check_entry(info: zipfile.ZipInfo, where: str) -> None:
     device files or FIFOs have no business in a dataset."""
     mode = info.external_attr >> 16
     if mode and stat.S_ISLNK(mode):
-        raise DataError(
-            f"{where}: {info.filename!r} is a symbolic link; archives may hold only plain files."
-        )
+        raise DataError(Message("data.zip_symlink", where=where, name=info.filename))
     if mode and stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
-        raise DataError(
-            f"{where}: {info.filename!r} is a special file (device, FIFO or socket); archives may hold only plain files."
-        )
-    _check_ratio(info.file_size, info.compress_size, f"{where}: {info.filename!r} expands")
+        raise DataError(Message("data.zip_special", where=where, name=info.filename))
+    _check_ratio(info.file_size, info.compress_size, where, info.filename)
 
 
-def _check_ratio(unpacked: int, packed: int, what: str, when: str = "") -> None:
-    """A zip bomb's signature: more than 1 MB that expands beyond MAX_ZIP_RATIO× its packed size."""
+def _check_ratio(unpacked: int, packed: int, where: str, name: str | None = None) -> None:
+    """A zip bomb's signature: more than 1 MB that expands beyond MAX_ZIP_RATIO× its packed size.
+    ``name``: the entry (None: the whole archive)."""
     if unpacked > 1 << 20 and unpacked > MAX_ZIP_RATIO * max(packed, 1):
-        raise DataError(
-            f"{what} {unpacked / max(packed, 1):.0f}×{when} (limit {MAX_ZIP_RATIO}×); "
-            "that is how zip bombs look, so it was refused."
-        )
+        code = "data.zip_bomb" if name is None else "data.zip_bomb_entry"
+        ratio = unpacked / max(packed, 1)
+        raise DataError(Message(code, where=where, name=name, ratio=ratio, limit=MAX_ZIP_RATIO))
 
 
 def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> bytes:
@@ -325,9 +326,7 @@ def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> bytes
     with zf.open(info) as f:
         data = f.read(info.file_size + 1)
     if len(data) > info.file_size:
-        raise DataError(
-            f"{where}: {info.filename!r} is larger than its header says; the archive is corrupt or hostile."
-        )
+        raise DataError(Message("data.zip_entry_lies", where=where, name=info.filename))
     return data
 
 
@@ -336,16 +335,16 @@ def _load_image_zip(path: Path, *, task: str) -> RawDataset:
     try:
         from PIL import Image
     except ImportError as e:  # pragma: no cover - Pillow comes with streamlit
-        raise DataError("reading image zips needs Pillow: pip install pillow") from e
+        raise DataError(Message("data.needs_pillow")) from e
     try:
         zf = zipfile.ZipFile(path)
     except zipfile.BadZipFile as e:
-        raise DataError(f"{where}: not a valid zip archive.") from e
+        raise DataError(Message("data.bad_zip", where=where)) from e
     with zf:
         all_infos = zf.infolist()
         if len(all_infos) > MAX_ZIP_FILES:
             raise DataError(
-                f"{where}: the archive holds {len(all_infos)} entries, more than {MAX_ZIP_FILES}."
+                Message("data.zip_many", where=where, count=len(all_infos), limit=MAX_ZIP_FILES)
             )
         for i in all_infos:
             _safe_name(i.filename, where)
@@ -354,9 +353,11 @@ def _load_image_zip(path: Path, *, task: str) -> RawDataset:
         packed = sum(i.compress_size for i in all_infos)
         if total > MAX_ZIP_BYTES:
             raise DataError(
-                f"{where}: the archive unpacks to {total / 2**20:.0f} MB, more than the {MAX_ZIP_BYTES >> 20} MB limit."
+                Message(
+                    "data.zip_too_big", where=where, mb=total / 2**20, limit=MAX_ZIP_BYTES >> 20
+                )
             )
-        _check_ratio(total, packed, f"{where}: the archive expands", " when unpacked")
+        _check_ratio(total, packed, where)
         infos = [i for i in all_infos if not i.is_dir()]
         infos = [
             i
@@ -365,7 +366,7 @@ def _load_image_zip(path: Path, *, task: str) -> RawDataset:
             and not PurePosixPath(i.filename).name.startswith(".")
         ]
         if not infos:
-            raise DataError(f"{where}: the archive holds no files.")
+            raise DataError(Message("data.zip_empty", where=where))
         parts = [_safe_name(i.filename, where).parts for i in infos]
         # One common top folder (dataset/cat/1.png) is allowed and stripped.
         if all(len(p) >= 3 for p in parts) and len({p[0] for p in parts}) == 1:
@@ -373,28 +374,37 @@ def _load_image_zip(path: Path, *, task: str) -> RawDataset:
         images, labels = [], []
         for info, p in zip(infos, parts, strict=True):
             if len(p) < 2:
-                raise DataError(
-                    f"{where}: {info.filename!r} is not inside a class folder; the archive must "
-                    "hold one folder per class (cat/1.png, dog/2.png)."
-                )
+                raise DataError(Message("data.zip_no_folder", where=where, name=info.filename))
             if PurePosixPath(p[-1]).suffix.lower() not in IMAGE_EXTENSIONS:
                 raise DataError(
-                    f"{where}: {info.filename!r} is not an image "
-                    f"(allowed: {', '.join(IMAGE_EXTENSIONS)}); remove it from the archive."
+                    Message(
+                        "data.zip_not_image",
+                        where=where,
+                        name=info.filename,
+                        allowed=", ".join(IMAGE_EXTENSIONS),
+                    )
                 )
             try:
                 img = Image.open(io.BytesIO(_read_entry(zf, info, where)))
                 if img.size[0] * img.size[1] > MAX_IMAGE_PIXELS:
                     # checked from the header, before decoding: a tiny PNG can claim gigapixels
                     raise DataError(
-                        f"{where}: {info.filename!r} is {img.size[0]}×{img.size[1]} pixels, more than "
-                        f"the {MAX_IMAGE_PIXELS:,} allowed per image."
+                        Message(
+                            "data.image_too_big",
+                            where=where,
+                            name=info.filename,
+                            width=img.size[0],
+                            height=img.size[1],
+                            limit=MAX_IMAGE_PIXELS,
+                        )
                     )
                 img.load()
             except DataError:
                 raise
             except Exception as e:  # Pillow raises many types for a broken file
-                raise DataError(f"{where}: {info.filename!r} can't be decoded as an image.") from e
+                raise DataError(
+                    Message("data.image_undecodable", where=where, name=info.filename)
+                ) from e
             images.append(img)
             labels.append(p[0])
     gray = all(im.mode in ("1", "L", "LA", "I", "I;16", "F") for im in images)

@@ -16,6 +16,7 @@ from sklearn.model_selection import train_test_split
 
 from engine.data.base import MODALITIES, DataError, RawDataset
 from engine.data.rules import as_matrix, check_enough_rows, log1p_rule
+from engine.messages import Message
 
 
 @dataclass
@@ -124,6 +125,8 @@ class Prepared:
     x_test: torch.Tensor | None = None
     y_test: torch.Tensor | None = None
     split: str = "random"  # "stratified", "random" or "column" (the file's own split column)
+    target: str | None = None  # the column predicted (given or guessed), as summary.json says
+    columns: list[dict] | None = None  # a table's column kinds (engine.data.columns)
 
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -159,8 +162,12 @@ def _split(
     n_test, n_val = math.ceil(test_fraction * n), math.ceil(val_fraction * n)
     if n - n_test - n_val < 1:
         raise DataError(
-            f"with {n} rows, val_fraction={val_fraction} and test_fraction={test_fraction} leave "
-            "no training rows; lower the fractions or add rows."
+            Message(
+                "data.no_train_rows",
+                rows=n,
+                val_fraction=val_fraction,
+                test_fraction=test_fraction,
+            )
         )
     idx = np.arange(n)
     rest, te, strat_te = _carve(idx, y, n_test, task, seed)
@@ -174,10 +181,7 @@ def _split_from_column(split: np.ndarray, where: str) -> tuple[np.ndarray, ...]:
     for name in SPLIT_NAMES:
         rows = np.flatnonzero(split == name)
         if rows.size == 0:
-            raise DataError(
-                f"{where}: the split column has no '{name}' rows; it needs train, val and test "
-                "rows (or remove the column and let Trainboard split the rows)."
-            )
+            raise DataError(Message("data.split_missing", where=where, name=name))
         parts.append(rows)
     return tuple(parts)
 
@@ -200,15 +204,16 @@ def prepare(
     ``max_rows``: use a seeded random subset of this many rows (before splitting).
     """
     if not 0.0 < val_fraction < 1.0:
-        raise DataError(f"val_fraction must be between 0 and 1 (exclusive), not {val_fraction}")
+        raise DataError(Message("data.bad_fraction", name="val_fraction", value=val_fraction))
     if not 0.0 < test_fraction < 1.0:
-        raise DataError(f"test_fraction must be between 0 and 1 (exclusive), not {test_fraction}")
+        raise DataError(Message("data.bad_fraction", name="test_fraction", value=test_fraction))
     if log1p not in ("auto", "off"):
-        raise DataError(f"log1p must be 'auto' or 'off', not {log1p!r}")
+        raise DataError(Message("data.bad_log1p", value=log1p))
     if raw.modality not in MODALITIES:
-        raise DataError(f"modality must be one of {', '.join(MODALITIES)}, not {raw.modality!r}")
+        allowed = ", ".join(MODALITIES)
+        raise DataError(Message("data.bad_modality", allowed=allowed, value=raw.modality))
     if max_rows is not None and max_rows < 2:
-        raise DataError(f"max_rows must be at least 2, not {max_rows}")
+        raise DataError(Message("data.bad_max_rows", value=max_rows))
     x, y, split = raw.x, raw.y, raw.split
     if max_rows is not None and len(y) > max_rows:
         keep = np.sort(np.random.default_rng(seed).choice(len(y), max_rows, replace=False))
@@ -220,9 +225,7 @@ def prepare(
     if raw.task == "classification":
         n_classes = len(raw.class_names) if raw.class_names else int(y.max()) + 1
         if len(np.unique(y)) < 2:
-            raise DataError(
-                f"{raw.source}: the target has a single class; classification needs at least two."
-            )
+            raise DataError(Message("data.one_class", where=where))
     if split is not None:
         tr, va, te = _split_from_column(split, where)
         how = "column"
@@ -255,6 +258,8 @@ def prepare(
         x_test=xs(te),
         y_test=ys(te),
         split=how,
+        target=raw.target,
+        columns=list(raw.columns) or None,
         preprocessor=pre,
         task=raw.task,
         modality=raw.modality,

@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from engine.data.base import RawDataset
+from engine.data.base import RawDataset, message_fields, warning
 from engine.data.rules import as_matrix, check_enough_rows, log1p_rule
 from engine.data.tabular import is_text
+from engine.messages import Message
 
 SMALL_ROWS = 500  # fewer rows than this: "small for a neural network" (T1)
 ROWS_PER_CLASS = 50  # fewer rows per class on average: too few examples (T1)
@@ -40,10 +41,12 @@ class DatasetReport:
     warnings: list[dict[str, Any]] = field(default_factory=list)
     conflicting_labels: int = 0  # groups of identical inputs with different targets
     features: int = 0  # input values per row after encoding (pixels, steps × features…)
-    target_why: str | None = None  # why this target, when nobody named it (guess_target)
+    target_why: Message | None = None  # why this target, when nobody named it (guess_target)
+    # each feature column's kind and why (engine.data.columns), for a table
+    column_kinds: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return message_fields(asdict(self), "target_why")
 
 
 def _row_keys(x: np.ndarray) -> np.ndarray:
@@ -72,8 +75,8 @@ def dataset_report(raw: RawDataset, *, batch_size: int | None = None) -> Dataset
     n = len(raw.x)
     warnings: list[dict[str, Any]] = list(raw.load_warnings)
 
-    def warn(tip: str, message: str) -> None:
-        warnings.append({"tip": tip, "message": message})
+    def warn(tip: str, message: Message) -> None:
+        warnings.append(warning(tip, message))
 
     columns, text_columns, missing, duplicates, constant = _column_counts(raw)
     log1p_cols = _log1p_columns(raw, warn)
@@ -83,38 +86,22 @@ def dataset_report(raw: RawDataset, *, batch_size: int | None = None) -> Dataset
     conflicting = int((np.bincount(pairs[:, 0]) > 1).sum())
     class_balance, small_warned = _class_warnings(raw, warn)
     if n < SMALL_ROWS and not small_warned:
-        warn("T1", f"only {n} rows: small for a neural network; expect to overfit (T1).")
+        warn("T1", Message("report.small", rows=n))
     for col, v in missing.items():
-        fill = (
-            "an empty text cell matches no category"
-            if col in text_columns
-            else "each is filled with the median of that column over the training rows (0 if "
-            "the column has no value there)"
-        )
-        warn("T1", f"column {col} has {v} missing values ({_fmt(v / max(n, 1))}); {fill} (T1).")
+        fill = Message("report.missing.text" if col in text_columns else "report.missing.number")
+        share = _fmt(v / max(n, 1))
+        warn("T1", Message("report.missing", column=col, count=v, share=share, fill=fill))
     if duplicates:
-        warn(
-            "T1",
-            f"{duplicates} duplicate rows ({_fmt(duplicates / n)}): they count twice in training "
-            "and can leak into validation (T1).",
-        )
+        warn("T1", Message("report.duplicates", count=duplicates, share=_fmt(duplicates / n)))
     if conflicting:
-        warn(
-            "T1",
-            f"{conflicting} groups of identical inputs have different targets: some labels may "
-            "be wrong (T1).",
-        )
+        warn("T1", Message("report.conflicting", count=conflicting))
     for col in constant:
-        warn("T1", f"column {col} has the same value in every row: it carries no information (T1).")
+        warn("T1", Message("report.constant", column=col))
     train_rows = int(n * 0.8)
     batch = batch_size or DEFAULT_BATCH
     if train_rows < batch * MIN_BATCHES:
-        which = "the default batch size" if batch_size is None else "batch size"
-        warn(
-            "T3",
-            f"about {train_rows} training rows make fewer than {MIN_BATCHES} batches at "
-            f"{which} {batch}: a smaller batch (e.g. 32) gives more updates per epoch (T3).",
-        )
+        code = "report.few_batches_default" if batch_size is None else "report.few_batches"
+        warn("T3", Message(code, rows=train_rows, batches=MIN_BATCHES, batch=batch))
     return DatasetReport(
         rows=int(n),
         columns=columns,
@@ -130,6 +117,7 @@ def dataset_report(raw: RawDataset, *, batch_size: int | None = None) -> Dataset
         conflicting_labels=conflicting,
         features=int(math.prod(raw.x.shape[1:])),
         target_why=getattr(raw, "target_why", None),
+        column_kinds=list(raw.columns),
     )
 
 
@@ -161,7 +149,7 @@ def _column_counts(raw: RawDataset) -> tuple[int, set[str], dict[str, int], int,
     return len(raw.feature_names), set(), missing, duplicates, constant
 
 
-def _log1p_columns(raw: RawDataset, warn: Callable[[str, str], None]) -> list[str]:
+def _log1p_columns(raw: RawDataset, warn: Callable[[str, Message], None]) -> list[str]:
     """T2: the columns the log(1 + x) rule applies to, each with a warning."""
     if raw.modality == "image":
         return []
@@ -173,16 +161,12 @@ def _log1p_columns(raw: RawDataset, warn: Callable[[str, str], None]) -> list[st
             cols.append(name)
             c = col[~np.isnan(col)]
             orders = math.log10((c.max() + 1) / (np.quantile(c, 0.05) + 1))
-            warn(
-                "T2",
-                f"column {name} spans {orders:.0f} orders of magnitude: log(1 + x) will be "
-                "applied before standardizing, so its large values don't dominate (T2).",
-            )
+            warn("T2", Message("report.log1p", column=name, orders=orders))
     return cols
 
 
 def _class_warnings(
-    raw: RawDataset, warn: Callable[[str, str], None]
+    raw: RawDataset, warn: Callable[[str, Message], None]
 ) -> tuple[dict[str, int] | None, bool]:
     """T1 for classification: (rows per class, whether the "too few rows" warning was given)."""
     if raw.task != "classification" or raw.class_names is None:
@@ -193,20 +177,12 @@ def _class_warnings(
     class_balance = {name: int(c) for name, c in zip(raw.class_names, counts, strict=True)}
     k = len(raw.class_names)
     if k < 2:
-        warn("T1", "the target has a single class: there is nothing to learn (T1).")
+        warn("T1", Message("report.single_class"))
     elif n < ROWS_PER_CLASS * k:
         small_warned = True
-        warn(
-            "T1",
-            f"only {n} rows for {k} classes (under {ROWS_PER_CLASS} per class): the network "
-            "may not learn well; more examples would help most (T1).",
-        )
+        warn("T1", Message("report.few_per_class", rows=n, classes=k, per_class=ROWS_PER_CLASS))
     biggest = counts.max()
     for name, c in class_balance.items():
         if k >= 2 and c < RARE_CLASS_RATIO * biggest:
-            warn(
-                "T1",
-                f"class '{name}' has {_fmt(c / n)} of rows ({c}), much less than the largest "
-                "class: the model may mostly ignore it (T1).",
-            )
+            warn("T1", Message("report.rare_class", name=name, share=_fmt(c / n), count=int(c)))
     return class_balance, small_warned

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.data.base import DataError
+from engine.messages import Message
 
 LOG1P_MIN_RATIO = 1e3  # "spans at least three orders of magnitude"
 
@@ -44,10 +45,7 @@ def check_enough_rows(y: np.ndarray, task: str, class_names: list[str] | None, w
     """T1: refuse data too small for a validation and a test score to mean anything."""
     n = len(y)
     if n < MIN_ROWS:
-        raise DataError(
-            f"{where}: only {n} rows. Trainboard needs at least {MIN_ROWS}, so that the "
-            "validation and test splits hold more than a row or two (T1). Add rows."
-        )
+        raise DataError(Message("data.too_few_rows", where=where, rows=n, min_rows=MIN_ROWS))
     if task != "classification":
         return
     counts = np.bincount(y, minlength=len(class_names or []))
@@ -56,7 +54,11 @@ def check_enough_rows(y: np.ndarray, task: str, class_names: list[str] | None, w
         names = [class_names[i] if class_names else str(i) for i in rare]
         shown = ", ".join(repr(str(c)) for c in names[:5]) + (" …" if len(names) > 5 else "")
         raise DataError(
-            f"{where}: {len(rare)} class(es) have a single row ({shown}). Every class needs at "
-            f"least {MIN_ROWS_PER_CLASS} rows, or it can't be both learned and checked (T1). Add "
-            "examples of those classes or remove their rows."
+            Message(
+                "data.single_row_classes",
+                where=where,
+                count=len(rare),
+                classes=shown,
+                min_rows=MIN_ROWS_PER_CLASS,
+            )
         )

@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.data.base import TASKS, DataError, RawDataset
+from engine.data.base import TASKS, DataError, RawDataset, warning
+from engine.data.columns import USED, Column, column_pass, encode
+from engine.messages import Message
 
 TARGET_NAMES = ("target", "label", "y", "class")
 MAX_AUTO_CLASSES = 20
 MAX_CLASSES = 1000
-MAX_CATEGORIES = 50  # one-hot cap for a text feature column
 
 
 def is_text(s: pd.Series) -> bool:
@@ -39,10 +40,9 @@ def pick_target(columns: list[str], target: str | None, where: str) -> str:
         if len(folded) == 1:
             return folded[0]
         shown = ", ".join(repr(str(c)) for c in columns[:20])
-        more = f" (and {len(columns) - 20} more)" if len(columns) > 20 else ""
+        more = Message("data.more_columns", count=len(columns) - 20) if len(columns) > 20 else ""
         raise DataError(
-            f"{where}: there is no target column {target!r}. Columns: {shown}{more}. "
-            "Pick one of these as the target."
+            Message("data.no_target_column", where=where, target=target, columns=shown, more=more)
         )
     for name in TARGET_NAMES:
         for c in columns:
@@ -85,7 +85,7 @@ def _word(c: Any) -> str:
     return str(c).replace("\ufeff", "").strip().lower().replace(" ", "").replace("-", "_")
 
 
-def _looks_unfit(s: pd.Series) -> str | None:
+def _looks_unfit(s: pd.Series) -> Message | None:
     """Why a column is a poor guess for the target (an ID, a date, free text), or None."""
     v = s.dropna()
     n = len(v)
@@ -93,23 +93,23 @@ def _looks_unfit(s: pd.Series) -> str | None:
         return None  # empty or constant: its own message ("empty in every row") says more
     name = _word(s.name)
     if name in NOT_TARGET_WORDS or name.endswith("_id") or name.endswith("id") and len(name) <= 4:
-        return "named like an ID or a date"
+        return Message("unfit.id_or_date_name")
     if is_text(v):
         sample = v.astype(str).head(200)
         parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
         if parsed.notna().mean() > 0.9 and sample.str.contains(r"\d").mean() > 0.9:
-            return "a date"
+            return Message("unfit.date")
         if v.nunique() > max(MAX_AUTO_CLASSES, 0.5 * n):
-            return "free text or an ID (almost every row differs)"
+            return Message("unfit.text_or_id")
         return None
     if pd.api.types.is_numeric_dtype(v) and n > MAX_AUTO_CLASSES and v.nunique() == n:
         whole = np.all(np.mod(v.to_numpy(dtype="float64"), 1) == 0)
         if whole and (v.is_monotonic_increasing or v.is_monotonic_decreasing):
-            return "a running number (an ID)"
+            return Message("unfit.running_number")
     return None
 
 
-def guess_target(df: pd.DataFrame) -> tuple[Any, str]:
+def guess_target(df: pd.DataFrame) -> tuple[Any, Message]:
     """The column a person would predict, and why in a few words, for a table whose target was
     not given: a column named like a label (target, label, class, outcome, 标签, 類別 …); else the
     last column, unless it looks like an ID, a date or free text (a table whose last column is
@@ -117,21 +117,18 @@ def guess_target(df: pd.DataFrame) -> tuple[Any, str]:
     columns = list(df.columns)
     named = [c for c in columns if _word(c) in TARGET_WORDS]
     fit = [c for c in named if _looks_unfit(df[c]) is None]
-    if fit:
-        return fit[0], f"its name, {str(fit[0])!r}, says it is the label"
+    if fit or named:  # a column named like a label wins, even when its values look odd
+        return (fit or named)[0], Message("target.named", name=str((fit or named)[0]))
     last, first = columns[-1], columns[0]
     why_not = _looks_unfit(df[last])
     if why_not is None:
-        return last, "the last column (no column is named like a label)"
+        return last, Message("target.last")
     if _looks_unfit(df[first]) is None:
-        return first, f"the first column: the last one, {str(last)!r}, looks like {why_not}"
+        return first, Message("target.first", name=str(last), kind=why_not)
     for c in reversed(columns[1:-1]):
         if _looks_unfit(df[c]) is None:
-            return (
-                c,
-                f"the last column that is not an ID, a date or free text ({str(last)!r} is {why_not})",
-            )
-    return last, "the last column (no column is named like a label)"
+            return c, Message("target.not_unfit", name=str(last), kind=why_not)
+    return last, Message("target.last")
 
 
 def auto_task(values: np.ndarray) -> str:
@@ -152,7 +149,7 @@ def encode_target(
 ) -> tuple[np.ndarray, str, list[str] | None]:
     """Encode NaN-free target values: (y, task, class_names)."""
     if task not in ("auto", *TASKS):
-        raise DataError(f"task must be one of 'auto', 'classification', 'regression', not {task!r}")
+        raise DataError(Message("data.bad_task", value=task))
     text = is_text(s)
     is_bool = pd.api.types.is_bool_dtype(s)
     if text:
@@ -160,29 +157,32 @@ def encode_target(
     else:
         values = s.to_numpy(dtype="float64")
         if np.isinf(values).any():
-            raise DataError(
-                f"{where}: target column {name!r} holds infinite values; fix or remove those rows."
-            )
+            raise DataError(Message("data.target_infinite", where=where, name=name))
     if task == "auto":
         task = "classification" if text or is_bool else auto_task(values)
     if len(np.unique(values)) < 2:
         raise DataError(
-            f"{where}: target column {name!r} has the same value ({_plain(values[0])}) in every row, so there is "
-            "nothing to learn. Pick another target column or add rows with other values."
+            Message("data.target_constant", where=where, name=name, value=_plain(values[0]))
         )
     if task == "regression":
         if text:
             example = values[0]
             raise DataError(
-                f"{where}: target column {name!r} holds text (e.g. {_plain(example)}), so it can't be a "
-                "regression target. Use task='classification' or pick a numeric target column."
+                Message(
+                    "data.target_text_regression", where=where, name=name, value=_plain(example)
+                )
             )
         return values.astype(np.float32), task, None
     classes, y = np.unique(values, return_inverse=True)
     if len(classes) > MAX_CLASSES:
         raise DataError(
-            f"{where}: target column {name!r} has {len(classes)} distinct values, too many for "
-            f"classification (at most {MAX_CLASSES}). Use task='regression' or another column."
+            Message(
+                "data.too_many_classes",
+                where=where,
+                name=name,
+                count=len(classes),
+                limit=MAX_CLASSES,
+            )
         )
     if text:
         names = [str(c) for c in classes]
@@ -202,67 +202,32 @@ def _plain(v: Any) -> str:
     return repr(v) if isinstance(v, str) else str(v)
 
 
-def _text_column_error(s: pd.Series, col: str, where: str) -> DataError:
-    n_distinct = s.nunique(dropna=True)
-    bad = s[pd.to_numeric(s, errors="coerce").isna() & s.notna()]
-    if len(bad) <= 0.1 * s.notna().sum() and len(bad) > 0:
-        odd = ", ".join(repr(v) for v in pd.unique(bad)[:5])
-        return DataError(
-            f"{where}: column {col!r} is mostly numbers but holds text values ({odd}). If these "
-            "mark missing values, leave those cells empty instead."
-        )
-    return DataError(
-        f"{where}: column {col!r} is text with {n_distinct} distinct values, more than the "
-        f"{MAX_CATEGORIES} Trainboard turns into one-hot features. Drop the column or group its "
-        "values into fewer categories."
-    )
-
-
-def features_from_frame(df: pd.DataFrame, where: str) -> tuple[np.ndarray, list[str]]:
-    """Numeric columns as they are, text columns one-hot (capped); inf is an error, NaN stays."""
-    blocks: list[np.ndarray] = []
-    names: list[str] = []
-    for col in df.columns:
-        s = df[col]
-        if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
-            v = s.to_numpy(dtype="float64", na_value=np.nan)
-            if np.isinf(v).any():
-                raise DataError(
-                    f"{where}: column {col!r} holds infinite values ({int(np.isinf(v).sum())} "
-                    "cells). Replace them with real numbers or leave the cells empty."
-                )
-            if np.nanmax(np.abs(v), initial=0.0) > np.finfo(np.float32).max:
-                raise DataError(
-                    f"{where}: column {col!r} holds values too large for 32-bit floats; rescale it."
-                )
-            blocks.append(v[:, None])
-            names.append(str(col))
-        else:
-            cats = pd.unique(s.dropna().astype(str))
-            if len(cats) > MAX_CATEGORIES:
-                raise _text_column_error(s, str(col), where)
-            cats = sorted(cats)
-            as_str = s.astype(str).where(s.notna(), None)
-            # A missing text cell becomes all zeros; the report counts it as missing.
-            blocks.append(np.stack([(as_str == c).to_numpy(dtype="float64") for c in cats], 1))
-            names.extend(f"{col}={c}" for c in cats)
-    if not blocks:
-        raise DataError(f"{where}: there are no feature columns besides the target.")
-    return np.concatenate(blocks, axis=1).astype(np.float32), names
+def features_from_frame(
+    df: pd.DataFrame, where: str, chosen: dict[str, str] | None = None
+) -> tuple[np.ndarray, list[str], list[Column]]:
+    """The column-type pass (``engine.data.columns``), then the used columns as features: NaN
+    stays (``prepare`` imputes), inf is an error. Returns (x, feature names, columns)."""
+    columns = column_pass(df, chosen, where)
+    used = [c for c in columns if c.kind in USED]
+    x, names = encode(df, used if used else columns, where)
+    return x, names, columns
 
 
 def dataset_from_frame(
-    df: pd.DataFrame, *, source: str, target: str | None, task: str
+    df: pd.DataFrame,
+    *,
+    source: str,
+    target: str | None,
+    task: str,
+    columns: dict[str, str] | None = None,
 ) -> RawDataset:
     """A RawDataset from a table: pick the target, drop rows without one, encode the rest."""
     where = Path(source).name  # messages name the file, never the server's folders
+    chosen = columns
     if df.shape[0] == 0:
-        raise DataError(f"{where}: the table has no rows.")
+        raise DataError(Message("data.no_rows", where=where))
     if df.shape[1] < 2:
-        raise DataError(
-            f"{where}: the table has {df.shape[1]} column; it needs at least one feature column "
-            "and a target column. (For a text file, check the separator.)"
-        )
+        raise DataError(Message("data.one_column", where=where, count=int(df.shape[1])))
     columns = [c for c in df.columns]
     if target is None:
         tcol, target_why = guess_target(df)
@@ -274,13 +239,9 @@ def dataset_from_frame(
     if not keep.all():
         dropped = int((~keep).sum())
         if dropped == len(df):
-            raise DataError(f"{where}: the target column {tcol!r} is empty in every row.")
+            raise DataError(Message("data.target_empty", where=where, name=str(tcol)))
         warnings.append(
-            {
-                "tip": "T1",
-                "message": f"{dropped} row(s) have no value in the target column {tcol!r} and "
-                "were left out.",
-            }
+            warning("T1", Message("report.no_target_rows", count=dropped, column=str(tcol)))
         )
     if not keep.all():
         # The report describes the rows that are used; the warning above counts the rest.
@@ -288,7 +249,7 @@ def dataset_from_frame(
         t = df[tcol]
     y, task, class_names = encode_target(t, task, str(tcol), where)
     split, scol = split_column(df, tcol, where)
-    x, names = features_from_frame(df.drop(columns=[tcol, *scol]), where)
+    x, names, kinds = features_from_frame(df.drop(columns=[tcol, *scol]), where, chosen)
     return RawDataset(
         x=x,
         y=y,
@@ -302,6 +263,7 @@ def dataset_from_frame(
         load_warnings=warnings,
         split=split,
         target_why=target_why,
+        columns=[c.to_dict() for c in kinds],
     )
 
 
@@ -327,8 +289,5 @@ def split_column(df: pd.DataFrame, tcol: Any, where: str) -> tuple[np.ndarray | 
     bad = raw[mapped.isna() | raw.isna()]
     if len(bad):
         odd = ", ".join(repr(str(v)) for v in pd.unique(bad.astype(str))[:5])
-        raise DataError(
-            f"{where}: the split column must say train, val or test in every row; it also holds "
-            f"{odd} ({len(bad)} rows). Fix those cells, or rename the column if it is a feature."
-        )
+        raise DataError(Message("data.split_values", where=where, values=odd, count=len(bad)))
     return mapped.to_numpy(dtype=object), cols[:1]

@@ -22,6 +22,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Protocol
 
+from engine.messages import Message
 from jobs.queue.celery_app import settings
 from jobs.store.channel import StoreChannel
 from jobs.store.db import run_dir
@@ -92,15 +93,14 @@ class RunSink:
             self.channel.flush(timeout=30)
 
     def event(self, step: int, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
-        if kind == "cancelled" and _released:
+        stopped = isinstance(message, Message) and message.code == "event.stopped"
+        if kind == "cancelled" and stopped and _released:
             # The engine stopped because the worker shuts down, not because anyone cancelled.
             kind = "released"
-            message = (
-                message.replace("cancelled", "worker shut down", 1)
-                + "; the run goes back to the queue"
-            )
-        elif kind == "cancelled" and self.timed_out():
-            message = message.replace("cancelled", "stopped at the run time limit", 1)
+            how = Message("how.released")
+            message = Message("event.released", stopped=Message.with_params(message, how=how))
+        elif kind == "cancelled" and stopped and self.timed_out():
+            message = Message.with_params(message, how=Message("how.time_limit"))
         self.channel.event(step, kind, message, data)
 
     def progress(self, fraction: float) -> None:
@@ -162,7 +162,8 @@ def execute(run_id: int, *, worker: str, device: str) -> str:
             )
     except (EngineError, DataError) as e:
         # Bad input: the message is meant for the user as it is.
-        return channel.record("failed", error=str(e))
+        first = e.args[0] if e.args else None
+        return channel.record("failed", error=first if isinstance(first, Message) else str(e))
     except Exception as e:
         traceback.print_exc()
         return channel.record("failed", error=last_line(e))

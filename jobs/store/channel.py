@@ -8,10 +8,12 @@ store, so a remote transport (workers on other hosts, no shared disk) can replac
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from typing import Any
 
+from engine.messages import Message
 from jobs.errors import IllegalTransition
 from jobs.store import registry
 from jobs.store.db import connect, db_path
@@ -106,4 +108,6 @@ class StoreChannel:
         except IllegalTransition as e:
             print(f"not recording {status}: {e}", file=sys.stderr)
             return "lost"
+        if isinstance(error, Message):  # its code and params, for the reader's language
+            db["runs"].update(run_id, {"error_msg": json.dumps(error.to_json())})
         return status

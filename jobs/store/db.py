@@ -269,11 +269,19 @@ def _m004_user_settings(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m005_error_messages(db: sqlite_utils.Database) -> None:
+    """A run's error as a message code with its params (JSON, ``engine.messages``), beside its
+    English text in ``error``, so the dashboard shows it in the reader's language. Runs that
+    failed before keep only the text, which the dashboard shows as it is (docs/i18n.md)."""
+    db.execute("ALTER TABLE runs ADD COLUMN error_msg TEXT")
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "initial schema", _m001_initial),
     (2, "queue sends", _m002_queue_sends),
     (3, "login attempts per client, hashed session tokens", _m003_login_attempts),
     (4, "per-user dashboard settings", _m004_user_settings),
+    (5, "run errors as message codes", _m005_error_messages),
 ]
 
 

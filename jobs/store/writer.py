@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.messages import Message
 from jobs.errors import WriterClosed
 from jobs.store.db import connect
 
@@ -224,6 +225,8 @@ class MetricWriter:
         self._check_open()
         if not kind or not isinstance(kind, str):
             raise ValueError(f"event kind must be a non-empty string, got {kind!r}")
+        if isinstance(message, Message):  # the store keeps its code and params beside the text
+            data = {**(data or {}), "msg": message.to_json()}
         row = (self.run_id, int(step), kind, str(message), json.dumps(data or {}), time.time())
         with self._cond:
             self._events.append(row)

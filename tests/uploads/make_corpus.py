@@ -103,7 +103,7 @@ SMALL: dict[str, tuple[bytes, str, str | None]] = {
     "one_column.csv": (b"justone\n1\n2\n3\n", "needs at least one feature column", None),
     "text_feature_many_values.csv": (
         ("name,label\n" + "\n".join(f"person{i},{i % 2}" for i in range(200))).encode(),
-        "distinct values",
+        "every feature column was ignored",
         None,
     ),
     "only_target.tsv": (b"label\n0\n1\n", "needs at least one feature column", None),
