@@ -78,8 +78,7 @@ def editor(dataset: dict[str, Any], where: str) -> dict[str, str]:
     cols = kinds(dataset)
     if not cols:
         return {}
-    store = st.session_state.setdefault(_STORE, {})
-    mine = dict(store.get(dataset["id"], {}))
+    mine = chosen(dataset)
     label = (
         _("Change column kinds ({n} chosen)").format(n=len(mine))
         if mine
@@ -101,7 +100,8 @@ def editor(dataset: dict[str, Any], where: str) -> dict[str, str]:
         options = list(CHOICES)
         for i, c in enumerate(cols):
             name = c["name"]
-            pick = st.selectbox(
+            key = f"colkind_{where}_{dataset['id']}_{i}"
+            st.selectbox(
                 ui.plain(name, 80),
                 options,
                 index=options.index(mine.get(name, GUESS)),
@@ -110,11 +110,17 @@ def editor(dataset: dict[str, Any], where: str) -> dict[str, str]:
                     if k != GUESS
                     else _("as guessed: {kind}").format(kind=_kind_word(c["kind"]))
                 ),
-                key=f"colkind_{where}_{dataset['id']}_{i}",
+                key=key,
+                # a callback runs before the page is drawn, so the table above shows the choice
+                on_change=_pick,
+                args=(dataset["id"], name, key),
             )
-            if pick == GUESS:
-                mine.pop(name, None)
-            else:
-                mine[name] = pick
-    store[dataset["id"]] = mine
-    return mine
+    return chosen(dataset)
+
+
+def _pick(dataset_id: int, name: str, key: str) -> None:
+    mine = st.session_state.setdefault(_STORE, {}).setdefault(dataset_id, {})
+    if st.session_state[key] == GUESS:
+        mine.pop(name, None)
+    else:
+        mine[name] = st.session_state[key]

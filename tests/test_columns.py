@@ -140,3 +140,45 @@ def test_the_cli_trains_on_the_dates_table_and_says_what_it_used(weather, tmp_pa
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["target"] == "weather" and summary["test_metric"] is not None
+
+
+def test_the_datasets_page_shows_each_kind_and_a_choice_travels_into_the_queued_run(
+    weather, tmp_path, monkeypatch
+):
+    """AppTest, as a beginner clicks: the Datasets page lists every column's kind and why; the
+    user ignores ``wind`` there; New run shows the choice and queues a run whose settings carry
+    it (``data.columns``), and the worker's loader then leaves the column out."""
+    from jobs import datasets
+    from jobs.store import registry
+    from jobs.store.db import connect
+    from tests.test_app import assert_clean, page, texts
+
+    monkeypatch.setenv("TRAINBOARD_HOME", str(tmp_path / "home"))
+    db = connect()
+    ds = datasets.ingest(db, weather.read_bytes(), "seattle-weather.csv")
+    at = page("datasets", dataset_id=ds["id"])
+    assert "What each column is" in texts(at)
+    (kinds,) = [d.value for d in at.dataframe if "kind" in d.value.columns]
+    shown = dict(zip(kinds["column"], kinds["kind"], strict=True))
+    assert shown["date"] == "date" and shown["wind"] == "number"
+    assert "weekday" in kinds.set_index("column").loc["date", "why"]
+    names = [c["name"] for c in ds["report"]["column_kinds"]]
+    at.selectbox(key=f"colkind_datasets_{ds['id']}_{names.index('wind')}").set_value("ignore")
+    at.run()
+    assert_clean(at)
+    (kinds,) = [d.value for d in at.dataframe if "kind" in d.value.columns]
+    assert kinds.set_index("column").loc["wind", "kind"] == "ignored"
+    before = registry.count_runs(db)
+    at.session_state["new_run_dataset"] = ds["id"]
+    at.switch_page("screens/new_run.py")
+    at.run()
+    assert_clean(at)
+    assert any("(1 chosen)" in e.label for e in at.expander)
+    next(b for b in at.button if b.label == "Queue run").click()
+    at.run()
+    assert_clean(at)
+    assert registry.count_runs(db) == before + 1
+    run = registry.list_runs(db)[0]
+    assert run["spec"]["data"]["columns"] == {"wind": "ignore"}
+    raw = load_dataset(run["spec"]["data"]["dataset"], columns=run["spec"]["data"]["columns"])
+    assert "wind" not in raw.feature_names and "temp_max" in raw.feature_names
