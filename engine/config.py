@@ -131,6 +131,12 @@ class TrainConfig(_Section):
     epochs: int = Field(30, ge=1, le=10000, description="T15: tens to hundreds.")
     batch_size: int = Field(128, ge=1, le=65536, description="T3: ~128.")
     seed: int = Field(0, ge=0)
+    baselines: bool = Field(
+        True,
+        description="Also fit scikit-learn's linear model and gradient-boosted trees on the "
+        "same training split and score them on the same test split (tables only): reference "
+        "scores shown beside the net's.",
+    )
     clip_norm: float | None = Field(
         None, gt=0.0, description="T9: bound on the gradient norm (5 or 15 for RNNs)."
     )

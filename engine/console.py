@@ -212,6 +212,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             (f"mean member {s['metric']}", f"{s['member_mean_metric']:.4f}"),
             ("ensemble gain (T14)", f"{s['ensemble_gain']:+.4f}"),
         ]
+    for b in (s.get("baselines") or {}).values():  # scikit-learn on the same split
+        rows.append((f"test {s['metric']}: {b['model']} (baseline)", f"{b['test_metric']:.4f}"))
     for k, v in rows:
         table.add_row(k, str(v))
     Console().print(table)

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from engine import checkpoint, decide, doctor, nets
+from engine.baselines import fit_baselines
 from engine.config import Config
 from engine.decide import Action, Decision
 from engine.errors import CheckpointError, ConfigError, OutOfMemory
@@ -698,6 +699,8 @@ class _Run:
         if status is RunStatus.FINISHED:
             self.check_classes(epoch)
             summary |= self.score_test()
+            if self.cfg.train.baselines and summary.get("test_metric") is not None:
+                summary["baselines"] = fit_baselines(self.data, seed=self.cfg.train.seed)
         if status is RunStatus.FINISHED:
             code = "event.run_end" + ("" if st.best_metric is None else "_best")
             if summary.get("test_metric") is not None:

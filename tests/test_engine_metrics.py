@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score, precision_recall_fscore_support
 
 from engine import MemorySink, resolve_config, run_training
@@ -175,3 +176,34 @@ def test_a_class_never_predicted_is_found_and_weights_fix_it(tmp_path):
     assert never and never[0]["data"]["class"] == "fault", rules["off"]
     assert never[0]["change"] == {"train.class_weight": "auto"}
     assert not [f for f in rules["auto"] if f["rule"] == "class_never_predicted"], rules["auto"]
+
+
+def test_every_table_run_reports_scikit_learn_baselines_on_its_own_split():
+    """Issue 20, §5: the linear model and gradient-boosted trees, fitted on the run's own
+    training split and scored on its own test split, in summary.json beside the net's score.
+    Real data (scikit-learn's breast-cancer and diabetes tables)."""
+    from engine.baselines import fit_baselines
+    from engine.config import resolve_config
+
+    for source, metric in (("builtin:breast-cancer", "acc"), ("builtin:diabetes", "rmse")):
+        cfg = resolve_config("auto", dataset=source, overrides={"train.epochs": 3})
+        s = run_training(cfg, sink=MemorySink()).summary
+        assert s["metric"] == metric
+        base = s["baselines"]
+        assert {b["model"] for b in base.values()} >= {"gradient-boosted trees"}
+        assert base["gbm"]["fit_rows"] == s.get("train_rows", base["gbm"]["fit_rows"])
+        if metric == "acc":
+            assert 0.85 < base["linear"]["test_metric"] <= 1 and base["gbm"]["test_metric"] > 0.85
+        else:  # diabetes: RMSE in the target's units (its spread is about 77)
+            assert 40 < base["linear"]["test_metric"] < 77
+        # the same split: the baseline's own fit on the prepared data gives the same numbers
+        from engine.api import prepare_for
+
+        again = fit_baselines(prepare_for(cfg, load_dataset(source)), seed=cfg.train.seed)
+        assert again["linear"]["test_metric"] == pytest.approx(base["linear"]["test_metric"])
+    off = resolve_config(
+        "auto", dataset="builtin:diabetes", overrides={"train.epochs": 1, "train.baselines": False}
+    )
+    assert "baselines" not in run_training(off, sink=MemorySink()).summary
+    image = resolve_config("quick", dataset="builtin:digits", overrides={"train.epochs": 1})
+    assert run_training(image, sink=MemorySink()).summary.get("baselines") == {}

@@ -137,6 +137,7 @@ def _header(db, detail: dict) -> None:
     h3.metric(_("Epochs"), summary.get("epochs", "—"))
     h4.metric(_("LR cuts"), summary.get("lr_cuts", "—"))
     h5.metric(_("Progress"), f"{row['progress']:.0%}")
+    _baselines(summary)
     if run["status"] == "running":
         st.progress(
             row["progress"],
@@ -302,6 +303,53 @@ def _doctor(db, events: list[dict]) -> None:
                     else:
                         ui.flash(_("Queued run {id} with {change}.").format(id=new_id, change=text))
                         ui.open_run(new_id)
+
+
+BASELINE_NAMES = {
+    "logistic regression": N_("logistic regression"),
+    "ridge regression": N_("ridge regression"),
+    "gradient-boosted trees": N_("gradient-boosted trees"),
+}
+
+
+def _baselines(summary: dict) -> None:
+    """scikit-learn's reference scores on the run's own split (engine.baselines), beside the
+    net's: they tell a beginner what a good score is here, and never hide a weaker net."""
+    base = summary.get("baselines") or {}
+    if not base or summary.get("test_metric") is None:
+        return
+    classify = summary.get("metric") == "acc"
+
+    def score(v: float) -> str:
+        return f"{v:.1%}" if classify else f"{v:.4g}"
+
+    parts = [
+        _("{model} {score}").format(
+            model=_(BASELINE_NAMES.get(b["model"], b["model"])), score=score(b["test_metric"])
+        )
+        for b in base.values()
+    ]
+    best = (max if classify else min)(b["test_metric"] for b in base.values())
+    net = summary["test_metric"]
+    behind = net < best if classify else net > best
+    st.caption(
+        (
+            _(
+                "Reference scores on the same test split (scikit-learn, default settings): "
+                "{parts}; this net {net}."
+            )
+            if classify
+            else _(
+                "Reference RMSE on the same test split (scikit-learn, default settings; lower "
+                "is better): {parts}; this net {net}."
+            )
+        ).format(parts=_("; ").join(parts), net=score(net))
+        + (
+            " " + _("A simpler model does better here: try more data or another preset.")
+            if behind
+            else ""
+        )
+    )
 
 
 def _confusion(summary: dict) -> None:
