@@ -59,7 +59,12 @@ def run_training(
     if raw is None:
         raw = load_dataset(d.dataset, target=d.target, task=d.task, columns=d.columns)
     data = prepare_for(cfg, raw)
-    report = dataset_report(raw, batch_size=cfg.train.batch_size)  # T3 judged at the run's batch
+    report = dataset_report(
+        raw,
+        batch_size=cfg.train.batch_size,
+        val_fraction=d.val_fraction,
+        test_fraction=d.test_fraction,
+    )  # T3 judged at the run's batch
     for w in report.warnings:  # T1/T2 findings of the dataset report go on the run's timeline too
         sink.event(
             0,

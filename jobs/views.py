@@ -214,32 +214,87 @@ def export_metrics_csv(run_id: int) -> Path:
 _FINDING_KINDS = (EventKind.DOCTOR, EventKind.PREFLIGHT, EventKind.DIVERGED, EventKind.CLIP_BURST)
 
 
+# Root causes first (issue 20, §4): data and scale (T1, T2, T3) before init and gradients (T8,
+# T10), before the LR (T5, T6, T7, T9), before overfitting (T12, T13) and ensembles (T14): fix
+# the first and the later ones often go away.
+ROOT_CAUSE_ORDER = {
+    "T1": 0, "T2": 0, "T3": 1, "T4": 1, "T8": 2, "T10": 2, "T11": 2,
+    "T5": 3, "T6": 3, "T7": 4, "T9": 3, "T12": 5, "T13": 5, "T14": 6, "T15": 6,
+}  # fmt: skip
+# A rule whose premise another finding explains: unscaled inputs (T2's pre-flight check) make
+# the loss start far off, the updates lopsided and the gradients wild; a diverged run's loss
+# and gradients explode. Those findings are shown under the one that explains them.
+EXPLAINED_BY = {
+    "inputs_standardized": {
+        "init_loss", "activation_scale", "ratio_low", "ratio_high", "loss_rising",
+        "overfitting", "exploding_gradient", "plateau", "class_never_predicted",
+    },
+    EventKind.DIVERGED: {"ratio_high", "loss_rising", "exploding_gradient"},
+}  # fmt: skip
+
+
 def findings(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Doctor findings of a run from its events: live warnings, failed pre-flight checks and
-    dataset-report warnings, divergence. Passed checks are left out (they are in the log)."""
-    out = []
+    """Doctor findings of a run from its events, ranked by root cause: live warnings, failed
+    pre-flight checks, dataset-report warnings, divergence. Passed checks are left out (they
+    are in the log).
+
+    A live rule that stays true is one finding, not one per report: its newest words, with
+    ``count`` and its ``first_step`` / ``last_step``. ``explained_by``: the rule of an earlier
+    finding that explains this one (None). ``start_here``: the first finding to act on (the
+    highest-ranked one that is not a dataset-report line and not explained by another)."""
+    merged: dict[tuple, dict[str, Any]] = {}
     for e in events:
         if e["kind"] not in _FINDING_KINDS:
             continue
         d = e.get("data") or {}
         if e["kind"] == EventKind.PREFLIGHT and d.get("passed") is True:
             continue
-        out.append(
-            {
-                "event_id": e["id"],
-                "step": e["step"],
-                "kind": e["kind"],
-                "tip": d.get("tip") or ("T9" if e["kind"] == EventKind.CLIP_BURST else "—"),
-                "severity": d.get("severity")
-                or ("error" if e["kind"] == EventKind.DIVERGED else "warning"),
-                "rule": d.get("rule") or e["kind"],
-                "message": e["message"],
-                "suggestion": d.get("suggestion") or "",
-                # The doctor's own structured change ({config field: value}); empty when the advice
-                # has no single setting to change, or the run already has it.
-                "change": dict(d.get("change") or {}),
-            }
+        rule = d.get("rule") or e["kind"]
+        f = {
+            "event_id": e["id"],
+            "step": e["step"],
+            "kind": e["kind"],
+            "tip": d.get("tip") or ("T9" if e["kind"] == EventKind.CLIP_BURST else "—"),
+            "severity": d.get("severity")
+            or ("error" if e["kind"] == EventKind.DIVERGED else "warning"),
+            "rule": rule,
+            "message": e["message"],
+            "suggestion": d.get("suggestion") or "",
+            # The doctor's own structured change ({config field: value}); empty when the advice
+            # has no single setting to change, or the run already has it.
+            "change": dict(d.get("change") or {}),
+        }
+        # each dataset-report line is its own finding; a rule that repeats is one
+        key = (e["kind"], rule, e["id"] if rule == "dataset_report" else None)
+        first = merged.get(key)
+        f["count"] = 1 if first is None else first["count"] + 1
+        f["first_step"] = e["step"] if first is None else first["first_step"]
+        f["last_step"] = e["step"]
+        merged[key] = f
+    out = list(merged.values())
+    rules = {f["rule"] for f in out}
+    for f in out:
+        f["explained_by"] = next(
+            (
+                str(r)
+                for r, explained in EXPLAINED_BY.items()
+                if r in rules and f["rule"] in explained
+            ),
+            None,
         )
+    out.sort(
+        key=lambda f: (
+            f["explained_by"] is not None,
+            ROOT_CAUSE_ORDER.get(f["tip"], 9),
+            f["severity"] != "error",
+            f["first_step"] or 0,
+        )
+    )
+    start = next(
+        (f for f in out if f["rule"] != "dataset_report" and f["explained_by"] is None), None
+    )
+    for f in out:
+        f["start_here"] = f is start
     return out
 
 

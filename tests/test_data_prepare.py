@@ -274,9 +274,10 @@ def test_report_t3_warning_names_the_batch_it_judges():
     y = np.arange(300) % 2
     default = [w["message"] for w in dataset_report(_raw(x, y)).warnings if w["tip"] == "T3"]
     assert default == [
-        "about 240 training rows make fewer than 4 batches at the default batch size 128: "
+        "about 180 training rows make fewer than 4 batches at the default batch size 128: "
         "a smaller batch (e.g. 32) gives more updates per epoch (T3)."
     ]
+    assert len(prepare(_raw(x, y)).x_train) == 180  # the same count the split leaves
     assert [w for w in dataset_report(_raw(x, y), batch_size=32).warnings if w["tip"] == "T3"] == []
     at_64 = [w["message"] for w in dataset_report(_raw(x, y), batch_size=64).warnings]
     assert any("fewer than 4 batches at batch size 64" in m for m in at_64)

@@ -272,37 +272,61 @@ def _doctor(db, events: list[dict]) -> None:
             else _("The doctor reports here once the run starts.")
         )
     by_id = {e["id"]: e for e in events}
-    for f in found:
-        icon = "🛑" if f["severity"] == "error" else ("⚠️" if f["severity"] == "warning" else "ℹ️")
-        message, suggestion = engine_text.finding(f, by_id.get(f["event_id"]))
-        with st.container(border=True):
+    main = [f for f in found if not f.get("explained_by")]
+    explained = [f for f in found if f.get("explained_by")]
+    for f in main:
+        _finding(db, f, by_id)
+    if explained:
+        with st.expander(
+            _("{n} more finding(s), likely explained by the ones above").format(n=len(explained))
+        ):
+            for f in explained:
+                _finding(db, f, by_id)
+
+
+def _finding(db, f: dict, by_id: dict) -> None:
+    """One doctor finding: what was seen, how often, the advice and its one-click change."""
+    icon = "🛑" if f["severity"] == "error" else ("⚠️" if f["severity"] == "warning" else "ℹ️")
+    message, suggestion = engine_text.finding(f, by_id.get(f["event_id"]))
+    with st.container(border=True):
+        if f.get("start_here"):
             st.markdown(
-                f"{icon} **{f['tip']}** · {engine_text.tip_title(f['tip'])}  \n"
-                f"{ui.plain(message, 1000)}"
+                ":blue-badge["
+                + _("Start here")
+                + "] "
+                + _("the first finding to act on: the others often follow from it")
             )
-            change = f["change"]
-            if suggestion:
-                st.caption(
-                    _("Suggested: {suggestion}").format(suggestion=ui.plain(suggestion, 500))
+        st.markdown(
+            f"{icon} **{f['tip']}** · {engine_text.tip_title(f['tip'])}  \n"
+            f"{ui.plain(message, 1000)}"
+        )
+        if f.get("count", 1) > 1:
+            st.caption(
+                _("Seen {count} times, from step {first} to step {last}.").format(
+                    count=f["count"], first=f["first_step"], last=f["last_step"]
                 )
-            if change:
-                text = engine_text.change_text(change)
-                if st.button(
-                    _("Queue a run with this change ({change})").format(change=text),
-                    key=f"fix-{f['event_id']}",
-                ):
-                    new_id = service.queue_with_change(
-                        db, run_id, change, owner=session.owner_name(db)
-                    )
-                    if isinstance(new_id, str):
-                        st.error(
-                            _("That change isn't valid here: {error}").format(
-                                error=engine_text.text(new_id)
-                            )
+            )
+        if f.get("explained_by"):
+            st.caption(_("A finding above is the likely cause of this one: fix that one first."))
+        change = f["change"]
+        if suggestion:
+            st.caption(_("Suggested: {suggestion}").format(suggestion=ui.plain(suggestion, 500)))
+        if change:
+            text = engine_text.change_text(change)
+            if st.button(
+                _("Queue a run with this change ({change})").format(change=text),
+                key=f"fix-{f['event_id']}",
+            ):
+                new_id = service.queue_with_change(db, run_id, change, owner=session.owner_name(db))
+                if isinstance(new_id, str):
+                    st.error(
+                        _("That change isn't valid here: {error}").format(
+                            error=engine_text.text(new_id)
                         )
-                    else:
-                        ui.flash(_("Queued run {id} with {change}.").format(id=new_id, change=text))
-                        ui.open_run(new_id)
+                    )
+                else:
+                    ui.flash(_("Queued run {id} with {change}.").format(id=new_id, change=text))
+                    ui.open_run(new_id)
 
 
 BASELINE_NAMES = {

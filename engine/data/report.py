@@ -62,7 +62,13 @@ def _fmt(n: float) -> str:
     return f"{n:.0%}" if n >= 0.01 else f"{n:.1%}"
 
 
-def dataset_report(raw: RawDataset, *, batch_size: int | None = None) -> DatasetReport:
+def dataset_report(
+    raw: RawDataset,
+    *,
+    batch_size: int | None = None,
+    val_fraction: float = 0.2,
+    test_fraction: float = 0.2,
+) -> DatasetReport:
     """Describe ``raw`` and warn, in plain words, about what could hurt training.
 
     ``batch_size``: the batch a run will use, for the T3 "too few batches" warning; None (at
@@ -97,7 +103,9 @@ def dataset_report(raw: RawDataset, *, batch_size: int | None = None) -> Dataset
         warn("T1", Message("report.conflicting", count=conflicting))
     for col in constant:
         warn("T1", Message("report.constant", column=col))
-    train_rows = int(n * 0.8)
+    # the rows the split leaves for training, counted as engine.data.prepare splits them (the
+    # doctor's T3 check and the New run page say the same number)
+    train_rows = max(1, n - math.ceil(val_fraction * n) - math.ceil(test_fraction * n))
     batch = batch_size or DEFAULT_BATCH
     if train_rows < batch * MIN_BATCHES:
         code = "report.few_batches_default" if batch_size is None else "report.few_batches"
