@@ -35,7 +35,7 @@ LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 DOMAIN = "messages"
 DEFAULT = "en"
 # The switch shows each language in its own words, so it reads right whichever is on.
-LANGUAGES: dict[str, str] = {"en": "English", "zh_Hans": "简体中文", "zh_Hant": "繁體中文"}
+LANGUAGES: dict[str, str] = service.LANGUAGES  # one home: engine/vocab.py
 # A language saved before the catalogues had their script names.
 ALIASES = {"zh_CN": "zh_Hans"}
 # Browser tags that mean Traditional characters: the script, or the regions that write it.

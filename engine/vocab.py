@@ -92,3 +92,8 @@ STATUS_COLORS: dict[RunStatus, str] = {
     RunStatus.CANCELLED: "violet",
     RunStatus.LOST: "orange",
 }
+
+
+# The dashboard's languages, by gettext locale name (Babel's and Django's folder names under
+# app/locale/), each named in its own script. A new one is an entry here and its catalogue.
+LANGUAGES: dict[str, str] = {"en": "English", "zh_Hans": "简体中文", "zh_Hant": "繁體中文"}

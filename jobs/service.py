@@ -32,7 +32,15 @@ from engine.errors import ConfigError, DataError
 from engine.limits import CHECKPOINT, MODEL
 from engine.messages import CATALOGUE, Message, is_message_json, render  # noqa: F401 (for app/)
 from engine.tips import TIPS
-from engine.vocab import ACTIVE, STATUS_COLORS, STATUS_WORDS, TERMINAL, EventKind, RunStatus
+from engine.vocab import (
+    ACTIVE,
+    LANGUAGES,
+    STATUS_COLORS,
+    STATUS_WORDS,
+    TERMINAL,
+    EventKind,
+    RunStatus,
+)
 from jobs import auth, submit, views
 from jobs.errors import DatasetNotFound, RunNotFound, StoreError
 from jobs.format import csv_safe
@@ -367,7 +375,7 @@ def run_size(validation: Validation, dataset: dict[str, Any]) -> dict[str, Any]:
 # --- per-user settings and the dashboard's translations ---------------------------------------
 
 # What a user may keep between visits, each with the values allowed (checked at the door).
-USER_SETTINGS: dict[str, tuple[str, ...]] = {"language": ("en", "zh_Hans", "zh_Hant")}
+USER_SETTINGS: dict[str, tuple[str, ...]] = {"language": tuple(LANGUAGES)}
 
 
 def user_setting(db: sqlite_utils.Database, user: str, key: str) -> str | None:
