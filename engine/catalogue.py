@@ -436,6 +436,10 @@ CATALOGUE: dict[str, str] = {
     "data.header_too_wide": N_(
         "{where}: the header has more than the {limit} columns Trainboard accepts."
     ),
+    "data.nested": N_(
+        "{where}: column {column!r} holds nested objects or lists; Trainboard reads one number "
+        "or text per cell. Flatten it and upload again."
+    ),
     "data.bad_parquet": N_("{where}: not a valid Parquet file ({error})."),
     "data.no_header": N_("{where}: the file is empty (no header row)."),
     "data.malformed": N_(

@@ -9,7 +9,7 @@ numpy): ``python -c "import sys, engine.limits; assert 'torch' not in sys.module
 from __future__ import annotations
 
 # The dataset files the loader reads (engine.data.loaders); anything else is refused on upload.
-TABLE_EXTENSIONS: tuple[str, ...] = (".csv", ".tsv", ".txt", ".parquet", ".pq")
+TABLE_EXTENSIONS: tuple[str, ...] = (".csv", ".tsv", ".txt", ".parquet", ".pq", ".xlsx", ".jsonl")
 EXTENSIONS: tuple[str, ...] = (*TABLE_EXTENSIONS, ".npz", ".zip")
 
 # The most columns a table may have: the upload check (jobs.dataset_check) and the loader both

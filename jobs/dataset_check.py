@@ -28,6 +28,7 @@ import io
 import json
 import math
 import os
+import re
 import resource
 import sys
 import types
@@ -109,6 +110,10 @@ def precheck(path: Path, where: str, ext: str, limits: CheckLimits) -> None:
         _precheck_parquet(path, where, limits)
     elif ext == ".npz":
         _precheck_npz(path, where, limits)
+    elif ext == ".xlsx":
+        _precheck_xlsx(path, where, limits)
+    elif ext == ".jsonl":
+        _precheck_jsonl(path, where, limits)
     elif ext == ".zip":
         _precheck_image_zip(path, where, limits)
 
@@ -248,6 +253,89 @@ def _npy_header(f: Any) -> tuple[tuple[int, ...], Any]:
     )
     shape, _, dtype = read(f, max_header_size=10_000)
     return tuple(int(s) for s in shape), dtype
+
+
+_DIMENSION = re.compile(rb'<dimension ref="[A-Z]+\d+(?::([A-Z]+)(\d+))?"')
+XLSX_RATIO = 100  # an XML sheet packs 10–20×; beyond this a workbook is a zip bomb
+
+
+def _column_number(letters: bytes) -> int:
+    n = 0
+    for c in letters.decode():
+        n = n * 26 + ord(c) - 64
+    return n
+
+
+def _precheck_xlsx(path: Path, where: str, limits: CheckLimits) -> None:
+    """An Excel workbook is a zip of XML: bound its entries and unpacked size like any zip,
+    and its first sheet's rows × columns from the sheet's own <dimension> tag, before openpyxl
+    parses a byte of it."""
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise Refused(f"{where}: not a valid Excel (.xlsx) workbook.") from e
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > 10_000:
+            raise Refused(f"{where}: the workbook holds {len(infos):,} parts; that is no table.")
+        declared = sum(i.file_size for i in infos)
+        packed = sum(i.compress_size for i in infos)
+        if declared > limits.max_unpacked:
+            raise Refused(
+                f"{where}: the workbook unpacks to {size_text(declared)}, more than the "
+                f"{size_text(limits.max_unpacked)} limit (TRAINBOARD_MAX_UNPACKED_MB on the server)."
+            )
+        if declared > 1 << 20 and declared > XLSX_RATIO * max(packed, 1):
+            raise Refused(
+                f"{where}: the workbook expands {declared / max(packed, 1):.0f}× (limit "
+                f"{XLSX_RATIO}×); that is how zip bombs look, so it was refused."
+            )
+        sheets = sorted(
+            (i for i in infos if re.fullmatch(r"xl/worksheets/sheet\d+\.xml", i.filename)),
+            key=lambda i: int(re.sub(r"\D", "", i.filename) or 0),
+        )
+        if not sheets:
+            raise Refused(f"{where}: the workbook has no worksheet.")
+        with zf.open(sheets[0]) as f:
+            head = f.read(64 * 1024)
+    m = _DIMENSION.search(head)
+    if m and m.group(1):
+        rows, columns = int(m.group(2)), _column_number(m.group(1))
+        if columns > MAX_COLUMNS:
+            raise Refused(
+                f"{where}: {columns:,} columns is more than the {MAX_COLUMNS} Trainboard accepts."
+            )
+        _check_cells(rows, columns, where, limits)
+
+
+def _precheck_jsonl(path: Path, where: str, limits: CheckLimits) -> None:
+    """JSON Lines: one flat object per line. The first line must be one (no nesting, at most
+    MAX_COLUMNS keys); the line count × its keys bounds the cells."""
+    with path.open("rb") as f:
+        first = f.readline(HEADER_BYTES + 1)
+        if len(first) > HEADER_BYTES:
+            raise Refused(
+                f"{where}: the first line is longer than {size_text(HEADER_BYTES)}; a JSON Lines "
+                "table holds one flat object per line."
+            )
+        lines = 1 + sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    try:
+        row = json.loads(first)
+    except ValueError as e:
+        raise Refused(f"{where}: the first line is not JSON ({e.__class__.__name__}).") from e
+    if not isinstance(row, dict) or not row:
+        raise Refused(f'{where}: each line must be one JSON object, e.g. {{"a": 1, "label": "x"}}.')
+    if len(row) > MAX_COLUMNS:
+        raise Refused(
+            f"{where}: {len(row):,} keys is more than the {MAX_COLUMNS} columns Trainboard accepts."
+        )
+    nested = [k for k, v in row.items() if isinstance(v, dict | list)]
+    if nested:
+        raise Refused(
+            f"{where}: key {str(nested[0])[:40]!r} holds a nested object or list; Trainboard reads "
+            "flat objects with one number or text per key. Flatten it and upload again."
+        )
+    _check_cells(lines, len(row), where, limits)
 
 
 def _precheck_npz(path: Path, where: str, limits: CheckLimits) -> None:
@@ -478,6 +566,8 @@ def run_check(job: dict[str, Any]) -> dict[str, Any]:
         import pyarrow.parquet  # noqa: F401
     if ext == ".zip":
         import PIL.Image  # noqa: F401
+    if ext == ".xlsx":
+        import openpyxl  # noqa: F401
     from engine.errors import DataError
 
     budget.apply()
@@ -496,8 +586,16 @@ def run_check(job: dict[str, Any]) -> dict[str, Any]:
     except Refused as e:
         return {"error": str(e)}
     except DataError as e:
-        # The loader names the temporary file; the user knows the file by its own name.
-        return {"error": str(e).replace(path.name, where)}
+        # The loader names the temporary file; the user knows the file by its own name. The
+        # message's code and params go along, so the page shows it in the reader's language.
+        first = e.args[0] if e.args else None
+        out: dict[str, Any] = {"error": str(e).replace(path.name, where)}
+        if hasattr(first, "to_json"):
+            params = {
+                k: where if v == path.name else v for k, v in first.to_json()["params"].items()
+            }
+            out["error_msg"] = {"code": first.code, "params": params}
+        return out
     except MemoryError:
         return {"error": memory_message(where, budget.effective())}
     except (OSError, ValueError, KeyError, IndexError, TypeError) as e:

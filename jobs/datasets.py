@@ -134,7 +134,11 @@ def check_in_child(
     if result is None:
         raise DataError(_died(filename, proc, limits))
     if "error" in result:
-        raise DataError(str(result["error"]))
+        coded = result.get("error_msg")
+        try:  # the check's message with its code (the page translates it), else its text
+            raise DataError(Message.from_json(coded) if coded else str(result["error"]))
+        except (KeyError, TypeError) as e:  # a code this version lacks: the English text
+            raise DataError(str(result["error"])) from e
     report = result["report"]
     if len(json.dumps(report)) > MAX_REPORT_BYTES:
         raise DataError(

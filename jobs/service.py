@@ -29,7 +29,7 @@ from engine.config import (
 )
 from engine.config import explain as _explain
 from engine.errors import ConfigError, DataError
-from engine.limits import CHECKPOINT, MODEL
+from engine.limits import CHECKPOINT, EXTENSIONS, MODEL  # noqa: F401 (EXTENSIONS: app/)
 from engine.messages import CATALOGUE, Message, is_message_json, render  # noqa: F401 (for app/)
 from engine.tips import TIPS
 from engine.vocab import (

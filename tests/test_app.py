@@ -209,7 +209,8 @@ def test_a_bad_upload_shows_a_message_and_leaves_nothing_behind(empty_home):
     at.run()
     assert_clean(at)
     errors = [visible(e.value) for e in at.error]
-    assert errors and "people.csv can't be used" in errors[0] and "name" in errors[0]
+    assert errors and errors[0].startswith("people.csv: every feature column was ignored")
+    assert errors[0].count("people.csv") == 1 and "'name'" in errors[0]  # the file named once
     assert registry.list_datasets(connect()) == []
     assert not list((empty_home / "datasets").glob("*"))
 

@@ -22,7 +22,7 @@ st.caption(
         "change it below."
     )
 )
-TYPES = ["csv", "tsv", "txt", "parquet", "pq", "npz", "zip"]
+TYPES = [ext.lstrip(".") for ext in service.EXTENSIONS]  # what the loader reads, from its home
 ui.uploader_in_language(TYPES)  # Streamlit's own words on the uploader, in this page's language
 upload = st.file_uploader(_("Dataset file"), type=TYPES, key="upload")
 if upload is not None and st.session_state.get("ingested_upload") != upload.file_id:

@@ -138,6 +138,20 @@ def _read_table(path: Path, ext: str) -> pd.DataFrame:
                 ) from e
             _check_columns(n_cols, path.name)
             return pd.read_parquet(path)
+        if ext == ".xlsx":
+            # the first sheet, through openpyxl (the upload check bounded its size first)
+            frame = pd.read_excel(path, sheet_name=0, engine="openpyxl")
+            _check_columns(frame.shape[1], path.name)
+            return frame
+        if ext == ".jsonl":
+            frame = pd.read_json(path, lines=True, dtype=False)
+            nested = [
+                c for c in frame.columns if frame[c].map(lambda v: isinstance(v, dict | list)).any()
+            ]
+            if nested:
+                raise DataError(Message("data.nested", where=path.name, column=str(nested[0])[:60]))
+            _check_columns(frame.shape[1], path.name)
+            return frame
         if ext == ".csv":
             sep = ","
         elif ext == ".tsv":
@@ -162,7 +176,7 @@ def _read_table(path: Path, ext: str) -> pd.DataFrame:
         raise DataError(Message("data.malformed", where=path.name, detail=detail)) from e
     except UnicodeDecodeError as e:
         raise DataError(Message("data.not_utf8", where=path.name)) from e
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
         raise DataError(Message("data.unreadable_table", where=path.name, error=str(e))) from e
 
 
