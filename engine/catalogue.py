@@ -274,6 +274,8 @@ CATALOGUE: dict[str, str] = {
     "target.not_unfit": N_(
         "the last column that is not an ID, a date or free text ({name!r} is {kind})"
     ),
+    "target.classes": N_("{count} distinct values: a classification target"),
+    "target.quantity": N_("a quantity: a regression target"),
     "unfit.id_or_date_name": N_("named like an ID or a date"),
     "unfit.date": N_("a date"),
     "unfit.text_or_id": N_("free text or an ID (almost every row differs)"),

@@ -87,3 +87,42 @@ def test_the_upload_report_says_which_target_and_why(tmp_path, monkeypatch):
     ds = datasets.ingest(connect(), data, "weather.csv")
     assert ds["target"] == "weather"
     assert "year" in ds["report"]["target_why"]
+
+
+def test_an_unclear_guess_asks_which_column_to_predict_with_the_top_3(tmp_path, monkeypatch):
+    """Three measurements and no label-like name: the last column is the guess, but not
+    clearly, so the Datasets page asks with the top 3 and why; a named label never asks."""
+    from jobs import datasets
+    from jobs.store import registry
+    from jobs.store.db import connect
+    from tests.test_app import assert_clean, page, texts
+
+    monkeypatch.setenv("TRAINBOARD_HOME", str(tmp_path / "home"))
+    db = connect()
+    plain = pd.DataFrame(
+        {
+            "speed": RNG.normal(50, 10, N).round(2),
+            "weight": RNG.normal(3, 1, N).round(2),
+            "colour": RNG.choice(["red", "blue"], N),
+            "price": RNG.normal(9, 2, N).round(2),
+        }
+    )
+    ds = datasets.ingest(db, _csv(tmp_path, plain).read_bytes(), "cars.csv")
+    report = ds["report"]
+    assert ds["target"] == "price" and not report["target_clear"]
+    assert [c["name"] for c in report["target_candidates"]][0] == "price"
+    assert len(report["target_candidates"]) == 3
+    at = page("datasets", dataset_id=ds["id"])
+    assert "Which column do you want to predict?" in texts(at)
+    question = at.radio(key="target_question")
+    assert len(question.options) == 3 and "classification target" in " ".join(question.options)
+    question.set_value("colour")
+    next(b for b in at.button if b.label == "Predict this column").click()
+    at.run()
+    assert_clean(at)
+    assert {d["target"] for d in registry.list_datasets(db)} == {"price", "colour"}
+    labelled = datasets.ingest(db, _csv(tmp_path, _weather(), "w.csv").read_bytes(), "w.csv")
+    assert labelled["report"]["target_clear"]
+    assert "Which column do you want to predict?" not in texts(
+        page("datasets", dataset_id=labelled["id"])
+    )

@@ -110,6 +110,53 @@ cols[0].metric(_("Rows"), f"{report.get('rows', 0):,}")
 cols[1].metric(_("Columns"), report.get("columns", "—"))
 cols[2].metric(_("Duplicate rows"), report.get("duplicates", 0))
 
+
+def _retarget(target: str) -> None:
+    """A new dataset row of the same file with ``target``; the page then shows it."""
+    try:
+        # The new dataset belongs to whoever asked, never to the file's owner.
+        new = service.retarget_dataset(db, ds_id, target, owner=session.owner_name(db))
+    except service.DataError as e:
+        st.error(
+            _("Target {target} can't be used: {error}").format(
+                target=ui.plain(target), error=ui.plain(engine_text.text(e), 2000)
+            )
+        )
+    else:
+        # The picker above is already drawn in this run: select the new row on the next.
+        st.session_state["dataset_id"] = st.session_state["dataset_pick_next"] = new["id"]
+        ui.flash(
+            _("Target set to **{target}** (dataset #{id}).").format(
+                target=ui.plain(target), id=new["id"]
+            )
+        )
+        st.rerun()
+
+
+candidates = report.get("target_candidates") or []
+if (
+    len(candidates) > 1
+    and not report.get("target_clear", True)
+    and ds["target"] == report.get("target")
+):
+    # The guess is not clearly ahead: ask, with the top 3 and why (issue 20, §2).
+    why = {c["name"]: engine_text.text(c["why"], c.get("why_msg")) for c in candidates}
+    with st.form("target-question", border=True):
+        st.markdown(_("**Which column do you want to predict?**"))
+        st.caption(
+            _("Trainboard guessed {target}, but other columns fit nearly as well.").format(
+                target=ui.plain(ds["target"], 80)
+            )
+        )
+        pick = st.radio(
+            _("Column to predict"),
+            list(why),
+            format_func=lambda n: f"{ui.short(n, 60)} — {why[n]}",
+            key="target_question",
+        )
+        if st.form_submit_button(_("Predict this column"), type="primary") and pick != ds["target"]:
+            _retarget(pick)
+
 choices = report.get("choices") or []
 if choices:
     with st.form("target-form"):
@@ -120,24 +167,7 @@ if choices:
             key="target_pick",
         )
         if st.form_submit_button(_("Use this target")) and target != ds["target"]:
-            try:
-                # The new dataset belongs to whoever asked, never to the file's owner.
-                new = service.retarget_dataset(db, ds_id, target, owner=session.owner_name(db))
-            except service.DataError as e:
-                st.error(
-                    _("Target {target} can't be used: {error}").format(
-                        target=ui.plain(target), error=ui.plain(engine_text.text(e), 2000)
-                    )
-                )
-            else:
-                # The picker above is already drawn in this run: select the new row on the next.
-                st.session_state["dataset_id"] = st.session_state["dataset_pick_next"] = new["id"]
-                ui.flash(
-                    _("Target set to **{target}** (dataset #{id}).").format(
-                        target=ui.plain(target), id=new["id"]
-                    )
-                )
-                st.rerun()
+            _retarget(target)
 
 st.markdown(_("**What each column is**"))
 columns.table(ds)

@@ -52,6 +52,10 @@ class RawDataset:
     # A table's column-type pass: one dict per feature column (name, kind, why, why_msg, tip,
     # chosen), as engine.data.columns.Column.to_dict writes it.
     columns: list[dict[str, Any]] = field(default_factory=list)
+    # When the target was guessed: the top 3 columns to predict (name, why, why_msg, score),
+    # and whether the guess is clearly ahead (else the Datasets page asks).
+    target_candidates: list[dict[str, Any]] = field(default_factory=list)
+    target_clear: bool = True
 
 
 def warning(tip: str, message: Message) -> dict[str, Any]:

@@ -44,6 +44,8 @@ class DatasetReport:
     target_why: Message | None = None  # why this target, when nobody named it (guess_target)
     # each feature column's kind and why (engine.data.columns), for a table
     column_kinds: list[dict[str, Any]] = field(default_factory=list)
+    target_candidates: list[dict[str, Any]] = field(default_factory=list)  # see RawDataset
+    target_clear: bool = True
 
     def to_dict(self) -> dict:
         return message_fields(asdict(self), "target_why")
@@ -126,6 +128,8 @@ def dataset_report(
         features=int(math.prod(raw.x.shape[1:])),
         target_why=getattr(raw, "target_why", None),
         column_kinds=list(raw.columns),
+        target_candidates=list(raw.target_candidates),
+        target_clear=raw.target_clear,
     )
 
 

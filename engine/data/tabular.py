@@ -144,6 +144,42 @@ def auto_task(values: np.ndarray) -> str:
     return "regression"
 
 
+CLEAR_LEAD = 1.5  # a guess this far ahead of the runner-up needs no question
+
+
+def target_candidates(df: pd.DataFrame, guessed: Any) -> tuple[list[dict[str, Any]], bool]:
+    """The three columns a person would most likely predict, best first (the guess is always
+    first), each with why, and whether the guess is clearly ahead. A column scores for a
+    label-like name (+3), for being last (+1.5) or first (+1), for holding few classes (+1; a
+    continuous number +0.5); IDs, dates, free text and constant columns are no candidates."""
+    n = len(df.columns)
+    scored: list[tuple[float, Any, Message]] = []
+    for i, c in enumerate(df.columns):
+        s = df[c]
+        distinct = int(s.nunique(dropna=True))
+        if distinct < 2 or _looks_unfit(s) is not None:
+            continue
+        score = 3.0 if _word(c) in TARGET_WORDS else 0.0
+        score += 1.5 if i == n - 1 else 1.0 if i == 0 else 0.0
+        few = distinct <= MAX_AUTO_CLASSES
+        if is_text(s) or pd.api.types.is_bool_dtype(s):
+            score += 1.0 if few else -1.0
+            why = Message("target.classes", count=distinct)
+        elif few and bool(np.all(np.mod(s.dropna().to_numpy(dtype="float64"), 1) == 0)):
+            score += 1.0
+            why = Message("target.classes", count=distinct)
+        else:
+            score += 0.5
+            why = Message("target.quantity")
+        scored.append((score, c, why))
+    scored.sort(key=lambda t: (t[1] != guessed, -t[0]))
+    top = scored[:3]
+    clear = len(top) < 2 or top[0][0] - max(t[0] for t in top[1:]) >= CLEAR_LEAD
+    return [
+        {"name": str(c), "why": str(w), "why_msg": w.to_json(), "score": sc} for sc, c, w in top
+    ], clear
+
+
 def encode_target(
     s: pd.Series, task: str, name: str, where: str
 ) -> tuple[np.ndarray, str, list[str] | None]:
@@ -229,8 +265,11 @@ def dataset_from_frame(
     if df.shape[1] < 2:
         raise DataError(Message("data.one_column", where=where, count=int(df.shape[1])))
     columns = [c for c in df.columns]
+    candidates: list[dict[str, Any]] = []
+    clear = True
     if target is None:
         tcol, target_why = guess_target(df)
+        candidates, clear = target_candidates(df, tcol)
     else:
         tcol, target_why = pick_target(columns, target, where), None
     t = df[tcol]
@@ -264,6 +303,8 @@ def dataset_from_frame(
         split=split,
         target_why=target_why,
         columns=[c.to_dict() for c in kinds],
+        target_candidates=candidates,
+        target_clear=clear,
     )
 
 
