@@ -226,6 +226,16 @@ CATALOGUE: dict[str, str] = {
     "doctor.class_never_predicted.fix_data": N_(
         "add examples of that class (T1); the loss already weighs the classes"
     ),
+    "doctor.learned_nothing": N_(
+        "with its best weights the model scores {accuracy:.1%} on the validation rows, no better "
+        "than always answering the largest class ({share:.1%}): it learned nothing that carries "
+        "over to new rows"
+    ),
+    "doctor.learned_nothing.fix": N_(
+        "check that each row's label belongs to it (shuffled or misaligned labels look like "
+        "this) and that the columns can predict the target at all; compare with the reference "
+        "scores (T1)"
+    ),
     # --- the dataset report (engine/data/report.py, tabular.py) -------------------------------
     "report.small": N_("only {rows} rows: small for a neural network; expect to overfit (T1)."),
     "report.missing": N_("column {column} has {count} missing values ({share}); {fill} (T1)."),

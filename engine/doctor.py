@@ -439,6 +439,7 @@ def rule_ratio(
     *,
     lr: float,
     base_lr: float | None = None,
+    train_losses: Sequence[float] | None = None,
 ) -> Finding | None:
     """T6: the median update/weight ratio stayed outside [low, high] for `window` measurements,
     or for 2 in a row more than RATIO_FAR× outside it (a run whose updates are as big as its
@@ -448,7 +449,13 @@ def rule_ratio(
     schedule has cut the LR (``lr`` below ``base_lr``), small updates are the cut's planned
     effect, not slow learning: no ``ratio_low``. The suggested LR is a new *starting* LR, so it
     is relative to ``base_lr`` (×3, at most 10; or ÷3): "raise" always means higher than the
-    run started with (relative to the LR after the cuts it was 20× lower)."""
+    run started with (relative to the LR after the cuts it was 20× lower).
+
+    "Unstable" needs a symptom: ``train_losses`` (one mean per epoch) that stopped falling. Big
+    updates while the epoch loss keeps falling are a bold LR doing its job (seen on healthy runs
+    of real tables), so ``ratio_high`` then stays quiet, unless the ratio is RATIO_FAR× above
+    the band, where a run may diverge before an epoch ends. Without ``train_losses`` (a direct
+    call) the ratio alone decides."""
     start = lr if base_lr is None else base_lr
     cut = base_lr is not None and lr < base_lr * (1 - 1e-6)
     recent = summary_ratios[-window:]
@@ -472,7 +479,8 @@ def rule_ratio(
             data={"ratio": recent[-1], "low": low, "high": high},
             change=change,
         )
-    if all(r > high for r in recent):
+    far_high = len(far) == 2 and all(r > high * RATIO_FAR for r in far)
+    if all(r > high for r in recent) and (far_high or not _falling(train_losses)):
         change = _new({"optim.lr": _sig(start / 3)}, {"optim.lr": start})
         return Finding(
             "T6",
@@ -484,6 +492,21 @@ def rule_ratio(
             change=change,
         )
     return None
+
+
+FALLING_WINDOW = 3  # epochs: the loss is still falling if these reached a new low
+
+
+def _falling(train_losses: Sequence[float] | None) -> bool:
+    """Whether the epoch training loss is still falling: one of its last FALLING_WINDOW epochs
+    set a new low (an epoch mean is noisy, so one epoch above the last is no evidence). With
+    too few epochs there is no evidence either way, so it counts as falling (no alarm)."""
+    if train_losses is None:
+        return False
+    k = FALLING_WINDOW
+    if len(train_losses) <= k:
+        return True
+    return min(train_losses[-k:]) < min(train_losses[:-k])
 
 
 GRAD_HISTORY = 100  # rule_exploding compares with the median of this many earlier norms
@@ -571,6 +594,9 @@ def rule_overfitting(
     noise_std: float,
     best_val_accuracy: float | None = None,
     majority_share: float | None = None,
+    val_scores: Sequence[float] | None = None,
+    higher_is_better: bool = True,
+    min_drop: float = 0.0,
 ) -> Finding | None:
     """T13/T12: validation loss rose `window` epochs in a row while training loss kept falling.
     The change is the next step of OVERFIT_LADDER the run (``model.dropout``,
@@ -579,7 +605,15 @@ def rule_overfitting(
     Memorising needs something learned first: a classifier whose best validation accuracy is
     no better than always answering the largest class (``majority_share`` of the training
     rows) has learned nothing to forget, and its falling training loss has another cause
-    (unscaled inputs, T2; a bad init, T8), so the rule stays quiet."""
+    (unscaled inputs, T2; a bad init, T8), so the rule stays quiet.
+
+    And memorising means the validation *score* got worse, not only its loss: ``val_scores``
+    (one per epoch: accuracy, or RMSE with ``higher_is_better=False``) whose newest value is
+    worse than the best one before the window by more than ``min_drop`` (the loop passes 1.5
+    rows' worth of accuracy, or 2 % of the RMSE: one validation row changing its mind is
+    noise, not memorising). A rising validation loss at a steady 100 %
+    accuracy is growing confidence, which early stopping already handles (it was a false
+    alarm on a healthy run of the wine table)."""
     if len(val_losses) <= window or len(train_losses) <= window:
         return None
     if (
@@ -595,6 +629,13 @@ def rule_overfitting(
         and all(b < a for a, b in zip(t, t[1:], strict=False))
     ):
         return None
+    if val_scores is not None and len(val_scores) > window:
+        before = val_scores[:-window]
+        best_before = max(before) if higher_is_better else min(before)
+        latest = val_scores[-1]
+        drop = best_before - latest if higher_is_better else latest - best_before
+        if drop <= min_drop:
+            return None
     change = next_step(OVERFIT_LADDER, {"model.dropout": dropout, "augment.noise_std": noise_std})
     return Finding(
         "T13",
@@ -663,4 +704,32 @@ def rule_never_predicted(
         else Message("doctor.class_never_predicted.fix_data"),
         data={"class": name, "rows": rows, "classes_missed": len(missed)},
         change=change,
+    )
+
+
+LEARNED_NOTHING_EPOCHS = 5  # a shorter run may simply not have started learning
+
+
+def rule_learned_nothing(
+    val_accuracy: float,
+    majority_share: float,
+    train_losses: Sequence[float],
+    *,
+    noise: float,
+) -> Finding | None:
+    """T1 at the end of a classifier's run of at least LEARNED_NOTHING_EPOCHS epochs: with its
+    best weights it does no better on the validation rows than always answering the largest
+    class (``majority_share`` of the training rows, plus ``noise``: 1.5 rows' worth). Either the
+    labels don't go with the rows (shuffled or misaligned), or the columns can't predict the
+    target. When a scale, init or LR finding explains it, the findings panel shows this one
+    under that one (``jobs.views.EXPLAINED_BY``)."""
+    if len(train_losses) < LEARNED_NOTHING_EPOCHS or val_accuracy > majority_share + noise:
+        return None
+    return Finding(
+        "T1",
+        "warning",
+        "learned_nothing",
+        Message("doctor.learned_nothing", accuracy=val_accuracy, share=majority_share),
+        Message("doctor.learned_nothing.fix"),
+        data={"accuracy": val_accuracy, "majority_share": majority_share},
     )

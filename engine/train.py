@@ -440,6 +440,7 @@ class _Run:
             dc.ratio_window,
             lr=self.lr,
             base_lr=self.cfg.optim.lr,
+            train_losses=st.train_losses,
         ):
             self.report(f, step, epoch)
 
@@ -583,6 +584,9 @@ class _Run:
                 st.val_losses,
                 dropout=m.dropout,
                 noise_std=self.cfg.augment.noise_std,
+                val_scores=st.val_metrics,
+                higher_is_better=self.data.task == "classification",
+                min_drop=self._noise_floor(),
                 **self._learned_something(),
             ),
             # T5 compares epoch means with the first epoch's mean, like with like.
@@ -590,6 +594,14 @@ class _Run:
         ):
             if f:
                 self.report(f, st.step, epoch)
+
+    def _noise_floor(self) -> float:
+        """How much the validation score may move by chance (T13's threshold): 1.5 rows of
+        accuracy for a classifier, 2 % of the best RMSE for regression."""
+        if self.data.task == "classification":
+            return 1.5 / max(1, len(self.x_va))
+        scores = self.state.val_metrics
+        return 0.02 * min(scores) if scores else 0.0
 
     def _learned_something(self) -> dict[str, float]:
         """For T13 on a classifier: its best validation accuracy so far and the share of the
@@ -730,6 +742,14 @@ class _Run:
         cm = confusion(self.y_va, pred, d.n_classes)
         if f := doctor.rule_never_predicted(
             cm, d.class_names, class_weight=self.cfg.train.class_weight
+        ):
+            self.report(f, self.state.step, epoch, every=1)
+        accuracy = float((pred == self.y_va.reshape(-1)).float().mean())
+        majority = self._learned_something().get("majority_share")
+        if majority is not None and (
+            f := doctor.rule_learned_nothing(
+                accuracy, majority, self.state.train_losses, noise=self._noise_floor()
+            )
         ):
             self.report(f, self.state.step, epoch, every=1)
 

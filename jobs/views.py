@@ -14,6 +14,7 @@ from typing import Any
 import sqlite_utils
 
 from engine.limits import CHECKPOINT, MODEL
+from engine.tips import ROOT_CAUSE_RANK
 from engine.vocab import ACTIVE, EventKind
 from jobs import quotas
 from jobs.errors import DatasetNotFound
@@ -214,13 +215,6 @@ def export_metrics_csv(run_id: int) -> Path:
 _FINDING_KINDS = (EventKind.DOCTOR, EventKind.PREFLIGHT, EventKind.DIVERGED, EventKind.CLIP_BURST)
 
 
-# Root causes first (issue 20, §4): data and scale (T1, T2, T3) before init and gradients (T8,
-# T10), before the LR (T5, T6, T7, T9), before overfitting (T12, T13) and ensembles (T14): fix
-# the first and the later ones often go away.
-ROOT_CAUSE_ORDER = {
-    "T1": 0, "T2": 0, "T3": 1, "T4": 1, "T8": 2, "T10": 2, "T11": 2,
-    "T5": 3, "T6": 3, "T7": 4, "T9": 3, "T12": 5, "T13": 5, "T14": 6, "T15": 6,
-}  # fmt: skip
 # A rule whose premise another finding explains: unscaled inputs (T2's pre-flight check) make
 # the loss start far off, the updates lopsided and the gradients wild; a diverged run's loss
 # and gradients explode. Those findings are shown under the one that explains them.
@@ -228,8 +222,11 @@ EXPLAINED_BY = {
     "inputs_standardized": {
         "init_loss", "activation_scale", "ratio_low", "ratio_high", "loss_rising",
         "overfitting", "exploding_gradient", "plateau", "class_never_predicted",
+        "learned_nothing",
     },
-    EventKind.DIVERGED: {"ratio_high", "loss_rising", "exploding_gradient"},
+    EventKind.DIVERGED: {"ratio_high", "loss_rising", "exploding_gradient", "learned_nothing"},
+    "ratio_low": {"learned_nothing", "class_never_predicted"},
+    "init_loss": {"learned_nothing", "class_never_predicted"},
 }  # fmt: skip
 
 
@@ -285,7 +282,7 @@ def findings(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out.sort(
         key=lambda f: (
             f["explained_by"] is not None,
-            ROOT_CAUSE_ORDER.get(f["tip"], 9),
+            ROOT_CAUSE_RANK.get(f["tip"], 9),
             f["severity"] != "error",
             f["first_step"] or 0,
         )
