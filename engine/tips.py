@@ -56,3 +56,7 @@ ROOT_CAUSE_RANK: dict[str, int] = {
     "T1": 0, "T2": 0, "T3": 1, "T4": 1, "T8": 2, "T10": 2, "T11": 2,
     "T5": 3, "T6": 3, "T7": 4, "T9": 3, "T12": 5, "T13": 5, "T14": 6, "T15": 6,
 }  # fmt: skip
+
+# Tips an A/B pair never offers: T10 checks hand-written gradients before training; it changes
+# nothing about how a run trains, so "without T10" would compare a run with itself.
+NOT_AB: frozenset[str] = frozenset({"T10"})

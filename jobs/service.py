@@ -262,7 +262,10 @@ def queue_with_change(
 
 
 # The tips an A/B pair can switch off in a preset (each one's "off": submit.tip_off_overrides).
-ab_tips = submit.ab_tips
+def ab_tips(preset: str, dataset: dict[str, Any] | None = None) -> list[str]:
+    """The tips an A/B pair can switch off in ``preset`` on ``dataset`` (the auto preset's
+    derived settings, e.g. its dropout and ensemble on a small table, included)."""
+    return submit.ab_tips(preset, _facts(dataset))
 
 
 def cancel_run(db: sqlite_utils.Database, run_id: int, user: dict[str, Any] | None) -> str:

@@ -30,7 +30,7 @@ import sqlite_utils
 from engine.errors import ConfigError
 from engine.limits import CHECKPOINT
 from engine.messages import Message
-from engine.tips import TIP_OFF
+from engine.tips import NOT_AB, TIP_OFF
 from engine.vocab import ACTIVE
 from jobs import quotas
 from jobs.errors import DatasetNotFound, QuotaExceeded, RunActive
@@ -328,15 +328,18 @@ def _tip_order(tip: str) -> int:
     return int(tip[1:]) if tip[1:].isdigit() else 999
 
 
-def ab_tips(preset: str) -> list[str]:
+def ab_tips(preset: str, facts: Any = None) -> list[str]:
     """Every tip an A/B pair can switch off in ``preset``, in tip order: each tip with a clear
     off switch (:data:`engine.tips.TIP_OFF`) and each tip the preset sets (off = its fields back
     to the engine's defaults), where that "off" (:func:`tip_off_overrides`) changes at least one
-    setting of the preset. A tip whose "off" would change nothing is left out."""
-    from engine.config import get_preset, resolve_config
+    setting of the preset. A tip whose "off" would change nothing is left out, and so are the
+    tips of :data:`engine.tips.NOT_AB`. ``facts``: the dataset's (``engine.auto.DataFacts``),
+    so the auto preset's derived settings count (its dropout and ensemble on a small table)."""
+    from engine.config import preset_for, resolve_config
 
-    base = flatten(resolve_config(preset).to_dict())
-    candidates = set(TIP_OFF) | {s.tip for s in get_preset(preset).settings if s.tip}
+    base = flatten(resolve_config(preset, facts=facts).to_dict())
+    settings = preset_for(preset, facts).settings
+    candidates = (set(TIP_OFF) | {s.tip for s in settings if s.tip}) - NOT_AB
     out = []
     for tip in sorted(candidates, key=_tip_order):
         off = tip_off_overrides(preset, tip)

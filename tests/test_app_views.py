@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.config import resolve_config
+from engine.config import list_presets, resolve_config
 from jobs import format as fmt
 from jobs import submit, views
 
@@ -63,8 +63,10 @@ def test_findings_carry_the_doctors_own_change_and_leave_passed_checks_out():
         },
     ]
     out = views.findings(evts)
-    assert [f["event_id"] for f in out] == [1, 3, 4]
-    assert [f["change"] for f in out] == [{"optim.lr": 0.1}, {}, {"optim.lr": 0.01}]
+    # ranked by root cause: the data (T1), the divergence (T5), then what it explains (T6)
+    assert [f["event_id"] for f in out] == [3, 4, 1]
+    assert [f["change"] for f in out] == [{}, {"optim.lr": 0.01}, {"optim.lr": 0.1}]
+    assert out[2]["explained_by"] == "diverged" and out[1]["start_here"]
     assert out[2]["severity"] == "error" and out[2]["suggestion"] == "optim.lr=0.01"
 
 
@@ -91,6 +93,21 @@ def test_ab_tips_offers_only_tips_that_change_something():
     assert "T9" not in submit.ab_tips("sutskever")  # no clipping to switch off
     assert "T14" not in submit.ab_tips("sutskever")
     assert "T11" in submit.ab_tips("sequence")
+
+
+def test_ab_on_a_small_table_offers_the_auto_presets_dropout_and_ensemble_not_t10():
+    """Issue 20, §8: on a small real table the auto preset derives dropout (T13) and a
+    5-net ensemble (T14), so A/B offers them; T10 (a gradient check before training) changes
+    nothing about training and is never offered."""
+    from engine.auto import DataFacts
+    from engine.data import load_dataset
+
+    facts = DataFacts.from_raw(load_dataset("builtin:breast-cancer"))
+    tips = submit.ab_tips("auto", facts)
+    assert {"T13", "T14"} <= set(tips) and "T10" not in tips
+    assert all("T10" not in submit.ab_tips(p.name) for p in list_presets())
+    off = submit.tip_off_overrides("auto", "T14")
+    assert off["ensemble.members"] == 1
 
 
 def test_every_tip_a_preset_sets_can_be_switched_off_for_ab():

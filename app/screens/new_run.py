@@ -203,7 +203,7 @@ with st.form("new-run"):
     members = e1.number_input(
         _("Ensemble size (for 'Queue an ensemble', T14)"), min_value=1, step=1, key="nr_members"
     )
-    tips = service.ab_tips(preset_name)
+    tips = service.ab_tips(preset_name, dataset)
     ab_tip = (
         e2.selectbox(
             _("Tip to switch off (for 'A/B one tip')"),
