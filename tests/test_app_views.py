@@ -67,7 +67,7 @@ def test_findings_carry_the_doctors_own_change_and_leave_passed_checks_out():
     assert [f["event_id"] for f in out] == [3, 4, 1]
     assert [f["change"] for f in out] == [{}, {"optim.lr": 0.01}, {"optim.lr": 0.1}]
     assert out[2]["explained_by"] == "diverged" and out[0]["start_here"]
-    assert out[2]["severity"] == "error" and out[2]["suggestion"] == "optim.lr=0.01"
+    assert out[1]["severity"] == "error" and out[1]["suggestion"] == "optim.lr=0.01"
 
 
 @pytest.mark.parametrize(
