@@ -348,13 +348,24 @@ def test_names_typed_by_users_show_as_plain_text_and_are_cut(home):
 
 def test_new_run_queues_an_ensemble_and_an_ab_pair(home):
     db = connect()
-    at = _new_run(home)
+    at = _new_run(home)  # auto on breast-cancer already trains 5 nets (T14): it says so
+    assert "Queue an ensemble" not in [b.label for b in at.button]
+    assert "this preset already trains 5 nets" in at.number_input(key="nr_members").label
+    at.number_input(key="nr_members").set_value(3)
+    next(b for b in at.button if b.label == "Queue run").click()
+    at.run()
+    assert_clean(at)
+    run = registry.list_runs(db, limit=1)[0]
+    assert run["spec"]["ensemble"]["members"] == 3
+
+    at = _new_run(home)  # a preset of one net keeps the button
+    at.radio(key="nr_preset").set_value("sutskever").run()
     at.number_input(key="nr_members").set_value(3)
     next(b for b in at.button if b.label == "Queue an ensemble").click()
     at.run()
     assert_clean(at)
     run = registry.list_runs(db, limit=1)[0]
-    assert run["spec"]["ensemble"]["members"] == 3
+    assert run["spec"]["ensemble"]["members"] == 3 and run["preset"] == "sutskever"
 
     at = _new_run(home)
     at.selectbox(key="nr_auto_abtip").set_value("T7")

@@ -200,8 +200,18 @@ with st.form("new-run"):
         height=80,
     )
     e1, e2 = st.columns(2)
+    # A preset that already trains an ensemble (auto on a small table, "ensemble") says so, and
+    # its size is set here for "Queue run"; a second "Queue an ensemble" button would queue the
+    # same thing (issue 20, §8).
     members = e1.number_input(
-        _("Ensemble size (for 'Queue an ensemble', T14)"), min_value=1, step=1, key="nr_members"
+        _("Ensemble size (T14): this preset already trains {n} nets; change it here").format(
+            n=preset_members
+        )
+        if preset_members > 1
+        else _("Ensemble size (for 'Queue an ensemble', T14)"),
+        min_value=1,
+        step=1,
+        key="nr_members",
     )
     tips = service.ab_tips(preset_name, dataset)
     ab_tip = (
@@ -216,7 +226,7 @@ with st.form("new-run"):
     )
     b1, b2, b3 = st.columns(3)
     go = b1.form_submit_button(_("Queue run"), type="primary")
-    go_ens = b2.form_submit_button(_("Queue an ensemble"))
+    go_ens = preset_members == 1 and b2.form_submit_button(_("Queue an ensemble"))
     go_ab = b3.form_submit_button(_("A/B one tip"), disabled=not tips)
 
 if not (go or go_ens or go_ab):
@@ -247,7 +257,7 @@ if chosen_columns:
 extra_overrides, extra_errors = service.parse_lines(extra)
 overrides.update(extra_overrides)
 errors.update(extra_errors)
-if go_ens:
+if go_ens or (preset_members > 1 and int(members) != preset_members):
     overrides["ensemble.members"] = int(members)
 validation = service.Validation()
 if not errors:
