@@ -188,13 +188,38 @@ def run_detail(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
             dataset = None
     folder = run_dir(run_id)
     files = {name: folder / name for name in (MODEL, CHECKPOINT) if (folder / name).is_file()}
+    row = run_row(run, _dataset_names(db))
+    if not run.get("summary"):  # still going: the tiles follow the charts, not the summary
+        row.update(_live_tiles(db, run_id))
     return {
         "run": run,
-        "row": run_row(run, _dataset_names(db)),
+        "row": row,
         "dataset": dataset,
         "files": files,
         "dir": folder,
     }
+
+
+def _live_tiles(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
+    """A running run's tiles from what the charts show (issue 20, §8): the best validation
+    score so far, the epochs done (validation points) and the LR cuts (events)."""
+    from jobs.store.reader import events, series
+
+    out: dict[str, Any] = {"live_epochs": None, "live_cuts": None}
+    for metric, better in (("acc", max), ("rmse", min)):
+        s = series(db, run_id, f"val/{metric}").get(f"val/{metric}")
+        if s is not None and s.value:
+            best = better(v for v in s.value if v == v)  # NaN-free
+            out.update(
+                best=format_metric(metric, best),
+                best_value=best,
+                metric=metric,
+                metric_name=metric_name(metric),
+                live_epochs=len(s.value),
+            )
+            break
+    out["live_cuts"] = len(events(db, run_id, kinds=[EventKind.LR_CUT]))
+    return out
 
 
 def export_metrics_csv(run_id: int) -> Path:

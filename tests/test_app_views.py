@@ -186,3 +186,26 @@ def test_metric_keys_lists_what_the_run_logged(tmp_path):
     assert reader.keys(db, a) == ["ratio/fc1.weight", "train/loss"]
     assert reader.keys(db, b) == ["lr"]
     assert reader.keys(db, 999) == []
+
+
+def test_a_running_runs_tiles_follow_its_charts(tmp_path, monkeypatch):
+    """Issue 20, §8: while a run trains, Best validation, Epochs and LR cuts come from what the
+    charts show (its points and events), not "—" until the summary exists."""
+    from jobs.store import registry
+    from jobs.store.db import connect, db_path
+    from jobs.store.writer import MetricWriter
+    from tests.test_app import page
+
+    monkeypatch.setenv("TRAINBOARD_HOME", str(tmp_path))
+    db = connect()
+    rid = registry.create_run(db, spec={"train": {"epochs": 30}}, preset="auto", name="live")
+    registry.claim_run(db, rid, worker="w", device="cpu")
+    with MetricWriter(db_path(), rid) as w:
+        for step, acc in ((10, 0.80), (20, 0.99), (30, 0.95)):
+            w.log(step, {"val/acc": acc, "val/loss": 1 - acc})
+        w.event(25, "lr_cut", "cut", {"old_lr": 0.1, "new_lr": 0.05})
+    row = views.run_detail(db, rid)["row"]
+    assert (row["best"], row["live_epochs"], row["live_cuts"]) == ("99%", 3, 1)
+    metrics = {m.label: m.value for m in page("run_detail", run_id=rid).metric}
+    assert metrics["Epochs"] == "3 / 30" and metrics["LR cuts"] == "1"
+    assert metrics["Best validation accuracy"] == "99%"

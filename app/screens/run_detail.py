@@ -134,8 +134,13 @@ def _header(db, detail: dict) -> None:
         ),
     )
     h2.metric(_("Duration"), i18n.duration(row["seconds"]))
-    h3.metric(_("Epochs"), summary.get("epochs", "—"))
-    h4.metric(_("LR cuts"), summary.get("lr_cuts", "—"))
+    epochs = summary.get("epochs", row.get("live_epochs"))
+    total = ((run.get("spec") or {}).get("train") or {}).get("epochs")
+    h3.metric(
+        _("Epochs"),
+        "—" if epochs is None else f"{epochs} / {total}" if run["status"] == "running" else epochs,
+    )
+    h4.metric(_("LR cuts"), summary.get("lr_cuts", row.get("live_cuts", "—")))
     h5.metric(_("Progress"), f"{row['progress']:.0%}")
     _baselines(summary)
     if run["status"] == "running":
