@@ -342,6 +342,15 @@ def config_diff(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def _best_baseline(s: dict[str, Any]) -> str:
+    """scikit-learn's best reference score on the run's own split (engine.baselines)."""
+    scores = [b.get("test_metric") for b in (s.get("baselines") or {}).values()]
+    scores = [v for v in scores if v is not None]
+    if not scores:
+        return "—"
+    return format_metric(s.get("metric"), max(scores) if s.get("metric") == "acc" else min(scores))
+
+
 def compare_summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Side-by-side outcome of several runs: status, best metric, epochs, LR cuts, time (in
     seconds, None before it started)."""
@@ -355,6 +364,10 @@ def compare_summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "status": r["status"],
                 "best": format_metric(s.get("metric"), s.get("best_val_metric")),
                 "test (held out)": format_metric(s.get("metric"), s.get("test_metric")),
+                # a classifier's test split by class: the mean recall and macro-F1 (issue 20)
+                "test balanced acc": format_metric("acc", s.get("test_balanced_accuracy")),
+                "test macro-F1": format_metric("f1", s.get("test_macro_f1")),
+                "best baseline (same split)": _best_baseline(s),
                 "best val loss": s.get("best_val_loss"),
                 "epochs": s.get("epochs"),
                 "LR cuts": s.get("lr_cuts"),

@@ -209,3 +209,22 @@ def test_a_running_runs_tiles_follow_its_charts(tmp_path, monkeypatch):
     metrics = {m.label: m.value for m in page("run_detail", run_id=rid).metric}
     assert metrics["Epochs"] == "3 / 30" and metrics["LR cuts"] == "1"
     assert metrics["Best validation accuracy"] == "99%"
+
+
+def test_compare_shows_balanced_accuracy_macro_f1_and_the_best_baseline():
+    run = {
+        "id": 7,
+        "status": "finished",
+        "summary": {
+            "metric": "acc",
+            "test_metric": 0.61,
+            "test_balanced_accuracy": 0.4123,
+            "test_macro_f1": 0.38791,
+            "baselines": {"linear": {"test_metric": 0.7}, "gbm": {"test_metric": 0.744}},
+        },
+    }
+    (row,) = views.compare_summary([run])
+    assert row["test balanced acc"] == "41.2%" and row["test macro-F1"] == "0.3879"
+    assert row["best baseline (same split)"] == "74.4%"
+    (old,) = views.compare_summary([{"id": 8, "status": "finished", "summary": {"metric": "rmse"}}])
+    assert old["test balanced acc"] == old["best baseline (same split)"] == "—"
