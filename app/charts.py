@@ -300,6 +300,24 @@ class PanelChart(alt.LayerChart):
         return super().to_dict(validate, **kwargs)
 
 
+LABEL_ROWS = 3
+LABEL_WIDTH = 0.12  # of the x range: about one label's width at the default chart size
+
+
+def labelled(events: pd.DataFrame, xmax: float | None) -> pd.DataFrame:
+    """The events (sorted by step) that get a text label, each with its row (``ypos``): at most
+    LABEL_ROWS within any LABEL_WIDTH of the x range, one per row."""
+    width = LABEL_WIDTH * (xmax or float(events["step"].max() or 1))
+    kept: list[int] = []
+    steps: list[float] = []
+    for i, step in zip(events.index, events["step"], strict=True):
+        if sum(1 for s in steps if step - s < width) < LABEL_ROWS:
+            kept.append(i)
+            steps.append(step)
+    out = events.loc[kept]
+    return out.assign(ypos=[4 + 12 * (i % LABEL_ROWS) for i in range(len(out))])
+
+
 def _rules(
     events: pd.DataFrame,
     dashed: bool = False,
@@ -327,8 +345,10 @@ def _rules(
     )
     layers = [rule]
     # Labels near the right edge go on the left of their rule, so the plot does not clip them;
-    # successive labels step down three rows, so close rules don't print over each other.
-    events = events.sort_values("step").assign(ypos=[4 + 12 * (i % 3) for i in range(len(events))])
+    # successive labels step down three rows, so close rules don't print over each other, and
+    # where more than three fall within a label's width the rest keep their rule and tooltip
+    # but no text (7–9 late LR cuts used to smear into one unreadable line).
+    events = labelled(events.sort_values("step"), xmax)
     right = events["step"] > 0.7 * xmax if xmax else pd.Series(False, index=events.index)
     for part, align, dx in ((events[~right], "left", 3), (events[right], "right", -3)):
         if not part.empty:

@@ -228,3 +228,22 @@ def test_compare_shows_balanced_accuracy_macro_f1_and_the_best_baseline():
     assert row["best baseline (same split)"] == "74.4%"
     (old,) = views.compare_summary([{"id": 8, "status": "finished", "summary": {"metric": "rmse"}}])
     assert old["test balanced acc"] == old["best baseline (same split)"] == "—"
+
+
+def test_many_close_lr_cut_labels_are_thinned_to_three_rows():
+    """Issue 20, §8: nine LR cuts late in a run keep their rules, but at most three labels
+    share any label-width of the chart, one per row, so they never smear into one line."""
+    import pandas as pd
+
+    from app.charts import LABEL_ROWS, LABEL_WIDTH, labelled
+
+    late = pd.DataFrame({"step": [900 + 10 * i for i in range(9)], "label": ["LR"] * 9})
+    early = pd.DataFrame({"step": [100, 400, 700], "label": ["a", "b", "c"]})
+    shown = labelled(pd.concat([early, late], ignore_index=True), 1000)
+    assert list(shown["step"][:3]) == [100, 400, 700]  # far apart: all labelled
+    steps = list(shown["step"])
+    for s in steps:
+        assert sum(1 for t in steps if 0 <= s - t < LABEL_WIDTH * 1000) <= LABEL_ROWS
+    rows = list(shown["ypos"])
+    assert all(a != b for a, b in zip(rows, rows[1:], strict=False))  # neighbours on other rows
+    assert len(shown) < 12
