@@ -466,8 +466,9 @@ def panel_chart(
     )
 
 
-def run_charts(data: ChartData) -> dict[str, PanelChart]:
-    """Every panel of the run page that has data, in display order."""
+def run_charts(data: ChartData, *, log_loss: bool = False) -> dict[str, PanelChart]:
+    """Every panel of the run page that has data, in display order; ``log_loss``: the loss
+    panel on a log axis (the Run detail page's toggle)."""
     charts: dict[str, alt.LayerChart] = {}
     # One step axis for every panel of the run, so a cut in the loss lines up with the LR's.
     domain = (0.0, float(max(data.last_step or 0, 1)))
@@ -485,7 +486,7 @@ def run_charts(data: ChartData) -> dict[str, PanelChart]:
         charts[panel] = panel_chart(
             frame,
             title=_(opts["title"]),
-            log=opts["log"],
+            log=opts["log"] or (panel == "loss" and log_loss),
             events=data.events,
             hints=data.hints,
             x_domain=domain,

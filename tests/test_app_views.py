@@ -3,6 +3,8 @@ submissions (``jobs.submit``), on real configs."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from engine.config import list_presets, resolve_config
@@ -247,3 +249,28 @@ def test_many_close_lr_cut_labels_are_thinned_to_three_rows():
     rows = list(shown["ypos"])
     assert all(a != b for a, b in zip(rows, rows[1:], strict=False))  # neighbours on other rows
     assert len(shown) < 12
+
+
+def test_run_detail_can_draw_the_loss_on_a_log_axis(tmp_path, monkeypatch):
+    """Issue 20, §8: a loss that starts at 500,000 flattens the rest of the curve on a linear
+    axis; Run detail's toggle draws the loss panel on a log axis (real run, real store)."""
+    import json
+
+    from app import charts
+    from jobs import datasets
+    from jobs.store.db import connect
+    from tests.test_app import FAST, _train, page
+
+    monkeypatch.setenv("TRAINBOARD_HOME", str(tmp_path))
+    db = connect()
+    rid = _train(db, datasets.register_builtin(db, "builtin:breast-cancer"), "quick", FAST, "x")
+    data = charts.run_chart_data(db, rid, spec={}, cache=charts.RunCache(rid), smoothing=0.6)
+
+    def scales(fig) -> set[str]:
+        return set(re.findall(r'"type": "(log|linear)"', json.dumps(fig.to_dict())))
+
+    assert "log" not in scales(charts.run_charts(data)["loss"])
+    assert "log" in scales(charts.run_charts(data, log_loss=True)["loss"])
+    at = page("run_detail", run_id=rid)
+    at.checkbox(key="log_loss").check().run()
+    assert not at.exception

@@ -79,6 +79,9 @@ smoothing = st.slider(
     0.01,
     key="smoothing",
 )
+# A loss that starts at 500,000 (unscaled inputs) flattens every later epoch at the bottom of
+# a linear axis: a log axis shows them (as Compare offers).
+log_loss = st.checkbox(_("Log scale for the loss"), value=False, key="log_loss")
 
 
 def live() -> None:
@@ -246,11 +249,12 @@ def _charts(db, run: dict) -> None:
         len(data.events),
         len(data.hints),
         smoothing,
+        log_loss,
         i18n.lang(),  # titles and marks are drawn in the session's language
     )
     built = st.session_state.get(f"chart-figs-{run_id}")
     if built is None or built[0] != signature:
-        built = (signature, charts.run_charts(data))
+        built = (signature, charts.run_charts(data, log_loss=log_loss))
         st.session_state[f"chart-figs-{run_id}"] = built
     figs = built[1]
     if "loss" in figs:
