@@ -144,6 +144,12 @@ def auto_task(values: np.ndarray) -> str:
     return "regression"
 
 
+def _whole(s: pd.Series) -> bool:
+    """Every value a finite whole number (an infinite cell is its own error, later)."""
+    v = s.dropna().to_numpy(dtype="float64")
+    return bool(np.isfinite(v).all()) and bool(np.all(np.mod(v, 1) == 0))
+
+
 CLEAR_LEAD = 1.5  # a guess this far ahead of the runner-up needs no question
 
 
@@ -165,7 +171,7 @@ def target_candidates(df: pd.DataFrame, guessed: Any) -> tuple[list[dict[str, An
         if is_text(s) or pd.api.types.is_bool_dtype(s):
             score += 1.0 if few else -1.0
             why = Message("target.classes", count=distinct)
-        elif few and bool(np.all(np.mod(s.dropna().to_numpy(dtype="float64"), 1) == 0)):
+        elif few and _whole(s):
             score += 1.0
             why = Message("target.classes", count=distinct)
         else:
