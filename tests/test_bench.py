@@ -48,6 +48,11 @@ EXPECTED: dict[str, list[str]] = {
         r"(\d+)/\1 finished in " + NUM + r" s on \d+ workers, 0 re-run, 0 started twice",
         r"embedded\s+submit → running " + NUM + r" s .* submit → finished " + NUM + r" s",
     ],
+    "small_run": [
+        r"import torch \(the floor\)\s+" + NUM + r"\s+0\.00\s+1\.00×",
+        r"trainboard train, wine \(178 rows\)\s+" + NUM + r"\s+-?" + NUM + r"\s+" + NUM + "×",
+        r"small run beyond import torch: -?" + NUM + r" s \(target ≤ 1\.5 s\): (PASS|MISS)",
+    ],
     "store": [
         r"ingest vs raw executemany \(ratio\)\s+" + NUM,
         r"chart speed-up vs naive full read \(x\)\s+" + NUM,
