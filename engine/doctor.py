@@ -460,9 +460,9 @@ def rule_ratio(
     cut = base_lr is not None and lr < base_lr * (1 - 1e-6)
     recent = summary_ratios[-window:]
     far = summary_ratios[-2:]
-    if len(far) == 2 and (
-        all(r < low / RATIO_FAR for r in far) or all(r > high * RATIO_FAR for r in far)
-    ):
+    far_low = len(far) == 2 and all(r < low / RATIO_FAR for r in far)
+    far_high = len(far) == 2 and all(r > high * RATIO_FAR for r in far)
+    if far_low or far_high:
         recent = far
     elif len(recent) < window:
         return None
@@ -479,7 +479,6 @@ def rule_ratio(
             data={"ratio": recent[-1], "low": low, "high": high},
             change=change,
         )
-    far_high = len(far) == 2 and all(r > high * RATIO_FAR for r in far)
     if all(r > high for r in recent) and (far_high or not _falling(train_losses)):
         change = _new({"optim.lr": _sig(start / 3)}, {"optim.lr": start})
         return Finding(

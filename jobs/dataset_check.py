@@ -35,9 +35,10 @@ import types
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NoReturn
 
 from engine.limits import MAX_COLUMNS
+from engine.messages import Message
 
 TABLE_TEXT = (".csv", ".tsv", ".txt")
 HEADER_BYTES = 4 << 20  # a header row longer than this is refused before parsing
@@ -116,6 +117,24 @@ def precheck(path: Path, where: str, ext: str, limits: CheckLimits) -> None:
         _precheck_jsonl(path, where, limits)
     elif ext == ".zip":
         _precheck_image_zip(path, where, limits)
+
+
+def _refuse_unpacked(size: int, what: str, where: str, limits: CheckLimits) -> NoReturn:
+    """The one refusal for a file whose declared unpacked size is over the limit (``what``:
+    "the archive unpacks", "the arrays unpack", …)."""
+    raise Refused(
+        f"{where}: {what} to {size_text(size)}, more than the "
+        f"{size_text(limits.max_unpacked)} limit (TRAINBOARD_MAX_UNPACKED_MB on the server)."
+    )
+
+
+def _open_zip(path: Path, refusal: str) -> zipfile.ZipFile:
+    """The file as a zip, or ``Refused(refusal)`` when it is none (a workbook, an .npz and an
+    image archive are each a zip)."""
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise Refused(refusal) from e
 
 
 def _check_name(name: str, what: str, where: str, limits: CheckLimits) -> None:
@@ -236,10 +255,7 @@ def _precheck_parquet(path: Path, where: str, limits: CheckLimits) -> None:
     _check_cells(meta.num_rows, max(len(schema), 1), where, limits)
     unpacked = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
     if unpacked > limits.max_unpacked:
-        raise Refused(
-            f"{where}: the row groups unpack to {size_text(unpacked)}, more than the "
-            f"{size_text(limits.max_unpacked)} limit (TRAINBOARD_MAX_UNPACKED_MB on the server)."
-        )
+        _refuse_unpacked(unpacked, "the row groups unpack", where, limits)
 
 
 def _npy_header(f: Any) -> tuple[tuple[int, ...], Any]:
@@ -270,10 +286,7 @@ def _precheck_xlsx(path: Path, where: str, limits: CheckLimits) -> None:
     """An Excel workbook is a zip of XML: bound its entries and unpacked size like any zip,
     and its first sheet's rows × columns from the sheet's own <dimension> tag, before openpyxl
     parses a byte of it."""
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
-        raise Refused(f"{where}: not a valid Excel (.xlsx) workbook.") from e
+    zf = _open_zip(path, f"{where}: not a valid Excel (.xlsx) workbook.")
     with zf:
         infos = zf.infolist()
         if len(infos) > 10_000:
@@ -281,10 +294,7 @@ def _precheck_xlsx(path: Path, where: str, limits: CheckLimits) -> None:
         declared = sum(i.file_size for i in infos)
         packed = sum(i.compress_size for i in infos)
         if declared > limits.max_unpacked:
-            raise Refused(
-                f"{where}: the workbook unpacks to {size_text(declared)}, more than the "
-                f"{size_text(limits.max_unpacked)} limit (TRAINBOARD_MAX_UNPACKED_MB on the server)."
-            )
+            _refuse_unpacked(declared, "the workbook unpacks", where, limits)
         if declared > 1 << 20 and declared > XLSX_RATIO * max(packed, 1):
             raise Refused(
                 f"{where}: the workbook expands {declared / max(packed, 1):.0f}× (limit "
@@ -339,20 +349,14 @@ def _precheck_jsonl(path: Path, where: str, limits: CheckLimits) -> None:
 
 
 def _precheck_npz(path: Path, where: str, limits: CheckLimits) -> None:
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
-        raise Refused(f"{where}: can't be read as an .npz: it is not a zip of .npy arrays.") from e
+    zf = _open_zip(path, f"{where}: can't be read as an .npz: it is not a zip of .npy arrays.")
     with zf:
         infos = zf.infolist()
         if len(infos) > MAX_NPZ_ARRAYS:
             raise Refused(f"{where}: {len(infos)} arrays; an .npz for training holds a few.")
         declared = sum(i.file_size for i in infos)
         if declared > limits.max_unpacked:
-            raise Refused(
-                f"{where}: the arrays unpack to {size_text(declared)}, more than the "
-                f"{size_text(limits.max_unpacked)} limit (TRAINBOARD_MAX_UNPACKED_MB on the server)."
-            )
+            _refuse_unpacked(declared, "the arrays unpack", where, limits)
         pixels = 0
         for info in infos:
             _check_name(info.filename, f"array {info.filename[:40]!r}…", where, limits)
@@ -398,10 +402,7 @@ def _image_size(data: bytes) -> tuple[int, int] | None:
 
 
 def _precheck_image_zip(path: Path, where: str, limits: CheckLimits) -> None:
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
-        raise Refused(f"{where}: not a valid zip archive.") from e
+    zf = _open_zip(path, f"{where}: not a valid zip archive.")
     with zf:
         infos = zf.infolist()
         if len(infos) > limits.max_zip_files:
@@ -411,10 +412,7 @@ def _precheck_image_zip(path: Path, where: str, limits: CheckLimits) -> None:
             )
         declared = sum(i.file_size for i in infos)
         if declared > limits.max_unpacked:
-            raise Refused(
-                f"{where}: the archive unpacks to {size_text(declared)}, more than the "
-                f"{size_text(limits.max_unpacked)} limit (TRAINBOARD_MAX_UNPACKED_MB on the server)."
-            )
+            _refuse_unpacked(declared, "the archive unpacks", where, limits)
         pixels = 0
         for info in infos:
             if info.is_dir() or info.file_size == 0:
@@ -590,7 +588,7 @@ def run_check(job: dict[str, Any]) -> dict[str, Any]:
         # message's code and params go along, so the page shows it in the reader's language.
         first = e.args[0] if e.args else None
         out: dict[str, Any] = {"error": str(e).replace(path.name, where)}
-        if hasattr(first, "to_json"):
+        if isinstance(first, Message):
             params = {
                 k: where if v == path.name else v for k, v in first.to_json()["params"].items()
             }

@@ -15,6 +15,7 @@ while its upload is checked; one left by a process that died is swept when Train
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -134,11 +135,13 @@ def check_in_child(
     if result is None:
         raise DataError(_died(filename, proc, limits))
     if "error" in result:
-        coded = result.get("error_msg")
-        try:  # the check's message with its code (the page translates it), else its text
-            raise DataError(Message.from_json(coded) if coded else str(result["error"]))
-        except (KeyError, TypeError) as e:  # a code this version lacks: the English text
-            raise DataError(str(result["error"])) from e
+        # the check's message with its code (the page translates it), else its text (a code
+        # this version lacks)
+        message: str = str(result["error"])
+        if result.get("error_msg"):
+            with contextlib.suppress(KeyError, TypeError):
+                message = Message.from_json(result["error_msg"])
+        raise DataError(message)
     report = result["report"]
     if len(json.dumps(report)) > MAX_REPORT_BYTES:
         raise DataError(

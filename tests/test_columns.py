@@ -7,8 +7,6 @@ refused by name."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -117,25 +115,18 @@ def test_numbers_written_as_text_yes_no_and_day_first_dates():
 def test_the_cli_trains_on_the_dates_table_and_says_what_it_used(weather, tmp_path):
     """``trainboard train`` on the weather CSV as a new user would call it, with the user's own
     kinds through --set: it trains, and the summary records the target and the date features."""
+    from tests.test_engine_run import _cli
+
     out = tmp_path / "out"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "jobs.cli",
-            "train",
-            "--dataset",
-            str(weather),
-            "--set",
-            "train.epochs=2",
-            "--set",
-            'data.columns={"wind": "ignore"}',
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    proc = _cli(
+        "--dataset",
+        str(weather),
+        "--set",
+        "train.epochs=2",
+        "--set",
+        'data.columns={"wind": "ignore"}',
+        "--out",
+        str(out),
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())

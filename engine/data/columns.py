@@ -315,10 +315,6 @@ def encode(df: pd.DataFrame, columns: list[Column], where: str) -> tuple[np.ndar
             blocks.append(np.asarray(v, dtype="float64")[:, None])
             names.append(fname)
     if not blocks:
-        ignored = [c.name for c in columns if c.kind not in USED]
-        if ignored:
-            shown = ", ".join(repr(n) for n in ignored[:10])
-            raise DataError(Message("data.only_ignored", where=where, columns=shown))
         raise DataError(Message("data.no_features", where=where))
     return np.concatenate(blocks, axis=1).astype(np.float32), names
 

@@ -251,7 +251,10 @@ def features_from_frame(
     stays (``prepare`` imputes), inf is an error. Returns (x, feature names, columns)."""
     columns = column_pass(df, chosen, where)
     used = [c for c in columns if c.kind in USED]
-    x, names = encode(df, used if used else columns, where)
+    if not used and columns:  # every column an ID, free text or empty: say which
+        shown = ", ".join(repr(c.name) for c in columns[:10])
+        raise DataError(Message("data.only_ignored", where=where, columns=shown))
+    x, names = encode(df, used, where)
     return x, names, columns
 
 
