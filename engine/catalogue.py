@@ -694,4 +694,102 @@ CATALOGUE: dict[str, str] = {
     "resume.from_checkpoint": N_("run {id} continues from its checkpoint"),
     "resume.fields": N_("a resume can change only {fields}"),
     "resume.epochs": N_("the checkpoint already holds {epochs} epochs; ask for more than that"),
+    # --- the upload check's refusals (jobs/dataset_check.py) ------------------------------------
+    "upload.what.archive": N_("the archive unpacks"),
+    "upload.what.arrays": N_("the arrays unpack"),
+    "upload.what.workbook": N_("the workbook unpacks"),
+    "upload.what.row_groups": N_("the row groups unpack"),
+    "upload.what.column_n": N_("column {n}"),
+    "upload.what.column": N_("column {name!r}…"),
+    "upload.what.array": N_("array {name!r}…"),
+    "upload.unpacked": N_(
+        "{file}: {what} to {size}, more than the {limit} limit (TRAINBOARD_MAX_UNPACKED_MB on the "
+        "server)."
+    ),
+    "upload.long_name": N_(
+        "{file}: {what} has a name {length:,} characters long; names may have at most {limit}. "
+        "Shorten it and upload again."
+    ),
+    "upload.cells": N_(
+        "{file}: {rows:,} rows × {columns:,} columns = {cells:,} values, more than the {limit:,} "
+        "Trainboard accepts (TRAINBOARD_MAX_CELLS on the server)."
+    ),
+    "upload.cells_up_to": N_(
+        "{file}: up to {rows:,} rows × {columns:,} columns = {cells:,} values, more than the "
+        "{limit:,} Trainboard accepts (TRAINBOARD_MAX_CELLS on the server)."
+    ),
+    "upload.long_header": N_(
+        "{file}: the header row is longer than {limit}; a table's first row holds its column names."
+    ),
+    "upload.header_columns": N_(
+        "{file}: the header has {columns:,} columns, more than the {limit} columns Trainboard "
+        "accepts."
+    ),
+    "upload.text_size": N_(
+        "{file}: {size} of text, more than the {limit} Trainboard reads "
+        "(TRAINBOARD_MAX_UNPACKED_MB on the server)."
+    ),
+    "upload.columns": N_(
+        "{file}: {columns:,} columns is more than the {limit} Trainboard accepts."
+    ),
+    "upload.bad_parquet": N_("{file}: not a valid Parquet file ({why})."),
+    "upload.nested_column": N_(
+        "{file}: column {column!r} is a {kind} column; Trainboard reads plain columns with one "
+        "number or text per cell. Flatten it (one column per field or element) and upload again."
+    ),
+    "upload.bad_xlsx": N_("{file}: not a valid Excel (.xlsx) workbook."),
+    "upload.xlsx_parts": N_("{file}: the workbook holds {parts:,} parts; that is no table."),
+    "upload.xlsx_ratio": N_(
+        "{file}: the workbook expands {ratio:.0f}× (limit {limit}×); that is how zip bombs look, "
+        "so it was refused."
+    ),
+    "upload.xlsx_no_sheet": N_("{file}: the workbook has no worksheet."),
+    "upload.long_first_line": N_(
+        "{file}: the first line is longer than {limit}; a JSON Lines table holds one flat object "
+        "per line."
+    ),
+    "upload.jsonl_not_json": N_("{file}: the first line is not JSON ({why})."),
+    "upload.jsonl_not_object": N_(
+        '{file}: each line must be one JSON object, e.g. {{"a": 1, "label": "x"}}.'
+    ),
+    "upload.jsonl_keys": N_(
+        "{file}: {keys:,} keys is more than the {limit} columns Trainboard accepts."
+    ),
+    "upload.jsonl_nested": N_(
+        "{file}: key {key!r} holds a nested object or list; Trainboard reads flat objects with "
+        "one number or text per key. Flatten it and upload again."
+    ),
+    "upload.bad_npz": N_("{file}: can't be read as an .npz: it is not a zip of .npy arrays."),
+    "upload.npz_arrays": N_("{file}: {arrays} arrays; an .npz for training holds a few."),
+    "upload.array_bytes": N_(
+        "{file}: array {array!r} of shape {shape} holds {size}, more than the {limit} limit "
+        "(TRAINBOARD_MAX_UNPACKED_MB)."
+    ),
+    "upload.array_values": N_(
+        "{file}: array {array!r} of shape {shape} holds {values:,} values, more than the "
+        "{limit:,} Trainboard accepts (TRAINBOARD_MAX_CELLS on the server)."
+    ),
+    "upload.npz_pixels": N_(
+        "{file}: the images hold {pixels:,} pixels in all, more than the {limit:,} allowed "
+        "(TRAINBOARD_MAX_PIXELS on the server)."
+    ),
+    "upload.bad_zip": N_("{file}: not a valid zip archive."),
+    "upload.zip_entries": N_(
+        "{file}: the archive holds {entries} entries, more than {limit} "
+        "(TRAINBOARD_MAX_ZIP_FILES on the server)."
+    ),
+    "upload.zip_pixels": N_(
+        "{file}: the images hold more than {limit:,} pixels in all (the limit, "
+        "TRAINBOARD_MAX_PIXELS on the server); use fewer or smaller images."
+    ),
+    "upload.memory": N_(
+        "{file}: the file needs more memory than the {limit} limit while being checked "
+        "(TRAINBOARD_CHECK_MEMORY_MB on the server), so it was refused; a file that unpacks to "
+        "far more than its size is how compression bombs look. Upload a smaller file or split it."
+    ),
+    "upload.cpu": N_(
+        "{file}: checking the file took more than the {seconds} s of CPU time allowed "
+        "(TRAINBOARD_CHECK_CPU_S on the server), so it was refused. Upload a smaller file."
+    ),
+    "upload.unreadable": N_("{file}: could not be read as a dataset ({why})."),
 }

@@ -119,16 +119,21 @@ def precheck(path: Path, where: str, ext: str, limits: CheckLimits) -> None:
         _precheck_image_zip(path, where, limits)
 
 
-def _refuse_unpacked(size: int, what: str, where: str, limits: CheckLimits) -> NoReturn:
+def _refuse_unpacked(size: int, what: Message, where: str, limits: CheckLimits) -> NoReturn:
     """The one refusal for a file whose declared unpacked size is over the limit (``what``:
-    "the archive unpacks", "the arrays unpack", …)."""
+    "the archive unpacks", "the arrays unpack", …, as a message)."""
     raise Refused(
-        f"{where}: {what} to {size_text(size)}, more than the "
-        f"{size_text(limits.max_unpacked)} limit (TRAINBOARD_MAX_UNPACKED_MB on the server)."
+        Message(
+            "upload.unpacked",
+            file=where,
+            what=what,
+            size=size_text(size),
+            limit=size_text(limits.max_unpacked),
+        )
     )
 
 
-def _open_zip(path: Path, refusal: str) -> zipfile.ZipFile:
+def _open_zip(path: Path, refusal: Message) -> zipfile.ZipFile:
     """The file as a zip, or ``Refused(refusal)`` when it is none (a workbook, an .npz and an
     image archive are each a zip)."""
     try:
@@ -137,20 +142,29 @@ def _open_zip(path: Path, refusal: str) -> zipfile.ZipFile:
         raise Refused(refusal) from e
 
 
-def _check_name(name: str, what: str, where: str, limits: CheckLimits) -> None:
+def _check_name(name: str, what: Message, where: str, limits: CheckLimits) -> None:
     if len(name) > limits.max_name:
         raise Refused(
-            f"{where}: {what} has a name {len(name):,} characters long; names may have at most "
-            f"{limits.max_name}. Shorten it and upload again."
+            Message(
+                "upload.long_name", file=where, what=what, length=len(name), limit=limits.max_name
+            )
         )
 
 
-def _check_cells(rows: int, columns: int, where: str, limits: CheckLimits, about: str = "") -> None:
+def _check_cells(
+    rows: int, columns: int, where: str, limits: CheckLimits, *, up_to: bool = False
+) -> None:
     cells = rows * columns
     if cells > limits.max_cells:
         raise Refused(
-            f"{where}: {about}{rows:,} rows × {columns:,} columns = {cells:,} values, more than "
-            f"the {limits.max_cells:,} Trainboard accepts (TRAINBOARD_MAX_CELLS on the server)."
+            Message(
+                "upload.cells_up_to" if up_to else "upload.cells",
+                file=where,
+                rows=rows,
+                columns=columns,
+                cells=cells,
+                limit=limits.max_cells,
+            )
         )
 
 
@@ -173,10 +187,7 @@ def _precheck_text(path: Path, where: str, ext: str, limits: CheckLimits) -> Non
     record = _header_record(head)
     if record is None:
         if len(head) > HEADER_BYTES:
-            raise Refused(
-                f"{where}: the header row is longer than {size_text(HEADER_BYTES)}; a table's "
-                "first row holds its column names."
-            )
+            raise Refused(Message("upload.long_header", file=where, limit=size_text(HEADER_BYTES)))
         record = head  # one line without a newline: the whole file is the header
     text = record.decode("utf-8", errors="replace").rstrip("\r")
     if ext == ".csv":
@@ -192,21 +203,24 @@ def _precheck_text(path: Path, where: str, ext: str, limits: CheckLimits) -> Non
         return  # the loader says what is malformed
     if len(names) > MAX_COLUMNS:
         raise Refused(
-            f"{where}: the header has {len(names):,} columns, more than the {MAX_COLUMNS} "
-            "columns Trainboard accepts."
+            Message("upload.header_columns", file=where, columns=len(names), limit=MAX_COLUMNS)
         )
     for i, name in enumerate(names):
-        _check_name(name, f"column {i + 1}", where, limits)
+        _check_name(name, Message("upload.what.column_n", n=i + 1), where, limits)
     # Rows: at most one per line break (a quoted newline only overcounts). Counted in chunks.
     lines = 0
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             lines += chunk.count(b"\n")
-    _check_cells(max(lines, 1), max(len(names), 1), where, limits, about="up to ")
+    _check_cells(max(lines, 1), max(len(names), 1), where, limits, up_to=True)
     if size > limits.max_unpacked:
         raise Refused(
-            f"{where}: {size_text(size)} of text, more than the {size_text(limits.max_unpacked)} "
-            "Trainboard reads (TRAINBOARD_MAX_UNPACKED_MB on the server)."
+            Message(
+                "upload.text_size",
+                file=where,
+                size=size_text(size),
+                limit=size_text(limits.max_unpacked),
+            )
         )
 
 
@@ -237,25 +251,29 @@ def _precheck_parquet(path: Path, where: str, limits: CheckLimits) -> None:
     except MemoryError:
         raise  # a footer too big for the budget: the memory message, not "invalid"
     except Exception as e:  # pyarrow raises ArrowInvalid/OSError variants for non-parquet bytes
-        raise Refused(f"{where}: not a valid Parquet file ({e.__class__.__name__}).") from e
+        raise Refused(Message("upload.bad_parquet", file=where, why=e.__class__.__name__)) from e
     for field in schema:
-        _check_name(str(field.name), f"column {str(field.name)[:40]!r}…", where, limits)
+        _check_name(
+            str(field.name), Message("upload.what.column", name=str(field.name)[:40]), where, limits
+        )
         kind = _nested_kind(field.type)
         if kind is not None:
             raise Refused(
-                f"{where}: column {field.name!r} is a {kind} column; Trainboard reads plain "
-                "columns with one number or text per cell. Flatten it (one column per field "
-                "or element) and upload again."
+                Message("upload.nested_column", file=where, column=str(field.name), kind=kind)
             )
     if len(schema) > MAX_COLUMNS or meta.num_columns > MAX_COLUMNS:
         raise Refused(
-            f"{where}: {max(len(schema), meta.num_columns):,} columns is more than the "
-            f"{MAX_COLUMNS} Trainboard accepts."
+            Message(
+                "upload.columns",
+                file=where,
+                columns=max(len(schema), meta.num_columns),
+                limit=MAX_COLUMNS,
+            )
         )
     _check_cells(meta.num_rows, max(len(schema), 1), where, limits)
     unpacked = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
     if unpacked > limits.max_unpacked:
-        _refuse_unpacked(unpacked, "the row groups unpack", where, limits)
+        _refuse_unpacked(unpacked, Message("upload.what.row_groups"), where, limits)
 
 
 def _npy_header(f: Any) -> tuple[tuple[int, ...], Any]:
@@ -286,35 +304,37 @@ def _precheck_xlsx(path: Path, where: str, limits: CheckLimits) -> None:
     """An Excel workbook is a zip of XML: bound its entries and unpacked size like any zip,
     and its first sheet's rows × columns from the sheet's own <dimension> tag, before openpyxl
     parses a byte of it."""
-    zf = _open_zip(path, f"{where}: not a valid Excel (.xlsx) workbook.")
+    zf = _open_zip(path, Message("upload.bad_xlsx", file=where))
     with zf:
         infos = zf.infolist()
         if len(infos) > 10_000:
-            raise Refused(f"{where}: the workbook holds {len(infos):,} parts; that is no table.")
+            raise Refused(Message("upload.xlsx_parts", file=where, parts=len(infos)))
         declared = sum(i.file_size for i in infos)
         packed = sum(i.compress_size for i in infos)
         if declared > limits.max_unpacked:
-            _refuse_unpacked(declared, "the workbook unpacks", where, limits)
+            _refuse_unpacked(declared, Message("upload.what.workbook"), where, limits)
         if declared > 1 << 20 and declared > XLSX_RATIO * max(packed, 1):
             raise Refused(
-                f"{where}: the workbook expands {declared / max(packed, 1):.0f}× (limit "
-                f"{XLSX_RATIO}×); that is how zip bombs look, so it was refused."
+                Message(
+                    "upload.xlsx_ratio",
+                    file=where,
+                    ratio=declared / max(packed, 1),
+                    limit=XLSX_RATIO,
+                )
             )
         sheets = sorted(
             (i for i in infos if re.fullmatch(r"xl/worksheets/sheet\d+\.xml", i.filename)),
             key=lambda i: int(re.sub(r"\D", "", i.filename) or 0),
         )
         if not sheets:
-            raise Refused(f"{where}: the workbook has no worksheet.")
+            raise Refused(Message("upload.xlsx_no_sheet", file=where))
         with zf.open(sheets[0]) as f:
             head = f.read(64 * 1024)
     m = _DIMENSION.search(head)
     if m and m.group(1):
         rows, columns = int(m.group(2)), _column_number(m.group(1))
         if columns > MAX_COLUMNS:
-            raise Refused(
-                f"{where}: {columns:,} columns is more than the {MAX_COLUMNS} Trainboard accepts."
-            )
+            raise Refused(Message("upload.columns", file=where, columns=columns, limit=MAX_COLUMNS))
         _check_cells(rows, columns, where, limits)
 
 
@@ -325,41 +345,37 @@ def _precheck_jsonl(path: Path, where: str, limits: CheckLimits) -> None:
         first = f.readline(HEADER_BYTES + 1)
         if len(first) > HEADER_BYTES:
             raise Refused(
-                f"{where}: the first line is longer than {size_text(HEADER_BYTES)}; a JSON Lines "
-                "table holds one flat object per line."
+                Message("upload.long_first_line", file=where, limit=size_text(HEADER_BYTES))
             )
         lines = 1 + sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
     try:
         row = json.loads(first)
     except ValueError as e:
-        raise Refused(f"{where}: the first line is not JSON ({e.__class__.__name__}).") from e
+        raise Refused(Message("upload.jsonl_not_json", file=where, why=e.__class__.__name__)) from e
     if not isinstance(row, dict) or not row:
-        raise Refused(f'{where}: each line must be one JSON object, e.g. {{"a": 1, "label": "x"}}.')
+        raise Refused(Message("upload.jsonl_not_object", file=where))
     if len(row) > MAX_COLUMNS:
-        raise Refused(
-            f"{where}: {len(row):,} keys is more than the {MAX_COLUMNS} columns Trainboard accepts."
-        )
+        raise Refused(Message("upload.jsonl_keys", file=where, keys=len(row), limit=MAX_COLUMNS))
     nested = [k for k, v in row.items() if isinstance(v, dict | list)]
     if nested:
-        raise Refused(
-            f"{where}: key {str(nested[0])[:40]!r} holds a nested object or list; Trainboard reads "
-            "flat objects with one number or text per key. Flatten it and upload again."
-        )
+        raise Refused(Message("upload.jsonl_nested", file=where, key=str(nested[0])[:40]))
     _check_cells(lines, len(row), where, limits)
 
 
 def _precheck_npz(path: Path, where: str, limits: CheckLimits) -> None:
-    zf = _open_zip(path, f"{where}: can't be read as an .npz: it is not a zip of .npy arrays.")
+    zf = _open_zip(path, Message("upload.bad_npz", file=where))
     with zf:
         infos = zf.infolist()
         if len(infos) > MAX_NPZ_ARRAYS:
-            raise Refused(f"{where}: {len(infos)} arrays; an .npz for training holds a few.")
+            raise Refused(Message("upload.npz_arrays", file=where, arrays=len(infos)))
         declared = sum(i.file_size for i in infos)
         if declared > limits.max_unpacked:
-            _refuse_unpacked(declared, "the arrays unpack", where, limits)
+            _refuse_unpacked(declared, Message("upload.what.arrays"), where, limits)
         pixels = 0
         for info in infos:
-            _check_name(info.filename, f"array {info.filename[:40]!r}…", where, limits)
+            _check_name(
+                info.filename, Message("upload.what.array", name=info.filename[:40]), where, limits
+            )
             try:
                 with zf.open(info) as f:
                     shape, dtype = _npy_header(f)
@@ -370,15 +386,25 @@ def _precheck_npz(path: Path, where: str, limits: CheckLimits) -> None:
             values = math.prod(shape)
             if values * max(dtype.itemsize, 1) > limits.max_unpacked:
                 raise Refused(
-                    f"{where}: array {info.filename!r} of shape {shape} holds "
-                    f"{size_text(values * dtype.itemsize)}, more than the "
-                    f"{size_text(limits.max_unpacked)} limit (TRAINBOARD_MAX_UNPACKED_MB)."
+                    Message(
+                        "upload.array_bytes",
+                        file=where,
+                        array=info.filename,
+                        shape=str(shape),
+                        size=size_text(values * dtype.itemsize),
+                        limit=size_text(limits.max_unpacked),
+                    )
                 )
             if values > limits.max_cells:
                 raise Refused(
-                    f"{where}: array {info.filename!r} of shape {shape} holds {values:,} values, "
-                    f"more than the {limits.max_cells:,} Trainboard accepts "
-                    "(TRAINBOARD_MAX_CELLS on the server)."
+                    Message(
+                        "upload.array_values",
+                        file=where,
+                        array=info.filename,
+                        shape=str(shape),
+                        values=values,
+                        limit=limits.max_cells,
+                    )
                 )
             if len(shape) == 4:  # (N, C, H, W): N·H·W pixels
                 pixels += shape[0] * shape[2] * shape[3]
@@ -386,8 +412,7 @@ def _precheck_npz(path: Path, where: str, limits: CheckLimits) -> None:
                 pixels += values
         if pixels > limits.max_pixels:
             raise Refused(
-                f"{where}: the images hold {pixels:,} pixels in all, more than the "
-                f"{limits.max_pixels:,} allowed (TRAINBOARD_MAX_PIXELS on the server)."
+                Message("upload.npz_pixels", file=where, pixels=pixels, limit=limits.max_pixels)
             )
 
 
@@ -402,17 +427,18 @@ def _image_size(data: bytes) -> tuple[int, int] | None:
 
 
 def _precheck_image_zip(path: Path, where: str, limits: CheckLimits) -> None:
-    zf = _open_zip(path, f"{where}: not a valid zip archive.")
+    zf = _open_zip(path, Message("upload.bad_zip", file=where))
     with zf:
         infos = zf.infolist()
         if len(infos) > limits.max_zip_files:
             raise Refused(
-                f"{where}: the archive holds {len(infos)} entries, more than "
-                f"{limits.max_zip_files} (TRAINBOARD_MAX_ZIP_FILES on the server)."
+                Message(
+                    "upload.zip_entries", file=where, entries=len(infos), limit=limits.max_zip_files
+                )
             )
         declared = sum(i.file_size for i in infos)
         if declared > limits.max_unpacked:
-            _refuse_unpacked(declared, "the archive unpacks", where, limits)
+            _refuse_unpacked(declared, Message("upload.what.archive"), where, limits)
         pixels = 0
         for info in infos:
             if info.is_dir() or info.file_size == 0:
@@ -438,11 +464,7 @@ def _precheck_image_zip(path: Path, where: str, limits: CheckLimits) -> None:
                 continue
             pixels += size[0] * size[1]
             if pixels > limits.max_pixels:
-                raise Refused(
-                    f"{where}: the images hold more than {limits.max_pixels:,} pixels in all "
-                    f"(the limit, TRAINBOARD_MAX_PIXELS on the server); use fewer or smaller "
-                    "images."
-                )
+                raise Refused(Message("upload.zip_pixels", file=where, limit=limits.max_pixels))
 
 
 # --- the child ----------------------------------------------------------------------------------
@@ -526,20 +548,21 @@ def report_dict(raw: Any) -> dict[str, Any]:
     return report
 
 
-def memory_message(where: str, limit: int) -> str:
-    return (
-        f"{where}: the file needs more memory than the {size_text(limit)} limit while being "
-        "checked (TRAINBOARD_CHECK_MEMORY_MB on the server), so it was refused; a file that "
-        "unpacks to far more than its size is how compression bombs look. Upload a smaller "
-        "file or split it."
-    )
+def memory_message(where: str, limit: int) -> Message:
+    return Message("upload.memory", file=where, limit=size_text(limit))
 
 
-def cpu_message(where: str, cpu_s: int) -> str:
-    return (
-        f"{where}: checking the file took more than the {cpu_s} s of CPU time allowed "
-        "(TRAINBOARD_CHECK_CPU_S on the server), so it was refused. Upload a smaller file."
-    )
+def cpu_message(where: str, cpu_s: int) -> Message:
+    return Message("upload.cpu", file=where, seconds=cpu_s)
+
+
+def _error(message: str) -> dict[str, Any]:
+    """The child's answer for a refusal: its English text, and its code and params when it is a
+    coded message, so the page shows it in the reader's language."""
+    out: dict[str, Any] = {"error": str(message)}
+    if isinstance(message, Message):
+        out["error_msg"] = message.to_json()
+    return out
 
 
 def run_check(job: dict[str, Any]) -> dict[str, Any]:
@@ -582,7 +605,7 @@ def run_check(job: dict[str, Any]) -> dict[str, Any]:
         del raw
         return {"report": report}
     except Refused as e:
-        return {"error": str(e)}
+        return _error(e.args[0])
     except DataError as e:
         # The loader names the temporary file; the user knows the file by its own name. The
         # message's code and params go along, so the page shows it in the reader's language.
@@ -595,17 +618,17 @@ def run_check(job: dict[str, Any]) -> dict[str, Any]:
             out["error_msg"] = {"code": first.code, "params": params}
         return out
     except MemoryError:
-        return {"error": memory_message(where, budget.effective())}
+        return _error(memory_message(where, budget.effective()))
     except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
         if "memory" in str(e).lower() or "bad_alloc" in str(e):
-            return {"error": memory_message(where, budget.effective())}
+            return _error(memory_message(where, budget.effective()))
         text = str(e).replace(str(path), where).replace(path.name, where)[:300]
-        return {"error": f"{where}: could not be read as a dataset ({text})."}
+        return _error(Message("upload.unreadable", file=where, why=text))
     except Exception as e:  # a library's own error type for a broken file
         import traceback
 
         traceback.print_exc()
-        return {"error": f"{where}: could not be read as a dataset ({type(e).__name__})."}
+        return _error(Message("upload.unreadable", file=where, why=type(e).__name__))
 
 
 def main() -> int:

@@ -85,3 +85,58 @@ def test_a_broken_workbook_shows_a_plain_message_on_the_page(tmp_path, monkeypat
     assert_clean(at)
     (error,) = [visible(e.value) for e in at.error]
     assert "report.xlsx: not a valid Excel (.xlsx) workbook." in error
+
+
+def _bomb_xlsx() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("[Content_Types].xml", "<Types/>")
+        zf.writestr(
+            "xl/worksheets/sheet1.xml", b"<worksheet>" + b" " * (50 << 20) + b"</worksheet>"
+        )
+    return buf.getvalue()
+
+
+def _many_arrays() -> bytes:
+    """An .npz with more arrays than any training set has."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i in range(100):
+            zf.writestr(f"a{i}.npy", b"")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "code"),
+    [
+        ("bomb.xlsx", _bomb_xlsx(), "upload.xlsx_ratio"),
+        ("report.xlsx", b"not a zip at all", "upload.bad_xlsx"),
+        ("nested.jsonl", b'{"a": {"b": 1}, "label": "x"}\n' * 40, "upload.jsonl_nested"),
+        ("plain.jsonl", b"a,b\n1,2\n", "upload.jsonl_not_json"),
+        ("arrays.npz", _many_arrays(), "upload.npz_arrays"),
+    ],
+)
+def test_the_upload_checks_refusals_keep_their_code_across_the_child(
+    tmp_path, monkeypatch, name, data, code
+):
+    """Issue 19: the check runs in a child process; its refusal comes back as a coded message
+    (code + params), not English text, so the page can say it in the reader's language."""
+    monkeypatch.setenv("TRAINBOARD_HOME", str(tmp_path))
+    with pytest.raises(datasets.DataError) as caught:
+        datasets.ingest(connect(), data, name)
+    message = caught.value.args[0]
+    assert getattr(message, "code", None) == code, repr(message)
+    assert message.params["file"] == name
+    assert str(message).startswith(f"{name}: ")  # the English reads as before
+
+
+def test_an_upload_refusal_reads_in_traditional_chinese_on_the_page(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRAINBOARD_HOME", str(tmp_path))
+    at = page("datasets", locale="zh-TW")
+    at.file_uploader(key="upload").set_value(("bomb.xlsx", _bomb_xlsx(), XLSX))
+    at.run()
+    assert_clean(at)
+    (error,) = [visible(e.value) for e in at.error]
+    assert "bomb.xlsx：該工作簿解壓後膨脹" in error and "壓縮炸彈" in error, error
+    assert "zip bombs" not in error
+    assert registry.list_datasets(connect()) == []
