@@ -6,7 +6,9 @@ compose.yaml as much as behind it (issue 18, #5):
   ``frame-ancestors 'none'`` (and ``X-Frame-Options: DENY`` for older browsers), so no foreign
   page can frame the login form; ``X-Content-Type-Options: nosniff``; a ``Referrer-Policy``;
   and HSTS once the request came over TLS. nginx sends the same set
-  (``deploy/nginx/templates``).
+  (``deploy/nginx/templates``). It also gives each browser a random id in an HttpOnly cookie
+  (:data:`BROWSER_COOKIE`), so a language picked in one browser is remembered for that browser
+  only (``app/i18n.py``): a new browser follows its own language until its user chooses.
 * :func:`install_header_timeout`: a connection whose request headers have not arrived within
   ``TRAINBOARD_HEADER_TIMEOUT_S`` seconds (default 10) is closed. uvicorn, which Streamlit
   runs, has no such setting (its ``timeout_keep_alive`` covers only the wait *between*
@@ -19,6 +21,9 @@ compose.yaml as much as behind it (issue 18, #5):
 from __future__ import annotations
 
 import os
+import re
+import secrets
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 # Streamlit's page needs inline styles (its CSS-in-JS) and Vega's chart expressions (eval);
@@ -47,10 +52,39 @@ HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 HSTS = (b"strict-transport-security", b"max-age=31536000")
 
+# A browser's own id: 128 random bits, never shown to scripts (HttpOnly), sent only to this
+# site (SameSite=Lax), kept a year. It names nothing but the browser's remembered settings.
+BROWSER_COOKIE = "tb_browser"
+BROWSER_ID = re.compile(r"[0-9a-f]{32}")
+BROWSER_MAX_AGE_S = 365 * 24 * 3600
+
+
+def browser_id(cookie_header: str | None) -> str | None:
+    """The browser id a ``Cookie`` header carries, or None (absent, malformed or forged)."""
+    if not cookie_header or len(cookie_header) > 8192:
+        return None
+    try:
+        jar = SimpleCookie(cookie_header)
+    except CookieError:
+        return None
+    morsel = jar.get(BROWSER_COOKIE)
+    value = morsel.value if morsel is not None else None
+    return value if value and BROWSER_ID.fullmatch(value) else None
+
+
+def browser_cookie(https: bool) -> bytes:
+    """A ``Set-Cookie`` value with a new browser id."""
+    secure = "; Secure" if https else ""
+    return (
+        f"{BROWSER_COOKIE}={secrets.token_hex(16)}; Path=/; Max-Age={BROWSER_MAX_AGE_S}; "
+        f"HttpOnly; SameSite=Lax{secure}"
+    ).encode()
+
 
 class SecurityHeaders:
     """Pure ASGI middleware: adds :data:`HEADERS` (replacing any of the same name) to every
-    HTTP response, and HSTS when the request's scheme is https."""
+    HTTP response, HSTS when the request's scheme is https, and a browser id cookie when the
+    request carries none."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -59,8 +93,12 @@ class SecurityHeaders:
         if scope.get("type") != "http":
             await self.app(scope, receive, send)
             return
-        extra = HEADERS + ((HSTS,) if scope.get("scheme") == "https" else ())
+        https = scope.get("scheme") == "https"
+        extra = HEADERS + ((HSTS,) if https else ())
         names = {k for k, _ in extra}
+        cookies = b"; ".join(v for k, v in scope.get("headers", []) if k.lower() == b"cookie")
+        if browser_id(cookies.decode("latin-1")) is None:
+            extra += ((b"set-cookie", browser_cookie(https)),)
 
         async def send_with_headers(message: dict) -> None:
             if message.get("type") == "http.response.start":

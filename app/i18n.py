@@ -10,8 +10,11 @@ the first time a process needs it (``jobs.service.compile_catalog``) and again w
 changes, so there is no ``.mo`` file to go stale.
 
 Each session has one language (``st.session_state["lang"]``): the one the user picked in the
-sidebar, remembered per user in the store, else the browser's (``st.context.locale``, then the
-Accept-Language header), else English. Texts that come from the engine (presets, tips, doctor
+sidebar *in this browser*, else the browser's own (``st.context.locale``, then the
+Accept-Language header), else English. A pick is remembered in the store per browser (the
+HttpOnly id cookie ``app.hardening`` gives each browser) and per user, so a new browser
+follows its own language until its user chooses there. Without the cookie (cookies off) a
+pick lasts for the session. Texts that come from the engine (presets, tips, doctor
 findings, dataset reports, events) are translated in :mod:`app.engine_text`.
 """
 
@@ -29,6 +32,7 @@ from pathlib import Path
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from app import hardening
 from jobs import service
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
@@ -162,13 +166,28 @@ def browser_language() -> str | None:
     return None
 
 
+def browser() -> str | None:
+    """This browser's id (the cookie ``app.hardening`` sets), or None without one."""
+    with contextlib.suppress(Exception):  # st.context differs across Streamlit versions
+        return hardening.browser_id(st.context.headers.get("Cookie"))
+    return None
+
+
+def chooser(who: str) -> str | None:
+    """Whose pick this is, as the store keeps it: ``user@browser`` ("local@…" in single-user
+    mode, "@…" before logging in); None when the browser sent no id."""
+    found = browser()
+    return f"{who}@{found}" if found else None
+
+
 def setup(db, user: str | None) -> str:
     """Decide this session's language and draw the sidebar switch; main.py calls it first on
-    every run. ``user``: whose saved choice applies (a team member's name, "local" in
-    single-user mode; None before logging in: the choice then lasts for the session only)."""
+    every run. ``user``: whose pick applies (a team member's name, "local" in single-user mode;
+    None before logging in), in this browser (:func:`chooser`)."""
     who = user or ""
     if st.session_state.get(USER_KEY) != who:  # a new session, or someone logged in or out
-        saved = service.user_setting(db, who, SETTING) if who else None
+        owner = chooser(who)
+        saved = service.user_setting(db, owner, SETTING) if owner else None
         saved = ALIASES.get(saved, saved)
         if saved in LANGUAGES:
             st.session_state[LANG_KEY] = saved
@@ -195,8 +214,8 @@ def setup(db, user: str | None) -> str:
 def _picked(who: str) -> None:
     picked = st.session_state[PICK_KEY]
     st.session_state[LANG_KEY] = picked
-    if who:
-        service.set_user_setting(service.connect(), who, SETTING, picked)
+    if owner := chooser(who):
+        service.set_user_setting(service.connect(), owner, SETTING, picked)
 
 
 # --- numbers and durations as each language writes them ---------------------------------------

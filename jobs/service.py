@@ -88,13 +88,21 @@ run_detail = views.run_detail
 findings = views.findings
 compare_summary = views.compare_summary
 config_diff = views.config_diff
+per_class_recall = views.per_class_recall
 export_metrics_csv = views.export_metrics_csv
 get_run = registry.get_run
+run_statuses = registry.statuses
 list_datasets = registry.list_datasets
 get_dataset = registry.get_dataset
 metric_keys = reader.keys
 series = reader.series
 events = reader.events
+
+
+def dataset_files(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """Every dataset grouped by its file, each file's targets as versions (jobs.views)."""
+    return views.dataset_files(registry.list_datasets(db))
+
 
 # --- presets ----------------------------------------------------------------------------------
 
@@ -379,6 +387,7 @@ def run_size(validation: Validation, dataset: dict[str, Any]) -> dict[str, Any]:
 
 # What a user may keep between visits, each with the values allowed (checked at the door).
 USER_SETTINGS: dict[str, tuple[str, ...]] = {"language": tuple(LANGUAGES)}
+MAX_BROWSER_SETTINGS = 20_000  # settings remembered per browser ("user@browser"), newest kept
 
 
 def user_setting(db: sqlite_utils.Database, user: str, key: str) -> str | None:
@@ -400,6 +409,13 @@ def set_user_setting(db: sqlite_utils.Database, user: str, key: str, value: str)
             "INSERT INTO user_settings (user, key, value) VALUES (?, ?, ?) "
             "ON CONFLICT (user, key) DO UPDATE SET value = excluded.value",
             [user, key, value],
+        )
+        # Picks are kept per browser (app/i18n.py), and anyone may bring a new browser: keep
+        # the newest MAX_BROWSER_SETTINGS, so fresh cookies can't grow the table without bound.
+        db.execute(
+            "DELETE FROM user_settings WHERE rowid IN (SELECT rowid FROM user_settings "
+            "WHERE instr(user, '@') > 0 ORDER BY rowid DESC LIMIT -1 OFFSET ?)",
+            [MAX_BROWSER_SETTINGS],
         )
 
 

@@ -93,3 +93,40 @@ def test_each_browser_language_sees_its_own_script(server, locale):
                 else:
                     assert all(s in ("none", "normal", "") for s in shown), shown
         browser.close()
+
+
+def test_a_language_picked_in_one_browser_stays_there_and_a_new_browser_follows_its_own(server):
+    """Issue 19, #4: a choice made in this browser wins over the browser's language; a new
+    browser follows its own language until its user chooses. Two Chromium profiles (browser
+    contexts, each with its own cookies), both set to zh-TW."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+
+        def open_home(context):
+            page = context.new_page()
+            page.goto(f"{server}/datasets")
+            expect(page.get_by_test_id("stSidebar")).to_be_visible(timeout=60_000)
+            expect(page.locator("[data-test-script-state='notRunning']")).to_have_count(
+                1, timeout=60_000
+            )
+            return page
+
+        first = browser.new_context(locale="zh-TW")
+        page = open_home(first)
+        expect(page.get_by_role("heading", name="資料集").first).to_be_visible(timeout=60_000)
+        (cookie,) = [c for c in first.cookies() if c["name"] == "tb_browser"]
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+        page.get_by_test_id("stSidebar").get_by_text("English", exact=True).click()
+        expect(page.get_by_role("heading", name="Datasets").first).to_be_visible(timeout=60_000)
+        page.close()
+        again = open_home(first)  # a new session in the same browser: its pick wins
+        expect(again.get_by_role("heading", name="Datasets").first).to_be_visible(timeout=60_000)
+        other = open_home(browser.new_context(locale="zh-TW"))  # a new browser: its own
+        expect(other.get_by_role("heading", name="資料集").first).to_be_visible(timeout=60_000)
+        other_cookie = [c for c in other.context.cookies() if c["name"] == "tb_browser"]
+        assert other_cookie and other_cookie[0]["value"] != cookie["value"]
+        browser.close()

@@ -703,32 +703,48 @@ def test_datasets_page_in_chinese_translates_the_report(home):
 # --- choosing and remembering the language ---------------------------------------------------
 
 
-def test_the_language_follows_the_browser_then_the_users_choice(tmp_path, monkeypatch):
+A_BROWSER, ANOTHER = "a" * 32, "b" * 32  # ids as app.hardening's cookie gives browsers
+
+
+def in_browser(monkeypatch, browser_id: str | None) -> None:
+    """The next sessions come from the browser with this id cookie (None: cookies off).
+    AppTest can't send cookies, so the one function that reads the header is pointed at it."""
+    monkeypatch.setattr(i18n, "browser", lambda: browser_id)
+
+
+def test_a_pick_is_remembered_in_this_browser_and_a_new_browser_follows_its_own(
+    tmp_path, monkeypatch
+):
     monkeypatch.setenv("TRAINBOARD_HOME", str(tmp_path))
     db = connect()
+    in_browser(monkeypatch, A_BROWSER)
     at = zh_page("home")  # a Chinese browser: Chinese until the user picks
     assert at.metric[0].label == "在线工作进程"
-    assert service.user_setting(db, "local", "language") is None
+    assert service.user_setting(db, f"local@{A_BROWSER}", "language") is None
     at.radio(key=i18n.PICK_KEY).set_value("en").run()
     assert_clean(at)
     assert at.metric[0].label == "Workers online"
-    assert service.user_setting(db, "local", "language") == "en"  # remembered for the user
-    again = zh_page("home")  # a new session, a Chinese browser: the saved choice wins
+    assert service.user_setting(db, f"local@{A_BROWSER}", "language") == "en"
+    again = zh_page("home")  # a new session in the same browser: its pick wins
     assert again.metric[0].label == "Workers online"
+    in_browser(monkeypatch, ANOTHER)  # a new browser, set to Chinese: its own language
+    assert zh_page("home").metric[0].label == "在线工作进程"
+    in_browser(monkeypatch, None)  # cookies off: a pick lasts for its session only
     english = AppTest.from_file(MAIN, default_timeout=60)
     english.context = {"locale": "en-US"}
     english.run()
     english.radio(key=i18n.PICK_KEY).set_value(ZH).run()
     assert english.metric[0].label == "在线工作进程"
-    assert service.user_setting(db, "local", "language") == ZH
+    assert [r[0] for r in db.execute("SELECT user FROM user_settings")] == [f"local@{A_BROWSER}"]
 
 
-def test_team_members_each_keep_their_own_language(tmp_path, monkeypatch):
+def test_team_members_each_keep_their_own_language_in_a_browser(tmp_path, monkeypatch):
     monkeypatch.setenv("TRAINBOARD_HOME", str(tmp_path))
     monkeypatch.setenv("TRAINBOARD_TEAM", "1")
     db = connect()
     auth.add_user(db, "ada", "ada's long password")
     auth.add_user(db, "bob", "bob's long password")
+    in_browser(monkeypatch, A_BROWSER)
 
     def visit(name: str) -> AppTest:
         at = AppTest.from_file(MAIN, default_timeout=60)
@@ -738,14 +754,16 @@ def test_team_members_each_keep_their_own_language(tmp_path, monkeypatch):
     ada = visit("ada")
     ada.radio(key=i18n.PICK_KEY).set_value(ZH).run()
     assert ada.metric[0].label == "在线工作进程"
-    assert service.user_setting(db, "ada", "language") == ZH
+    assert service.user_setting(db, f"ada@{A_BROWSER}", "language") == ZH
     assert visit("ada").metric[0].label == "在线工作进程"
     assert visit("bob").metric[0].label == "Workers online"
+    in_browser(monkeypatch, ANOTHER)
+    assert visit("ada").metric[0].label == "Workers online"  # her other browser: its own
     login = AppTest.from_file(MAIN, default_timeout=60)  # before logging in: the browser's
     login.context = {"locale": "zh-CN"}
     login.run()
     assert [b.label for b in login.button] == ["登录"]
-    assert service.user_setting(db, "", "language") is None
+    assert service.user_setting(db, f"@{ANOTHER}", "language") is None
 
 
 def test_a_user_setting_must_be_an_allowed_value(tmp_path, monkeypatch):
