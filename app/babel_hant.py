@@ -72,6 +72,8 @@ AFTER: tuple[tuple[str, str], ...] = (
     ("單元格", "儲存格"),
     ("文本", "文字"),
     ("賬號", "帳號"),  # a config section (OpenCC: 分区 → 分割槽, a disk partition)
+    ("引數", "參數"),  # a model's parameters (OpenCC: 参数 → 引數, a function's argument)
+    ("數組", "陣列"),  # an array, where OpenCC reads 个数 (a count) first: 个数组 → 個數組
 )
 QUOTES = {"“": "「", "”": "」", "‘": "『", "’": "』"}
 SIMPLIFIED_ONLY = "资数训练习设这个们为体说时会过还对发经动开关务网际"

@@ -694,6 +694,32 @@ CATALOGUE: dict[str, str] = {
     "resume.from_checkpoint": N_("run {id} continues from its checkpoint"),
     "resume.fields": N_("a resume can change only {fields}"),
     "resume.epochs": N_("the checkpoint already holds {epochs} epochs; ask for more than that"),
+    # --- the server's limits on one run (jobs/quotas.py) ------------------------------------------
+    "quota.what.gpu": N_("the largest GPU of the workers"),
+    "quota.what.server": N_("this server's memory"),
+    "quota.seed": N_("a seed is a whole number from 0 to {limit:,} (2³²−1)"),
+    "quota.epochs": N_(
+        "at most {limit:,} epochs on this server (TRAINBOARD_MAX_EPOCHS); {asked:,} asked"
+    ),
+    "quota.members": N_(
+        "at most {limit} ensemble members on this server (TRAINBOARD_MAX_ENSEMBLE); {asked} asked"
+    ),
+    "quota.params": N_(
+        "this model has about {params:.3g} parameters, more than the {limit:,} allowed on this "
+        "server (TRAINBOARD_MAX_PARAMS); use fewer or narrower layers"
+    ),
+    "quota.params_members": N_(
+        "this model has about {params:.3g} parameters ({members} members), more than the "
+        "{limit:,} allowed on this server (TRAINBOARD_MAX_PARAMS); use fewer or narrower layers"
+    ),
+    "quota.memory": N_(
+        "training would need about {need}, more than the {limit} one run may use here "
+        "(TRAINBOARD_MAX_RUN_MEMORY_GB); use a smaller model, batch or data.max_rows"
+    ),
+    "quota.device": N_(
+        "training would need about {need}, more than {what} ({device}); use a smaller model, "
+        "batch or data.max_rows"
+    ),
     # --- the upload check's refusals (jobs/dataset_check.py) ------------------------------------
     "upload.what.archive": N_("the archive unpacks"),
     "upload.what.arrays": N_("the arrays unpack"),

@@ -172,10 +172,11 @@ def device_memory(db: Any, queue: str) -> tuple[int | None, str]:
             "AND status IS NOT 'stopped'"
         ).fetchone()
         if row and row[0]:
-            return int(row[0]) * 2**20, "the largest GPU of the workers"
+            return int(row[0]) * 2**20, Message("quota.what.gpu")
         return None, ""
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "this server's memory"
+        pages = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return pages, Message("quota.what.server")
     except (ValueError, OSError, AttributeError):
         return None, ""
 
@@ -191,45 +192,38 @@ def check_spec(
     """Raise ConfigError (each offending field and what is allowed) when ``spec`` asks for
     more than the server allows; the size estimate otherwise."""
     q = quotas or Quotas.from_env()
-    errors: dict[str, str] = {}
+    errors: dict[str, Message] = {}
     train = spec.get("train", {})
     seed = train.get("seed", 0)
     if not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        errors["train.seed"] = f"a seed is a whole number from 0 to {MAX_SEED:,} (2³²−1)"
+        errors["train.seed"] = Message("quota.seed", limit=MAX_SEED)
     if int(train.get("epochs", 1)) > q.max_epochs:
-        errors["train.epochs"] = (
-            f"at most {q.max_epochs:,} epochs on this server (TRAINBOARD_MAX_EPOCHS); "
-            f"{train.get('epochs'):,} asked"
+        errors["train.epochs"] = Message(
+            "quota.epochs", limit=q.max_epochs, asked=int(train.get("epochs"))
         )
     members = int(spec.get("ensemble", {}).get("members", 1))
     if members > q.max_members:
-        errors["ensemble.members"] = (
-            f"at most {q.max_members} ensemble members on this server "
-            f"(TRAINBOARD_MAX_ENSEMBLE); {members} asked"
-        )
+        errors["ensemble.members"] = Message("quota.members", limit=q.max_members, asked=members)
     est = estimate(spec, info)
     field = {"cnn": "model.channels", "lstm": "model.rnn_hidden", "gru": "model.rnn_hidden"}.get(
         est.kind, "model.hidden"
     )
     if est.params > q.max_params:
-        errors[field] = (
-            f"this model has about {est.params:.3g} parameters"
-            + (f" ({members} members)" if members > 1 else "")
-            + f", more than the {q.max_params:,} allowed on this server "
-            "(TRAINBOARD_MAX_PARAMS); use fewer or narrower layers"
+        errors[field] = Message(
+            "quota.params_members" if members > 1 else "quota.params",
+            params=est.params,
+            members=members,
+            limit=q.max_params,
         )
     elif est.memory_bytes > q.max_memory_bytes:
-        errors["train.batch_size"] = (
-            f"training would need about {_size(est.memory_bytes)}, more than the "
-            f"{_size(q.max_memory_bytes)} one run may use here (TRAINBOARD_MAX_RUN_MEMORY_GB); "
-            "use a smaller model, batch or data.max_rows"
+        errors["train.batch_size"] = Message(
+            "quota.memory", need=_size(est.memory_bytes), limit=_size(q.max_memory_bytes)
         )
     else:
         device, what = device_memory(db, queue)
         if device is not None and est.memory_bytes > device:
-            errors["train.batch_size"] = (
-                f"training would need about {_size(est.memory_bytes)}, more than {what} "
-                f"({_size(device)}); use a smaller model, batch or data.max_rows"
+            errors["train.batch_size"] = Message(
+                "quota.device", need=_size(est.memory_bytes), what=what, device=_size(device)
             )
     if errors:
         raise ConfigError("; ".join(f"{k}: {v}" for k, v in errors.items()), errors)

@@ -96,6 +96,26 @@ def test_epochs_ensemble_size_and_seed_are_capped_at_submit(db, digits):
     assert registry.count_runs(db) == 0
 
 
+def test_a_refused_size_is_a_coded_message_that_reads_in_both_chinese_scripts(db, digits):
+    """Issue 19: the server's limits travel as code + params, so the New run page says them
+    in the reader's language (app/engine_text.py), numbers formatted there."""
+    from app import engine_text, i18n
+
+    v = service.validate_run("quick", digits, {"train.epochs": 10000, "ensemble.members": 64})
+    epochs, members = v.errors["train.epochs"], v.errors["ensemble.members"]
+    assert (epochs.code, epochs.params) == ("quota.epochs", {"limit": 1000, "asked": 10000})
+    assert members.code == "quota.members"
+    with i18n.language("zh_Hans"):
+        assert engine_text.text(members) == (
+            "本服务器最多允许 16 个集成成员（TRAINBOARD_MAX_ENSEMBLE）；请求了 64 个"
+        )
+    with i18n.language("zh_Hant"):
+        assert "10,000" in engine_text.text(epochs) and "伺服器" in engine_text.text(epochs)
+        wide = {"model.kind": "mlp", "model.hidden": [65536] * 10}
+        big = service.validate_run("quick", digits, wide)
+        assert "參數" in engine_text.text(big.errors["model.hidden"])
+
+
 def test_the_limits_are_set_by_the_administrator(db, digits, monkeypatch):
     monkeypatch.setenv("TRAINBOARD_MAX_EPOCHS", "5")
     monkeypatch.setenv("TRAINBOARD_MAX_PARAMS", "1000")
