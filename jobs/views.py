@@ -51,6 +51,29 @@ def _test(run: dict[str, Any]) -> float | None:
     return (run.get("summary") or {}).get("test_metric")
 
 
+def test_scores(summary: dict[str, Any]) -> dict[str, str]:
+    """The test split's scores beyond the run's metric, as people read them ("—" where a run
+    has none: a regression has no balanced accuracy, a run from before they existed none at
+    all): a classifier's balanced accuracy and macro-F1 (issue 20, §3), a regression's MAE and
+    R² (its RMSE is the run's own test metric)."""
+    return {
+        "test_balanced": format_metric("acc", summary.get("test_balanced_accuracy")),
+        "test_f1": format_metric("f1", summary.get("test_macro_f1")),
+        "test_mae": format_metric("mae", summary.get("test_mae")),
+        "test_r2": format_metric("r2", summary.get("test_r2")),
+    }
+
+
+def worst_class(summary: dict[str, Any]) -> str:
+    """The test class found least often, with its recall ("cat 41.2%"), "—" without per-class
+    scores. Classes without test rows are left out (their recall says nothing)."""
+    scored = [c for c in summary.get("per_class") or [] if c.get("support")]
+    if not scored:
+        return "—"
+    worst = min(scored, key=lambda c: c["recall"])
+    return f"{one_line(worst['class'], 40)} {format_metric('acc', worst['recall'])}"
+
+
 def _dataset_names(db: sqlite_utils.Database) -> dict[int, str]:
     return {d["id"]: d["name"] for d in registry.list_datasets(db)}
 
@@ -80,6 +103,7 @@ def run_row(run: dict[str, Any], dataset_names: dict[int, str] | None = None) ->
         "best_value": best,
         "test": format_metric(metric, _test(run)),
         "test_value": _test(run),
+        **test_scores(run.get("summary") or {}),
         "metric": metric,
         "metric_name": metric_name(metric),
         "duration": format_duration(_duration(run)),
@@ -121,6 +145,30 @@ def run_filters(db: sqlite_utils.Database) -> dict[str, list[Any]]:
             key=lambda t: t[1],
         ),
     }
+
+
+# --- datasets -------------------------------------------------------------------------------
+
+
+def dataset_files(datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The datasets grouped by file (issue 20, §8): one entry per stored file or bundled
+    sample, ``{"id", "name", "versions"}``, its targets as ``versions`` (dataset rows, newest
+    first); files in the order of their newest version. ``id`` is the first version's, so it
+    stays put while targets are added.
+
+    Each target stays its own row because a run names the row whose file *and* target it
+    reads (``registry.reads_dataset``, checked again by the worker before it reads a byte):
+    rewriting a row's target would make every queued run, resume and "queue with this
+    change" of the old target fail that check."""
+    files: dict[str, dict[str, Any]] = {}
+    for d in datasets:  # newest first (registry.list_datasets)
+        f = files.setdefault(d["path"] or f"#{d['id']}", {"versions": []})
+        f["versions"].append(d)
+    out = []
+    for f in files.values():
+        first = min(f["versions"], key=lambda d: d["id"])
+        out.append({"id": first["id"], "name": first["name"], "versions": f["versions"]})
+    return out
 
 
 # --- home -----------------------------------------------------------------------------------
@@ -219,6 +267,60 @@ def _live_tiles(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
             )
             break
     out["live_cuts"] = len(events(db, run_id, kinds=[EventKind.LR_CUT]))
+    out.update(_eta(db, run_id))
+    return out
+
+
+# An ETA needs this many epochs trained since the run (re)started: the first one also pays for
+# the pre-flight checks and warming up, so one epoch alone says little about the next ones.
+ETA_MIN_EPOCHS = 2
+
+
+def eta_seconds(
+    *, elapsed_s: float, steps_done: int, steps_left: int, steps_per_epoch: int
+) -> float | None:
+    """Seconds left at the pace since the run (re)started: ``elapsed_s`` for ``steps_done``
+    steps, ``steps_left`` to go. None (still estimating) before ETA_MIN_EPOCHS epochs."""
+    if steps_per_epoch <= 0 or steps_done < ETA_MIN_EPOCHS * steps_per_epoch:
+        return None
+    return max(0.0, elapsed_s * max(0, steps_left) / steps_done)
+
+
+def _eta(db: sqlite_utils.Database, run_id: int, now: float | None = None) -> dict[str, Any]:
+    """A running run's time left (issue 20, §8), from its stored points and events: the
+    latest start (``run_start``, or ``resumed`` with its step) gives the clock and the step
+    it began at; the newest training point gives the step reached; ``run_start`` gives the
+    steps per epoch. ``eta_upper_bound``: the run may stop sooner (early stopping, the LR
+    floor), so the ETA is the most it will take."""
+    from jobs.store.reader import events, last_step
+
+    run = registry.get_run(db, run_id)
+    spec = run.get("spec") or {}
+    train, sched = spec.get("train") or {}, spec.get("schedule") or {}
+    out: dict[str, Any] = {
+        "eta_s": None,
+        "eta_upper_bound": train.get("early_stop_patience") is not None
+        or (sched.get("enabled", True) and (sched.get("lr_floor") or 0) > 0),
+    }
+    starts = events(db, run_id, kinds=[EventKind.RUN_START, EventKind.RESUMED])
+    spe = next(
+        (e["data"].get("steps_per_epoch") for e in starts if e["kind"] == EventKind.RUN_START),
+        None,
+    )
+    if run["status"] != "running" or not starts or not spe or not train.get("epochs"):
+        return out
+    began = starts[-1]
+    step0 = int(began["data"].get("step") or 0) if began["kind"] == EventKind.RESUMED else 0
+    reached = max(
+        (s for s in (last_step(db, run_id, k) for k in ("train/loss", "val/loss")) if s),
+        default=0,
+    )
+    out["eta_s"] = eta_seconds(
+        elapsed_s=(now or time.time()) - began["created_at"],
+        steps_done=reached - step0,
+        steps_left=int(train["epochs"]) * int(spe) - reached,
+        steps_per_epoch=int(spe),
+    )
     return out
 
 
@@ -367,6 +469,10 @@ def compare_summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 # a classifier's test split by class: the mean recall and macro-F1 (issue 20)
                 "test balanced acc": format_metric("acc", s.get("test_balanced_accuracy")),
                 "test macro-F1": format_metric("f1", s.get("test_macro_f1")),
+                "worst class (test recall)": worst_class(s),
+                # a regression's test split beyond its RMSE (the "test (held out)" column)
+                "test MAE": format_metric("mae", s.get("test_mae")),
+                "test R²": format_metric("r2", s.get("test_r2")),
                 "best baseline (same split)": _best_baseline(s),
                 "best val loss": s.get("best_val_loss"),
                 "epochs": s.get("epochs"),
@@ -376,3 +482,23 @@ def compare_summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def per_class_recall(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each class's test recall, one column per classifier that has per-class scores:
+    ``[{"class": "cat", "run 3": "91.2%", "run 4": "—"}, ...]`` (classes in the order the runs
+    name them; [] when no run has them)."""
+    scored = [(f"run {r['id']}", (r.get("summary") or {}).get("per_class") or []) for r in runs]
+    scored = [(name, rows) for name, rows in scored if rows]
+    if not scored:
+        return []
+    classes = list(dict.fromkeys(str(c["class"]) for _, rows in scored for c in rows))
+    recall = {
+        (name, str(c["class"])): format_metric("acc", c["recall"] if c.get("support") else None)
+        for name, rows in scored
+        for c in rows
+    }
+    return [
+        {"class": one_line(c, 80), **{name: recall.get((name, c), "—") for name, _ in scored}}
+        for c in classes
+    ]

@@ -433,7 +433,7 @@ def test_runs_page_compares_selected_runs(home):
     assert_clean(at)
     assert at.title[0].value == "Compare runs"
     assert at.multiselect(key="compare_pick").value == [home["cut"], home["fixed"]]
-    diff = at.dataframe[1].value
+    diff = at.dataframe[-1].value  # the settings that differ, below the outcome
     assert "schedule.enabled" in set(diff["setting"])
     assert charts_of(at)
 
@@ -534,7 +534,11 @@ def test_compare_overlays_runs_and_lists_their_differences(home):
     (spec,) = charts_of(at)
     series = {r["series"] for r in chart_datasets(spec) if "series" in r}
     assert series == {f"#{home['cut']} lr cuts", f"#{home['fixed']} fixed lr"}
-    diff = at.dataframe[1].value
+    # each class's test recall, per run, from what the engine stored (issue 20, §3)
+    per_class = at.dataframe[1].value
+    assert list(per_class.columns) == ["class", f"run {home['cut']}", f"run {home['fixed']}"]
+    assert len(per_class) == 2 and per_class.iloc[0, 1].endswith("%")
+    diff = at.dataframe[-1].value  # the settings that differ, below the outcome
     row = diff[diff["setting"] == "schedule.enabled"].iloc[0]
     assert row[f"run {home['cut']}"] == "True" and row[f"run {home['fixed']}"] == "False"
 

@@ -29,6 +29,18 @@ picked = st.multiselect(
     key="compare_pick",
     placeholder=_("Choose runs"),
 )
+shown = {r["id"]: r["status"] for r in rows}  # the statuses the chips and options show
+
+
+def _follow_statuses() -> None:
+    """The chips' labels carry each run's status but are drawn with the page, outside the
+    live part below: once the store says otherwise, draw the page again (issue 20, §8: the
+    chips said "running" while the table said "finished")."""
+    if service.run_statuses(ui.db(), shown) != shown:
+        st.rerun()
+
+
+ui.live(_follow_statuses, any(s in service.ACTIVE for s in shown.values()))
 if len(picked) < 2:
     st.info(_("Pick two or more runs to overlay them."))
     st.stop()
@@ -44,6 +56,9 @@ OUTCOME_COLUMNS = {
     "test (held out)": N_("test (held out)"),
     "test balanced acc": N_("test balanced accuracy"),
     "test macro-F1": N_("test macro-F1"),
+    "worst class (test recall)": N_("class found least (test recall)"),
+    "test MAE": N_("test MAE"),
+    "test R²": N_("test R²"),
     "best baseline (same split)": N_("best scikit-learn baseline (same split)"),
     "best val loss": N_("best val loss"),
     "epochs": N_("epochs"),
@@ -51,6 +66,15 @@ OUTCOME_COLUMNS = {
     "stop": N_("stop"),
     "time": N_("time"),
 }
+
+
+SCORES = (
+    "test balanced acc",
+    "test macro-F1",
+    "worst class (test recall)",
+    "test MAE",
+    "test R²",
+)
 
 
 def _run_name(text: str) -> str:
@@ -61,6 +85,8 @@ def _run_name(text: str) -> str:
 
 def _outcome(runs: list[dict]) -> pd.DataFrame:
     table = pd.DataFrame(service.compare_summary(runs))
+    # a score no picked run has (a regression's among classifiers, or the other way) is left out
+    table = table.drop(columns=[c for c in SCORES if (table[c] == "—").all()])
     table["time"] = [i18n.duration(v) for v in table["time"]]
     table["stop"] = [engine_text.stop_reason(v) for v in table["stop"]]
     if i18n.zh():  # the values that are words; the frame keeps its English columns
@@ -84,6 +110,13 @@ def live_compare() -> None:
     ui.dataframe(
         _outcome(runs), hide_index=True, width="stretch", column_config=ui.headers(OUTCOME_COLUMNS)
     )
+    if per_class := service.per_class_recall(runs):
+        with st.expander(_("Recall of each class (test split)")):
+            headers = {c: st.column_config.Column(_run_name(c)) for c in per_class[0]}
+            headers["class"] = st.column_config.Column(_("class"))
+            ui.dataframe(
+                pd.DataFrame(per_class), hide_index=True, width="stretch", column_config=headers
+            )
     st.subheader(_("Settings that differ"))
     diff = service.config_diff(runs)
     if diff:

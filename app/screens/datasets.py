@@ -37,7 +37,7 @@ if upload is not None and st.session_state.get("ingested_upload") != upload.file
             st.error(ui.plain(error, 2000))
         else:
             st.session_state["ingested_upload"] = upload.file_id
-            st.session_state["dataset_id"] = st.session_state["dataset_pick"] = ds["id"]
+            st.session_state["dataset_id"] = ds["id"]
             st.success(
                 _("Added dataset **{name}** (target: {target}).").format(
                     name=ui.plain(ds["name"]), target=ui.plain(ds["target"] or _("folders"))
@@ -58,33 +58,79 @@ for source, text in service.builtin_samples().items():
         except service.DataError as e:
             st.error(ui.plain(engine_text.text(e), 2000))
         else:
-            st.session_state["dataset_id"] = st.session_state["dataset_pick"] = ds["id"]
+            st.session_state["dataset_id"] = ds["id"]
             ui.flash(_("Added **{source}**.").format(source=source))
             st.rerun()
 
 st.subheader(_("Your datasets"))
-all_ds = service.list_datasets(db)
-if not all_ds:
+# One entry per file; the targets it has been given are its versions (issue 20, §8). Each
+# version stays its own dataset row, because a run names the row whose file and target it reads
+# and the worker checks exactly that (docs/dashboard.md, "Datasets").
+files = service.dataset_files(db)
+if not files:
     st.info(_("No datasets yet — upload a file above or add a bundled sample."))
     st.stop()
+file_of = {v["id"]: f for f in files for v in f["versions"]}
+ds_id = st.session_state.get("dataset_id")
+if ds_id not in file_of:
+    ds_id = files[0]["versions"][0]["id"]
+st.session_state["dataset_id"] = ds_id
 
-labels = {
-    d["id"]: _("{name} · target {target} · #{id}").format(
-        name=ui.short(d["name"]), target=ui.short(d["target"] or _("(folders)"), 60), id=d["id"]
+
+def _file_label(f: dict) -> str:
+    targets = [v["target"] or _("(folders)") for v in f["versions"]]
+    if len(targets) == 1:
+        return _("{name} · target {target} · #{id}").format(
+            name=ui.short(f["name"]), target=ui.short(targets[0], 60), id=f["id"]
+        )
+    return _("{name} · {n} targets: {targets}").format(
+        name=ui.short(f["name"]),
+        n=len(targets),
+        targets=", ".join(ui.short(t, 40) for t in targets[:5])
+        + (" …" if len(targets) > 5 else ""),
     )
-    for d in all_ds
-}
-ids = list(labels)
-if "dataset_pick_next" in st.session_state:
-    st.session_state["dataset_pick"] = st.session_state.pop("dataset_pick_next")
-current = st.session_state.get("dataset_id")
-ds_id = st.selectbox(
+
+
+def _picked(key: str) -> None:
+    """A file picked: its newest version; a version picked: that one."""
+    value = st.session_state[key]
+    st.session_state["dataset_id"] = (
+        value
+        if key == "dataset_version"
+        else next(f for f in files if f["id"] == value)["versions"][0]["id"]
+    )
+
+
+# Keyed pickers follow "dataset_id" (set by an upload, a sample, a new target or another page).
+if st.session_state.get("dataset_pick") != file_of[ds_id]["id"]:
+    st.session_state["dataset_pick"] = file_of[ds_id]["id"]
+st.selectbox(
     _("Dataset"),
-    ids,
-    index=ids.index(current) if current in ids else 0,
-    format_func=labels.get,
+    [f["id"] for f in files],
+    format_func={f["id"]: _file_label(f) for f in files}.get,
     key="dataset_pick",
+    on_change=_picked,
+    args=("dataset_pick",),
 )
+versions = file_of[ds_id]["versions"]
+if len(versions) > 1:
+    if st.session_state.get("dataset_version") != ds_id:
+        st.session_state["dataset_version"] = ds_id
+    labels = {
+        v["id"]: _("{target} · #{id}").format(
+            target=ui.short(v["target"] or _("(folders)"), 60), id=v["id"]
+        )
+        for v in versions
+    }
+    st.radio(
+        _("Target (each one you tried on this file; runs keep the one they used)"),
+        list(labels),
+        format_func=labels.get,
+        key="dataset_version",
+        horizontal=True,
+        on_change=_picked,
+        args=("dataset_version",),
+    )
 ds = service.get_dataset(db, ds_id)
 report = ds.get("report") or {}
 
@@ -123,8 +169,8 @@ def _retarget(target: str) -> None:
             )
         )
     else:
-        # The picker above is already drawn in this run: select the new row on the next.
-        st.session_state["dataset_id"] = st.session_state["dataset_pick_next"] = new["id"]
+        # The pickers above are already drawn in this run: they follow it on the next.
+        st.session_state["dataset_id"] = new["id"]
         ui.flash(
             _("Target set to **{target}** (dataset #{id}).").format(
                 target=ui.plain(target), id=new["id"]

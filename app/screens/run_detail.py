@@ -38,6 +38,7 @@ if total == 0:
 choices = {
     r["id"]: f"#{r['id']} {ui.short(r['name'])} · {i18n.status(r['status'])}" for r in recent
 }
+shown = {r["id"]: r["status"] for r in recent}  # the statuses the labels show
 run_id = st.session_state.get("run_id")
 if run_id not in choices:
     if run_id is not None:
@@ -47,6 +48,7 @@ if run_id not in choices:
                 run_id: f"#{run_id} {ui.short(r.get('name') or '')} · {i18n.status(r['status'])}",
                 **choices,
             }
+            shown[run_id] = r["status"]
         except service.RunNotFound:
             st.warning(_("There is no run {id}; showing the latest run instead.").format(id=run_id))
             run_id = None
@@ -65,6 +67,17 @@ if st.session_state.get("rd_run") != run_id:
     st.session_state["rd_run"] = run_id
 run_id = st.selectbox(_("Run"), ids, format_func=choices.get, key="rd_run", on_change=_picked)
 st.session_state["run_id"] = run_id
+
+
+def _follow_statuses() -> None:
+    """The picker's labels carry each run's status but are drawn with the page, outside the
+    live part below: once the store says otherwise, draw the page again (issue 20, §8: the
+    picker said "running" after the run had finished)."""
+    if service.run_statuses(ui.db(), shown) != shown:
+        st.rerun()
+
+
+ui.live(_follow_statuses, any(s in service.ACTIVE for s in shown.values()))
 st.query_params["run"] = str(run_id)
 
 detail = service.run_detail(db, run_id)
@@ -128,14 +141,17 @@ def _header(db, detail: dict) -> None:
             "The best epoch was picked on the validation split, so this score flatters a little."
         ),
     )
-    h0.metric(
-        _("Test (held out)"),
-        row["test"],
-        help=_(
-            "The test split, scored once at the end with the best weights and never used for "
-            "any choice: the honest score."
-        ),
-    )
+    if run["status"] == "running":  # the test split is scored at the end: till then, the ETA
+        _time_left(h0, row)
+    else:
+        h0.metric(
+            _("Test (held out)"),
+            row["test"],
+            help=_(
+                "The test split, scored once at the end with the best weights and never used "
+                "for any choice: the honest score."
+            ),
+        )
     h2.metric(_("Duration"), i18n.duration(row["seconds"]))
     epochs = summary.get("epochs", row.get("live_epochs"))
     total = ((run.get("spec") or {}).get("train") or {}).get("epochs")
@@ -171,6 +187,31 @@ def _header(db, detail: dict) -> None:
                 ui.flash(_("Cancelled."))
             st.rerun()
     _resume_or_delete(db, run, run_id)
+
+
+def _time_left(tile, row: dict) -> None:
+    """The ETA at the pace since the run (re)started; "estimating…" until it has trained
+    two epochs. A run that may stop early (early stopping, the LR floor) gets "≤": its ETA
+    is the most it will take."""
+    seconds = row.get("eta_s")
+    if seconds is None:
+        tile.metric(
+            _("Time left"),
+            _("estimating…"),
+            help=_("Shown once the run has trained two epochs, at the pace they took."),
+        )
+        return
+    bound = row.get("eta_upper_bound")
+    tile.metric(
+        _("Time left"),
+        ("≤ " if bound else "") + i18n.duration(seconds),
+        help=_(
+            "At most: the run may stop sooner, by early stopping or on the LR floor (T7). "
+            "Measured on the epochs trained since it started."
+        )
+        if bound
+        else _("At the pace of the epochs trained since it started."),
+    )
 
 
 def _resume_or_delete(db, run: dict, run_id: int) -> None:

@@ -74,10 +74,21 @@ COLUMNS = {
 }
 
 
+SCORE_COLUMNS = {
+    "test_balanced": N_("test balanced accuracy"),
+    "test_f1": N_("test macro-F1"),
+    "test_mae": N_("test MAE"),
+    "test_r2": N_("test R²"),
+}
+
+
 def _table(db, rows, total) -> None:
     if not rows:
         st.info(_("No runs on this page any more."))
         return
+    # The test split's other scores, each only when a run on this page has it: balanced
+    # accuracy and macro-F1 for classifiers, MAE and R² for regressions (issue 20, §3).
+    scores = [c for c in SCORE_COLUMNS if any(r[c] != "—" for r in rows)]
     table = pd.DataFrame(rows)[
         [
             "id",
@@ -88,6 +99,7 @@ def _table(db, rows, total) -> None:
             "preset",
             "best",
             "test",
+            *scores,
             "duration",
             "owner",
             "device",
@@ -102,6 +114,7 @@ def _table(db, rows, total) -> None:
         width="stretch",
         column_config={
             **ui.headers(COLUMNS),
+            **ui.headers({c: SCORE_COLUMNS[c] for c in scores}),
             "progress": ui.progress_column(),
             "best": st.column_config.TextColumn(_("best validation")),
             "test": st.column_config.TextColumn(

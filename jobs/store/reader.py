@@ -250,6 +250,16 @@ def _extremes(rows: list[tuple[int, float | None]]) -> list[tuple[int, float, fl
     return [(s, v, vmin, vmax) for s, v in pts]
 
 
+def last_step(db: sqlite_utils.Database, run_id: int, key: str) -> int | None:
+    """The step of a key's newest point (None before it has one): one primary-key seek."""
+    row = db.execute(
+        "SELECT step FROM metrics WHERE run_id = ? AND "
+        "key_id = (SELECT id FROM metric_keys WHERE name = ?) ORDER BY step DESC LIMIT 1",
+        [run_id, key],
+    ).fetchone()
+    return row[0] if row else None
+
+
 def keys(db: sqlite_utils.Database, run_id: int) -> list[str]:
     """Names of the metrics a run has logged, sorted.
 
