@@ -18,7 +18,24 @@ from engine.threads import ThreadPolicy
 from engine.train import TrainResult, train
 from engine.vocab import EventKind
 
-__all__ = ["TrainResult", "prepare_for", "run_training"]
+__all__ = ["TrainResult", "prepare_for", "run_training", "warm_up"]
+
+
+def warm_up() -> None:
+    """Import now what a run would import on first use, for a process that waits for its run
+    (the queue's standby runner, ``jobs.queue.runner --standby``), so the run doesn't pay it.
+
+    Importing this module already loads torch, the data layer and scikit-learn's split.
+    Left are torch._dynamo, which torch.optim imports on an optimizer's first use (its methods
+    are wrapped in ``torch._disable_dynamo``, which imports it lazily), and the scikit-learn
+    modules ``engine.baselines`` imports when a run ends. A test checks that a run after this
+    imports none of them."""
+    import sklearn.ensemble  # noqa: F401
+    import sklearn.exceptions  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
+    import sklearn.metrics  # noqa: F401
+    import threadpoolctl  # noqa: F401
+    import torch._dynamo  # noqa: F401
 
 
 def prepare_for(cfg: Config, raw: RawDataset) -> Any:

@@ -51,6 +51,13 @@ EXPECTED: dict[str, list[str]] = {
     "small_run": [
         r"import torch \(the floor\)\s+" + NUM + r"\s+0\.00\s+1\.00×",
         r"trainboard train, wine \(178 rows\)\s+" + NUM + r"\s+-?" + NUM + r"\s+" + NUM + "×",
+        r"torch\._dynamo \(torch\.optim\)\s+" + NUM,
+        r"scikit-learn \(the baselines\)\s+" + NUM,
+        # the split of the run's seconds, so a change to the preset's epochs shows
+        r"where the seconds go: trainboard train, wine \(178 rows\), 2 epochs",
+        *(rf"\n  {phase}\s+{NUM}  " for phase in ("start-up", "set-up", "training", "scoring")),
+        r"warm process \(the queue's standby runner\): " + NUM + r" s from the run's arrival",
+        r"without the baselines: -?" + NUM + r" s beyond import torch",
         r"small run beyond import torch: -?" + NUM + r" s \(target ≤ 1\.5 s\): (PASS|MISS)",
     ],
     "store": [

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import gc
 import os
 import signal
 import sys
@@ -209,12 +210,17 @@ def main(argv: list[str] | None = None) -> int:
     if run_id is None:
         if args.standby:
             # A warm spare: the seconds of importing torch are spent before a run arrives.
-            # Importing torch does not initialise CUDA; that happens in the run.
-            # A run's first optimizer step imports torch._dynamo (torch.optim does, to mark
-            # its methods uncompilable): ~2.7 s on the build machine. Pay it here, too.
-            import torch._dynamo  # noqa: F401
+            # Importing torch does not initialise CUDA; that happens in the run. warm_up also
+            # imports what a run loads on first use (torch.optim's torch._dynamo, the
+            # baselines' scikit-learn). Then the heap is frozen: it lives as long as this
+            # process, and the collector's full passes during the run and at exit need not
+            # scan it (gc.freeze, made for processes that load and then wait; the collect
+            # first, off the run's path, so no garbage of the imports is kept for good).
+            from engine.api import warm_up
 
-            import engine.api  # noqa: F401
+            warm_up()
+            gc.collect()
+            gc.freeze()
         line = sys.stdin.readline().strip()
         if not line:
             return 0  # the worker closed our stdin: no run for us
