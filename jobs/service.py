@@ -91,7 +91,6 @@ config_diff = views.config_diff
 per_class_recall = views.per_class_recall
 export_metrics_csv = views.export_metrics_csv
 get_run = registry.get_run
-run_statuses = registry.statuses
 list_datasets = registry.list_datasets
 get_dataset = registry.get_dataset
 metric_keys = reader.keys

@@ -1,48 +1,18 @@
-"""Issue 20, §8 "stale labels": the run picker of Run detail and the chips of Compare carry
-each run's status; they are drawn with the page, not in its live part, so they must follow the
-store when a run changes while the page stays open.
-
-``tick`` does what the browser does every 2 s on a page with live parts: it reruns only the
-fragments that asked for it (``st.fragment(run_every=…)``), not the page. AppTest has no
-public call for that, so it sends the rerun request the browser would send."""
+"""Issue 20, §8 "stale labels": the run picker of Run detail, the chips of Compare and the
+run choice of Runs said "running" after the run had finished. In Streamlit 1.67 a select
+widget's value travels as its label, so a label that changes while the page is open stays on
+screen and comes back as a value that matches no run. The labels therefore hold only what
+never changes (id, name, preset); each run's status is shown where the page keeps it current
+(Run detail's header badge, the Outcome and Runs tables). ``tests/test_e2e_labels.py`` checks
+the same in a real browser."""
 
 from __future__ import annotations
 
-import functools
-
 import pytest
-from streamlit.testing.v1 import AppTest
-from streamlit.testing.v1 import local_script_runner as runner
 
 from jobs.store import registry
 from jobs.store.db import connect
 from tests.test_app import assert_clean, page
-
-
-@pytest.fixture
-def timed(monkeypatch):
-    """Records which fragments of the last page run asked to be rerun on a timer."""
-    asked: list[str] = []
-    parse = runner.parse_tree_from_messages
-
-    def recording(msgs):
-        asked[:] = [m.auto_rerun.fragment_id for m in msgs if m.HasField("auto_rerun")]
-        return parse(msgs)
-
-    monkeypatch.setattr(runner, "parse_tree_from_messages", recording)
-    return asked
-
-
-def tick(at: AppTest, timed: list[str], monkeypatch) -> None:
-    """One timer tick: rerun the fragments that asked for one (none asked: nothing runs)."""
-    assert timed, "no part of the page refreshes itself"
-    with monkeypatch.context() as m:
-        rerun = functools.partial(
-            runner.RerunData, fragment_id_queue=list(timed), is_auto_rerun=True
-        )
-        m.setattr(runner, "RerunData", rerun)
-        at.run()
-    assert_clean(at)
 
 
 @pytest.fixture
@@ -58,47 +28,35 @@ def runs(tmp_path, monkeypatch):
     return {"db": db, "done": done, "going": going}
 
 
-def test_run_pickers_labels_follow_a_run_that_finishes_while_another_is_shown(
-    runs, timed, monkeypatch
-):
-    """The finished run is shown, so its live part does not refresh; the other run's label in
-    the picker still must."""
-    at = page("run_detail", run_id=runs["done"])
-    assert f"#{runs['going']} going · running" in at.selectbox(key="rd_run").options
-    registry.finish_run(runs["db"], runs["going"], {"metric": "acc"})
-    tick(at, timed, monkeypatch)
-    picker = at.selectbox(key="rd_run")
-    assert f"#{runs['going']} going · finished" in picker.options
-    assert picker.value == runs["done"]  # still the run the user looks at
-
-
-def test_run_pickers_label_follows_the_shown_run_when_it_finishes(runs, timed, monkeypatch):
+def test_run_pickers_labels_stay_put_when_the_shown_run_finishes(runs):
     at = page("run_detail", run_id=runs["going"])
+    picker = at.selectbox(key="rd_run")
+    before = list(picker.options)
+    assert before[0] == f"#{runs['going']} going" and picker.value == runs["going"]
+    assert ":blue-badge[running]" in "".join(m.value for m in at.markdown)
     registry.finish_run(runs["db"], runs["going"], {"metric": "acc"})
-    tick(at, timed, monkeypatch)
-    assert at.selectbox(key="rd_run").options[0] == f"#{runs['going']} going · finished"
+    at.run()  # what the live part does once the run is over
+    assert_clean(at)
+    assert list(at.selectbox(key="rd_run").options) == before
+    assert at.selectbox(key="rd_run").value == runs["going"]
+    assert ":green-badge[finished]" in "".join(m.value for m in at.markdown)  # the header
 
 
-def test_compare_chips_follow_the_store(runs, timed, monkeypatch):
-    db = runs["db"]
-    queued = registry.create_run(db, spec={"train": {"epochs": 3}}, preset="auto", name="later")
-    at = page("compare", compare_ids=[runs["done"], queued])
+def test_compare_chips_stay_put_while_the_outcome_table_follows_the_run(runs):
+    at = page("compare", compare_ids=[runs["done"], runs["going"]])
     chips = at.multiselect(key="compare_pick")
-    assert chips.value == [runs["done"], queued]
-    assert f"#{queued} later · auto · queued" in chips.options
-    registry.claim_run(db, queued, worker="w", device="cpu")
-    tick(at, timed, monkeypatch)
-    assert f"#{queued} later · auto · running" in at.multiselect(key="compare_pick").options
-    registry.finish_run(db, queued, {"metric": "acc"})
-    registry.finish_run(db, runs["going"], {"metric": "acc"})
-    tick(at, timed, monkeypatch)
-    chips = at.multiselect(key="compare_pick")
-    assert f"#{queued} later · auto · finished" in chips.options
-    assert f"#{runs['going']} going · auto · finished" in chips.options
-    assert chips.value == [runs["done"], queued]
-
-
-def test_a_page_whose_runs_are_all_over_does_not_refresh(runs, timed):
+    before = list(chips.options)
+    assert f"#{runs['going']} going · auto" in before
+    assert list(at.dataframe[0].value["status"]) == ["finished", "running"]
     registry.finish_run(runs["db"], runs["going"], {"metric": "acc"})
-    page("run_detail", run_id=runs["done"])
-    assert timed == []
+    at.run()
+    assert_clean(at)
+    assert list(at.multiselect(key="compare_pick").options) == before
+    assert at.multiselect(key="compare_pick").value == [runs["done"], runs["going"]]
+    assert list(at.dataframe[0].value["status"]) == ["finished", "finished"]
+
+
+def test_runs_choice_labels_carry_no_status(runs):
+    at = page("runs")
+    options = at.multiselect(key="runs_picked").options
+    assert set(options) == {f"#{runs['done']} done", f"#{runs['going']} going"}

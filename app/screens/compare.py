@@ -14,10 +14,10 @@ if total < 2:
     st.info(_("Compare needs at least two runs — queue some on **New run** (try 'A/B one tip')."))
     st.page_link(ui.PAGES["new_run"], label=_("New run →"), icon=":material/rocket_launch:")
     st.stop()
-labels = {
-    r["id"]: f"#{r['id']} {ui.short(r['name'])} · {r['preset']} · {i18n.status(r['status'])}"
-    for r in rows
-}
+# Only what never changes: a chip's label is its value (Streamlit 1.67), so a status in it went
+# stale on screen and came back matching no run (issue 20, §8); the Outcome table below shows
+# each run's status and follows the store.
+labels = {r["id"]: f"#{r['id']} {ui.short(r['name'])} · {r['preset']}" for r in rows}
 if "compare_pick" not in st.session_state:
     st.session_state["compare_pick"] = [
         i for i in st.session_state.get("compare_ids", []) if i in labels
@@ -29,18 +29,6 @@ picked = st.multiselect(
     key="compare_pick",
     placeholder=_("Choose runs"),
 )
-shown = {r["id"]: r["status"] for r in rows}  # the statuses the chips and options show
-
-
-def _follow_statuses() -> None:
-    """The chips' labels carry each run's status but are drawn with the page, outside the
-    live part below: once the store says otherwise, draw the page again (issue 20, §8: the
-    chips said "running" while the table said "finished")."""
-    if service.run_statuses(ui.db(), shown) != shown:
-        st.rerun()
-
-
-ui.live(_follow_statuses, any(s in service.ACTIVE for s in shown.values()))
 if len(picked) < 2:
     st.info(_("Pick two or more runs to overlay them."))
     st.stop()

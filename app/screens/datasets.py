@@ -78,27 +78,22 @@ st.session_state["dataset_id"] = ds_id
 
 
 def _file_label(f: dict) -> str:
-    targets = [v["target"] or _("(folders)") for v in f["versions"]]
-    if len(targets) == 1:
-        return _("{name} · target {target} · #{id}").format(
-            name=ui.short(f["name"]), target=ui.short(targets[0], 60), id=f["id"]
-        )
-    return _("{name} · {n} targets: {targets}").format(
-        name=ui.short(f["name"]),
-        n=len(targets),
-        targets=", ".join(ui.short(t, 40) for t in targets[:5])
-        + (" …" if len(targets) > 5 else ""),
-    )
+    """The file's name and the id of its first version: nothing that changes when a target is
+    added, because a picker's label is its value (Streamlit 1.67): a label that changed while
+    the page was open would come back matching no file. The targets are the choice below."""
+    return f"{ui.short(f['name'])} · #{f['id']}"
 
 
 def _picked(key: str) -> None:
-    """A file picked: its newest version; a version picked: that one."""
+    """A file picked: its newest version; a version picked: that one. (A value that is no
+    longer listed, e.g. deleted meanwhile, changes nothing.)"""
     value = st.session_state[key]
-    st.session_state["dataset_id"] = (
-        value
-        if key == "dataset_version"
-        else next(f for f in files if f["id"] == value)["versions"][0]["id"]
-    )
+    if key == "dataset_version":
+        picked = value if value in file_of else None
+    else:
+        picked = next((f["versions"][0]["id"] for f in files if f["id"] == value), None)
+    if picked is not None:
+        st.session_state["dataset_id"] = picked
 
 
 # Keyed pickers follow "dataset_id" (set by an upload, a sample, a new target or another page).

@@ -35,20 +35,17 @@ if total == 0:
     st.info(_("No runs yet — go to **New run** to start one."))
     st.page_link(ui.PAGES["new_run"], label=_("New run →"), icon=":material/rocket_launch:")
     st.stop()
-choices = {
-    r["id"]: f"#{r['id']} {ui.short(r['name'])} · {i18n.status(r['status'])}" for r in recent
-}
-shown = {r["id"]: r["status"] for r in recent}  # the statuses the labels show
+# A select widget's value travels as its label (Streamlit 1.67): a label that changed while the
+# page was open (a status: "running" → "finished") stayed on screen and came back as a value
+# that matches no run (issue 20, §8). So the labels hold only what never changes; the status is
+# the header's badge, which the live part below keeps current.
+choices = {r["id"]: f"#{r['id']} {ui.short(r['name'])}" for r in recent}
 run_id = st.session_state.get("run_id")
 if run_id not in choices:
     if run_id is not None:
         try:
             r = service.get_run(db, run_id)
-            choices = {
-                run_id: f"#{run_id} {ui.short(r.get('name') or '')} · {i18n.status(r['status'])}",
-                **choices,
-            }
-            shown[run_id] = r["status"]
+            choices = {run_id: f"#{run_id} {ui.short(r.get('name') or '')}", **choices}
         except service.RunNotFound:
             st.warning(_("There is no run {id}; showing the latest run instead.").format(id=run_id))
             run_id = None
@@ -68,16 +65,6 @@ if st.session_state.get("rd_run") != run_id:
 run_id = st.selectbox(_("Run"), ids, format_func=choices.get, key="rd_run", on_change=_picked)
 st.session_state["run_id"] = run_id
 
-
-def _follow_statuses() -> None:
-    """The picker's labels carry each run's status but are drawn with the page, outside the
-    live part below: once the store says otherwise, draw the page again (issue 20, §8: the
-    picker said "running" after the run had finished)."""
-    if service.run_statuses(ui.db(), shown) != shown:
-        st.rerun()
-
-
-ui.live(_follow_statuses, any(s in service.ACTIVE for s in shown.values()))
 st.query_params["run"] = str(run_id)
 
 detail = service.run_detail(db, run_id)

@@ -136,7 +136,9 @@ def _table(db, rows, total) -> None:
         st.session_state["runs_page"] = page + 1
         st.rerun()
 
-    labels = {r["id"]: f"#{r['id']} {r['name']} ({i18n.status(r['status'])})" for r in rows}
+    # No status in a label: it is the widget's value (Streamlit 1.67), and this table refreshes
+    # while runs change (issue 20, §8); the status column beside it says it.
+    labels = {r["id"]: f"#{r['id']} {r['name']}" for r in rows}
     picked = st.multiselect(
         _("Select runs"),
         list(labels),

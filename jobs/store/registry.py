@@ -546,16 +546,6 @@ def list_runs(
     return [_decode(r, _RUN_JSON) for r in rows]
 
 
-def statuses(db: sqlite_utils.Database, run_ids: Iterable[int]) -> dict[int, str]:
-    """The current status of each of ``run_ids`` that still exists (a page's labels check
-    theirs against it)."""
-    ids = [int(i) for i in run_ids]
-    if not ids:
-        return {}
-    marks = ", ".join("?" * len(ids))
-    return dict(db.execute(f"SELECT id, status FROM runs WHERE id IN ({marks})", ids).fetchall())
-
-
 def status_counts(db: sqlite_utils.Database) -> dict[str, int]:
     """How many runs are in each status (statuses with none are left out)."""
     return dict(db.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall())
