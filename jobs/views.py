@@ -135,7 +135,7 @@ def run_filters(db: sqlite_utils.Database) -> dict[str, list[Any]]:
     rows = db.execute(
         "SELECT DISTINCT preset, owner, dataset_id FROM runs"
     ).fetchall()  # read-only; a handful of distinct values
-    names = _dataset_names(db)
+    names = _filter_names(registry.list_datasets(db))
     return {
         "status": list(RUN_STATUSES),
         "preset": sorted({r[0] for r in rows if r[0]}),
@@ -169,6 +169,21 @@ def dataset_files(datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
         first = min(f["versions"], key=lambda d: d["id"])
         out.append({"id": first["id"], "name": first["name"], "versions": f["versions"]})
     return out
+
+
+def _filter_names(datasets: list[dict[str, Any]]) -> dict[int, str]:
+    """A dataset's name for the run filter, with its target where two share a name (a file
+    given another target, issue 20, §8) and its id: "colours.csv · a · #4". Two equal labels
+    would also be one value in the browser, which sends a choice back as its label."""
+    count: dict[str, int] = {}
+    for d in datasets:
+        count[d["name"]] = count.get(d["name"], 0) + 1
+    return {
+        d["id"]: d["name"]
+        if count[d["name"]] == 1
+        else f"{d['name']} · {d['target'] or '—'} · #{d['id']}"
+        for d in datasets
+    }
 
 
 # --- home -----------------------------------------------------------------------------------

@@ -71,3 +71,21 @@ def test_runs_of_an_earlier_target_still_read_their_own_row(empty_home):
     assert not registry.reads_dataset(spec["data"], new)
     (f,) = views.dataset_files(registry.list_datasets(db))
     assert f["id"] == old["id"] and [v["target"] for v in f["versions"]] == ["a", "label"]
+
+
+def test_the_run_filter_tells_two_targets_of_one_file_apart(empty_home):
+    db = connect()
+    old = datasets.ingest(db, csv_bytes(), "colours.csv")
+    new = datasets.retarget(db, old["id"], "a")
+    other = datasets.ingest(db, csv_bytes(seed=1), "other.csv")
+    for ds in (old, new, other):
+        registry.create_run(db, spec={}, preset="auto", dataset_id=ds["id"], name="r")
+    at = page("runs")
+    options = at.selectbox(key="runs_dataset").options
+    assert f"colours.csv · label · #{old['id']}" in options
+    assert f"colours.csv · a · #{new['id']}" in options and "other.csv" in options
+    at.selectbox(key="runs_dataset").set_value(new["id"])
+    at.run()
+    assert_clean(at)
+    assert list(at.dataframe[0].value["dataset"]) == ["colours.csv"]
+    assert len(at.dataframe[0].value) == 1
