@@ -20,8 +20,8 @@ from rich.table import Table
 
 from engine.auto import DataFacts
 from engine.config import add_set_option, list_presets, resolve_config
-from engine.data import BUILTINS, DataError
-from engine.errors import EngineError
+from engine.data.builtins import BUILTINS  # the names only: the parser of every command
+from engine.errors import DataError, EngineError
 from engine.faults import FaultHook
 from engine.messages import stop_words
 from engine.threads import ThreadPolicy
