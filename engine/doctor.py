@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from engine import optim
 from engine.messages import Message, as_json
 from engine.schedule import simulate_plateau_cuts
 
@@ -382,7 +383,7 @@ def overfit_one_batch(
     Adam steps. Trains a throwaway copy; the real model is untouched."""
     model = make_model()
     model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    opt = optim.make(torch.optim.Adam, model.parameters(), lr=3e-3)
     xb, yb = x[:16], y[:16]
     with torch.no_grad():
         first = float(loss_fn(model(xb), yb))

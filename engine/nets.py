@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
+from engine import optim
 from engine.auto import IMBALANCED  # the smallest class under this share: weight the loss
 from engine.config import Config
 from engine.errors import ConfigError
@@ -200,18 +201,22 @@ class Stacked:
 
 
 def make_optimizer(cfg: Config, params: list[torch.Tensor]) -> torch.optim.Optimizer:
+    """torch's optimizer for ``cfg.optim``, without its torch.compile guards unless the run
+    compiles its model (engine/optim.py: they import torch._dynamo, seconds of a small run)."""
     o = cfg.optim
+    compiled = cfg.train.compile
     if o.name == "sgd":
-        return torch.optim.SGD(
+        return optim.make(
+            torch.optim.SGD,
             params,
+            compiled=compiled,
             lr=o.lr,
             momentum=o.momentum,
             weight_decay=o.weight_decay,
             nesterov=o.nesterov and o.momentum > 0,
         )
-    if o.name == "adam":
-        return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
-    return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
+    cls = torch.optim.Adam if o.name == "adam" else torch.optim.AdamW
+    return optim.make(cls, params, compiled=compiled, lr=o.lr, weight_decay=o.weight_decay)
 
 
 def update_ratios(

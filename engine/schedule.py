@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from engine import optim
+
 
 def make_plateau_scheduler(
     optimizer: torch.optim.Optimizer,
@@ -53,7 +55,7 @@ class ShadowPlateau:
         min_lr: float = 0.0,
         mode: str = "min",
     ) -> None:
-        self._opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+        self._opt = optim.make(torch.optim.SGD, [torch.nn.Parameter(torch.zeros(1))], lr=lr)
         self._sched = make_plateau_scheduler(
             self._opt,
             factor=factor,
