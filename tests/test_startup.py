@@ -111,12 +111,6 @@ def test_cli_train_freezes_the_heap_before_the_process_exits(table, tmp_path):
     assert (tmp_path / "out" / "model.pt").exists() and (tmp_path / "out" / "summary.json").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/data/__init__.py imports every submodule, torch and scikit-learn with them, "
-    "so building the CLI's parser (every command, `trainboard --help` too) pays them: 6.2 s "
-    "against 1.3 s with a lazy package import, measured on a copy; docs/engine.md",
-)
 def test_building_the_cli_parser_imports_neither_torch_nor_scikit_learn(tmp_path):
     got = _python(
         """

@@ -7,26 +7,61 @@
 
 Exceptions: :class:`DataError` (a ``ValueError``) for any dataset that can't be used.
 See docs/data.md for the rules.
+
+The names above load on first use (PEP 562), not when the package is imported: importing any
+submodule runs this file first, and ``engine.data.builtins`` (the CLI's choices) or
+``engine.data.base`` must not pay for torch and scikit-learn, which ``prepare`` and ``report``
+need (issue 20, §7: ``trainboard --help`` took 6.2 s with the eager imports).
 """
 
-from engine.data.augment import augment
-from engine.data.base import DataError, RawDataset
-from engine.data.builtins import BUILTINS
-from engine.data.loaders import load_dataset
-from engine.data.prepare import Prepared, Preprocessor, prepare
-from engine.data.report import DatasetReport, dataset_report
-from engine.data.rules import log1p_rule
+from __future__ import annotations
 
-__all__ = [
-    "BUILTINS",
-    "DataError",
-    "DatasetReport",
-    "Prepared",
-    "Preprocessor",
-    "RawDataset",
-    "augment",
-    "dataset_report",
-    "load_dataset",
-    "log1p_rule",
-    "prepare",
-]
+import importlib
+import sys
+import types
+from typing import Any
+
+# public name → the submodule that defines it
+_WHERE = {
+    "augment": "augment",
+    "DataError": "base",
+    "RawDataset": "base",
+    "BUILTINS": "builtins",
+    "load_dataset": "loaders",
+    "Prepared": "prepare",
+    "Preprocessor": "prepare",
+    "prepare": "prepare",
+    "DatasetReport": "report",
+    "dataset_report": "report",
+    "log1p_rule": "rules",
+}
+__all__ = sorted(_WHERE, key=str.lower)
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{where}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})
+
+
+class _Package(types.ModuleType):
+    """``prepare`` and ``augment`` name both a submodule and its function. Importing a submodule
+    binds it on its package (``engine.data.prepare = <module>``); the eager imports used to
+    rebind the function over it at once. Here the function is bound instead, so
+    ``from engine.data import prepare`` means the function whoever imported the module first
+    (the module itself stays in ``sys.modules``, where ``import engine.data.prepare`` finds it)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _WHERE.get(name) == name:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
