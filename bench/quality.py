@@ -1,31 +1,37 @@
-"""Test-split quality of the ``auto`` preset against scikit-learn baselines, on the same split.
+"""Test-split quality of the ``auto`` preset against scikit-learn baselines on 8 real tables.
 
     .venv/bin/python bench/quality.py [--preset auto] [--only NAME ...] [--seeds 0 1 2] [--quick]
 
-For each dataset the engine prepares its train / validation / test split once (seeded,
-stratified; engine.data.prepare). Trainboard trains on the training split, picks its best epoch
-on the validation split and is scored once on the test split. The baselines are fitted on the
-same training split (the standardized inputs; images flattened) with scikit-learn's defaults and
-scored on the same test rows: LogisticRegression (Ridge for regression) and
-HistGradientBoosting. Accuracy for classification, RMSE in the target's units for regression.
-Scores are the mean over seeds 0, 1, 2 (each its own split); the adding problem (an LSTM, minutes
-a seed on a CPU) runs seed 0 only unless named with --only.
-Wall time is each model's fit, on this machine, with the thread count it ships with.
+Issue 20, item 6. Every table is a real public one that ships inside an installed package (no
+download): scikit-learn's breast-cancer, diabetes, wine and iris; vega_datasets' Seattle weather
+(target ``weather``), cars (target ``Origin``) and barley (target ``yield``); palmerpenguins'
+penguins (target ``species``, with gaps). Each goes through the path a user's upload takes: a
+CSV file, ``load_dataset``, ``resolve_config(preset, facts=DataFacts.from_raw(...))`` and
+``run_training`` (split, column-type pass, one-hot, median impute, log1p, standardize, train,
+pick the best epoch on validation, score the test split once).
 
-Targets (issue 10): on every dataset, within 1 accuracy point (or 3% RMSE) of the better
-baseline, or better; on the 20k-row synthetic set, better than both. The last column says
-PASS or MISS; the table is copied into docs/engine.md.
+The baselines are the run's own (``engine.baselines``, ``train.baselines``): scikit-learn's
+LogisticRegression (Ridge for regression) and HistGradientBoosting with their default settings,
+fitted on the **same** prepared training rows (one-hot text, median impute) and scored on the
+**same** test rows. Accuracy for classification, RMSE in the target's units for regression.
+Scores are the mean over seeds 0, 1, 2, each its own split.
 
-``--quick`` is a smoke run (seconds): seed 0 only, the two smallest tables (breast-cancer and
-diabetes) unless --only names others, and at most 10 epochs a run (QUICK_EPOCHS), so its scores
-may miss their targets; it still prints the same table and exits 0 whatever the targets say.
+Target (issue 20): within 1 accuracy point of the better baseline (``≥ best−0.01``), or within
+2% of its RMSE (``≤ best×1.02``); "ahead" when the net beats the better baseline. The net's
+wall time is the whole ``run_training`` call (pre-flight checks and the baselines' fit included).
+
+``--quick`` is a smoke run (seconds): seed 0, two small tables (iris, and barley for the regression path) unless
+--only names others, at most ``QUICK_EPOCHS`` epochs a run, so its scores may miss their targets;
+it prints the same table and exits 0 whatever the targets say.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -34,98 +40,85 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import numpy as np  # noqa: E402
-from sklearn.datasets import make_classification  # noqa: E402
-from sklearn.ensemble import (  # noqa: E402
-    HistGradientBoostingClassifier,
-    HistGradientBoostingRegressor,
-)
-from sklearn.linear_model import LogisticRegression, Ridge  # noqa: E402
+import pandas as pd  # noqa: E402
 
-from engine.api import prepare_for  # noqa: E402
+from engine import MemorySink, resolve_config, run_training  # noqa: E402
 from engine.auto import DataFacts  # noqa: E402
-from engine.config import resolve_config  # noqa: E402
-from engine.data import RawDataset, load_dataset  # noqa: E402
-from engine.sink import MemorySink  # noqa: E402
+from engine.config import add_set_option, parse_override  # noqa: E402
+from engine.data import load_dataset  # noqa: E402
 from engine.threads import ThreadPolicy  # noqa: E402
-from engine.train import train  # noqa: E402
 
-SYNTH = "synthetic-20k"
-DATASETS = ["builtin:breast-cancer", "builtin:diabetes", "builtin:digits", "builtin:adding", SYNTH]
-QUICK_DATASETS = ["builtin:breast-cancer", "builtin:diabetes"]
+DATASETS = ["breast-cancer", "diabetes", "wine", "iris", "penguins", "weather", "cars", "barley"]
+QUICK_DATASETS = ["iris", "barley"]
 QUICK_EPOCHS = 10
+CLASS_MARGIN = 0.01  # accuracy points behind the better baseline that still pass
+RMSE_MARGIN = 1.02  # RMSE ratio to the better baseline that still passes
 
 
-def synthetic() -> RawDataset:
-    """The issue's 20k-row set: make_classification(20000, 40 features, 10 informative…)."""
-    x, y = make_classification(
-        n_samples=20000,
-        n_features=40,
-        n_informative=10,
-        class_sep=0.8,
-        flip_y=0.05,
-        random_state=0,
-    )
-    return RawDataset(
-        x=x.astype(np.float32),
-        y=y.astype(np.int64),
-        modality="tabular",
-        task="classification",
-        feature_names=[f"f{i}" for i in range(x.shape[1])],
-        class_names=["0", "1"],
-        source=SYNTH,
-        target="y",
-    )
+def export_tables(folder: Path) -> dict[str, tuple[str, str | None]]:
+    """name → (source, target): each table as the CSV file a user would upload (the builtins
+    are loaded by name, as the New run page offers them)."""
+    from sklearn.datasets import load_iris, load_wine
+    from vega_datasets import local_data
 
-
-def _timed(fn):
-    t = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t
-
-
-def baselines(data) -> dict[str, tuple[float, float]]:
-    """{name: (test score, seconds)} for the two scikit-learn baselines on the engine's split."""
-    xtr = data.x_train.flatten(1).numpy().astype(np.float64)
-    xte = data.x_test.flatten(1).numpy().astype(np.float64)
-    ytr, yte = data.y_train.numpy(), data.y_test.numpy()
-    out = {}
-    if data.task == "classification":
-        models = {
-            "LogisticRegression": LogisticRegression(max_iter=2000),
-            "HistGradientBoosting": HistGradientBoostingClassifier(random_state=0),
-        }
-        for name, m in models.items():
-            _, s = _timed(lambda m=m: m.fit(xtr, ytr))
-            out[name] = (float((m.predict(xte) == yte).mean()), s)
-    else:
-        scale = data.y_std or 1.0
-        models = {
-            "Ridge": Ridge(),
-            "HistGradientBoosting": HistGradientBoostingRegressor(random_state=0),
-        }
-        for name, m in models.items():
-            _, s = _timed(lambda m=m: m.fit(xtr, ytr))
-            out[name] = (float(np.sqrt(np.mean((m.predict(xte) - yte) ** 2))) * scale, s)
+    weather = local_data.seattle_weather()
+    weather["date"] = weather["date"].dt.strftime("%Y-%m-%d")
+    weather.to_csv(folder / "weather.csv", index=False)
+    pd.read_json(local_data.cars.filepath, dtype=False).to_csv(folder / "cars.csv", index=False)
+    local_data.barley().to_csv(folder / "barley.csv", index=False)
+    load_wine(as_frame=True).frame.to_csv(folder / "wine.csv", index=False)
+    load_iris(as_frame=True).frame.to_csv(folder / "iris.csv", index=False)
+    out = {
+        "breast-cancer": ("builtin:breast-cancer", None),
+        "diabetes": ("builtin:diabetes", None),
+        "wine": (str(folder / "wine.csv"), None),
+        "iris": (str(folder / "iris.csv"), None),
+        "weather": (str(folder / "weather.csv"), None),
+        "cars": (str(folder / "cars.csv"), "Origin"),
+        "barley": (str(folder / "barley.csv"), "yield"),
+    }
+    try:  # the test extra installs it; without it the table is left out, and the bench says so
+        from palmerpenguins import load_penguins
+    except ImportError:
+        return out
+    load_penguins().to_csv(folder / "penguins.csv", index=False)
+    out["penguins"] = (str(folder / "penguins.csv"), "species")
     return out
 
 
-def trainboard(
-    raw: RawDataset, preset: str, seed: int, epochs: int | None = None
-) -> tuple[object, float, float, dict]:
-    overrides: dict[str, object] = {"train.seed": seed}
+def run_one(
+    source: str,
+    target: str | None,
+    preset: str,
+    seed: int,
+    epochs: int | None,
+    extra: dict[str, object] | None = None,
+) -> tuple[dict, float]:
+    """One run through the real path; (summary, wall seconds of run_training)."""
+    raw = load_dataset(source, target=target)
+    overrides: dict[str, object] = {"train.seed": seed, **(extra or {})}
     if epochs is not None:
         overrides["train.epochs"] = epochs
     cfg = resolve_config(
-        preset,
-        dataset=raw.source,
-        overrides=overrides,
-        facts=DataFacts.from_raw(raw),
+        preset, dataset=source, target=target, overrides=overrides, facts=DataFacts.from_raw(raw)
     )
-    data = prepare_for(cfg, raw)
-    result, secs = _timed(
-        lambda: train(cfg, data, sink=MemorySink(), threads=ThreadPolicy.from_env({}))
-    )
-    return data, result.summary.get("test_metric", math.nan), secs, result.summary
+    sink = MemorySink()
+    t = time.perf_counter()
+    result = run_training(cfg, sink=sink, raw=raw, threads=ThreadPolicy.from_env(os.environ))
+    secs = time.perf_counter() - t
+    start = next(e["data"] for e in sink.events if e["kind"] == "run_start")
+    rows = f"{start['train_rows']}/{start['val_rows']}/{result.summary.get('test_rows', '?')}"
+    return {**result.summary, "rows": rows}, secs
+
+
+def verdict(net: float, linear: float, gbm: float, classify: bool) -> tuple[float, str]:
+    """(gap to the better baseline, PASS/MISS): accuracy points ahead (+) or behind (−), or the
+    RMSE's percentage above (+, worse) or below (−) the better baseline's."""
+    if classify:
+        best = max(linear, gbm)
+        return net - best, "PASS" if net >= best - CLASS_MARGIN else "MISS"
+    best = min(linear, gbm)
+    return 100 * (net / best - 1), "PASS" if net <= best * RMSE_MARGIN else "MISS"
 
 
 def main() -> int:
@@ -138,60 +131,86 @@ def main() -> int:
         action="store_true",
         help=f"smoke run: seed 0, {len(QUICK_DATASETS)} small tables, ≤ {QUICK_EPOCHS} epochs",
     )
+    add_set_option(ap, "a setting on top of the preset's, e.g. --set optim.lr=0.05 (repeatable)")
     args = ap.parse_args()
+    extra = dict(parse_override(o) for o in args.overrides)
     if args.seeds is None:
         args.seeds = [0] if args.quick else [0, 1, 2]
     warnings.filterwarnings("ignore")
     pool = QUICK_DATASETS if args.quick and not args.only else DATASETS
-    names = [n for n in pool if not args.only or any(o in n for o in args.only)]
+    names = [n for n in pool if not args.only or n in args.only]
     epochs = QUICK_EPOCHS if args.quick else None
     print(
         f"preset {args.preset!r}; test-split scores, mean over seeds {args.seeds} (each seed is "
-        "its own split; all models see the same rows)"
+        "its own split; the net and both baselines see the same rows)"
     )
+    if extra:
+        print(f"with {extra}")
     if args.quick:
         print(f"--quick: at most {QUICK_EPOCHS} epochs a run, so a MISS here says little")
     header = (
-        f"{'dataset':16} {'metric':6} {'rows tr/va/te':>16} {'trainboard':>11} {'s':>6} "
-        f"{'linear':>8} {'s':>5} {'HGB':>8} {'s':>5}  target"
+        f"{'dataset':14} {'metric':6} {'rows tr/va/te':>14} {'net':>8} {'s':>6} "
+        f"{'linear':>8} {'gbm':>8} {'best':>8} {'gap':>7}  target"
     )
     print(header)
     print("-" * len(header))
-    misses = 0
-    for name in names:
-        raw = synthetic() if name == SYNTH else load_dataset(name)
-        runs = []
-        # The LSTM on the adding problem takes minutes a seed on a CPU: one seed unless asked.
-        seeds = args.seeds[:1] if name == "builtin:adding" and not args.only else args.seeds
-        for seed in seeds:
-            data, tb, tb_s, summary = trainboard(raw, args.preset, seed, epochs)
-            base = baselines(data)
-            (lin, (lin_v, lin_s)), (_, (hgb_v, hgb_s)) = base.items()
-            runs.append((tb, tb_s, lin_v, lin_s, hgb_v, hgb_s, summary["epochs"]))
-        tb, tb_s, lin_v, lin_s, hgb_v, hgb_s, epochs = (
-            float(np.mean(c)) for c in zip(*runs, strict=True)
-        )
-        acc = data.task == "classification"
-        if acc:
-            ok = tb > max(lin_v, hgb_v) if name == SYNTH else tb >= max(lin_v, hgb_v) - 0.01
-            fmt = "{:.4f}"
-        else:
-            ok = tb <= min(lin_v, hgb_v) * 1.03
-            fmt = "{:.2f}"
-        misses += not ok
-        rows = f"{len(data.x_train)}/{len(data.x_val)}/{len(data.x_test)}"
-        rule = "beat both" if name == SYNTH else ("≥ best−0.01" if acc else "≤ best×1.03")
-        print(
-            f"{name.removeprefix('builtin:'):16} {'acc' if acc else 'rmse':6} {rows:>16} "
-            f"{fmt.format(tb):>11} {tb_s:6.1f} {fmt.format(lin_v):>8} {lin_s:5.1f} "
-            f"{fmt.format(hgb_v):>8} {hgb_s:5.1f}  {rule}: {'PASS' if ok else 'MISS'}"
-            f"  (~{epochs:.0f} epochs; linear = {lin})"
-        )
-        if len(runs) > 1:
-            per_seed = ", ".join(fmt.format(r[0]) for r in runs)
-            print(f"{'':16} per seed: trainboard {per_seed}")
-    print(f"\n{len(names) - misses}/{len(names)} datasets meet their target")
-    return 0 if misses == 0 or args.quick else 1
+    passed = ahead = measured = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        tables = export_tables(Path(tmp))
+        for name in names:
+            if name not in tables:
+                print(f"{name:14} skipped: its package is not installed (pip install -e .[test])")
+                continue
+            runs = []
+            for seed in args.seeds:
+                s, secs = run_one(*tables[name], args.preset, seed, epochs, extra)
+                b = s.get("baselines") or {}
+                runs.append(
+                    (
+                        s.get("test_metric", math.nan),
+                        secs,
+                        b.get("linear", {}).get("test_metric", math.nan),
+                        b.get("gbm", {}).get("test_metric", math.nan),
+                        s.get("epochs", 0),
+                        s.get("test_balanced_accuracy") or math.nan,
+                        b.get("linear", {}).get("test_balanced_accuracy", math.nan),
+                        b.get("gbm", {}).get("test_balanced_accuracy", math.nan),
+                    )
+                )
+            net, secs, lin, gbm, ep, *bal = (float(np.mean(c)) for c in zip(*runs, strict=True))
+            classify = s["metric"] == "acc"
+            gap, ok = verdict(net, lin, gbm, classify)
+            measured += 1
+            passed += ok == "PASS"
+            # ahead: by more than float noise (the net scores in float32, the baselines in 64)
+            ahead += (
+                (net > max(lin, gbm) + 1e-6) if classify else (net < min(lin, gbm) * (1 - 1e-6))
+            )
+            fmt = "{:.4f}" if classify else "{:.2f}"
+            best = max(lin, gbm) if classify else min(lin, gbm)
+            rows = s["rows"]
+            rule = f"≥ best−{CLASS_MARGIN:g}" if classify else f"≤ best×{RMSE_MARGIN:g}"
+            gap_s = f"{gap:+.3f}" if classify else f"{gap:+.1f}%"
+            print(
+                f"{name:14} {'acc' if classify else 'rmse':6} {rows:>14} {fmt.format(net):>8} "
+                f"{secs:6.1f} {fmt.format(lin):>8} {fmt.format(gbm):>8} {fmt.format(best):>8} "
+                f"{gap_s:>7}  {rule}: {ok}  (~{ep:.0f} epochs)"
+            )
+            if classify:
+                print(
+                    f"{'':14} balanced accuracy: net {bal[0]:.4f}, linear {bal[1]:.4f}, "
+                    f"gbm {bal[2]:.4f}"
+                )
+            if len(runs) > 1:
+                per_seed = ", ".join(fmt.format(r[0]) for r in runs)
+                print(
+                    f"{'':14} per seed: net {per_seed}; s {', '.join(f'{r[1]:.1f}' for r in runs)}"
+                )
+    print(
+        f"\n{passed}/{measured} datasets within the margin of the better baseline; "
+        f"{ahead}/{measured} ahead of it"
+    )
+    return 0
 
 
 if __name__ == "__main__":

@@ -568,6 +568,19 @@ CATALOGUE: dict[str, str] = {
         "weighted so a rare class counts as much as a common one, and the best epoch is the one "
         "with the best balanced accuracy (train.class_weight=off turns both off) (T1)."
     ),
+    "auto.class_weight_sqrt": N_(
+        "the smallest class has {share:.0%} of the largest one's rows: each class's loss is "
+        "weighted by the square root of what would make a rare class count as much as a common "
+        "one, so rare classes still get predicted without giving up much overall accuracy, and "
+        "the best epoch is the one with the best balanced accuracy (train.class_weight=auto for "
+        "full weights, off for none) (T1)."
+    ),
+    "auto.embedding": N_(
+        "numeric embeddings: each input column also enters the net as sines and cosines of a "
+        "few fixed random frequencies, through one small layer shared by all columns, so the "
+        "net can draw the sharp cut-offs that trees draw (PLR-lite, from the TabM and numeric "
+        "embedding papers) (T2)."
+    ),
     "auto.lr_base": N_(
         "LR 0.1, the advice's good first LR for SGD with momentum at batch 128 (T5)."
     ),
@@ -587,6 +600,11 @@ CATALOGUE: dict[str, str] = {
     "auto.dropout": N_(
         "dropout 0.2: with {rows} training rows a net of this size can memorise them; switching "
         "off a fifth of the units at random keeps it from relying on any one (T13)."
+    ),
+    "auto.dropout_embedded": N_(
+        "dropout 0.3: with {rows} training rows, and every column embedded into several inputs, "
+        "a net of this size can memorise them; switching off three units in ten at random keeps "
+        "it from relying on any one (T13)."
     ),
     "auto.decay_firm": N_(
         "weight decay {decay:g}: a firmer pull towards small weights on {rows} rows, where "

@@ -81,6 +81,12 @@ class ModelConfig(_Section):
         1.0, gt=0.0, le=10.0, description="T8: scale for the 'scaled' scheme."
     )
     forget_bias: float = Field(0.0, ge=0.0, le=10.0, description="T11: LSTM forget-gate bias.")
+    embedding: Literal["off", "periodic"] = Field(
+        "off",
+        description="T2 tables: periodic: each input value also enters as sines and cosines of "
+        "fixed random frequencies through one small shared layer (PLR-lite numeric embeddings), "
+        "so the net can draw sharp thresholds the way trees do.",
+    )
 
     @model_validator(mode="after")
     def _widths_positive(self) -> ModelConfig:
@@ -161,11 +167,13 @@ class TrainConfig(_Section):
     overfit_one_batch: bool = Field(
         False, description="Sanity check: can the model memorise one batch?"
     )
-    class_weight: Literal["auto", "off"] = Field(
+    class_weight: Literal["auto", "sqrt", "off"] = Field(
         "auto",
         description="T1: auto: when the smallest class has under 1/3 of the largest's training "
         "rows, each class's loss is weighted n/(classes × its rows) and the best epoch is the "
-        "one with the best balanced accuracy; off: plain loss and the lowest validation loss.",
+        "one with the best balanced accuracy; sqrt: the same with the square root of those "
+        "weights (rare classes count more, overall accuracy gives up less); off: plain loss "
+        "and the lowest validation loss.",
     )
 
 

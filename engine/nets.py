@@ -29,7 +29,9 @@ EVAL_CHUNK = 4096
 def class_weights(cfg: Config, data: Any, device: torch.device) -> torch.Tensor | None:
     """T1 on imbalanced classes (``train.class_weight`` auto): n / (classes × count) per class
     from the training rows, scikit-learn's "balanced" weights, so a rare class's mistakes count
-    as much in all as a common one's; None when the classes are balanced enough or it is off."""
+    as much in all as a common one's; None when the classes are balanced enough or it is off.
+    ``sqrt``: the square root of those weights, halfway (on a log scale) between no weights and
+    balanced ones: a rare class still gets predicted, and overall accuracy gives up less."""
     if cfg.train.class_weight == "off" or data.task != "classification" or not data.n_classes:
         return None
     counts = torch.bincount(data.y_train.reshape(-1).long(), minlength=data.n_classes).double()
@@ -37,6 +39,8 @@ def class_weights(cfg: Config, data: Any, device: torch.device) -> torch.Tensor 
     if len(present) < 2 or float(present.min()) >= IMBALANCED * float(present.max()):
         return None
     w = counts.sum() / (data.n_classes * counts.clamp_min(1))
+    if cfg.train.class_weight == "sqrt":
+        w = w.sqrt()
     return w.float().to(device)
 
 

@@ -38,9 +38,11 @@ EXPECTED: dict[str, list[str]] = {
         r"stacked is\s+" + NUM + r"× faster than sequential",
     ],
     "quality": [
-        r"breast-cancer\s+acc .* ≥ best−0\.01: (PASS|MISS)",
-        r"diabetes\s+rmse .* ≤ best×1\.03: (PASS|MISS)",
-        r"\d+/\d+ datasets meet their target",
+        r"net\s+s\s+linear\s+gbm\s+best\s+gap\s+target",
+        r"iris\s+acc\s+\d+/\d+/\d+ .* ≥ best−0\.01: (PASS|MISS)",
+        r"barley\s+rmse\s+\d+/\d+/\d+ .* ≤ best×1\.02: (PASS|MISS)",
+        r"balanced accuracy: net " + NUM + r", linear " + NUM + r", gbm " + NUM,
+        r"\d+/\d+ datasets within the margin of the better baseline; \d+/\d+ ahead of it",
     ],
     "queue": [
         r"embedded\s+" + NUM + r"s\s+" + NUM + r"s",

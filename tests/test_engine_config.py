@@ -50,7 +50,9 @@ def test_auto_on_a_small_table_explains_each_derived_choice_with_its_tip():
     assert why["train.batch_size"].tip == "T3"
     assert why["train.batch_size"].why.startswith("batch 8: 141 training rows would make only 2")
     assert why["ensemble.members"].value == 5 and why["ensemble.members"].tip == "T14"
-    assert why["model.dropout"].tip == "T13" and cfg.model.dropout == 0.2
+    # 0.3: a classification table's columns are embedded (T2), which gives more to memorise
+    assert why["model.dropout"].tip == "T13" and cfg.model.dropout == 0.3
+    assert why["model.embedding"].tip == "T2" and cfg.model.embedding == "periodic"
     assert why["optim.lr"].value == pytest.approx(0.01)  # 0.1 × 8/128, at least 0.01
     for field in (
         "train.epochs",
