@@ -510,6 +510,7 @@ def _falling(train_losses: Sequence[float] | None) -> bool:
 
 
 GRAD_HISTORY = 100  # rule_exploding compares with the median of this many earlier norms
+CLIP_AT = 5.0  # T9: the advice's bound on the gradient norm (5, or 15), and the suggested one
 
 
 def rule_exploding(
@@ -520,17 +521,28 @@ def rule_exploding(
     clip_norm: float | None,
     lr: float,
 ) -> Finding | None:
-    """T9: the newest gradient norm is `factor`× the running median of the earlier ones.
+    """T9: the newest gradient norm is `factor`× the running median of the earlier ones, and
+    over the bound clipping would hold it to (the run's ``clip_norm``, else CLIP_AT).
+
+    The bound is what makes it an explosion worth clipping: near convergence most batches are
+    already fit and give tiny gradients, so the median collapses, while a batch that is still
+    misfit gives an ordinary gradient (1.3 or 3.7, no bigger than those training started
+    with) that is 10× the median: seen on healthy small-data runs of the wine and
+    breast-cancer tables. Clipping at 5 would not touch it, so "clip at 5" would change
+    nothing. Norms that explode reach hundreds and more.
+
     The next step: clip the gradient at 5 (``clip_norm``: the run's ``train.clip_norm``); when
     it already clips, lower ``lr`` (the optimizer's LR now) ÷3."""
     if len(grad_norms) <= min_history:
         return None
-    med = statistics.median(grad_norms[-GRAD_HISTORY - 1 : -1])
+    history = grad_norms[-GRAD_HISTORY - 1 : -1]
+    med = statistics.median(history)
     last = grad_norms[-1]
-    if not (med > 0 and last > factor * med):
+    bound = CLIP_AT if clip_norm is None else clip_norm
+    if not (med > 0 and last > factor * med and last > bound):
         return None
     if clip_norm is None:
-        change: dict[str, Any] = {"train.clip_norm": 5.0}
+        change: dict[str, Any] = {"train.clip_norm": CLIP_AT}
         suggestion = Message("doctor.exploding_gradient.fix")
     else:
         change = _new({"optim.lr": _sig(lr / 3)}, {"optim.lr": lr})
@@ -613,7 +625,12 @@ def rule_overfitting(
     rows' worth of accuracy, or 2 % of the RMSE: one validation row changing its mind is
     noise, not memorising). A rising validation loss at a steady 100 %
     accuracy is growing confidence, which early stopping already handles (it was a false
-    alarm on a healthy run of the wine table)."""
+    alarm on a healthy run of the wine table).
+
+    Both sides of that comparison are means of ``window`` epochs (:func:`_score_drop`): one
+    lucky epoch early on, while the LR was high and the scores jumped about, is no yardstick
+    (iris under small-data: 100 % once, 93 % for most of the run; barley: one low RMSE, then
+    a plateau that crept up by 0.1 % over three epochs)."""
     if len(val_losses) <= window or len(train_losses) <= window:
         return None
     if (
@@ -630,10 +647,7 @@ def rule_overfitting(
     ):
         return None
     if val_scores is not None and len(val_scores) > window:
-        before = val_scores[:-window]
-        best_before = max(before) if higher_is_better else min(before)
-        latest = val_scores[-1]
-        drop = best_before - latest if higher_is_better else latest - best_before
+        drop = _score_drop(val_scores, window, higher_is_better)
         if drop <= min_drop:
             return None
     change = next_step(OVERFIT_LADDER, {"model.dropout": dropout, "augment.noise_std": noise_std})
@@ -648,6 +662,16 @@ def rule_overfitting(
         data={"window": window},
         change=change,
     )
+
+
+def _score_drop(scores: Sequence[float], window: int, higher_is_better: bool) -> float:
+    """How much worse the mean of the last ``window`` scores is than the best mean of
+    ``window`` consecutive scores before them (fewer when there are fewer before)."""
+    before, latest = scores[:-window], statistics.fmean(scores[-window:])
+    k = min(window, len(before))
+    means = [statistics.fmean(before[i : i + k]) for i in range(len(before) - k + 1)]
+    best = max(means) if higher_is_better else min(means)
+    return best - latest if higher_is_better else latest - best
 
 
 def rule_divergence(
@@ -676,14 +700,26 @@ def rule_divergence(
 
 
 MIN_ROWS_NEVER_PREDICTED = 5  # a class needs this many validation rows before it can fire
+LEARNED_NOTHING_EPOCHS = 5  # a shorter run may simply not have started learning
 
 
 def rule_never_predicted(
-    cm: Sequence[Sequence[int]], class_names: Sequence[str] | None, *, class_weight: str
+    cm: Sequence[Sequence[int]],
+    class_names: Sequence[str] | None,
+    *,
+    class_weight: str,
+    epochs: int | None = None,
 ) -> Finding | None:
     """T1: a class with at least MIN_ROWS_NEVER_PREDICTED validation rows that the best model
     never predicts (``cm``: the validation confusion matrix, rows true, columns predicted). The
-    change: class weights, when the run had them off; else more examples of that class."""
+    change: class weights, when the run had them off; else more examples of that class.
+
+    ``epochs``: how many the run trained (None: not known). A run shorter than
+    LEARNED_NOTHING_EPOCHS may not have learned the class yet, whatever its data (the quick
+    preset's 3 epochs on the balanced wine table missed one), so neither fix would be the
+    cause: no finding."""
+    if epochs is not None and epochs < LEARNED_NOTHING_EPOCHS:
+        return None
     missed = [
         (i, sum(row))
         for i, row in enumerate(cm)
@@ -705,9 +741,6 @@ def rule_never_predicted(
         data={"class": name, "rows": rows, "classes_missed": len(missed)},
         change=change,
     )
-
-
-LEARNED_NOTHING_EPOCHS = 5  # a shorter run may simply not have started learning
 
 
 def rule_learned_nothing(

@@ -741,7 +741,10 @@ class _Run:
             pred = self.net.predict(self.x_va).softmax(-1).mean(0).argmax(1)
         cm = confusion(self.y_va, pred, d.n_classes)
         if f := doctor.rule_never_predicted(
-            cm, d.class_names, class_weight=self.cfg.train.class_weight
+            cm,
+            d.class_names,
+            class_weight=self.cfg.train.class_weight,
+            epochs=len(self.state.train_losses),
         ):
             self.report(f, self.state.step, epoch, every=1)
         accuracy = float((pred == self.y_va.reshape(-1)).float().mean())

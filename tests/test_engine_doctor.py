@@ -152,6 +152,53 @@ def test_exploding_with_clipping_already_on_lowers_the_lr():
     assert "already clipped at 15" in f.suggestion and "clip_norm=5" not in f.suggestion
 
 
+# A converged small-data run's norms (small-data on breast-cancer, every 10th step): most
+# batches are fit, so the median is tiny, and a still-misfit batch gives 3.7, 18× the median.
+CONVERGED_NORMS = [0.2, 0.02, 0.55, 0.1, 0.01, 0.9, 0.05, 0.3, 0.02, 0.4, 0.15, 1.7, 0.03]
+
+
+@pytest.mark.parametrize(
+    ("spike", "clip", "fires"),
+    [
+        (3.7, None, False),  # under the advice's bound of 5: clipping at 5 would change nothing
+        (300.0, None, True),  # an explosion
+        (12.0, 15.0, False),  # under the run's own bound
+        (40.0, 15.0, True),
+    ],
+)
+def test_exploding_needs_a_norm_over_the_clip_bound(spike, clip, fires):
+    f = doctor.rule_exploding(CONVERGED_NORMS + [spike], 10.0, clip_norm=clip, lr=0.1)
+    assert (f is not None) == fires
+
+
+# Validation accuracy per epoch, iris-like: 100 % on a few lucky epochs while the LR was high,
+# 93 % for the rest of the run; then a fit that really gets worse.
+LUCKY = [0.93, 1.0, 0.93, 0.97, 0.93, 1.0, 0.93, 0.93, 0.93, 0.93]
+WORSE = [0.97, 0.97, 0.97, 0.97, 0.97, 0.93, 0.9, 0.87]
+
+
+@pytest.mark.parametrize(("scores", "fires"), [(LUCKY, False), (WORSE, True)])
+def test_overfitting_compares_scores_averaged_over_its_window(scores, fires):
+    n = len(scores)
+    f = doctor.rule_overfitting(
+        [1.0 / (i + 1) for i in range(n)],  # training loss falls
+        [0.5] * (n - 4) + [0.1, 0.2, 0.3, 0.4],  # validation loss rises 3 epochs in a row
+        dropout=0.0,
+        noise_std=0.0,
+        val_scores=scores,
+        min_drop=1.5 / 30,  # 1.5 rows of a 30-row validation split
+    )
+    assert (f is not None) == fires
+
+
+@pytest.mark.parametrize(("epochs", "fires"), [(3, False), (5, True), (None, True)])
+def test_a_class_never_predicted_needs_a_run_long_enough_to_learn_it(epochs, fires):
+    f = doctor.rule_never_predicted(
+        [[9, 0, 0], [0, 9, 0], [3, 3, 0]], ["a", "b", "c"], class_weight="auto", epochs=epochs
+    )
+    assert (f is not None) == fires
+
+
 def test_ratio_low_at_the_largest_lr_suggests_no_raise():
     f = doctor.rule_ratio([1e-6] * 5, 1e-4, 1e-2, 5, lr=10.0)
     assert f.change == {} and "raise" not in f.suggestion
