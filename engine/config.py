@@ -196,7 +196,8 @@ class DoctorConfig(_Section):
 
 class Config(_Section):
     preset: str | None = None
-    # The dataset facts (engine.auto.DataFacts) the auto preset derived its settings from.
+    # The dataset facts (engine.auto.DataFacts) the preset derived its settings from (auto, or a
+    # preset with settings that follow the data).
     auto: dict[str, Any] | None = None
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -272,6 +273,9 @@ class PresetSetting:
     value: Any
     tip: str  # "T5"
     why: str  # plain words for a beginner
+    # True: on a known dataset the value is the one the auto preset derives for this field
+    # (e.g. T3's batch from the training rows); ``value`` is for when no data is known yet.
+    follows_data: bool = False
 
 
 @dataclass(frozen=True)
@@ -284,6 +288,12 @@ class Preset:
 
     def overrides(self) -> dict[str, Any]:
         return {s.field: s.value for s in self.settings}
+
+    @property
+    def follows_data(self) -> bool:
+        """Whether any setting is worked out from the dataset (``auto``, or a setting marked
+        ``follows_data``): then the run needs the dataset's facts, and keeps them."""
+        return self.name == auto.AUTO or any(s.follows_data for s in self.settings)
 
 
 def _load_preset_file(path: Path) -> Preset:
@@ -298,7 +308,10 @@ def _load_preset_cached(path: Path, _mtime_ns: int) -> Preset:
         raw = tomllib.load(f)
     try:
         settings = [
-            PresetSetting(s["field"], s["value"], s["tip"], s["why"]) for s in raw.get("set", [])
+            PresetSetting(
+                s["field"], s["value"], s["tip"], s["why"], bool(s.get("follows_data", False))
+            )
+            for s in raw.get("set", [])
         ]
         preset = Preset(raw["name"], raw["title"], raw["summary"], raw["suited_for"], settings)
     except KeyError as e:
@@ -412,11 +425,28 @@ def preset_for(name: str, facts: DataFacts | None = None) -> Preset:
     """The preset ``name``; for ``auto`` with dataset facts, its settings include the ones
     derived from the data (engine.auto), each with its tip and reason."""
     p = get_preset(name)
-    if p.name != auto.AUTO or facts is None:
+    if not p.follows_data or facts is None:
         return p
     derived = [PresetSetting(d.field, d.value, d.tip, d.why) for d in auto.derive(facts)]
+    if p.name != auto.AUTO:
+        return replace(p, settings=[_follow(s, derived, p) for s in p.settings])
     fields = {d.field for d in derived}
     return replace(p, settings=[s for s in p.settings if s.field not in fields] + derived)
+
+
+def _follow(s: PresetSetting, derived: list[PresetSetting], p: Preset) -> PresetSetting:
+    """A ``follows_data`` setting of preset ``p`` with the value auto derives for it on this
+    dataset; as it is when auto derives nothing for the field there (dropout on a big table) or
+    derives it for another optimizer (Adam's LR for sequences, not SGD's). The reason stays the
+    preset's own, which states the rule: auto's may speak of its own setup (its dropout 0.3
+    is "with numeric embeddings", which the other presets don't have)."""
+    d = next((d for d in derived if d.field == s.field), None)
+    if not s.follows_data or d is None:
+        return s
+    optim = {x.field: x.value for x in derived}.get("optim.name")
+    if s.field == "optim.lr" and optim is not None and optim != p.overrides().get("optim.name"):
+        return s
+    return replace(s, value=d.value)
 
 
 def resolve_config(
@@ -432,7 +462,7 @@ def resolve_config(
     p = preset_for(preset, facts)
     cfg = apply_overrides(Config(), p.overrides())
     cfg = apply_overrides(cfg, {"preset": p.name})
-    if p.name == auto.AUTO and facts is not None:
+    if p.follows_data and facts is not None:
         cfg = apply_overrides(cfg, {"auto": facts.to_dict()})
     base: dict[str, Any] = {}
     if dataset is not None:

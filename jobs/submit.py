@@ -73,13 +73,14 @@ def data_facts(
     info: dict[str, Any] | None,
     facts: dict[str, Any] | None = None,
 ) -> Any:
-    """The dataset facts the ``auto`` preset derives its settings from (None for the other
-    presets): ``facts`` a run already recorded (``Config.auto``), else the stored report
-    ``info`` (the dashboard never loads data to queue a run), else by loading the file or
-    builtin (the command line)."""
-    from engine.auto import AUTO, DataFacts
+    """The dataset facts a preset derives settings from (``auto``, or one with settings that
+    follow the data, e.g. T3's batch; None for the other presets): ``facts`` a run already
+    recorded (``Config.auto``), else the stored report ``info`` (the dashboard never loads data
+    to queue a run), else by loading the file or builtin (the command line)."""
+    from engine.auto import DataFacts
+    from engine.config import get_preset
 
-    if preset != AUTO:
+    if not get_preset(preset).follows_data:
         return None
     if facts:
         return DataFacts.from_dict(facts)

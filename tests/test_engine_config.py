@@ -187,3 +187,49 @@ def test_docs_presets_page_is_generated_from_the_current_presets():
     assert page.read_text() == presets_markdown(), (
         "run: python -m engine.presets_doc > docs/presets.md"
     )
+
+
+# --- presets whose settings follow the data (issue 20, §4: T3 on small tables) -------------
+
+WINE = DataFacts(rows=178, task="classification", classes=3, features=13)
+BIG = DataFacts(rows=50_000, task="classification", classes=3, features=13)
+
+
+@pytest.mark.parametrize("preset", ["sutskever", "quick", "small-data", "ensemble"])
+def test_a_table_presets_batch_and_lr_follow_the_data_as_auto_derives_them(preset):
+    """106 training rows at a fixed 128 would be one batch an epoch (T3's check says so); the
+    batch and its LR follow the data as in auto, and the facts travel with the config."""
+    cfg = resolve_config(preset, facts=WINE)
+    auto = resolve_config("auto", facts=WINE)
+    assert (cfg.train.batch_size, cfg.optim.lr) == (auto.train.batch_size, auto.optim.lr)
+    assert cfg.train.batch_size * 4 <= train_rows(WINE)
+    assert cfg.auto == WINE.to_dict()
+    shown = {s.field: s.value for s in explain(cfg)}  # the values in force, with the rule
+    assert shown["train.batch_size"] == cfg.train.batch_size
+    big = resolve_config(preset, facts=BIG)
+    assert (big.train.batch_size, big.optim.lr) == (128, 0.1)
+    plain = resolve_config(preset)  # no data known: the file's own values
+    assert plain.auto is None and plain.optim.lr == 0.1
+
+
+def test_dropout_follows_the_data_only_where_auto_derives_one():
+    derived = resolve_config("auto", facts=WINE).model.dropout
+    assert derived > 0 and resolve_config("sutskever", facts=WINE).model.dropout == derived
+    assert resolve_config("sutskever", facts=BIG).model.dropout == 0.0
+    assert resolve_config("small-data", facts=WINE).model.dropout == 0.3  # its own, fixed
+
+
+def test_a_derived_lr_for_another_optimizer_is_not_followed():
+    """On sequences auto derives Adam's LR (0.003); SGD presets keep their own 0.1."""
+    seq = DataFacts(rows=4000, task="regression", modality="sequence", features=200)
+    cfg = resolve_config("sutskever", facts=seq)
+    assert (cfg.optim.name, cfg.optim.lr) == ("sgd", 0.1)
+
+
+def test_the_queue_path_gives_a_table_preset_the_batch_of_its_dataset():
+    from jobs import submit
+
+    info = {"rows": 178, "task": "classification", "class_balance": {"0": 59, "1": 71, "2": 48}}
+    req = submit.validate("sutskever", "builtin:wine", info=info)
+    assert req.spec["train"]["batch_size"] == 8 and req.spec["auto"]["rows"] == 178
+    assert submit.validate("sequence", "builtin:adding", info=info).spec["auto"] is None
