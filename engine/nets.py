@@ -196,12 +196,17 @@ class Stacked:
         return self.ratio_params
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {n: p.detach().clone() for n, p in self.stacked.items()}
+        # The members' buffers too (a PeriodicEmbedding's frequencies), so a saved ensemble's
+        # model.pt predicts without rebuilding the members from their seeds.
+        return {n: t.detach().clone() for n, t in (self.stacked | self.buffers).items()}
 
     def load_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
         with torch.no_grad():
             for n, p in self.stacked.items():
                 p.copy_(sd[n])
+            for n, b in self.buffers.items():
+                if n in sd:  # checkpoints written before buffers were saved lack them
+                    b.copy_(sd[n])
 
 
 def make_optimizer(cfg: Config, params: list[torch.Tensor]) -> torch.optim.Optimizer:

@@ -96,9 +96,21 @@ def test_a_rebuild_from_the_same_seed_has_the_same_frequencies_and_members_diffe
     from engine.api import prepare_for
 
     net = Stacked(run, prepare_for(run, raw), torch.device("cpu"))
-    (stacked,) = [b for n, b in net.buffers.items() if n.endswith("freq")]
+    (name,) = [n for n in net.buffers if n.endswith("freq")]
+    stacked = net.buffers[name]
     assert stacked.shape[0] == 3
     assert not torch.equal(stacked[0], stacked[1])
+    # saved with the weights (model.pt), and loaded back
+    saved = net.state_dict()
+    assert torch.equal(saved[name], stacked)
+    other = Stacked(
+        run.model_copy(update={"train": run.train.model_copy(update={"seed": 7})}),
+        prepare_for(run, raw),
+        torch.device("cpu"),
+    )
+    assert not torch.equal(other.buffers[name], stacked)
+    other.load_state_dict(saved)
+    assert torch.equal(other.buffers[name], stacked)
 
 
 def test_the_embedding_passes_the_gradient_check():
