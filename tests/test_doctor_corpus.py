@@ -1,11 +1,21 @@
 """Issue 20, §4: the doctor's corpus. Advice a beginner acts on blindly must never be wrong.
 
-* Healthy runs: the ``auto`` preset, as a new user gets it, on 8 real public tables that ship
-  inside installed packages (scikit-learn's breast-cancer, diabetes, digits, wine and iris;
+* Healthy runs: every preset that is for tables (``auto``, ``sutskever``, ``quick``,
+  ``small-data``, ``ensemble``), as a new user gets it, on 8 real public tables that ship inside
+  installed packages (scikit-learn's breast-cancer, diabetes, digits, wine and iris;
   vega_datasets' Seattle weather, cars and barley), through the real loader, split and loop:
   not one warning may fire (dataset-report lines describe the data and are not findings).
-* Broken runs, one fault at a time, on a real table: each gets the right root cause first,
-  marked "Start here" by the findings panel's read model (``jobs.views.findings``).
+  ``sequence`` is an LSTM for sequences: it refuses a table (tested), and its healthy case is
+  the adding problem it is for.
+* Broken runs, one fault at a time: each gets the right root cause first, marked "Start here"
+  by the findings panel's read model (``jobs.views.findings``).
+
+What is capped, to keep the corpus to minutes on a 2-core machine, without changing what kind
+of run a preset makes: digits runs on 600 of its 1,797 rows (every preset); ``ensemble`` trains
+3 members instead of 10 (the same stacked, vmapped code path and the same shared schedule; a
+member is a third of the time); the sequence run uses 800 rows of the adding problem and 3
+epochs (the preset's 40 would take minutes of LSTM steps on a CPU). Every other setting is the
+preset's own, epochs included, so a finding that only shows late in a run still shows.
 
 Measured when written (auto preset, test split; the net and scikit-learn's best baseline on the
 same split): breast-cancer 0.974 / 0.974, wine 1.000 / 1.000, iris 1.000 / 1.000, digits 0.975,
@@ -21,6 +31,7 @@ import pytest
 from engine import MemorySink, resolve_config, run_training
 from engine.auto import DataFacts
 from engine.data import load_dataset
+from engine.errors import ConfigError
 from jobs import views
 
 local_data = pytest.importorskip("vega_datasets").local_data
@@ -51,10 +62,18 @@ def tables(tmp_path_factory) -> dict[str, tuple[str, str | None]]:
     }
 
 
-def _run(source: str, target: str | None, overrides: dict, raw=None) -> tuple[dict, list[dict]]:
+TABLES = ["breast-cancer", "diabetes", "digits", "wine", "iris", "weather", "cars", "barley"]
+TABLE_PRESETS = ["auto", "sutskever", "quick", "small-data", "ensemble"]
+CAPS = {"digits": {"data.max_rows": 600}}
+PRESET_CAPS = {"ensemble": {"ensemble.members": 3}}
+
+
+def _run(
+    source: str, target: str | None, overrides: dict, raw=None, preset: str = "auto"
+) -> tuple[dict, list[dict]]:
     loaded = load_dataset(source, target=target)
     cfg = resolve_config(
-        "auto",
+        preset,
         dataset=source,
         target=target,
         overrides=overrides,
@@ -66,13 +85,27 @@ def _run(source: str, target: str | None, overrides: dict, raw=None) -> tuple[di
     return result.summary, [f for f in found if f["rule"] != "dataset_report"]
 
 
-@pytest.mark.parametrize(
-    "name", ["breast-cancer", "diabetes", "digits", "wine", "iris", "weather", "cars", "barley"]
-)
-def test_a_healthy_auto_run_on_a_real_table_raises_no_warning(tables, name):
+@pytest.mark.parametrize("name", TABLES)
+@pytest.mark.parametrize("preset", TABLE_PRESETS)
+def test_a_healthy_run_of_a_table_preset_on_a_real_table_raises_no_warning(tables, preset, name):
     source, target = tables[name]
-    overrides = {"data.max_rows": 600} if name == "digits" else {}
-    summary, found = _run(source, target, overrides)
+    overrides = {**CAPS.get(name, {}), **PRESET_CAPS.get(preset, {})}
+    summary, found = _run(source, target, overrides, preset=preset)
+    assert summary["status"] == "finished"
+    assert [(f["tip"], f["rule"], f["message"]) for f in found] == []
+
+
+def test_the_sequence_preset_refuses_a_table():
+    with pytest.raises(ConfigError, match="lstm"):
+        _run("builtin:breast-cancer", None, {}, preset="sequence")
+
+
+SEQUENCE = "builtin:adding"  # T=100: long-range, the sequence preset's own problem
+SEQUENCE_CAPS = {"data.max_rows": 800, "train.epochs": 3}
+
+
+def test_a_healthy_sequence_run_on_the_adding_problem_raises_no_warning():
+    summary, found = _run(SEQUENCE, None, SEQUENCE_CAPS, preset="sequence")
     assert summary["status"] == "finished"
     assert [(f["tip"], f["rule"], f["message"]) for f in found] == []
 
@@ -88,17 +121,36 @@ def test_unscaled_inputs_are_found_first(tables):
     assert _first(found) == ("T2", "inputs_standardized")
 
 
+def _auto_lr(source: str) -> float:
+    facts = DataFacts.from_raw(load_dataset(source))
+    return resolve_config("auto", dataset=source, facts=facts).optim.lr
+
+
 def test_an_lr_100x_too_high_is_found_first():
     source = "builtin:breast-cancer"
-    lr = resolve_config("auto", dataset=source, facts=DataFacts.from_raw(load_dataset(source)))
-    _s, found = _run(source, None, {"optim.lr": lr.optim.lr * 100})
+    _s, found = _run(source, None, {"optim.lr": _auto_lr(source) * 100})
     assert _first(found)[0] == "T5"  # diverged: the LR
+
+
+def test_an_lr_10x_too_high_gets_nothing_false():
+    """At 10× (0.125 at batch 16 on breast-cancer) the auto preset's run is in fact fine: it
+    does not diverge, and it scores 0.974 on the test split, against 0.965 at its own LR
+    (measured when written, with auto's numeric embeddings; before them it scored 0.956 and got
+    T6 ``ratio_high`` first). So there is no root cause to find, and the doctor says nothing.
+    What the test holds it to: the run finishes and scores well, and any finding it ever makes
+    is about the LR and lowers it (T5/T6), nothing else and nothing false."""
+    source = "builtin:breast-cancer"
+    lr = _auto_lr(source) * 10
+    summary, found = _run(source, None, {"optim.lr": lr})
+    assert summary["status"] == "finished"
+    assert summary["test_metric"] >= 0.95
+    for f in found:
+        assert f["tip"] in ("T5", "T6") and f["change"]["optim.lr"] < lr, f
 
 
 def test_an_lr_100x_too_low_is_found_first():
     source = "builtin:breast-cancer"
-    lr = resolve_config("auto", dataset=source, facts=DataFacts.from_raw(load_dataset(source)))
-    _s, found = _run(source, None, {"optim.lr": lr.optim.lr / 100})
+    _s, found = _run(source, None, {"optim.lr": _auto_lr(source) / 100})
     assert _first(found) == ("T6", "ratio_low")
 
 
@@ -115,3 +167,11 @@ def test_shuffled_labels_are_found_first():
     raw.y = np.random.default_rng(0).permutation(raw.y)
     _s, found = _run(source, None, {}, raw=raw)
     assert _first(found) == ("T1", "learned_nothing")
+
+
+# Not covered: "clipping off on a long LSTM". No run was found, in a few seconds of CPU, that
+# is silent with the clip and gets T9 first without it (adding problem, T=100, 450-800 rows):
+# Adam at the preset's 0.003 never reaches the clip; at 0.03 T6 rightly says "unstable" at the
+# second step with or without the clip (updates ~30 % of the weights); SGD at 0.2-0.3 explodes
+# from the first steps, T6 fires before T9 has its 10 readings, and the clipped twin gets T6
+# or a clip burst; SGD at 0.05-0.1 does not explode within 4 epochs.
