@@ -9,6 +9,8 @@
   the adding problem it is for.
 * Broken runs, one fault at a time: each gets the right root cause first, marked "Start here"
   by the findings panel's read model (``jobs.views.findings``).
+* Bite: with ``doctor.rule_ratio`` judging by the LR in effect again (not the run's starting
+  LR), 6 healthy runs here get a false T6 ``ratio_low`` once the schedule has cut the LR.
 
 What is capped, to keep the corpus to minutes on a 2-core machine, without changing what kind
 of run a preset makes: digits runs on 600 of its 1,797 rows (every preset); ``ensemble`` trains
