@@ -166,14 +166,15 @@ def test_upload_queue_watch_lr_cut_in_a_real_browser(server, tmp_path):
             extra = page.get_by_label(re.compile("More settings"))
             # patience 0 and a 30 % improvement threshold: every epoch after the first that
             # doesn't cut the validation loss by 30 % counts as a plateau, so the first cut
-            # (0.1 → 0.05) comes at epoch 2 whatever the random init. No LR floor and no early
+            # (0.1 → 0.05; the LR set, since the preset's follows the batch) comes at epoch 2
+            # whatever the random init. No LR floor and no early
             # stop, so it trains all 12 epochs; a T6 band no run stays inside, so the doctor
             # warns in the first epochs and again every 5 epochs (one finding per rule per 5).
             extra.fill(
                 "train.epochs=12\nschedule.plateau_patience=0\n"
                 "schedule.plateau_threshold=0.3\nschedule.lr_floor=0\n"
                 "train.early_stop_patience=1000\ndoctor.ratio_high=0.000001\n"
-                "model.hidden=[32]\ntrain.batch_size=32\ntrain.preflight=false"
+                "model.hidden=[32]\ntrain.batch_size=32\ntrain.preflight=false\noptim.lr=0.1"
             )
             page.get_by_role("button", name="Queue run").click()
             expect(page.get_by_text(re.compile(r"Queued run: run \d+"))).to_be_visible()
