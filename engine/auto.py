@@ -123,6 +123,12 @@ def _batch(n_train: int) -> tuple[int, Message]:
     return b, why
 
 
+def batch_for(n_train: int) -> int:
+    """The batch the table presets use on ``n_train`` training rows (T3; the auto preset's,
+    which sutskever, quick, small-data and ensemble follow on a known dataset)."""
+    return _batch(n_train)[0]
+
+
 def derive(
     facts: DataFacts, *, val_fraction: float = 0.2, test_fraction: float = 0.2
 ) -> list[Derived]:

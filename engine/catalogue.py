@@ -254,6 +254,8 @@ CATALOGUE: dict[str, str] = {
     "report.constant": N_(
         "column {column} has the same value in every row: it carries no information (T1)."
     ),
+    # stored by reports from before presets followed the data (the upload's report no longer
+    # judges a fixed 128): kept so those rows still read in every language
     "report.few_batches_default": N_(
         "about {rows} training rows make fewer than {batches} batches at the default batch size "
         "{batch}: a smaller batch (e.g. 32) gives more updates per epoch (T3)."

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.auto import batch_for
 from engine.data.base import RawDataset, message_fields, warning
 from engine.data.rules import as_matrix, check_enough_rows, log1p_rule
 from engine.data.tabular import is_text
@@ -18,7 +19,6 @@ from engine.messages import Message
 SMALL_ROWS = 500  # fewer rows than this: "small for a neural network" (T1)
 ROWS_PER_CLASS = 50  # fewer rows per class on average: too few examples (T1)
 RARE_CLASS_RATIO = 1 / 3  # a class under a third of the largest class is "rare" (T1)
-DEFAULT_BATCH = 128  # the T3 default, for the "too few batches" warning at upload
 MIN_BATCHES = (
     4  # the same bound as engine.doctor.check_batch_size, which a run checks with its own batch
 )
@@ -74,7 +74,8 @@ def dataset_report(
     """Describe ``raw`` and warn, in plain words, about what could hurt training.
 
     ``batch_size``: the batch a run will use, for the T3 "too few batches" warning; None (at
-    upload, before any run) judges the default batch of 128 and says so. A run checks its own
+    upload, before any run) judges the batch the presets pick for these rows
+    (``engine.auto.batch_for``), the number New run then shows. A run checks its own
     batch size again before training (``engine.doctor.check_batch_size``).
 
     Raises ``DataError`` for data too small to split into a meaningful validation and test set
@@ -108,10 +109,11 @@ def dataset_report(
     # the rows the split leaves for training, counted as engine.data.prepare splits them (the
     # doctor's T3 check and the New run page say the same number)
     train_rows = max(1, n - math.ceil(val_fraction * n) - math.ceil(test_fraction * n))
-    batch = batch_size or DEFAULT_BATCH
+    # At upload no run is chosen yet: judge the batch the presets will use on these rows (they
+    # follow the data, T3), not a fixed 128 that no preset uses on a small table any more.
+    batch = batch_size or batch_for(train_rows)
     if train_rows < batch * MIN_BATCHES:
-        code = "report.few_batches_default" if batch_size is None else "report.few_batches"
-        warn("T3", Message(code, rows=train_rows, batches=MIN_BATCHES, batch=batch))
+        warn("T3", Message("report.few_batches", rows=train_rows, batches=MIN_BATCHES, batch=batch))
     return DatasetReport(
         rows=int(n),
         columns=columns,
