@@ -46,50 +46,19 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
 from engine import MemorySink, resolve_config, run_training  # noqa: E402
 from engine.auto import DataFacts  # noqa: E402
 from engine.config import add_set_option, parse_override  # noqa: E402
 from engine.data import load_dataset  # noqa: E402
 from engine.threads import ThreadPolicy  # noqa: E402
+from tests.real_tables import export_tables  # noqa: E402  (the doctor corpus's tables)
 
 DATASETS = ["breast-cancer", "diabetes", "wine", "iris", "penguins", "weather", "cars", "barley"]
 QUICK_DATASETS = ["iris", "barley"]
 QUICK_EPOCHS = 10
 CLASS_MARGIN = 0.01  # accuracy points behind the better baseline that still pass
 RMSE_MARGIN = 1.02  # RMSE ratio to the better baseline that still passes
-
-
-def export_tables(folder: Path) -> dict[str, tuple[str, str | None]]:
-    """name → (source, target): each table as the CSV file a user would upload (the builtins
-    are loaded by name, as the New run page offers them)."""
-    from sklearn.datasets import load_iris, load_wine
-    from vega_datasets import local_data
-
-    weather = local_data.seattle_weather()
-    weather["date"] = weather["date"].dt.strftime("%Y-%m-%d")
-    weather.to_csv(folder / "weather.csv", index=False)
-    pd.read_json(local_data.cars.filepath, dtype=False).to_csv(folder / "cars.csv", index=False)
-    local_data.barley().to_csv(folder / "barley.csv", index=False)
-    load_wine(as_frame=True).frame.to_csv(folder / "wine.csv", index=False)
-    load_iris(as_frame=True).frame.to_csv(folder / "iris.csv", index=False)
-    out = {
-        "breast-cancer": ("builtin:breast-cancer", None),
-        "diabetes": ("builtin:diabetes", None),
-        "wine": (str(folder / "wine.csv"), None),
-        "iris": (str(folder / "iris.csv"), None),
-        "weather": (str(folder / "weather.csv"), None),
-        "cars": (str(folder / "cars.csv"), "Origin"),
-        "barley": (str(folder / "barley.csv"), "yield"),
-    }
-    try:  # the test extra installs it; without it the table is left out, and the bench says so
-        from palmerpenguins import load_penguins
-    except ImportError:
-        return out
-    load_penguins().to_csv(folder / "penguins.csv", index=False)
-    out["penguins"] = (str(folder / "penguins.csv"), "species")
-    return out
 
 
 def run_one(

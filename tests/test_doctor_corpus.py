@@ -28,7 +28,6 @@ weather 0.645 / 0.744, cars 0.634 / 0.732, diabetes RMSE 57.1 / 58.4, barley RMS
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from engine import MemorySink, resolve_config, run_training
@@ -36,33 +35,15 @@ from engine.auto import DataFacts
 from engine.data import load_dataset
 from engine.errors import ConfigError
 from jobs import views
+from tests.real_tables import export_tables
 
-local_data = pytest.importorskip("vega_datasets").local_data
+pytest.importorskip("vega_datasets")
 
 
 @pytest.fixture(scope="module")
 def tables(tmp_path_factory) -> dict[str, tuple[str, str | None]]:
     """name → (source, target): every table as a CSV export of it, the way a user brings it."""
-    from sklearn.datasets import load_iris, load_wine
-
-    d = tmp_path_factory.mktemp("corpus")
-    weather = local_data.seattle_weather()
-    weather["date"] = weather["date"].dt.strftime("%Y-%m-%d")
-    weather.to_csv(d / "weather.csv", index=False)
-    pd.read_json(local_data.cars.filepath, dtype=False).to_csv(d / "cars.csv", index=False)
-    local_data.barley().to_csv(d / "barley.csv", index=False)
-    load_wine(as_frame=True).frame.to_csv(d / "wine.csv", index=False)
-    load_iris(as_frame=True).frame.to_csv(d / "iris.csv", index=False)
-    return {
-        "breast-cancer": ("builtin:breast-cancer", None),
-        "diabetes": ("builtin:diabetes", None),
-        "digits": ("builtin:digits", None),
-        "wine": (str(d / "wine.csv"), None),
-        "iris": (str(d / "iris.csv"), None),
-        "weather": (str(d / "weather.csv"), None),
-        "cars": (str(d / "cars.csv"), "Origin"),
-        "barley": (str(d / "barley.csv"), "yield"),
-    }
+    return export_tables(tmp_path_factory.mktemp("corpus"))
 
 
 TABLES = ["breast-cancer", "diabetes", "digits", "wine", "iris", "weather", "cars", "barley"]
