@@ -79,15 +79,21 @@ def run_training(
     report = dataset_report(
         raw,
         batch_size=cfg.train.batch_size,
+        log1p=d.log1p,
         val_fraction=d.val_fraction,
         test_fraction=d.test_fraction,
-    )  # T3 judged at the run's batch
+    )  # T3 judged at the run's batch, T2 at its log1p setting
     for w in report.warnings:  # T1/T2 findings of the dataset report go on the run's timeline too
         sink.event(
             0,
             EventKind.PREFLIGHT,
             Message.from_json(w["msg"]) if w.get("msg") else w["message"],
-            {"tip": w["tip"], "severity": "warning", "rule": "dataset_report", "passed": None},
+            {
+                "tip": w["tip"],
+                "severity": w.get("severity", "warning"),
+                "rule": "dataset_report",
+                "passed": None,
+            },
         )
     return train(
         cfg,

@@ -268,6 +268,10 @@ CATALOGUE: dict[str, str] = {
         "column {column} spans {orders:.0f} orders of magnitude: log(1 + x) will be applied "
         "before standardizing, so its large values don't dominate (T2)."
     ),
+    "report.log1p_off": N_(
+        "column {column} spans {orders:.0f} orders of magnitude and log(1 + x) is off "
+        "(data.log1p=off): its large values can dominate the others; set data.log1p=auto (T2)."
+    ),
     "report.single_class": N_("the target has a single class: there is nothing to learn (T1)."),
     "report.few_per_class": N_(
         "only {rows} rows for {classes} classes (under {per_class} per class): the network may "

@@ -207,6 +207,36 @@ def test_log1p_off_disables_the_rule():
     assert not prepare(_raw(x, np.arange(100) % 2), log1p="off").preprocessor.log1p_mask.any()
 
 
+def test_a_wide_column_is_information_when_squashed_and_a_warning_when_log1p_is_off(tmp_path):
+    """T2 said "log(1 + x) will be applied" on a run with data.log1p=off, where nothing squashed
+    the column: advice that was wrong. The run's timeline now says what its own setting does:
+    information when the preparation squashes the column, a warning (with the setting to
+    change) when it is off."""
+    from engine import MemorySink, resolve_config, run_training
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(
+        {"income": rng.lognormal(8, 3, 200), "age": rng.integers(18, 90, 200).astype(float)}
+    )
+    df["label"] = np.where(df["age"] > 50, "old", "young")
+    path = tmp_path / "wide.csv"
+    df.to_csv(path, index=False)
+
+    def report_lines(log1p: str) -> list[dict]:
+        sink = MemorySink()
+        cfg = resolve_config(
+            "quick", dataset=str(path), overrides={"train.epochs": 1, "data.log1p": log1p}
+        )
+        run_training(cfg, sink=sink)
+        return [e for e in sink.events if (e.get("data") or {}).get("rule") == "dataset_report"]
+
+    (squashed,) = [e for e in report_lines("auto") if "income" in e["message"]]
+    assert squashed["data"]["severity"] == "info" and "will be applied" in squashed["message"]
+    (off,) = [e for e in report_lines("off") if "income" in e["message"]]
+    assert off["data"]["severity"] == "warning"
+    assert "will be applied" not in off["message"] and "data.log1p=auto" in off["message"]
+
+
 def test_max_rows_subsamples_before_the_split():
     p = prepare(load_dataset("builtin:digits"), max_rows=300, seed=0)
     assert len(p.y_train) + len(p.y_val) + len(p.y_test) == 300 and p.n_classes == 10

@@ -58,10 +58,14 @@ class RawDataset:
     target_clear: bool = True
 
 
-def warning(tip: str, message: Message) -> dict[str, Any]:
+def warning(tip: str, message: Message, severity: str = "warning") -> dict[str, Any]:
     """A report or load warning as stored: its tip, its English text and, as ``msg``, its code
-    and params (what the dashboard translates)."""
-    return {"tip": tip, "message": str(message), "msg": message.to_json()}
+    and params (what the dashboard translates); ``severity`` "info" for a line that says what
+    the preparation does about it, so a run's doctor panel shows no alarm for it."""
+    out = {"tip": tip, "message": str(message), "msg": message.to_json()}
+    if severity != "warning":
+        out["severity"] = severity
+    return out
 
 
 def message_fields(out: dict[str, Any], *names: str) -> dict[str, Any]:

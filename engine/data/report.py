@@ -68,6 +68,7 @@ def dataset_report(
     raw: RawDataset,
     *,
     batch_size: int | None = None,
+    log1p: str = "auto",
     val_fraction: float = 0.2,
     test_fraction: float = 0.2,
 ) -> DatasetReport:
@@ -75,7 +76,9 @@ def dataset_report(
 
     ``batch_size``: the batch a run will use, for the T3 "too few batches" warning; None (at
     upload, before any run) judges the batch the presets pick for these rows
-    (``engine.auto.batch_for``), the number New run then shows. A run checks its own
+    (``engine.auto.batch_for``), the number New run then shows. ``log1p``: the run's
+    ``data.log1p``; a wide column is then information (the preparation squashes it) or, when
+    off, a warning that nothing does. A run checks its own
     batch size again before training (``engine.doctor.check_batch_size``).
 
     Raises ``DataError`` for data too small to split into a meaningful validation and test set
@@ -84,11 +87,11 @@ def dataset_report(
     n = len(raw.x)
     warnings: list[dict[str, Any]] = list(raw.load_warnings)
 
-    def warn(tip: str, message: Message) -> None:
-        warnings.append(warning(tip, message))
+    def warn(tip: str, message: Message, severity: str = "warning") -> None:
+        warnings.append(warning(tip, message, severity))
 
     columns, text_columns, missing, duplicates, constant = _column_counts(raw)
-    log1p_cols = _log1p_columns(raw, warn)
+    log1p_cols = _log1p_columns(raw, warn, log1p)
     # Identical inputs with different targets: likely label noise (T1).
     feat_keys = _row_keys(raw.x)
     pairs = np.unique(np.stack([feat_keys, _row_keys(raw.y.reshape(n, 1))], 1), axis=0)
@@ -163,8 +166,9 @@ def _column_counts(raw: RawDataset) -> tuple[int, set[str], dict[str, int], int,
     return len(raw.feature_names), set(), missing, duplicates, constant
 
 
-def _log1p_columns(raw: RawDataset, warn: Callable[[str, Message], None]) -> list[str]:
-    """T2: the columns the log(1 + x) rule applies to, each with a warning."""
+def _log1p_columns(raw: RawDataset, warn: Callable[..., None], log1p: str = "auto") -> list[str]:
+    """T2: the columns the log(1 + x) rule applies to, each with a line: what the preparation
+    does about it (information), or, with ``data.log1p`` off, that nothing does (a warning)."""
     if raw.modality == "image":
         return []
     cols: list[str] = []
@@ -175,7 +179,10 @@ def _log1p_columns(raw: RawDataset, warn: Callable[[str, Message], None]) -> lis
             cols.append(name)
             c = col[~np.isnan(col)]
             orders = math.log10((c.max() + 1) / (np.quantile(c, 0.05) + 1))
-            warn("T2", Message("report.log1p", column=name, orders=orders))
+            if log1p == "off":
+                warn("T2", Message("report.log1p_off", column=name, orders=orders))
+            else:
+                warn("T2", Message("report.log1p", column=name, orders=orders), severity="info")
     return cols
 
 
