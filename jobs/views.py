@@ -253,7 +253,7 @@ def run_detail(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
     files = {name: folder / name for name in (MODEL, CHECKPOINT) if (folder / name).is_file()}
     row = run_row(run, _dataset_names(db))
     if not run.get("summary"):  # still going: the tiles follow the charts, not the summary
-        row.update(_live_tiles(db, run_id))
+        row.update(_live_tiles(db, run))
     return {
         "run": run,
         "row": row,
@@ -263,10 +263,12 @@ def run_detail(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
     }
 
 
-def _live_tiles(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
+def _live_tiles(db: sqlite_utils.Database, run: dict[str, Any]) -> dict[str, Any]:
     """A running run's tiles from what the charts show (issue 20, §8): the best validation
-    score so far, the epochs done (validation points) and the LR cuts (events)."""
+    score so far, the epochs done (validation points), the LR cuts (events), the time left."""
     from jobs.store.reader import events, series
+
+    run_id = run["id"]
 
     out: dict[str, Any] = {"live_epochs": None, "live_cuts": None}
     for metric, better in (("acc", max), ("rmse", min)):
@@ -282,7 +284,7 @@ def _live_tiles(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
             )
             break
     out["live_cuts"] = len(events(db, run_id, kinds=[EventKind.LR_CUT]))
-    out.update(_eta(db, run_id))
+    out.update(_eta(db, run))
     return out
 
 
@@ -301,7 +303,9 @@ def eta_seconds(
     return max(0.0, elapsed_s * max(0, steps_left) / steps_done)
 
 
-def _eta(db: sqlite_utils.Database, run_id: int, now: float | None = None) -> dict[str, Any]:
+def _eta(
+    db: sqlite_utils.Database, run: dict[str, Any], now: float | None = None
+) -> dict[str, Any]:
     """A running run's time left (issue 20, §8), from its stored points and events: the
     latest start (``run_start``, or ``resumed`` with its step) gives the clock and the step
     it began at; the newest training point gives the step reached; ``run_start`` gives the
@@ -309,7 +313,7 @@ def _eta(db: sqlite_utils.Database, run_id: int, now: float | None = None) -> di
     floor), so the ETA is the most it will take."""
     from jobs.store.reader import events, last_step
 
-    run = registry.get_run(db, run_id)
+    run_id = run["id"]
     spec = run.get("spec") or {}
     train, sched = spec.get("train") or {}, spec.get("schedule") or {}
     out: dict[str, Any] = {
