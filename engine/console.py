@@ -229,8 +229,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     (out / "summary.json").write_text(json.dumps(result.summary, indent=2, default=str))
     Console().print(summary_table(f"{cfg.preset} on {args.dataset}", result))
     console.print(f"checkpoint, model and resolved config in [bold]{out}[/]")
-    # Once more before the process ends (the run imported more, e.g. torch._dynamo through
-    # torch.optim): the interpreter's last collections at exit then skip the heap, which took
+    # Once more before the process ends (the run imported more, e.g. the baselines'
+    # scikit-learn): the interpreter's last collections at exit then skip the heap, which took
     # 1.4-1.8 s on the 178-row table, more than its 50 epochs. Everything the run wrote is
     # closed by now, and Python promises no finalizer for objects alive at exit anyway.
     gc.freeze()

@@ -53,7 +53,7 @@ EXPECTED: dict[str, list[str]] = {
     "small_run": [
         r"import torch \(the floor\)\s+" + NUM + r"\s+0\.00\s+1\.00×",
         r"trainboard train, wine \(178 rows\)\s+" + NUM + r"\s+-?" + NUM + r"\s+" + NUM + "×",
-        r"torch\._dynamo \(torch\.optim\)\s+" + NUM,
+        r"torch\._dynamo \(train\.compile only\)\s+" + NUM,
         r"scikit-learn \(the baselines\)\s+" + NUM,
         # the split of the run's seconds, so a change to the preset's epochs shows
         r"where the seconds go: trainboard train, wine \(178 rows\), 2 epochs",

@@ -21,8 +21,8 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# Loaded on first use only: torch.optim imports torch._dynamo at an optimizer's first use, the
-# baselines import their scikit-learn models when a run ends. (sklearn.model_selection, and
+# Never at import: a run's optimizer skips torch.compile's guards, which would import
+# torch._dynamo (engine/optim.py); the baselines import their scikit-learn models when a run ends. (sklearn.model_selection, and
 # with it sklearn.metrics, comes with the data layer: every run's split uses it.)
 LATE = ("torch._dynamo", "sklearn.ensemble", "sklearn.linear_model")
 # Libraries no run should have to import once its process is warm.
@@ -105,8 +105,8 @@ def test_cli_train_freezes_the_heap_before_the_process_exits(table, tmp_path):
         """,
         tmp_path,
     )
-    # Frozen at the end, not only before the run: what the run loaded (torch._dynamo through
-    # torch.optim, the baselines' scikit-learn) is frozen too, only a few objects are left.
+    # Frozen at the end, not only before the run: what the run loaded (the baselines'
+    # scikit-learn) is frozen too, only a few objects are left.
     assert got["rc"] == 0 and got["left"] < got["frozen"] / 20, got
     assert (tmp_path / "out" / "model.pt").exists() and (tmp_path / "out" / "summary.json").exists()
 

@@ -211,8 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.standby:
             # A warm spare: the seconds of importing torch are spent before a run arrives.
             # Importing torch does not initialise CUDA; that happens in the run. warm_up also
-            # imports what a run loads on first use (torch.optim's torch._dynamo, the
-            # baselines' scikit-learn). Then the heap is frozen: it lives as long as this
+            # imports what a run loads on first use (the gradient check's sympy, the baselines'
+            # scikit-learn). Then the heap is frozen: it lives as long as this
             # process, and the collector's full passes during the run and at exit need not
             # scan it (gc.freeze, made for processes that load and then wait; the collect
             # first, off the run's path, so no garbage of the imports is kept for good).
