@@ -478,6 +478,7 @@ def compare_summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for r in runs:
         s = r.get("summary") or {}
+        scores = test_scores(s)  # the same cells as the Runs table's
         out.append(
             {
                 "run": f"run {r['id']}",
@@ -486,12 +487,12 @@ def compare_summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "best": format_metric(s.get("metric"), s.get("best_val_metric")),
                 "test (held out)": format_metric(s.get("metric"), s.get("test_metric")),
                 # a classifier's test split by class: the mean recall and macro-F1 (issue 20)
-                "test balanced acc": format_metric("acc", s.get("test_balanced_accuracy")),
-                "test macro-F1": format_metric("f1", s.get("test_macro_f1")),
+                "test balanced acc": scores["test_balanced"],
+                "test macro-F1": scores["test_f1"],
                 "worst class (test recall)": worst_class(s),
                 # a regression's test split beyond its RMSE (the "test (held out)" column)
-                "test MAE": format_metric("mae", s.get("test_mae")),
-                "test R²": format_metric("r2", s.get("test_r2")),
+                "test MAE": scores["test_mae"],
+                "test R²": scores["test_r2"],
                 "best baseline (same split)": _best_baseline(s),
                 "best val loss": s.get("best_val_loss"),
                 "epochs": s.get("epochs"),

@@ -64,7 +64,6 @@ if st.session_state.get("rd_run") != run_id:
     st.session_state["rd_run"] = run_id
 run_id = st.selectbox(_("Run"), ids, format_func=choices.get, key="rd_run", on_change=_picked)
 st.session_state["run_id"] = run_id
-
 st.query_params["run"] = str(run_id)
 
 detail = service.run_detail(db, run_id)

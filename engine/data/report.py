@@ -76,10 +76,10 @@ def dataset_report(
 
     ``batch_size``: the batch a run will use, for the T3 "too few batches" warning; None (at
     upload, before any run) judges the batch the presets pick for these rows
-    (``engine.auto.batch_for``), the number New run then shows. ``log1p``: the run's
+    (``engine.auto.batch_for``), the number New run then shows; a run checks its own batch
+    size again before training (``engine.doctor.check_batch_size``). ``log1p``: the run's
     ``data.log1p``; a wide column is then information (the preparation squashes it) or, when
-    off, a warning that nothing does. A run checks its own
-    batch size again before training (``engine.doctor.check_batch_size``).
+    off, a warning that nothing does.
 
     Raises ``DataError`` for data too small to split into a meaningful validation and test set
     (T1): an upload is refused with that message rather than failing later in a run."""
