@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 from engine.data.base import MODALITIES, DataError, RawDataset
 from engine.data.rules import as_matrix, check_enough_rows, log1p_rule
@@ -127,6 +126,9 @@ class Prepared:
     split: str = "random"  # "stratified", "random" or "column" (the file's own split column)
     target: str | None = None  # the column predicted (given or guessed), as summary.json says
     columns: list[dict] | None = None  # a table's column kinds (engine.data.columns)
+    # Which rows of the dataset (raw.x, raw.frame) each split holds: "train", "val", "test" →
+    # indices (engine.bundle feeds the raw test rows to the bundle's parity check).
+    rows: dict[str, np.ndarray] | None = None
 
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -138,6 +140,7 @@ def _carve(
     """Take ``n_take`` of ``idx`` out: (kept, taken, stratified). For classification each part
     keeps the class proportions; a class with one example left can't be in both and stays in
     ``kept`` (training)."""
+    rng = np.random.RandomState(seed)
     if task == "classification":
         counts = np.bincount(y[idx])
         single = counts[y[idx]] == 1
@@ -145,12 +148,53 @@ def _carve(
         n_cls = int((counts >= 2).sum())
         n_rest = min(n_take, len(rest) - 1)
         if n_cls and n_cls <= n_rest and n_cls <= len(rest) - n_rest:
-            kept, taken = train_test_split(
-                rest, test_size=n_rest, random_state=seed, stratify=y[rest]
-            )
+            kept, taken = _stratified_split(rest, y[rest], n_rest, rng)
             return np.concatenate([kept, idx[single]]), taken, True
-    kept, taken = train_test_split(idx, test_size=n_take, random_state=seed)
-    return kept, taken, False
+    perm = rng.permutation(len(idx))
+    return idx[perm[n_take:]], idx[perm[:n_take]], False
+
+
+# The split is scikit-learn's train_test_split (ShuffleSplit, and StratifiedShuffleSplit with
+# its _approximate_mode), redone in numpy draw for draw: the same rows for every seed, so stored
+# runs and the quality tables keep their splits (a test compares the two on many seeds), while a
+# run no longer imports scikit-learn to start (0.7 s of scipy.stats through sklearn.utils).
+# After scikit-learn 1.9's sklearn/model_selection/_split.py and utils/extmath.py (BSD-3).
+def _stratified_split(
+    idx: np.ndarray, labels: np.ndarray, n_take: int, rng: np.random.RandomState
+) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, taken): ``n_take`` of ``idx`` taken with each label's share kept in both parts.
+    Every label has at least 2 rows and there are at most ``n_take`` and ``len - n_take``
+    labels (the caller checks)."""
+    n_keep = len(idx) - n_take
+    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    by_label = np.split(np.argsort(inverse, kind="stable"), np.cumsum(counts)[:-1])
+    n_k = _approximate_mode(counts, n_keep, rng)
+    n_t = _approximate_mode(counts - n_k, n_take, rng)
+    kept: list[int] = []
+    taken: list[int] = []
+    for rows, k, t in zip(by_label, n_k, n_t, strict=True):
+        rows = rows[rng.permutation(len(rows))]
+        kept.extend(rows[:k])
+        taken.extend(rows[k : k + t])
+    return idx[rng.permutation(kept)], idx[rng.permutation(taken)]
+
+
+def _approximate_mode(counts: np.ndarray, n_draws: int, rng: np.random.RandomState) -> np.ndarray:
+    """How many of ``n_draws`` each label gets: its share rounded down, then one more for the
+    largest remainders, ties broken at random (scikit-learn's ``_approximate_mode``)."""
+    continuous = counts / counts.sum() * n_draws
+    floored = np.floor(continuous)
+    need = int(n_draws - floored.sum())
+    if need > 0:
+        remainder = continuous - floored
+        for value in np.sort(np.unique(remainder))[::-1]:
+            (inds,) = np.where(remainder == value)
+            add_now = min(len(inds), need)
+            floored[rng.choice(inds, size=add_now, replace=False)] += 1
+            need -= add_now
+            if need == 0:
+                break
+    return floored.astype(int)
 
 
 def _split(
@@ -215,6 +259,7 @@ def prepare(
     if max_rows is not None and max_rows < 2:
         raise DataError(Message("data.bad_max_rows", value=max_rows))
     x, y, split = raw.x, raw.y, raw.split
+    keep = np.arange(len(y))
     if max_rows is not None and len(y) > max_rows:
         keep = np.sort(np.random.default_rng(seed).choice(len(y), max_rows, replace=False))
         x, y = x[keep], y[keep]
@@ -258,6 +303,7 @@ def prepare(
         x_test=xs(te),
         y_test=ys(te),
         split=how,
+        rows={"train": keep[tr], "val": keep[va], "test": keep[te]},
         target=raw.target,
         columns=list(raw.columns) or None,
         preprocessor=pre,
