@@ -84,7 +84,7 @@ def event_message(e: Mapping[str, Any]) -> str:
 
 
 def finding(f: Mapping[str, Any], event: Mapping[str, Any] | None) -> tuple[str, str]:
-    """(message, suggestion) of a finding of ``jobs.views.findings`` for the doctor panel, in
+    """(message, suggestion) of a finding of ``jobs.runs.views.findings`` for the doctor panel, in
     the session's language; ``event``: the event it came from (its codes and params)."""
     return text(f["message"], _msg(event)), text(f["suggestion"], _msg(event, "suggestion_msg"))
 

@@ -222,7 +222,7 @@ def _picked(who: str) -> None:
 
 
 def duration(seconds: float | None) -> str:
-    """A duration as people say it: "45 s", "1 min 20 s", "2 h 05 min" (jobs.format's forms;
+    """A duration as people say it: "45 s", "1 min 20 s", "2 h 05 min" (jobs.runs.format's forms;
     a test keeps them equal) or "45 秒", "1 分 20 秒", "2 小时 05 分". None (or NaN: a table
     column with a missing value) is "—"."""
     if seconds is None or math.isnan(seconds):

@@ -41,7 +41,7 @@ def may_modify(db, owner: str | None) -> bool:
 
 def log_in(db, name: str, password: str) -> None:
     # Failed logins are counted per (name, browser address): guessing from one place never
-    # locks the real user out of another (jobs.auth.login). The address is the connection's,
+    # locks the real user out of another (jobs.people.auth.login). The address is the connection's,
     # or the X-Forwarded-For entry of the proxy that TRAINBOARD_TRUSTED_PROXY names (uvicorn
     # reads it; `trainboard up` passes the setting on as FORWARDED_ALLOW_IPS). Without an
     # address, per browser session plus a shared rate: never one bucket for everybody.

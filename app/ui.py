@@ -147,7 +147,7 @@ def short(text: object, limit: int = 120) -> str:
     s = str(text)
     s = s if len(s) <= 4 * limit else s[: 4 * limit]  # bounded before any work on it
     # No control or format characters (a bidi override would reverse what follows it): column
-    # and class names come from files, and older rows were stored before jobs.names existed.
+    # and class names come from files, and older rows were stored before jobs.runs.names existed.
     s = " ".join("".join(c for c in s if not service.invisible(c) or c in "\t\n\r").split())
     return s if len(s) <= limit else s[: limit - 1] + "…"
 

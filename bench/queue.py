@@ -108,10 +108,10 @@ def bench(broker: str, samples: int, burst: int, workers: int, quick: bool = Fal
     os.environ.clear()
     os.environ.update(env)
 
-    from jobs import datasets
+    from jobs.datasets import ingest as datasets
+    from jobs.runs.submit import submit
     from jobs.store import registry
     from jobs.store.db import connect
-    from jobs.submit import submit
 
     db = connect()
     procs = _start_workers(workers, env, home)

@@ -26,12 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 _HERE = ROOT / "bench"
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from jobs.dataset_check import CheckLimits  # noqa: E402
-from jobs.datasets import _CHILD_ENV  # noqa: E402
+from jobs.datasets.check import CheckLimits  # noqa: E402
+from jobs.datasets.ingest import _CHILD_ENV  # noqa: E402
 
 BASELINE = (
     "import torch, sklearn.model_selection, runpy; "
-    "runpy.run_module('jobs.dataset_check', run_name='__main__')"
+    "runpy.run_module('jobs.datasets.check', run_name='__main__')"
 )
 
 
@@ -59,7 +59,7 @@ def check_once(path: Path, baseline: bool) -> tuple[float, str]:
     cmd = (
         [sys.executable, "-c", BASELINE]
         if baseline
-        else [sys.executable, "-m", "jobs.dataset_check"]
+        else [sys.executable, "-m", "jobs.datasets.check"]
     )
     t = time.perf_counter()
     proc = subprocess.run(

@@ -718,7 +718,7 @@ CATALOGUE: dict[str, str] = {
     "resume.from_checkpoint": N_("run {id} continues from its checkpoint"),
     "resume.fields": N_("a resume can change only {fields}"),
     "resume.epochs": N_("the checkpoint already holds {epochs} epochs; ask for more than that"),
-    # --- the server's limits on one run (jobs/quotas.py) ------------------------------------------
+    # --- the server's limits on one run (jobs/runs/quotas.py) ------------------------------------------
     "quota.what.gpu": N_("the largest GPU of the workers"),
     "quota.what.server": N_("this server's memory"),
     "quota.seed": N_("a seed is a whole number from 0 to {limit:,} (2³²−1)"),
@@ -744,7 +744,7 @@ CATALOGUE: dict[str, str] = {
         "training would need about {need}, more than {what} ({device}); use a smaller model, "
         "batch or data.max_rows"
     ),
-    # --- the upload check's refusals (jobs/dataset_check.py) ------------------------------------
+    # --- the upload check's refusals (jobs/datasets/check.py) ------------------------------------
     "upload.what.archive": N_("the archive unpacks"),
     "upload.what.arrays": N_("the arrays unpack"),
     "upload.what.workbook": N_("the workbook unpacks"),

@@ -755,7 +755,7 @@ def rule_learned_nothing(
     class (``majority_share`` of the training rows, plus ``noise``: 1.5 rows' worth). Either the
     labels don't go with the rows (shuffled or misaligned), or the columns can't predict the
     target. When a scale, init or LR finding explains it, the findings panel shows this one
-    under that one (``jobs.views.EXPLAINED_BY``)."""
+    under that one (``jobs.runs.views.EXPLAINED_BY``)."""
     if len(train_losses) < LEARNED_NOTHING_EPOCHS or val_accuracy > majority_share + noise:
         return None
     return Finding(

@@ -12,7 +12,7 @@ from __future__ import annotations
 TABLE_EXTENSIONS: tuple[str, ...] = (".csv", ".tsv", ".txt", ".parquet", ".pq", ".xlsx", ".jsonl")
 EXTENSIONS: tuple[str, ...] = (*TABLE_EXTENSIONS, ".npz", ".zip")
 
-# The most columns a table may have: the upload check (jobs.dataset_check) and the loader both
+# The most columns a table may have: the upload check (jobs.datasets.check) and the loader both
 # refuse more, each naming this limit.
 MAX_COLUMNS = 5_000
 

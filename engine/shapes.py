@@ -1,6 +1,6 @@
 """The layer sizes of the models ``engine.models`` builds, as arithmetic on the config (no torch).
 
-``engine.models`` builds its layers from these plans, and the quota check (``jobs.quotas``)
+``engine.models`` builds its layers from these plans, and the quota check (``jobs.runs.quotas``)
 counts parameters and activations from the same ones before a run is queued, so the two can't
 drift apart. This module imports nothing heavy: the dashboard's processes use it.
 """

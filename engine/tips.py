@@ -28,7 +28,7 @@ TIPS: dict[str, str] = {
 
 # What "switching a tip off" means for an A/B pair, where the preset's own values alone would
 # not say it (a preset that sets a tip's field to its default would otherwise change nothing):
-# dotted config fields and their "off" values (``jobs.submit.tip_off_overrides``).
+# dotted config fields and their "off" values (``jobs.runs.submit.tip_off_overrides``).
 TIP_OFF: dict[str, dict[str, Any]] = {
     "T2": {"data.standardize": False, "data.log1p": "off"},
     "T7": {"schedule.enabled": False, "train.early_stop_patience": None},
@@ -51,7 +51,7 @@ TIP_OFF: dict[str, dict[str, Any]] = {
 # Each tip's rank as a root cause (issue 20, §4): data and scale (T1, T2, T3) before init and
 # gradients (T8, T10), before the LR (T5, T6, T7, T9), before overfitting (T12, T13) and
 # ensembles (T14): fix the first and the later ones often go away. The findings panel sorts by
-# it (jobs.views.findings).
+# it (jobs.runs.views.findings).
 ROOT_CAUSE_RANK: dict[str, int] = {
     "T1": 0, "T2": 0, "T3": 1, "T4": 1, "T8": 2, "T10": 2, "T11": 2,
     "T5": 3, "T6": 3, "T7": 4, "T9": 3, "T12": 5, "T13": 5, "T14": 6, "T15": 6,

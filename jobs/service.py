@@ -41,10 +41,11 @@ from engine.vocab import (
     EventKind,
     RunStatus,
 )
-from jobs import auth, submit, views
 from jobs.errors import DatasetNotFound, RunNotFound, StoreError
-from jobs.format import csv_safe
-from jobs.names import MAX_TEXT, TextRefused, clean_text, invisible
+from jobs.people import auth
+from jobs.runs import submit, views
+from jobs.runs.format import csv_safe
+from jobs.runs.names import MAX_TEXT, TextRefused, clean_text, invisible
 from jobs.store import reader, registry
 from jobs.store.db import connect
 from jobs.store.reader import SeriesData
@@ -79,7 +80,7 @@ __all__ = [
 
 RUN_STATUSES = views.RUN_STATUSES
 
-# --- read models (jobs.views, jobs.store.reader) ----------------------------------------------
+# --- read models (jobs.runs.views, jobs.store.reader) ----------------------------------------------
 
 run_rows = views.run_rows
 run_filters = views.run_filters
@@ -99,7 +100,7 @@ events = reader.events
 
 
 def dataset_files(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-    """Every dataset grouped by its file, each file's targets as versions (jobs.views)."""
+    """Every dataset grouped by its file, each file's targets as versions (jobs.runs.views)."""
     return views.dataset_files(registry.list_datasets(db))
 
 
@@ -205,7 +206,9 @@ def validate_run(
             dataset["path"],
             target=dataset["target"],
             overrides=overrides,
-            info=dataset.get("report"),  # the dataset's shape, for the size budget (jobs.quotas)
+            info=dataset.get(
+                "report"
+            ),  # the dataset's shape, for the size budget (jobs.runs.quotas)
         )
     except ConfigError as e:
         return Validation(errors=dict(e.fields))
@@ -289,19 +292,21 @@ def upload_dataset(
     db: sqlite_utils.Database, fileobj: BinaryIO, filename: str, *, owner: str
 ) -> dict[str, Any]:
     """Check and store an upload; raises ``DataError`` naming the problem (nothing is kept)."""
-    from jobs import datasets  # the loaders import the engine's data layer (torch): only on upload
+    from jobs.datasets import (
+        ingest as datasets,  # the loaders import the engine's data layer (torch): only on upload
+    )
 
     return datasets.ingest(db, fileobj, filename, owner=owner)
 
 
 def builtin_samples() -> dict[str, str]:
-    from jobs.datasets import builtin_samples as samples
+    from jobs.datasets.ingest import builtin_samples as samples
 
     return samples()
 
 
 def add_builtin(db: sqlite_utils.Database, source: str, *, owner: str) -> dict[str, Any]:
-    from jobs import datasets
+    from jobs.datasets import ingest as datasets
 
     return datasets.register_builtin(db, source, owner=owner)
 
@@ -311,7 +316,7 @@ def retarget_dataset(
 ) -> dict[str, Any]:
     """The same file with another target; the new dataset belongs to ``owner`` (whoever asked;
     pass it, or the dataset's own owner keeps it)."""
-    from jobs import datasets
+    from jobs.datasets import ingest as datasets
 
     return datasets.retarget(db, dataset_id, target, owner=owner)
 
@@ -331,7 +336,7 @@ def delete_dataset(db: sqlite_utils.Database, dataset_id: int, user: dict[str, A
     """Delete a dataset and its file (once no other target of it remains), if ``user`` may.
     Raises ``auth.NotAllowed``, or ``StoreError`` (``DatasetInUse``: a queued or running run
     uses it) with a message for the user. Runs that are over keep their charts."""
-    from jobs import datasets
+    from jobs.datasets import ingest as datasets
 
     auth.require_modify(user, get_dataset(db, dataset_id)["owner"], f"dataset {dataset_id}")
     datasets.remove(db, dataset_id)
@@ -349,12 +354,15 @@ def resume_run(
     user: dict[str, Any] | None,
     *,
     epochs: int | None = None,
+    overrides: dict[str, Any] | list[str] | None = None,
 ) -> submit.Submitted:
     """Queue a failed, cancelled or lost run again from its checkpoint (same id, no step
-    trained twice), if ``user`` may; ``epochs``: a new length. Raises ``auth.NotAllowed``, or
-    ``ConfigError`` whose ``.fields`` say why not (no checkpoint, quota, epochs)."""
+    trained twice), if ``user`` may; ``epochs``: a new length (or ``overrides``, the CLI's
+    ``--set`` lines). Raises ``auth.NotAllowed``, or ``ConfigError`` whose ``.fields`` say why
+    not (no checkpoint, quota, epochs)."""
     auth.require_modify(user, get_run(db, run_id)["owner"], f"run {run_id}")
-    overrides = {"train.epochs": int(epochs)} if epochs is not None else None
+    if epochs is not None:
+        overrides = {"train.epochs": int(epochs)}
     return submit.resume(db, run_id, overrides)
 
 
@@ -366,8 +374,8 @@ def queue_quota(db: sqlite_utils.Database, owner: str, need: int = 1) -> str | N
 
 def run_size(validation: Validation, dataset: dict[str, Any]) -> dict[str, Any]:
     """A validated run's estimated size, for the form: parameters, training memory (bytes)
-    and the server's budgets (``jobs.quotas``)."""
-    from jobs import quotas
+    and the server's budgets (``jobs.runs.quotas``)."""
+    from jobs.runs import quotas
 
     if validation.request is None:
         raise ValueError("run_size needs a successful validation")
@@ -380,6 +388,137 @@ def run_size(validation: Validation, dataset: dict[str, Any]) -> dict[str, Any]:
         "max_memory_bytes": q.max_memory_bytes,
         "exact": est.exact_input,
     }
+
+
+# --- the command line (jobs/cli/) ------------------------------------------------------------
+# The CLI comes through this door as the pages do (user=None: the server's operator may change
+# anything). What only the CLI needs is imported when called, so `trainboard --help` and
+# `trainboard train` load no Celery and no upload checker.
+
+
+def check_source(source: str) -> None:
+    """Refuse a typo'd builtin or a missing path before anything is queued (``DataError``)."""
+    from engine.data.loaders import check_source as check
+
+    check(source)
+
+
+def server_settings() -> Any:
+    """The queue's settings: the data home, the broker URL or the embedded broker's folder."""
+    from jobs.queue.celery_app import settings
+
+    return settings()
+
+
+def prepare_home() -> list[str]:
+    """Create and migrate the database once, before ``up``'s children race for it, and remove
+    upload files left by a process that died while checking them (returned)."""
+    from jobs.datasets.ingest import sweep_tmp
+
+    connect().close()
+    return sweep_tmp()
+
+
+def worker_devices(requested: list[str] | None) -> list[str]:
+    """The devices ``up`` starts workers for: those asked for (checked), else every visible
+    GPU, else the CPU. Raises ``ValueError`` naming an unknown device."""
+    from jobs.queue.worker import parse_device, visible_gpus
+
+    if requested:
+        return [parse_device(d) for d in requested]
+    return visible_gpus() or ["cpu"]
+
+
+def cpu_slots(wanted: int | None) -> tuple[int, int]:
+    """(slots, cores per slot) for this machine's CPU workers (``jobs.queue.presence``)."""
+    from engine.threads import cores_available
+    from jobs.queue.presence import cpu_slots as slots
+
+    return slots(cores_available(), wanted)
+
+
+def slot_name(device: str, i: int, n: int) -> str:
+    from jobs.queue.presence import slot_name as name
+
+    return name(device, i, n)
+
+
+def max_upload_bytes() -> int:
+    """The largest upload the server takes (``jobs.datasets.ingest``)."""
+    from jobs.datasets.ingest import MAX_UPLOAD_BYTES
+
+    return MAX_UPLOAD_BYTES
+
+
+def run_worker(device: str, *, name: str | None, loglevel: str) -> None:
+    """Run a Celery worker for ``device`` in this process until it is stopped."""
+    from jobs.queue.worker import run_worker as run
+
+    run(device, name=name, loglevel=loglevel)
+
+
+def add_file(
+    db: sqlite_utils.Database,
+    path: Path,
+    *,
+    target: str | None = None,
+    name: str | None = None,
+    owner: str = "local",
+) -> dict[str, Any]:
+    """A file on this machine, checked exactly as an upload is and stored as a dataset (the
+    same file and target: the existing row). Raises ``DataError`` naming the problem."""
+    from jobs.datasets import ingest as datasets
+
+    try:
+        with path.open("rb") as f:
+            return datasets.ingest(db, f, name or path.name, target=target, owner=owner)
+    except OSError as e:
+        raise DataError(f"{path.name}: {e.strerror or e}") from e
+
+
+def submit_run(
+    preset_name: str,
+    source: str,
+    *,
+    target: str | None,
+    overrides: dict[str, Any] | list[str] | None,
+    queue: str,
+    name: str | None,
+    dataset_id: int | None,
+    info: dict[str, Any] | None,
+) -> submit.Submitted:
+    """Validate, record and send a run of a builtin or a stored dataset (the CLI's ``submit``).
+    Raises ``ConfigError`` before anything is queued."""
+    return submit.submit(
+        preset_name,
+        source,
+        target=target,
+        overrides=overrides,
+        queue=queue,
+        name=name,
+        dataset_id=dataset_id,
+        info=info,
+    )
+
+
+def queue_has_worker(db: sqlite_utils.Database, queue: str) -> bool:
+    """Whether a live worker takes ``queue`` (seen within 30 s)."""
+    workers = registry.list_workers(db, alive_within_s=30)
+    return any(w["status"] != "stopped" and queue in (w["queue"] or "").split(",") for w in workers)
+
+
+def list_runs(
+    db: sqlite_utils.Database, *, status: list[str] | None = None, limit: int = 30
+) -> list[dict[str, Any]]:
+    """The newest runs, optionally of some statuses (``ValueError`` names an unknown one)."""
+    return registry.list_runs(db, status=status, limit=limit)
+
+
+def send_info(db: sqlite_utils.Database, run_id: int) -> dict[str, Any] | None:
+    """How a queued run's sends to the broker went (its last error, when one failed)."""
+    from jobs.queue.sends import send_info as info
+
+    return info(db, run_id)
 
 
 # --- per-user settings and the dashboard's translations ---------------------------------------

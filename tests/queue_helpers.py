@@ -182,11 +182,11 @@ def queue_prefix() -> str:
 
 @contextlib.contextmanager
 def dashboard_server(log_path: Path, env: dict[str, str]):
-    """The dashboard alone, as ``trainboard up`` starts it (``jobs.cli._dashboard_cmd`` with
+    """The dashboard alone, as ``trainboard up`` starts it (``jobs.cli.up._dashboard_cmd`` with
     ``_dashboard_env``), on a free port, with ``env`` on top of this process's environment and
     no broker configured. Yields (port, process) once it answers its health check; stops it
     afterwards and prints the tail of its log."""
-    from jobs.cli import _dashboard_cmd, _dashboard_env
+    from jobs.cli.up import _dashboard_cmd, _dashboard_env
 
     full = {**os.environ, **_dashboard_env(), **env}
     full.pop("TRAINBOARD_BROKER_URL", None)

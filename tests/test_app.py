@@ -22,7 +22,8 @@ from streamlit.testing.v1 import AppTest
 
 from app import charts
 from engine.data import DataError
-from jobs import datasets, views
+from jobs.datasets import ingest as datasets
+from jobs.runs import views
 from jobs.store import reader, registry
 from jobs.store.db import connect, db_path
 from jobs.store.writer import MetricWriter
@@ -410,7 +411,7 @@ def test_runs_table_lists_runs_and_filters_by_status(home):
 
 
 def test_runs_page_cancels_a_queued_run(home):
-    from jobs.submit import submit
+    from jobs.runs.submit import submit
 
     ds = home["dataset"]
     run_id = submit("quick", ds["path"], target=ds["target"], dataset_id=ds["id"]).run_id
@@ -496,7 +497,7 @@ def test_run_detail_marks_where_a_cut_would_have_helped_and_queues_the_doctors_f
 
 
 def test_run_detail_of_a_queued_run_says_it_waits_and_can_be_cancelled(home):
-    from jobs.submit import submit
+    from jobs.runs.submit import submit
 
     ds = home["dataset"]
     run_id = submit("quick", ds["path"], target=ds["target"], dataset_id=ds["id"]).run_id

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from jobs import datasets
+from jobs.datasets import ingest as datasets
 from jobs.errors import DatasetNotFound, RunNotFound
 from jobs.store import registry
 from jobs.store.db import connect, db_path, run_dir

@@ -3,7 +3,7 @@ beside the net's, in English and 中文 (AppTest, a real run on the breast-cance
 
 from __future__ import annotations
 
-from jobs import datasets
+from jobs.datasets import ingest as datasets
 from jobs.store.db import connect
 from tests.test_app import FAST, _train, page, texts
 

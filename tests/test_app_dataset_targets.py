@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobs import datasets, views
+from jobs.datasets import ingest as datasets
+from jobs.runs import views
 from jobs.store import registry
 from jobs.store.db import connect
 from tests.test_app import assert_clean, csv_bytes, page, texts

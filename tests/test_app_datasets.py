@@ -1,4 +1,4 @@
-"""``jobs.datasets``: uploads go to disk at once, are validated by the engine's loader, and
+"""``jobs.datasets.ingest``: uploads go to disk at once, are validated by the engine's loader, and
 either become a dataset stored under its content hash or leave nothing behind."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from engine.data import DataError
-from jobs import datasets
+from jobs.datasets import ingest as datasets
 from jobs.store import registry
 from jobs.store.db import connect
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from jobs import views
+from jobs.runs import views
 from jobs.store import registry
 from jobs.store.db import connect, db_path
 from jobs.store.writer import MetricWriter

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from jobs import auth
+from jobs.people import auth
+from jobs.runs.submit import submit
 from jobs.store import registry
 from jobs.store.db import connect
-from jobs.submit import submit
 
 MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
 PAGES = ("home", "datasets", "new_run", "runs", "run_detail", "compare")

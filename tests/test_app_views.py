@@ -1,5 +1,5 @@
-"""The dashboard's read models (``jobs.views``), formatting (``jobs.format``) and derived
-submissions (``jobs.submit``), on real configs."""
+"""The dashboard's read models (``jobs.runs.views``), formatting (``jobs.runs.format``) and derived
+submissions (``jobs.runs.submit``), on real configs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import re
 import pytest
 
 from engine.config import list_presets, resolve_config
-from jobs import format as fmt
-from jobs import submit, views
+from jobs.runs import format as fmt
+from jobs.runs import submit, views
 
 
 def _run(run_id: int, **overrides) -> dict:
@@ -257,7 +257,7 @@ def test_run_detail_can_draw_the_loss_on_a_log_axis(tmp_path, monkeypatch):
     import json
 
     from app import charts
-    from jobs import datasets
+    from jobs.datasets import ingest as datasets
     from jobs.store.db import connect
     from tests.test_app import FAST, _train, page
 

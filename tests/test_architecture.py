@@ -84,6 +84,34 @@ def test_the_app_enters_jobs_through_the_service_module_only():
     )
 
 
+def test_the_cli_enters_jobs_through_the_service_module_only():
+    """The CLI goes through jobs.service as the pages do (issue 19): of jobs, it imports only
+    the service and its own modules."""
+    modules = _modules()
+    bad = [
+        f"{name} imports {imp}"
+        for name, path in modules.items()
+        if name.startswith("jobs.cli")
+        for imp in _imports(path, modules)
+        if imp.split(".")[0] == "jobs"
+        and imp != "jobs.service"
+        and not imp.startswith("jobs.cli")
+        and not (imp == "jobs" and "from jobs import service" in path.read_text())
+    ]
+    assert bad == []
+
+
+def test_jobs_is_sub_packages_with_at_most_three_top_level_modules():
+    """jobs/ by concept: the service (the door), the named errors and the package itself; every
+    other module lives in a sub-package whose docstring says what it owns."""
+    top = sorted(p.name for p in (ROOT / "jobs").glob("*.py"))
+    assert len(top) <= 3, top
+    for pkg in (ROOT / "jobs").iterdir():
+        if pkg.is_dir() and (pkg / "__init__.py").exists():
+            doc = ast.get_docstring(ast.parse((pkg / "__init__.py").read_text()))
+            assert doc, f"jobs/{pkg.name}/__init__.py needs a docstring saying what it owns"
+
+
 def test_the_engine_imports_neither_jobs_nor_app_nor_services():
     modules = _modules()
     banned = {"jobs", "app", "celery", "kombu", "streamlit", "sqlite3", "sqlite_utils", "redis"}

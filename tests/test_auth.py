@@ -6,7 +6,7 @@ import contextlib
 
 import pytest
 
-from jobs import auth
+from jobs.people import auth
 from jobs.store.db import connect
 
 

@@ -139,7 +139,7 @@ def test_the_datasets_page_shows_each_kind_and_a_choice_travels_into_the_queued_
     """AppTest, as a beginner clicks: the Datasets page lists every column's kind and why; the
     user ignores ``wind`` there; New run shows the choice and queues a run whose settings carry
     it (``data.columns``), and the worker's loader then leaves the column out."""
-    from jobs import datasets
+    from jobs.datasets import ingest as datasets
     from jobs.store import registry
     from jobs.store.db import connect
     from tests.test_app import assert_clean, page, texts

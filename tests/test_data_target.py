@@ -79,7 +79,7 @@ def test_a_plain_table_still_predicts_its_last_column_and_a_named_target_is_kept
 
 
 def test_the_upload_report_says_which_target_and_why(tmp_path, monkeypatch):
-    from jobs import datasets
+    from jobs.datasets import ingest as datasets
     from jobs.store.db import connect
 
     monkeypatch.setenv("TRAINBOARD_HOME", str(tmp_path / "home"))
@@ -92,7 +92,7 @@ def test_the_upload_report_says_which_target_and_why(tmp_path, monkeypatch):
 def test_an_unclear_guess_asks_which_column_to_predict_with_the_top_3(tmp_path, monkeypatch):
     """Three measurements and no label-like name: the last column is the guess, but not
     clearly, so the Datasets page asks with the top 3 and why; a named label never asks."""
-    from jobs import datasets
+    from jobs.datasets import ingest as datasets
     from jobs.store import registry
     from jobs.store.db import connect
     from tests.test_app import assert_clean, page, texts

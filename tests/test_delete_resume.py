@@ -9,11 +9,14 @@ from pathlib import Path
 import pytest
 
 from engine.errors import ConfigError
-from jobs import auth, datasets, service, submit
+from jobs import service
 from jobs.cli import main
+from jobs.datasets import ingest as datasets
 from jobs.errors import DatasetInUse, RunActive, RunNotFound
+from jobs.people import auth
 from jobs.queue import presence, tasks
 from jobs.queue.checkpoints import checkpoint_epoch
+from jobs.runs import submit
 from jobs.store import registry
 from jobs.store.db import connect, db_path, run_dir
 from jobs.store.writer import MetricWriter

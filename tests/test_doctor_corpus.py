@@ -8,7 +8,7 @@
   ``sequence`` is an LSTM for sequences: it refuses a table (tested), and its healthy case is
   the adding problem it is for.
 * Broken runs, one fault at a time: each gets the right root cause first, marked "Start here"
-  by the findings panel's read model (``jobs.views.findings``).
+  by the findings panel's read model (``jobs.runs.views.findings``).
 * Bite: with ``doctor.rule_ratio`` judging by the LR in effect again (not the run's starting
   LR), 6 healthy runs here get a false T6 ``ratio_low`` once the schedule has cut the LR.
 
@@ -34,7 +34,7 @@ from engine import MemorySink, resolve_config, run_training
 from engine.auto import DataFacts
 from engine.data import load_dataset
 from engine.errors import ConfigError
-from jobs import views
+from jobs.runs import views
 from tests.real_tables import export_tables
 
 pytest.importorskip("vega_datasets")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs import datasets
+from jobs.datasets import ingest as datasets
 from jobs.store.db import connect
 from tests.queue_helpers import dashboard_server
 from tests.test_upload_guard import CHROMIUM

@@ -227,7 +227,7 @@ def test_a_derived_lr_for_another_optimizer_is_not_followed():
 
 
 def test_the_queue_path_gives_a_table_preset_the_batch_of_its_dataset():
-    from jobs import submit
+    from jobs.runs import submit
 
     info = {"rows": 178, "task": "classification", "class_balance": {"0": 59, "1": 71, "2": 48}}
     req = submit.validate("sutskever", "builtin:wine", info=info)

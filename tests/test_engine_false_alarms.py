@@ -20,7 +20,7 @@ from engine import MemorySink, resolve_config, run_training
 from engine.auto import DataFacts
 from engine.config import list_presets
 from engine.data import load_dataset
-from jobs.format import flatten
+from jobs.runs.format import flatten
 
 # digits is capped at 600 rows to keep the sweep short; the others run whole.
 DATASETS = {

@@ -145,7 +145,7 @@ def test_balanced_classes_get_no_weights():
 def test_the_auto_card_says_it_weighs_imbalanced_classes_in_every_language(tmp_path):
     from app import engine_text, i18n
     from engine.auto import DataFacts, derive
-    from jobs.dataset_check import report_dict
+    from jobs.datasets.check import report_dict
 
     report = report_dict(load_dataset(_imbalanced(tmp_path)))
     facts = DataFacts.from_report(report)

@@ -10,8 +10,9 @@ import os
 import pytest
 
 from engine.vocab import TERMINAL
-from jobs import service, submit
+from jobs import service
 from jobs.errors import IllegalTransition
+from jobs.runs import submit
 from jobs.store import registry
 from jobs.store.db import connect
 from tests.queue_helpers import FAST_ENV, TINY, Worker, wait_for

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from engine.vocab import TERMINAL
-from jobs import views
+from jobs.runs import views
+from jobs.runs.submit import submit
 from jobs.store import registry
-from jobs.submit import submit
 from tests.disk_helpers import fill_to_the_last_byte, small_disk, unmount
 from tests.queue_helpers import (
     TINY,

@@ -1,5 +1,5 @@
 """Issue 20, §4: findings you can act on blindly. Real runs on scikit-learn's breast-cancer
-table through the real engine and the real read model (``jobs.views.findings``): the root
+table through the real engine and the real read model (``jobs.runs.views.findings``): the root
 cause comes first and is marked "Start here", the findings it explains go under it, and a rule
 that stays true is one finding with its count, not N copies."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from engine import MemorySink, resolve_config, run_training
-from jobs import views
+from jobs.runs import views
 
 
 def _findings(preset: str, overrides: dict) -> list[dict]:
@@ -67,7 +67,7 @@ def test_findings_rank_data_before_init_before_lr_before_overfitting(tip_order):
 
 
 def test_run_detail_marks_the_root_cause_start_here(tmp_path, monkeypatch):
-    from jobs import datasets
+    from jobs.datasets import ingest as datasets
     from jobs.store.db import connect
     from tests.test_app import FAST, _train, page, texts
 

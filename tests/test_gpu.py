@@ -75,7 +75,7 @@ def test_a_broken_driver_reports_no_gpu_instead_of_failing(tmp_path, monkeypatch
 
 def test_the_workers_table_shows_the_gpu_name_and_memory(tmp_path, monkeypatch):
     monkeypatch.setenv("TRAINBOARD_HOME", str(tmp_path))
-    from jobs import views
+    from jobs.runs import views
     from jobs.store import registry
     from jobs.store.db import connect
 

@@ -24,8 +24,10 @@ from streamlit.testing.v1 import AppTest
 from app import charts, engine_text, i18n
 from engine import decide
 from engine.messages import CATALOGUE, Message, as_json
-from jobs import auth, datasets, service
-from jobs.format import format_duration
+from jobs import service
+from jobs.datasets import ingest as datasets
+from jobs.people import auth
+from jobs.runs.format import format_duration
 from jobs.store import registry
 from jobs.store.db import connect, db_path
 from jobs.store.writer import MetricWriter
@@ -780,7 +782,7 @@ def test_a_user_setting_must_be_an_allowed_value(tmp_path, monkeypatch):
 def test_the_team_servers_guards_read_in_chinese(tmp_path):
     """Every message the issue-18 guards write, produced by the real code, reads in Chinese."""
     from engine.errors import DataError
-    from jobs import names, quotas, submit
+    from jobs.runs import names, quotas, submit
 
     texts = list(
         submit.member_override_errors(

@@ -15,10 +15,10 @@ import pytest
 from engine.vocab import TERMINAL
 from jobs.queue.celery_app import TRAIN_TASK, current_app
 from jobs.queue.sends import send_info
+from jobs.runs.submit import cancel as cancel_run
+from jobs.runs.submit import submit
 from jobs.store import registry
 from jobs.store.db import connect
-from jobs.submit import cancel as cancel_run
-from jobs.submit import submit
 from tests.queue_helpers import (
     FAST_ENV,
     TINY,

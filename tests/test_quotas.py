@@ -8,8 +8,9 @@ import threading
 import pytest
 
 from engine.errors import ConfigError
-from jobs import quotas, service, submit
+from jobs import service
 from jobs.queue import presence, tasks
+from jobs.runs import quotas, submit
 from jobs.store import registry
 from jobs.store.db import connect
 

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from engine.vocab import TERMINAL
-from jobs import datasets, service, submit
+from jobs import service
+from jobs.datasets import ingest as datasets
 from jobs.queue.sends import send_run
+from jobs.runs import submit
 from jobs.store import registry
 from jobs.store.db import connect
 from tests.queue_helpers import FAST_ENV, TINY, Worker, wait_for

@@ -182,7 +182,7 @@ ACTIONS = {
     "mark_lost": (lambda db, r: reg.mark_lost(db, r, "gone"), {"running"}, "lost"),
     "requeue": (lambda db, r: reg.requeue_run(db, r), {"lost"}, "queued"),
     "release": (lambda db, r: reg.release_run(db, r), {"running"}, "queued"),
-    # resume from the checkpoint (jobs.submit.resume): a run that stopped goes back to the queue
+    # resume from the checkpoint (jobs.runs.submit.resume): a run that stopped goes back to the queue
     "reopen": (lambda db, r: reg.reopen_run(db, r), {"failed", "cancelled", "lost"}, "queued"),
     "request_cancel": (
         lambda db, r: reg.request_cancel(db, r),

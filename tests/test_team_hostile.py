@@ -1,6 +1,6 @@
 """Issue 18 in a real browser: a hostile member on a team server, without the proxy in front.
 
-The dashboard runs as ``trainboard up`` starts it (``jobs.cli._dashboard_cmd`` with
+The dashboard runs as ``trainboard up`` starts it (``jobs.cli.up._dashboard_cmd`` with
 ``_dashboard_env``, team mode, on a free port). Chromium logs in as bob, opens New run and types
 every spelling of a data source into "More settings", pressing "Queue run" and "A/B one tip"
 for each: each is refused with a message naming the field, and the store holds no run.
@@ -17,7 +17,8 @@ import urllib.request
 
 import pytest
 
-from jobs import auth, datasets
+from jobs.datasets import ingest as datasets
+from jobs.people import auth
 from jobs.store import registry
 from jobs.store.db import connect
 from tests.queue_helpers import dashboard_server

@@ -11,7 +11,7 @@ import zipfile
 import pandas as pd
 import pytest
 
-from jobs import datasets
+from jobs.datasets import ingest as datasets
 from jobs.store import registry
 from jobs.store.db import connect
 from tests.test_app import assert_clean, page, texts, visible

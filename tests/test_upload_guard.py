@@ -1,6 +1,6 @@
 """Issue 12, finding 4: Streamlit's upload endpoint, without the proxy in front.
 
-The dashboard runs as ``trainboard up`` starts it (``jobs.cli._dashboard_cmd``, team mode, on a
+The dashboard runs as ``trainboard up`` starts it (``jobs.cli.up._dashboard_cmd``, team mode, on a
 free port). A real Chromium opens the login page; the test reads that browser session's id from
 the websocket (Streamlit's ``new_session`` message) and its XSRF cookie, then PUTs files to
 ``/_stcore/upload_file/<session>/<file>`` directly, as the attacker did.
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs import auth
+from jobs.people import auth
 from jobs.store.db import connect
 from tests.queue_helpers import dashboard_server, wait_http
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from engine.data import DataError
-from jobs import datasets
+from jobs.datasets import ingest as datasets
 from jobs.store import registry
 from jobs.store.db import connect
 from tests.reliability import record_upload

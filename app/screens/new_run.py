@@ -303,7 +303,7 @@ if go_ab:
 else:
     try:
         sub = service.queue_run(db, validation, dataset_id=ds_id, owner=owner, name=name or None)
-    except service.ConfigError as e:  # the queued-run quota (jobs.quotas): nothing was queued
+    except service.ConfigError as e:  # the queued-run quota (jobs.runs.quotas): nothing was queued
         st.error(
             _("Nothing was queued: {reason}").format(
                 reason=ui.plain("; ".join(e.fields.values()) or str(e), 1000)

@@ -12,7 +12,7 @@ aim at "never lose a message, never let the broker re-run something on its own":
   after this long, so it must never fire while the run is alive. Lost workers are handled by our
   own reaper from heartbeats in the database (``jobs.queue.reaper``), which is faster and exact.
 - one queue per device class (``cpu``, ``gpu``); the queue a run needs is stored on the run and
-  used when it is sent (``jobs.submit.send_run``).
+  used when it is sent (``jobs.runs.submit.send_run``).
 
 Broker: ``TRAINBOARD_BROKER_URL=redis://…`` on a team server; unset, kombu's filesystem
 transport in ``$TRAINBOARD_HOME/broker`` (no Redis, no Docker). The same task code runs on both.

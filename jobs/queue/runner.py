@@ -122,7 +122,7 @@ def execute(run_id: int, *, worker: str, device: str) -> str:
     from engine.errors import EngineError
     from engine.faults import FaultHook
     from engine.threads import ThreadPolicy
-    from jobs import quotas
+    from jobs.runs import quotas
 
     s = settings()
     # The wall-time limit of this attempt (TRAINBOARD_MAX_RUN_HOURS): past it the engine stops
@@ -143,7 +143,7 @@ def execute(run_id: int, *, worker: str, device: str) -> str:
         spec = channel.spec()
         config = Config.from_dict(spec)
         # Nothing is read that the store did not register and this process did not check.
-        from jobs.datasets import verify_for_run
+        from jobs.datasets.ingest import verify_for_run
 
         verify_for_run(spec, channel.dataset(), s.home)
         with channel:

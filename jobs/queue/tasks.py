@@ -21,13 +21,13 @@ from celery.exceptions import Reject
 
 from engine.limits import CHECKPOINT
 from engine.vocab import TERMINAL
-from jobs import quotas
 from jobs.errors import IllegalTransition, LostClaim, RunNotFound
 from jobs.queue import presence, spare
 from jobs.queue.celery_app import TRAIN_TASK, settings
 from jobs.queue.checkpoints import checkpoint_epoch
 from jobs.queue.runner import EXIT_RELEASED, runner_log
 from jobs.queue.sends import send_run
+from jobs.runs import quotas
 from jobs.store import registry
 from jobs.store.db import connect, run_dir
 

@@ -13,7 +13,7 @@ Besides tasks, each worker runs one background thread that
   so the UI sees who is alive without asking the broker;
 - runs the reaper (``jobs.queue.reaper.reap_once``) at start and then every ``reap_interval_s``.
 
-At start it also sweeps upload files a dead dashboard left behind (``jobs.datasets.sweep_tmp``).
+At start it also sweeps upload files a dead dashboard left behind (``jobs.datasets.ingest.sweep_tmp``).
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def _on_shutdown(**_) -> None:
 
 def _sweep_uploads() -> None:
     """Upload files left in the data directory by a dashboard that died while checking them."""
-    from jobs.datasets import sweep_tmp
+    from jobs.datasets.ingest import sweep_tmp
 
     try:
         sweep_tmp()

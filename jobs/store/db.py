@@ -229,7 +229,7 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
 
 
 def _m002_queue_sends(db: sqlite_utils.Database) -> None:
-    """The queue's bookkeeping: every send of a run to the broker (see ``jobs.submit``).
+    """The queue's bookkeeping: every send of a run to the broker (see ``jobs.runs.submit``).
     IF NOT EXISTS: databases made before this migration existed got the table on first use."""
     db.execute(
         """CREATE TABLE IF NOT EXISTS queue_sends (
@@ -244,7 +244,7 @@ def _m002_queue_sends(db: sqlite_utils.Database) -> None:
 
 def _m003_login_attempts(db: sqlite_utils.Database) -> None:
     """Failed logins per (user name, client), so one client's guessing never locks the real
-    user out elsewhere (``jobs.auth.login``). Session tokens are stored hashed from now on:
+    user out elsewhere (``jobs.people.auth.login``). Session tokens are stored hashed from now on:
     sessions opened before this migration held the token itself and are ended."""
     db.execute(
         """CREATE TABLE login_attempts (

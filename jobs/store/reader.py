@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
-from jobs.format import csv_safe
+from jobs.runs.format import csv_safe
 from jobs.store.writer import SHIFTS
 
 _NO_LOWER_BOUND = -(2**62)

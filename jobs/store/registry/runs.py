@@ -1,19 +1,6 @@
-"""Runs, datasets and workers: the lifecycle API used by the queue and the app.
-
-Every status change is one guarded ``UPDATE ... WHERE id = ? AND status IN (...)``: SQLite runs
-it atomically, so when two processes race for the same run exactly one row update wins and the
-loser gets :class:`~jobs.errors.IllegalTransition`. Timestamps are float UNIX seconds.
-
-Allowed transitions (anything else raises)::
-
-    queued  -> running (claim) | cancelled | failed
-    running -> finished | failed | diverged | cancelled | lost
-    lost    -> running (claim) | queued (requeue) | failed | cancelled
-    failed | cancelled -> queued (reopen: resume from the checkpoint, ``jobs.submit.resume``)
-
-A run that is over (or a dataset no active run uses) can be deleted: :func:`delete_run`,
-:func:`delete_dataset`. Workers take runs in a fair order between users (:func:`fair_queue`).
-"""
+"""Runs: create, claim, heartbeat, finish, fail, cancel, requeue, reopen, delete; the fair
+queue between users and the run listings. Every status change is one guarded UPDATE (see the
+package's docstring)."""
 
 from __future__ import annotations
 
@@ -26,8 +13,6 @@ import sqlite_utils
 
 from engine.vocab import ACTIVE, TERMINAL, RunStatus
 from jobs.errors import (
-    DatasetInUse,
-    DatasetNotFound,
     IllegalTransition,
     LostClaim,
     QuotaExceeded,
@@ -35,6 +20,7 @@ from jobs.errors import (
     RunNotFound,
 )
 from jobs.store.db import RUN_STATUSES
+from jobs.store.registry._common import _decode, _dumps, _insert
 
 S = RunStatus
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -48,44 +34,6 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 }
 REOPENABLE: tuple[str, ...] = (S.FAILED, S.CANCELLED, S.LOST)
 _RUN_JSON = ("spec", "summary")
-_DATASET_FIELDS = (
-    "name",
-    "path",
-    "sha256",
-    "size_bytes",
-    "format",
-    "target",
-    "task",
-    "owner",
-    "created_at",
-    "report",
-)
-_WORKER_FIELDS = (
-    "host",
-    "device",
-    "gpu_name",
-    "gpu_mem_total",
-    "pid",
-    "queue",
-    "current_run",
-    "last_seen",
-    "started_at",
-    "status",
-)
-
-
-def _decode(row: dict[str, Any], json_cols: Iterable[str]) -> dict[str, Any]:
-    for c in json_cols:
-        if row.get(c) is not None:
-            row[c] = json.loads(row[c])
-    return row
-
-
-def _dumps(value: Any) -> str | None:
-    return None if value is None else json.dumps(value)
-
-
-# --- runs -----------------------------------------------------------------------------------
 
 
 def create_run(
@@ -149,13 +97,6 @@ def count_queued(db: sqlite_utils.Database, owner: str) -> int:
     return db.execute(
         "SELECT count(*) FROM runs WHERE owner = ? AND status = 'queued'", [owner]
     ).fetchone()[0]
-
-
-def _insert(table: sqlite_utils.db.Table, row: dict[str, Any]) -> int:
-    """Insert ``row``; its new id."""
-    table.insert(row)
-    assert table.last_pk is not None
-    return int(table.last_pk)
 
 
 def get_run(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
@@ -432,7 +373,7 @@ def reopen_run(
 def delete_run(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
     """Delete a run that is over, with its metrics, events and send record, in one transaction.
     Raises RunActive while it is queued, running or lost. Returns the deleted row (its files
-    are the caller's: ``jobs.submit.delete_run``)."""
+    are the caller's: ``jobs.runs.submit.delete_run``)."""
     run = get_run(db, run_id)
     db.execute("BEGIN IMMEDIATE")  # the status read and the deletes, with nobody in between
     try:
@@ -563,102 +504,3 @@ def count_runs(
     """How many runs match the filters (for paging)."""
     where, params = _run_filters(status, owner, dataset_id, preset, group_id)
     return db.execute(f"SELECT count(*) FROM runs{where}", params).fetchone()[0]
-
-
-# --- datasets -------------------------------------------------------------------------------
-
-
-def add_dataset(db: sqlite_utils.Database, **fields: Any) -> int:
-    """Record a dataset; ``name`` is required, ``report`` may be a dict. Returns its id."""
-    unknown = set(fields) - set(_DATASET_FIELDS)
-    if unknown:
-        raise ValueError(
-            f"unknown dataset fields {sorted(unknown)}; allowed: {', '.join(_DATASET_FIELDS)}"
-        )
-    if not fields.get("name"):
-        raise ValueError("a dataset needs a non-empty name")
-    row = dict(fields)
-    row.setdefault("owner", "local")
-    row.setdefault("created_at", time.time())
-    if not isinstance(row.get("report"), str | None):
-        row["report"] = json.dumps(row["report"])
-    return _insert(db["datasets"], row)
-
-
-def reads_dataset(data: dict[str, Any], ds: dict[str, Any]) -> bool:
-    """Whether a run spec's ``data`` section names exactly the registered dataset ``ds``: its
-    stored file and its target (an empty target and none are the same)."""
-    return data.get("dataset") == ds["path"] and (data.get("target") or None) == (
-        ds.get("target") or None
-    )
-
-
-def get_dataset(db: sqlite_utils.Database, dataset_id: int) -> dict[str, Any]:
-    """The dataset with ``report`` decoded; raises DatasetNotFound."""
-    rows = list(db.query("SELECT * FROM datasets WHERE id = ?", [dataset_id]))
-    if not rows:
-        raise DatasetNotFound(f"no dataset with id {dataset_id}")
-    return _decode(rows[0], ("report",))
-
-
-def list_datasets(db: sqlite_utils.Database, *, owner: str | None = None) -> list[dict[str, Any]]:
-    """All datasets (of ``owner`` if given), newest first."""
-    where, params = (" WHERE owner = ?", [owner]) if owner is not None else ("", [])
-    return [
-        _decode(r, ("report",))
-        for r in db.query(f"SELECT * FROM datasets{where} ORDER BY id DESC", params)
-    ]
-
-
-def delete_dataset(db: sqlite_utils.Database, dataset_id: int) -> dict[str, Any]:
-    """Delete the dataset's record (not its file: ``jobs.datasets.remove``); refuses with
-    DatasetInUse while a queued, running or lost run uses it. Runs that are over keep their
-    record and lose the link. Returns the deleted row."""
-    ds = get_dataset(db, dataset_id)
-    marks = ", ".join("?" * len(ACTIVE))
-    with db.conn:
-        active = db.execute(
-            f"SELECT id, status FROM runs WHERE dataset_id = ? AND status IN ({marks}) "
-            "ORDER BY id LIMIT 5",
-            [dataset_id, *ACTIVE],
-        ).fetchall()
-        if active:
-            which = ", ".join(f"run {r[0]} ({r[1]})" for r in active)
-            raise DatasetInUse(
-                f"dataset {dataset_id} is used by {which}; cancel those runs or wait until "
-                "they are over, then delete it"
-            )
-        db.execute("UPDATE runs SET dataset_id = NULL WHERE dataset_id = ?", [dataset_id])
-        db.execute("DELETE FROM datasets WHERE id = ?", [dataset_id])
-    return ds
-
-
-# --- workers --------------------------------------------------------------------------------
-
-
-def upsert_worker(db: sqlite_utils.Database, name: str, **fields: Any) -> None:
-    """Create or update a worker's row; ``last_seen`` defaults to now."""
-    unknown = set(fields) - set(_WORKER_FIELDS)
-    if unknown:
-        raise ValueError(
-            f"unknown worker fields {sorted(unknown)}; allowed: {', '.join(_WORKER_FIELDS)}"
-        )
-    now = time.time()
-    row = {"name": name, **fields}
-    row.setdefault("last_seen", now)
-    db["workers"].upsert(row, pk="name")
-    db.execute(
-        "UPDATE workers SET started_at = ? WHERE name = ? AND started_at IS NULL", [now, name]
-    )
-
-
-def list_workers(
-    db: sqlite_utils.Database, alive_within_s: float | None = 30
-) -> list[dict[str, Any]]:
-    """Workers seen within ``alive_within_s`` seconds (all if None), each with an ``alive`` flag."""
-    cutoff = time.time() - (alive_within_s if alive_within_s is not None else 30)
-    where, params = (" WHERE last_seen >= ?", [cutoff]) if alive_within_s is not None else ("", [])
-    rows = list(db.query(f"SELECT * FROM workers{where} ORDER BY name", params))
-    for r in rows:
-        r["alive"] = r["last_seen"] is not None and r["last_seen"] >= cutoff
-    return rows

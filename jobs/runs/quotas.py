@@ -54,7 +54,7 @@ def _env_int(name: str, default: int) -> int:
 def max_running_per_user(db: Any) -> int | None:
     """How many runs one member may have running at once; None (no cap) outside team mode,
     where every run is the one local user's."""
-    from jobs.auth import team_mode
+    from jobs.people.auth import team_mode
     from jobs.store import registry
 
     if not team_mode():

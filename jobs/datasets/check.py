@@ -1,8 +1,8 @@
 """An uploaded dataset is checked here, in a child process with resource limits.
 
-    python -m jobs.dataset_check        # a JSON job on stdin, one JSON line out (see check_in_child)
+    python -m jobs.datasets.check        # a JSON job on stdin, one JSON line out (see check_in_child)
 
-The parent (``jobs.datasets.validate``, so every upload, ``trainboard datasets add`` and a new
+The parent (``jobs.datasets.ingest.validate``, so every upload, ``trainboard datasets add`` and a new
 target) starts this module as a fresh interpreter and waits. The child caps its own address
 space (``RLIMIT_AS``) and CPU time (``RLIMIT_CPU``) before it reads a byte of the file, then:
 
@@ -14,7 +14,7 @@ space (``RLIMIT_AS``) and CPU time (``RLIMIT_CPU``) before it reads a byte of th
 
 A file that still needs more memory or CPU than allowed (a compression bomb, a lying header)
 kills or fails only this child; the parent turns that into a message for the user
-(:func:`jobs.datasets.validate`). The dashboard's memory never grows with the file.
+(:func:`jobs.datasets.ingest.validate`). The dashboard's memory never grows with the file.
 
 Limits come from the environment, read by the parent (:meth:`CheckLimits.from_env`) and sent to
 the child with the job, so both see the same numbers.
@@ -533,7 +533,7 @@ def _light_loaders() -> types.ModuleType:
 
 def report_dict(raw: Any) -> dict[str, Any]:
     """The dataset report of a loaded dataset as a JSON-ready dict, with the columns a user may
-    pick as the target and what a run's size estimate needs (``jobs.quotas``)."""
+    pick as the target and what a run's size estimate needs (``jobs.runs.quotas``)."""
     from engine.data.report import dataset_report
 
     report = dataset_report(raw).to_dict()

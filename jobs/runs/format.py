@@ -1,5 +1,5 @@
 """How values read to a person: durations, metrics, config values; shared by the read models
-(``jobs.views``) and the derived submissions (``jobs.submit``)."""
+(``jobs.runs.views``) and the derived submissions (``jobs.runs.submit``)."""
 
 from __future__ import annotations
 

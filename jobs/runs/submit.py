@@ -6,7 +6,7 @@ id alone (``jobs.queue.sends``). If the broker can't be reached the run stays qu
 visible note, and the reaper sends it as soon as the broker answers: a submit is never lost.
 The runner later re-checks only the stored resolved spec.
 
-Before a run is recorded it must fit the server's quotas (``jobs.quotas``: epochs, ensemble
+Before a run is recorded it must fit the server's quotas (``jobs.runs.quotas``: epochs, ensemble
 size, seed range, a parameter and memory budget, queued runs per user). A run that is over can
 be deleted with its files (:func:`delete_run`), and a failed, cancelled or lost run with a
 checkpoint can be resumed from it under the same id (:func:`resume`).
@@ -32,13 +32,13 @@ from engine.limits import CHECKPOINT
 from engine.messages import Message
 from engine.tips import NOT_AB, TIP_OFF
 from engine.vocab import ACTIVE
-from jobs import quotas
 from jobs.errors import DatasetNotFound, QuotaExceeded, RunActive
-from jobs.format import flatten
-from jobs.names import TextRefused, clean_text
 from jobs.queue.celery_app import DEVICE_CLASSES
 from jobs.queue.checkpoints import checkpoint_epoch
 from jobs.queue.sends import send_run
+from jobs.runs import quotas
+from jobs.runs.format import flatten
+from jobs.runs.names import TextRefused, clean_text
 from jobs.store import registry
 from jobs.store.db import connect, data_home, run_dir
 
@@ -188,7 +188,9 @@ def check_dataset(
             if r["path"] == source and (target is None or r["target"] == target)
         ]
         if not rows and source.startswith("builtin:"):
-            from jobs import datasets  # registers a bundled sample (loads it: the CLI only)
+            from jobs.datasets import (
+                ingest as datasets,  # registers a bundled sample (loads it: the CLI only)
+            )
 
             rows = [datasets.register_builtin(db, source)]
         if not rows:
@@ -213,7 +215,7 @@ def _short(text: str, n: int = 80) -> str:
 
 
 class QueueFull(ConfigError):
-    """The owner already has as many queued runs as one person may (``jobs.quotas``)."""
+    """The owner already has as many queued runs as one person may (``jobs.runs.quotas``)."""
 
 
 def queue_quota(db: sqlite_utils.Database, owner: str, need: int = 1) -> str | None:
@@ -239,7 +241,7 @@ def record(
     if queue not in DEVICE_CLASSES:
         raise ValueError(f"unknown queue {queue!r}; allowed: {', '.join(DEVICE_CLASSES)}")
     db = db or connect()
-    if name is not None:  # the one normaliser (jobs.names): refused beyond 200, never cut
+    if name is not None:  # the one normaliser (jobs.runs.names): refused beyond 200, never cut
         try:
             name = clean_text(name, what="run name") or None
         except TextRefused as e:

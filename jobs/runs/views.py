@@ -1,7 +1,7 @@
 """Read models for the dashboard: what each page shows, computed from the store in one place.
 
 Everything here is read-only; the pages reach it through ``jobs.service``. Writes (submit,
-cancel, derived runs) live in ``jobs.submit``; formatting in ``jobs.format``.
+cancel, derived runs) live in ``jobs.runs.submit``; formatting in ``jobs.runs.format``.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import sqlite_utils
 from engine.limits import CHECKPOINT, MODEL
 from engine.tips import ROOT_CAUSE_RANK
 from engine.vocab import ACTIVE, EventKind
-from jobs import quotas
 from jobs.errors import DatasetNotFound
-from jobs.format import (
+from jobs.runs import quotas
+from jobs.runs.format import (
     flatten,
     format_duration,
     format_metric,

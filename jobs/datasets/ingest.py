@@ -7,7 +7,7 @@ added to the database, and ``engine.data.DataError`` is raised with a message me
 
 :func:`validate` is the single gate every file passes (uploads, ``trainboard datasets add``, a
 new target): size and type here, then the parse in a child process with an address-space and a
-CPU-time limit, bounded from the file's headers first (``jobs.dataset_check``). A compression
+CPU-time limit, bounded from the file's headers first (``jobs.datasets.check``). A compression
 bomb or a lying header ends only that child, never the dashboard. A temporary file is locked
 while its upload is checked; one left by a process that died is swept when Trainboard starts
 (:func:`sweep_tmp`).
@@ -34,7 +34,7 @@ import sqlite_utils
 from engine.errors import DataError
 from engine.limits import EXTENSIONS
 from engine.messages import Message
-from jobs.dataset_check import (
+from jobs.datasets.check import (
     CheckLimits,
     Refused,
     cpu_message,
@@ -42,18 +42,18 @@ from jobs.dataset_check import (
     precheck,
     report_dict,
 )
-from jobs.names import MAX_TEXT, TextRefused, clean_text
+from jobs.runs.names import MAX_TEXT, TextRefused, clean_text
 from jobs.store import registry
 from jobs.store.db import data_home
 
 log = logging.getLogger(__name__)
 
 # The upload size limit (TRAINBOARD_MAX_UPLOAD_MB, default 200 MB, Streamlit's own default);
-# the child's limits on unpacked bytes, values and pixels are in jobs.dataset_check.
+# the child's limits on unpacked bytes, values and pixels are in jobs.datasets.check.
 MAX_UPLOAD_BYTES = int(float(os.environ.get("TRAINBOARD_MAX_UPLOAD_MB", "200")) * 2**20)
 MAX_REPORT_BYTES = 1 << 20  # a dataset's stored description (column and class names included)
 _CHUNK = 1 << 20
-_ROOT = Path(__file__).resolve().parent.parent
+_ROOT = Path(__file__).resolve().parents[2]  # the project root
 # What a check's child inherits besides the environment: one thread per library (a check is
 # not a training run), so its CPU time and thread stacks stay small.
 _CHILD_ENV = {
@@ -116,7 +116,7 @@ def check_in_child(
     wall_s = 2 * limits.cpu_s + 60  # a child that sleeps or waits uses no CPU time
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "jobs.dataset_check"],
+            [sys.executable, "-m", "jobs.datasets.check"],
             input=json.dumps(job),
             capture_output=True,
             text=True,
@@ -189,7 +189,7 @@ MAX_NAME = MAX_TEXT
 
 def clean_name(filename: str) -> str:
     """A dataset's display name from an uploaded file name: the last path part, through the
-    one normaliser (``jobs.names``: NFKC, no control or format characters). Raises
+    one normaliser (``jobs.runs.names``: NFKC, no control or format characters). Raises
     ``DataError`` for a name over MAX_NAME characters: refused, not cut."""
     base = Path(str(filename).replace("\\", "/").replace("\x00", "")).name
     try:

@@ -1,0 +1,65 @@
+"""The ``trainboard`` command.
+
+One function per subcommand, each registered in :data:`COMMANDS` with a small function that
+adds its arguments; to add a command, write both in the module of its kind and append them to
+the list. Commands reach Trainboard through ``jobs.service``, as the pages do, and import it
+when they run, so ``--help`` and ``train`` stay fast:
+
+- ``up.py``: ``up`` (the process supervisor) and ``worker``;
+- ``runs.py``: ``submit``, ``runs``, ``cancel``, ``resume``, ``train``;
+- ``admin.py``: ``user`` and ``datasets``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from jobs.cli import admin, runs, up
+
+# --- wiring ---------------------------------------------------------------------------------
+
+Command = tuple[
+    str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]
+]
+COMMANDS: list[Command] = [
+    ("up", "start the dashboard, worker(s) and the embedded broker", up.add_up, up.cmd_up),
+    ("worker", "run a worker for one device", up.add_worker, up.cmd_worker),
+    ("submit", "queue a training run", runs.add_submit, runs.cmd_submit),
+    ("runs", "list runs (runs delete ID: delete one that is over)", runs.add_runs, runs.cmd_runs),
+    ("cancel", "cancel a queued or running run", runs.add_cancel, runs.cmd_cancel),
+    (
+        "train",
+        "train in this process, without the queue (progress bar + summary)",
+        runs.add_train,
+        runs.cmd_train,
+    ),
+    ("user", "team mode accounts: add, list, remove, passwd", admin.add_user, admin.cmd_user),
+    ("datasets", "datasets: list, add FILE, remove ID", admin.add_datasets, admin.cmd_datasets),
+    (
+        "resume",
+        "resume a failed, cancelled or lost run from its checkpoint",
+        runs.add_resume,
+        runs.cmd_resume,
+    ),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trainboard", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_, add_args, fn in COMMANDS:
+        p = sub.add_parser(name, help=help_, description=help_)
+        add_args(p)
+        p.set_defaults(func=fn)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

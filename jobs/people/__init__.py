@@ -1,0 +1,1 @@
+"""People: team-mode users, logins, sessions, ownership and per-browser settings (``auth``)."""
