@@ -1,9 +1,11 @@
-"""Administration: ``user`` (team-mode accounts) and ``datasets`` (list, add FILE, remove)."""
+"""Administration: ``user`` (team-mode accounts), ``datasets`` (list, add FILE, remove) and
+``token`` (worker tokens for hosts without a shared disk: create, list, revoke)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 
@@ -127,3 +129,44 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(x) for x in col) for col in zip(header, *rows, strict=False)]
     for line in (header, *rows):
         print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+
+
+# --- token ----------------------------------------------------------------------------------
+
+
+def add_token(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="token_command", required=True)
+    new = sub.add_parser("create", help="a token for a worker on another host (shown once)")
+    new.add_argument("--worker", required=True, help="the worker's name")
+    sub.add_parser("list", help="list worker tokens (names and dates, never the tokens)")
+    rm = sub.add_parser("revoke", help="refuse a worker's token and requeue its running runs")
+    rm.add_argument("name")
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from jobs import service
+
+    db = service.connect()
+    try:
+        if args.token_command == "create":
+            token = service.create_worker_token(db, args.worker)
+            print(
+                f"Token for worker {args.worker} (shown once; set it as TRAINBOARD_WORKER_TOKEN "
+                "on that host):"
+            )
+            print(token)
+        elif args.token_command == "list":
+            for t in service.list_worker_tokens(db):
+                state = "revoked" if t["revoked_at"] else "active"
+                last = t["last_used_at"]
+                used = time.strftime("%Y-%m-%d %H:%M", time.localtime(last)) if last else "never"
+                print(f"{t['name']}  {state}  last used: {used}")
+        else:
+            runs = service.revoke_worker_token(db, args.name)
+            print(f"token of worker {args.name} revoked")
+            if runs:
+                print(f"running runs handed back to the queue: {', '.join(map(str, runs))}")
+    except ValueError as e:  # a bad or unknown worker name (jobs.remote.tokens.TokenError)
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0

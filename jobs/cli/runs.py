@@ -101,6 +101,9 @@ def add_runs(p: argparse.ArgumentParser) -> None:
     sub.add_parser("list", help="list runs (the default)")
     rm = sub.add_parser("delete", help="delete a run that is over, with its metrics and files")
     rm.add_argument("run_id", type=int)
+    ex = sub.add_parser("export", help="write a run's metric points as CSV (key, step, value)")
+    ex.add_argument("run_id", type=int)
+    ex.add_argument("-o", "--output", help="file to write (default: standard output)")
 
 
 def _age(ts: float | None) -> str:
@@ -116,6 +119,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     db = service.connect()
     if getattr(args, "runs_command", None) == "delete":
         return _delete_run(db, args.run_id)
+    if getattr(args, "runs_command", None) == "export":
+        return _export_run(db, args.run_id, args.output)
     try:
         runs = service.list_runs(db, status=args.status, limit=args.limit)
     except ValueError as e:
@@ -146,6 +151,22 @@ def cmd_runs(args: argparse.Namespace) -> int:
     widths = [max(len(x) for x in col) for col in zip(header, *rows, strict=False)]
     for line in (header, *rows):
         print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+    return 0
+
+
+def _export_run(db, run_id: int, output: str | None) -> int:
+    from jobs import service
+
+    try:
+        if output:
+            with open(output, "w", newline="") as f:
+                n = service.export_run_points(db, run_id, f)
+            print(f"{n} points of run {run_id} written to {output}", file=sys.stderr)
+        else:
+            service.export_run_points(db, run_id, sys.stdout)
+    except service.RunNotFound as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -52,6 +52,14 @@ def add_up(p: argparse.ArgumentParser) -> None:
         "also TRAINBOARD_THREADS)",
     )
     p.add_argument(
+        "--ingest-port",
+        type=int,
+        default=int(os.environ.get("TRAINBOARD_INGEST_PORT", "8502")),
+        help="port of the ingest that workers on other hosts post to (default 8502; started "
+        "when the broker is Redis, since only then can another host take runs)",
+    )
+    p.add_argument("--no-ingest", action="store_true", help="don't start the ingest")
+    p.add_argument(
         "--address",
         default=None,
         help="interface the dashboard listens on (default: 127.0.0.1, or 0.0.0.0 in "
@@ -87,6 +95,14 @@ def cmd_up(args: argparse.Namespace) -> int:
         url = f"http://localhost:{args.port}"
         if address != "127.0.0.1":
             url += f" (listening on {address})"
+    ingest = None
+    if s.broker_url and not args.no_ingest:
+        # Workers on other hosts post here (through the proxy's /api/worker/). With no local
+        # worker, nothing else would reap lost runs: the ingest does it then.
+        address = args.address or ("0.0.0.0" if service.auth.team_mode() else "127.0.0.1")
+        cmd = service.ingest_command(args.ingest_port, address, reaper=not workers)
+        children.start("ingest", cmd, {}, "ingest.log")
+        ingest = f"port {args.ingest_port} (trainboard token create --worker NAME)"
     # One calm block; Streamlit's and Celery's own chatter goes to the log files.
     broker = s.broker_url or f"embedded (files in {s.broker_dir})"
     lines = [
@@ -95,6 +111,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         f"  Data:      {s.home}",
         f"  Broker:    {broker}",
         f"  Workers:   {', '.join(devices) or 'none'}{cpu_note}",
+        *([f"  Remote:    {ingest}"] if ingest else []),
         f"  Logs:      {logs}/",
         "Press Ctrl-C to stop.",
     ]

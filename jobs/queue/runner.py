@@ -135,9 +135,7 @@ def execute(run_id: int, *, worker: str, device: str) -> str:
 
     folder = run_dir(run_id, s.home)
     folder.mkdir(parents=True, exist_ok=True)
-    channel = StoreChannel(
-        run_id, worker=worker, heartbeat_s=s.heartbeat_s, cancel_poll_s=s.cancel_poll_s
-    )
+    channel = _channel(run_id, worker, s)
     try:
         # Only the stored resolved spec is re-checked here: it was validated once at submit.
         spec = channel.spec()
@@ -175,6 +173,19 @@ def execute(run_id: int, *, worker: str, device: str) -> str:
     # A cancelled run's message ("cancelled at step N; checkpoint saved") is in its events.
     error = None if result.status == "cancelled" else result.message
     return channel.record(result.status, error=error, summary=result.summary)
+
+
+def _channel(run_id: int, worker: str, s) -> RunChannel:
+    """The store on this host, or the spool a remote worker posts to its server."""
+    from jobs import remote
+
+    if remote.enabled():
+        from jobs.remote.channel import RemoteChannel
+
+        return RemoteChannel(run_id, home=s.home, cancel_poll_s=s.cancel_poll_s)
+    return StoreChannel(
+        run_id, worker=worker, heartbeat_s=s.heartbeat_s, cancel_poll_s=s.cancel_poll_s
+    )
 
 
 def _log_to_run_dir(run_id: int) -> None:

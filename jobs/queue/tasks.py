@@ -50,6 +50,12 @@ def _fresh(run, stale_after_s: float) -> bool:
 
 def supervise(run_id: int) -> str:
     """Claim ``run_id``, run it in a child process, watch it; returns what happened (for logs)."""
+    from jobs import remote
+
+    if remote.enabled():  # a worker on another host: the same steps through the server
+        from jobs.remote.worker import supervise as supervise_remote
+
+        return supervise_remote(run_id, explain_exit=exit_reason)
     db = connect()
     try:
         return _supervise(db, run_id)

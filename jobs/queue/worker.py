@@ -55,7 +55,16 @@ def _housekeeping() -> None:
 def _on_worker_ready(sender=None, **_) -> None:
     spare.prepare()
     _sweep_uploads()
-    threading.Thread(target=_housekeeping, name="trainboard-housekeeping", daemon=True).start()
+    from jobs import remote
+
+    if remote.enabled():
+        # On another host: no database here; presence and records go to the server, whose
+        # ingest runs the reaper (jobs.remote.worker).
+        from jobs.remote.worker import flusher
+
+        flusher()
+    else:
+        threading.Thread(target=_housekeeping, name="trainboard-housekeeping", daemon=True).start()
     log.info(
         "trainboard worker %s ready (device %s, queues %s)",
         presence.current().name,
@@ -73,6 +82,13 @@ def _on_shutting_down(**_) -> None:
 
 @signals.worker_shutdown.connect
 def _on_shutdown(**_) -> None:
+    from jobs import remote
+
+    if remote.enabled():
+        from jobs.remote.worker import flusher
+
+        flusher().close(final_status="stopped")
+        return
     try:
         presence.current().report(status="stopped")
     except Exception:

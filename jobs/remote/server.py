@@ -137,6 +137,11 @@ async def health(request: Request) -> Response:
 
 
 @endpoint
+async def whoami(request: Request) -> Response:
+    return JSONResponse({"name": await _sync(_worker, request)})
+
+
+@endpoint
 async def claim(request: Request) -> Response:
     data = await _json(request)
 
@@ -344,6 +349,7 @@ async def run_file(request: Request) -> Response:
 
 routes = [
     Route(f"{API}/health", health),
+    Route(f"{API}/whoami", whoami),
     Route(f"{API}/claim", claim, methods=["POST"]),
     Route(f"{API}/heartbeat", heartbeat, methods=["POST"]),
     Route(f"{API}/presence", presence, methods=["POST"]),

@@ -68,11 +68,21 @@ class Flusher:
         self._thread.start()
         return self
 
-    def close(self) -> None:
+    def close(self, final_status: str | None = None) -> None:
         self.stop.set()
         self.wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        if final_status and self.presence is not None:
+            spool = Spool(self.home)
+            try:  # best effort: the server marks a silent worker as gone anyway
+                _, points, lag = spool.backlog()
+                report = {**self.presence(), "status": final_status}
+                self.client.post("/presence", {**report, "backlog": points, "lag_s": lag})
+            except (Unreachable, Rejected):
+                pass
+            finally:
+                spool.close()
 
     def watch(self, run_id: int, folder: Path) -> None:
         self.runs[run_id] = folder
@@ -251,8 +261,9 @@ def prepare_files(client: Client, home: Path, handout: dict[str, Any]) -> dict[s
     return {**handout, "dataset": ds, "spec": spec}
 
 
-def supervise(run_id: int) -> str:
-    """The task body on a remote worker (see the module docstring)."""
+def supervise(run_id: int, *, explain_exit) -> str:
+    """The task body on a remote worker (see the module docstring); ``explain_exit`` is
+    ``jobs.queue.tasks.exit_reason`` (passed in: the task module imports this one)."""
     from celery.exceptions import Reject
 
     from jobs.queue import presence, spare
@@ -330,14 +341,12 @@ def supervise(run_id: int) -> str:
             elif spool.cancel_requested(run_id):
                 _spool_outcome(spool, run_id, attempt, "cancelled", None)
             else:
-                from jobs.queue.tasks import exit_reason
-
                 _spool_outcome(
                     spool,
                     run_id,
                     attempt,
                     "failed",
-                    exit_reason(code, runner_log(run_id), run_id=run_id),
+                    explain_exit(code, runner_log(run_id), run_id=run_id),
                 )
         return _drain(fl, spool, client, run_id, attempt, me.name)
     finally:

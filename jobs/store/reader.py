@@ -299,6 +299,24 @@ def events(
     return rows
 
 
+def write_points_csv(db: sqlite_utils.Database, run_id: int, out: Any) -> int:
+    """Every stored point of the run as CSV rows ``key, step, value`` (by key, then step) into
+    the text stream ``out``, streamed in batches; a key that begins with ``=``, ``+``, ``-`` or
+    ``@`` is made safe for spreadsheets (``csv_safe``). Returns the row count."""
+    cur = db.execute(
+        "SELECT k.name, m.step, m.value FROM metrics m JOIN metric_keys k ON k.id = m.key_id "
+        "WHERE m.run_id = ? ORDER BY k.name, m.step",
+        [run_id],
+    )
+    w = csv.writer(out)
+    w.writerow(["key", "step", "value"])
+    n = 0
+    while chunk := cur.fetchmany(50_000):
+        w.writerows((csv_safe(k), step, v) for k, step, v in chunk)
+        n += len(chunk)
+    return n
+
+
 def export_metrics(
     db: sqlite_utils.Database, run_id: int, path: Path | str, fmt: str = "csv"
 ) -> int:
@@ -315,13 +333,9 @@ def export_metrics(
     )
     n = 0
     if fmt == "csv":
+        cur.close()
         with path.open("w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["key", "step", "value"])
-            while chunk := cur.fetchmany(50_000):
-                w.writerows((csv_safe(k), step, v) for k, step, v in chunk)
-                n += len(chunk)
-        return n
+            return write_points_csv(db, run_id, f)
     import pyarrow as pa  # only exports need pyarrow; keep it off the import path of the store
     import pyarrow.parquet as pq
 
