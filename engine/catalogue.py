@@ -842,4 +842,42 @@ CATALOGUE: dict[str, str] = {
         "(TRAINBOARD_CHECK_CPU_S on the server), so it was refused. Upload a smaller file."
     ),
     "upload.unreadable": N_("{file}: could not be read as a dataset ({why})."),
+    # --- A/B over paired seeds: the verdict (engine/abtest.py) --------------------------------
+    "ab.too_few": N_(
+        "not enough to judge: {pairs} seed pair(s) finished in both arms; a verdict needs at "
+        "least 2 (5 recommended)"
+    ),
+    "ab.better_points": N_("{arm} is better by {diff:.1f} points (95% CI {low:.1f}–{high:.1f})"),
+    "ab.better_lower": N_(
+        "{arm} is better: {metric} lower by {diff:.3g} (95% CI {low:.3g}–{high:.3g})"
+    ),
+    "ab.better_higher": N_(
+        "{arm} is better: {metric} higher by {diff:.3g} (95% CI {low:.3g}–{high:.3g})"
+    ),
+    "ab.no_difference_points": N_(
+        "no difference shown; about {more} more seed pairs would be needed to detect "
+        "{delta:.3g} point(s)"
+    ),
+    "ab.no_difference": N_(
+        "no difference shown; about {more} more seed pairs would be needed to detect a "
+        "difference of {delta:.3g} in {metric}"
+    ),
+    "ab.no_difference_many_points": N_(
+        "no difference shown; more than {pairs:,} seed pairs would be needed to detect "
+        "{delta:.3g} point(s)"
+    ),
+    "ab.no_difference_many": N_(
+        "no difference shown; more than {pairs:,} seed pairs would be needed to detect a "
+        "difference of {delta:.3g} in {metric}"
+    ),
+    "ab.no_difference_same": N_(
+        "no difference shown: both arms scored exactly the same on all {pairs} seeds"
+    ),
+    "ab.unknown_tip": N_(
+        "{tip} is not a tip an A/B group can switch off in preset {preset}; these are: {allowed}"
+    ),
+    "ab.seeds": N_("the number of seeds is a whole number from 1 to {limit}"),
+    "ab.seed_in_change": N_(
+        "train.seed can't be the setting under test: an A/B group runs the same seeds in both arms"
+    ),
 }
