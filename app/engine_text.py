@@ -63,6 +63,15 @@ def text(value: Any, stored: Mapping[str, Any] | None = None) -> str:
     return _(str(value)) if value else ""
 
 
+def refusal(error: BaseException) -> str:
+    """The door's :class:`Refused` in the session's language: each field at fault, else its
+    message."""
+    fields = getattr(error, "fields", None) or {}
+    if fields and set(fields) != {"config"}:
+        return _("; ").join(text(m) for m in fields.values())
+    return text(error)
+
+
 def stop_reason(reason: str | None) -> str:
     """A summary's stop reason (``early_stop``) in the session's language."""
     code = f"stop.{reason}"

@@ -13,8 +13,12 @@ StoreError
 
 from __future__ import annotations
 
+from engine.errors import Refused
 
-class StoreError(Exception):
+__all__ = ["Refused"]  # the door's one failure type (engine/errors.py); StoreError is one
+
+
+class StoreError(Refused):
     """Base class of every error raised by ``jobs`` store modules."""
 
 

@@ -1,6 +1,9 @@
-"""The one door from the dashboard (``app/``) into Trainboard.
+"""The one door from the dashboard (``app/``) and the CLI (``jobs/cli/``) into Trainboard.
 
 Pages import this module and nothing else of ``jobs`` or ``engine`` (a test enforces it). It
+fails one way: it raises :class:`Refused` (``engine.errors``), which carries the message's
+``code`` and ``params`` and, for a form, the ``fields`` at fault; ``ConfigError``,
+``DataError``, ``StoreError`` (``RunNotFound`` …) and ``auth.AuthError`` are its kinds. It
 gives them: the vocabulary (run statuses, event kinds, tip titles), presets with their
 explanations, form validation that returns per-field errors as data, submit / cancel / A/B /
 "queue with this change", datasets, logins, and the read models. Nothing here imports torch:
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 import gettext
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -28,7 +31,7 @@ from engine.config import (
     resolve_config,
 )
 from engine.config import explain as _explain
-from engine.errors import ConfigError, DataError
+from engine.errors import ConfigError, DataError, Refused
 from engine.limits import CHECKPOINT, EXTENSIONS, MODEL  # noqa: F401 (EXTENSIONS: app/)
 from engine.messages import CATALOGUE, Message, is_message_json, render  # noqa: F401 (for app/)
 from engine.tips import TIPS
@@ -64,6 +67,7 @@ __all__ = [
     "EventKind",
     "Preset",
     "PresetSetting",
+    "Refused",
     "RunNotFound",
     "RunStatus",
     "SeriesData",
@@ -150,18 +154,26 @@ def form_defaults(preset_name: str, dataset: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class Validation:
-    """A form's outcome: a run ready to queue, or what is wrong with each field (never both)."""
+    """A form that passed: the run ready to queue. A form that fails raises :class:`Refused`
+    (a ``ConfigError``) whose ``fields`` say what is wrong with each field."""
 
     request: submit.RunRequest | None = None
-    errors: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return self.request is not None and not self.errors
+        return self.request is not None
 
 
-def parse_lines(text: str) -> tuple[dict[str, Any], dict[str, str]]:
-    """``field=value`` lines (blank lines and ``#`` comments skipped) → (overrides, errors)."""
+def _refuse(errors: dict[str, str]) -> ConfigError:
+    """The door's refusal of a form: every field at fault, with why."""
+    if len(errors) == 1:  # one field: its message is the refusal's (its code and params)
+        return ConfigError(next(iter(errors.values())), fields=errors)
+    return ConfigError("; ".join(f"{k}: {v}" for k, v in errors.items()), fields=errors)
+
+
+def parse_lines(text: str) -> dict[str, Any]:
+    """``field=value`` lines (blank lines and ``#`` comments skipped) → overrides; raises
+    :class:`Refused` whose ``fields`` name every line's field at fault."""
     overrides: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for line in text.splitlines():
@@ -173,7 +185,9 @@ def parse_lines(text: str) -> tuple[dict[str, Any], dict[str, str]]:
             errors.update(e.fields)
         else:
             overrides[key] = value
-    return overrides, errors
+    if errors:
+        raise _refuse(errors)
+    return overrides
 
 
 # What a member may set: an allowlist of exact field names (``submit.member_fields``), so a
@@ -197,23 +211,22 @@ def _same_data(request: submit.RunRequest, dataset: dict[str, Any]) -> dict[str,
 def validate_run(
     preset_name: str, dataset: dict[str, Any], overrides: dict[str, Any]
 ) -> Validation:
-    """Validate a run of ``preset_name`` on a stored dataset with the form's overrides, once."""
+    """Validate a run of ``preset_name`` on a stored dataset with the form's overrides, once;
+    raises :class:`Refused` (``fields``: what is wrong with each field) if it can't run."""
     if errors := _refused(overrides):
-        return Validation(errors=errors)
+        raise _refuse(errors)
     try:
         request = submit.validate(
             preset_name,
             dataset["path"],
             target=dataset["target"],
             overrides=overrides,
-            info=dataset.get(
-                "report"
-            ),  # the dataset's shape, for the size budget (jobs.runs.quotas)
+            info=dataset.get("report"),  # the dataset's shape, for the size budget (quotas)
         )
     except ConfigError as e:
-        return Validation(errors=dict(e.fields))
+        raise _refuse(e.fields) from e  # one field's refusal keeps that field's code
     if errors := _same_data(request, dataset):
-        return Validation(errors=errors)
+        raise _refuse(errors)
     return Validation(request=request)
 
 
@@ -239,36 +252,32 @@ def queue_ab_pair(
     overrides: dict[str, Any],
     *,
     owner: str,
-) -> tuple[int, int, str] | dict[str, str]:
-    """Queue the pair (with ``tip`` / without it); per-field errors instead if either is invalid."""
+) -> tuple[int, int, str]:
+    """Queue the pair (with ``tip`` / without it): (run with, run without, group). Raises
+    :class:`Refused` (``fields``: what is wrong) if either is invalid; nothing is queued."""
     if errors := _refused(overrides):
-        return errors
-    try:
-        return submit.submit_ab_pair(
-            preset_name,
-            dataset["path"],
-            tip,
-            target=dataset["target"],
-            overrides=overrides,
-            dataset_id=dataset["id"],
-            owner=owner,
-            info=dataset.get("report"),
-            db=db,
-        )
-    except ConfigError as e:
-        return dict(e.fields)
+        raise _refuse(errors)
+    return submit.submit_ab_pair(
+        preset_name,
+        dataset["path"],
+        tip,
+        target=dataset["target"],
+        overrides=overrides,
+        dataset_id=dataset["id"],
+        owner=owner,
+        info=dataset.get("report"),
+        db=db,
+    )
 
 
 def queue_with_change(
     db: sqlite_utils.Database, run_id: int, change: dict[str, Any], *, owner: str
-) -> int | str:
-    """Queue a copy of a run with the doctor's change; the new run's id, or why not."""
+) -> int:
+    """Queue a copy of a run with the doctor's change; the new run's id. Raises
+    :class:`Refused` saying why not."""
     if errors := _refused(change):
-        return "; ".join(f"{k}: {v}" for k, v in errors.items())
-    try:
-        return submit.submit_with_change(db, run_id, change, owner=owner)
-    except ConfigError as e:
-        return str(e)
+        raise _refuse(errors)
+    return submit.submit_with_change(db, run_id, change, owner=owner)
 
 
 # The tips an A/B pair can switch off in a preset (each one's "off": submit.tip_off_overrides).

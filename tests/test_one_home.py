@@ -208,3 +208,54 @@ def test_every_stop_reason_has_its_words_in_the_catalogue():
             if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "replace":
                 args = [a.value for a in node.args if isinstance(a, ast.Constant)]
                 assert args != ["_", " "], f"{rel}: a stop reason turned into words by hand"
+
+
+# --- the door fails one way (issue 19) ---------------------------------------------------------
+
+
+def test_every_error_the_door_raises_is_one_type_with_code_params_and_fields():
+    """jobs.service fails only with engine.errors.Refused: the engine's, the store's, the
+    logins' and the name guard's errors are its kinds, so a page catches one type."""
+    from engine.errors import Refused
+    from jobs import errors, service
+    from jobs.people import auth
+    from jobs.runs.names import TextRefused
+
+    kinds = [
+        service.ConfigError,
+        service.DataError,
+        service.StoreError,
+        service.RunNotFound,
+        service.DatasetNotFound,
+        errors.RunActive,
+        errors.DatasetInUse,
+        auth.AuthError,
+        auth.NotAllowed,
+        auth.InvalidCredentials,
+        auth.TooManyAttempts,
+        TextRefused,
+    ]
+    assert service.Refused is Refused
+    assert [k.__name__ for k in kinds if not issubclass(k, Refused)] == []
+    e = errors.RunNotFound("no run with id 7")
+    assert (e.code, e.params, e.fields) == ("run_not_found", {}, {})
+    coded = TextRefused("run name", 201, 200)
+    assert coded.code == "guard.too_long" and coded.params["length"] == 201
+
+
+def test_a_refused_form_carries_each_field_and_the_message_of_one(tmp_path, monkeypatch):
+    from jobs import service
+
+    monkeypatch.setenv("TRAINBOARD_HOME", str(tmp_path))
+    ds = service.add_builtin(service.connect(), "builtin:breast-cancer", owner="local")
+    with pytest.raises(service.Refused) as e:
+        service.validate_run("quick", ds, {"train.epochs": 10_000})
+    assert set(e.value.fields) == {"train.epochs"}
+    assert (e.value.code, e.value.params["asked"]) == ("quota.epochs", 10_000)
+    with pytest.raises(service.Refused) as e:
+        service.validate_run("quick", ds, {"train.epochs": 10_000, "ensemble.members": 64})
+    assert set(e.value.fields) == {"train.epochs", "ensemble.members"}
+    with pytest.raises(service.Refused) as e:
+        service.parse_lines("optim.lr=0.1\nnot a setting\n")
+    assert e.value.fields
+    assert service.parse_lines("optim.lr=0.1\n# a comment\n") == {"optim.lr": 0.1}

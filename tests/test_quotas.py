@@ -75,24 +75,30 @@ def test_the_parameter_estimate_matches_the_engines_models(kind, modality, shape
 # --- refusals at submit time, not in the worker ---------------------------------------------
 
 
+def refused(*args) -> dict:
+    """The fields of the door's refusal of ``service.validate_run(*args)`` (it must refuse)."""
+    with pytest.raises(service.Refused) as e:
+        service.validate_run(*args)
+    return e.value.fields
+
+
 def test_a_four_trillion_parameter_model_is_refused_before_anything_is_queued(db, digits):
     table = service.add_builtin(db, "builtin:breast-cancer", owner="ada")
-    v = service.validate_run("quick", table, {"model.hidden": [65536] * 1000})
-    assert not v.ok
-    assert "about 4.29e+12 parameters" in v.errors["model.hidden"]
-    assert "TRAINBOARD_MAX_PARAMS" in v.errors["model.hidden"]
+    errors = refused("quick", table, {"model.hidden": [65536] * 1000})
+    assert "about 4.29e+12 parameters" in errors["model.hidden"]
+    assert "TRAINBOARD_MAX_PARAMS" in errors["model.hidden"]
     # the same on images, once the model is an MLP
-    v = service.validate_run("quick", digits, {"model.kind": "mlp", "model.hidden": [65536] * 10})
-    assert "parameters" in v.errors["model.hidden"]
+    errors = refused("quick", digits, {"model.kind": "mlp", "model.hidden": [65536] * 10})
+    assert "parameters" in errors["model.hidden"]
     assert registry.count_runs(db) == 0
 
 
 def test_epochs_ensemble_size_and_seed_are_capped_at_submit(db, digits):
-    v = service.validate_run("quick", digits, {"train.epochs": 10000, "ensemble.members": 64})
-    assert "at most 1,000 epochs" in v.errors["train.epochs"]
-    assert "at most 16 ensemble members" in v.errors["ensemble.members"]
-    v = service.validate_run("quick", digits, {"train.seed": 10**30})
-    assert "0 to 4,294,967,295" in v.errors["train.seed"]
+    errors = refused("quick", digits, {"train.epochs": 10000, "ensemble.members": 64})
+    assert "at most 1,000 epochs" in errors["train.epochs"]
+    assert "at most 16 ensemble members" in errors["ensemble.members"]
+    errors = refused("quick", digits, {"train.seed": 10**30})
+    assert "0 to 4,294,967,295" in errors["train.seed"]
     assert service.validate_run("quick", digits, {"train.seed": 2**32 - 1}).ok
     assert registry.count_runs(db) == 0
 
@@ -102,8 +108,8 @@ def test_a_refused_size_is_a_coded_message_that_reads_in_both_chinese_scripts(db
     in the reader's language (app/engine_text.py), numbers formatted there."""
     from app import engine_text, i18n
 
-    v = service.validate_run("quick", digits, {"train.epochs": 10000, "ensemble.members": 64})
-    epochs, members = v.errors["train.epochs"], v.errors["ensemble.members"]
+    errors = refused("quick", digits, {"train.epochs": 10000, "ensemble.members": 64})
+    epochs, members = errors["train.epochs"], errors["ensemble.members"]
     assert (epochs.code, epochs.params) == ("quota.epochs", {"limit": 1000, "asked": 10000})
     assert members.code == "quota.members"
     with i18n.language("zh_Hans"):
@@ -113,16 +119,16 @@ def test_a_refused_size_is_a_coded_message_that_reads_in_both_chinese_scripts(db
     with i18n.language("zh_Hant"):
         assert "10,000" in engine_text.text(epochs) and "伺服器" in engine_text.text(epochs)
         wide = {"model.kind": "mlp", "model.hidden": [65536] * 10}
-        big = service.validate_run("quick", digits, wide)
-        assert "參數" in engine_text.text(big.errors["model.hidden"])
+        big = refused("quick", digits, wide)
+        assert "參數" in engine_text.text(big["model.hidden"])
 
 
 def test_the_limits_are_set_by_the_administrator(db, digits, monkeypatch):
     monkeypatch.setenv("TRAINBOARD_MAX_EPOCHS", "5")
     monkeypatch.setenv("TRAINBOARD_MAX_PARAMS", "1000")
-    v = service.validate_run("quick", digits, {"train.epochs": 6})
-    assert "at most 5 epochs" in v.errors["train.epochs"]
-    assert "1,000 allowed" in v.errors["model.channels"]  # digits are images: a CNN
+    errors = refused("quick", digits, {"train.epochs": 6})
+    assert "at most 5 epochs" in errors["train.epochs"]
+    assert "1,000 allowed" in errors["model.channels"]  # digits are images: a CNN
 
 
 def test_the_memory_budget_uses_the_datasets_shape(db, monkeypatch):
@@ -134,8 +140,8 @@ def test_the_memory_budget_uses_the_datasets_shape(db, monkeypatch):
         "target": None,
         "report": {"modality": "tabular", "input_shape": [4000], "outputs": 10, "rows": 10},
     }
-    v = service.validate_run("quick", ds, {"model.hidden": [16384, 4096]})
-    assert "training would need about" in v.errors["train.batch_size"], v.errors
+    errors = refused("quick", ds, {"model.hidden": [16384, 4096]})
+    assert "training would need about" in errors["train.batch_size"], errors
     assert service.validate_run("quick", ds, {"model.hidden": [64]}).ok
 
 
@@ -160,8 +166,9 @@ def test_a_user_can_queue_twenty_runs_and_the_twenty_first_is_refused(db, digits
     service.queue_run(db, v, dataset_id=digits["id"], owner="carol")
     for _ in range(18):
         service.queue_run(db, v, dataset_id=digits["id"], owner="carol")
-    pair = service.queue_ab_pair(db, "quick", digits, "T13", {}, owner="carol")
-    assert isinstance(pair, dict) and "queue" in pair
+    with pytest.raises(service.Refused) as e:
+        service.queue_ab_pair(db, "quick", digits, "T13", {}, owner="carol")
+    assert "queue" in e.value.fields
     assert registry.count_runs(db, owner="carol") == 19
 
 

@@ -29,7 +29,7 @@ if upload is not None and st.session_state.get("ingested_upload") != upload.file
     with st.spinner(_("Checking {name}…").format(name=ui.plain(upload.name))):
         try:
             ds = service.upload_dataset(db, upload, upload.name, owner=session.owner_name(db))
-        except service.DataError as e:
+        except service.Refused as e:
             error = engine_text.text(e)
             # Most messages start with the file's name already: never print it twice.
             if not error.startswith(upload.name):
@@ -55,7 +55,7 @@ for source, text in service.builtin_samples().items():
     elif c2.button(_("Use this"), key=f"builtin-{source}"):
         try:
             ds = service.add_builtin(db, source, owner=session.owner_name(db))
-        except service.DataError as e:
+        except service.Refused as e:
             st.error(ui.plain(engine_text.text(e), 2000))
         else:
             st.session_state["dataset_id"] = ds["id"]
@@ -157,7 +157,7 @@ def _retarget(target: str) -> None:
     try:
         # The new dataset belongs to whoever asked, never to the file's owner.
         new = service.retarget_dataset(db, ds_id, target, owner=session.owner_name(db))
-    except service.DataError as e:
+    except service.Refused as e:
         st.error(
             _("Target {target} can't be used: {error}").format(
                 target=ui.plain(target), error=ui.plain(engine_text.text(e), 2000)
@@ -245,7 +245,7 @@ if session.may_modify(db, ds.get("owner")):
         if st.button(_("Delete for good"), key=f"ds_delete_{ds_id}", type="primary"):
             try:
                 service.delete_dataset(db, ds_id, session.current_user(db))
-            except (service.StoreError, service.auth.NotAllowed) as e:
+            except service.Refused as e:
                 st.warning(ui.plain(engine_text.text(e), 1000))
             else:
                 st.session_state.pop("dataset_id", None)

@@ -120,7 +120,10 @@ def _in_effect() -> dict[str, object]:
             except ValueError:
                 continue
         out[cfg_field] = value
-    out.update(service.parse_lines(st.session_state.get("nr_extra") or "")[0])
+    try:
+        out.update(service.parse_lines(st.session_state.get("nr_extra") or ""))
+    except service.Refused:
+        pass  # a line that doesn't parse is named when the form is submitted
     return out
 
 
@@ -254,15 +257,18 @@ except ValueError:
     ).format(value=repr(hidden))
 if chosen_columns:
     overrides["data.columns"] = chosen_columns
-extra_overrides, extra_errors = service.parse_lines(extra)
-overrides.update(extra_overrides)
-errors.update(extra_errors)
+try:
+    overrides.update(service.parse_lines(extra))
+except service.Refused as e:
+    errors.update(e.fields)
 if go_ens or (preset_members > 1 and int(members) != preset_members):
     overrides["ensemble.members"] = int(members)
 validation = service.Validation()
 if not errors:
-    validation = service.validate_run(preset_name, dataset, overrides)
-    errors.update(validation.errors)
+    try:
+        validation = service.validate_run(preset_name, dataset, overrides)
+    except service.Refused as e:
+        errors.update(e.fields)
 if errors:
     label = {f: _(lab) for f, lab in FIELDS.values()}
     st.error(
@@ -278,18 +284,20 @@ if errors:
 
 owner = session.owner_name(db)
 if go_ab:
-    pair = service.queue_ab_pair(db, preset_name, dataset, ab_tip, overrides, owner=owner)
-    if isinstance(pair, dict):
+    try:
+        a, b, group = service.queue_ab_pair(
+            db, preset_name, dataset, ab_tip, overrides, owner=owner
+        )
+    except service.Refused as e:
         st.error(
             _("Nothing was queued: {errors}").format(
                 errors=_("; ").join(
                     f"{ui.plain(f, 80)}: {ui.plain(engine_text.text(m), 500)}"
-                    for f, m in pair.items()
+                    for f, m in e.fields.items()
                 )
             )
         )
         st.stop()
-    a, b, group = pair
     st.session_state["compare_ids"] = [a, b]
     st.success(
         _(
@@ -303,7 +311,7 @@ if go_ab:
 else:
     try:
         sub = service.queue_run(db, validation, dataset_id=ds_id, owner=owner, name=name or None)
-    except service.ConfigError as e:  # the queued-run quota (jobs.runs.quotas): nothing was queued
+    except service.Refused as e:  # the queued-run quota (jobs.runs.quotas): nothing was queued
         st.error(
             _("Nothing was queued: {reason}").format(
                 reason=ui.plain("; ".join(e.fields.values()) or str(e), 1000)

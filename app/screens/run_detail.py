@@ -166,7 +166,7 @@ def _header(db, detail: dict) -> None:
     if can_cancel and st.button(_("Cancel this run")):
         try:
             after = service.cancel_run(db, run_id, session.current_user(db))
-        except (service.StoreError, service.auth.NotAllowed) as e:
+        except service.Refused as e:
             st.warning(ui.plain(e, 2000))
         else:
             if after == "cancelled":
@@ -220,10 +220,10 @@ def _resume_or_delete(db, run: dict, run_id: int) -> None:
             if st.form_submit_button(_("Resume from the checkpoint"), type="primary"):
                 try:
                     service.resume_run(db, run_id, session.current_user(db), epochs=int(epochs))
-                except service.ConfigError as e:
-                    st.error(ui.plain("; ".join(e.fields.values()) or str(e), 1000))
                 except service.auth.NotAllowed as e:
-                    st.warning(ui.plain(e, 1000))
+                    st.warning(ui.plain(engine_text.text(e), 1000))
+                except service.Refused as e:
+                    st.error(ui.plain(engine_text.refusal(e), 1000))
                 else:
                     ui.flash(_("Resumed: run {id} is queued again.").format(id=run_id))
                     st.rerun()
@@ -232,7 +232,7 @@ def _resume_or_delete(db, run: dict, run_id: int) -> None:
         if st.button(_("Delete for good"), key=f"rd_delete_{run_id}", type="primary"):
             try:
                 service.delete_run(db, run_id, session.current_user(db))
-            except (service.StoreError, service.auth.NotAllowed) as e:
+            except service.Refused as e:
                 st.warning(ui.plain(e, 1000))
             else:
                 st.session_state.pop("run_id", None)
@@ -353,11 +353,14 @@ def _finding(db, f: dict, by_id: dict) -> None:
                 _("Queue a run with this change ({change})").format(change=text),
                 key=f"fix-{f['event_id']}",
             ):
-                new_id = service.queue_with_change(db, run_id, change, owner=session.owner_name(db))
-                if isinstance(new_id, str):
+                try:
+                    new_id = service.queue_with_change(
+                        db, run_id, change, owner=session.owner_name(db)
+                    )
+                except service.Refused as e:
                     st.error(
                         _("That change isn't valid here: {error}").format(
-                            error=engine_text.text(new_id)
+                            error=ui.plain(engine_text.refusal(e), 1000)
                         )
                     )
                 else:

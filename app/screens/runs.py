@@ -159,7 +159,7 @@ def _table(db, rows, total) -> None:
         for run_id in picked:
             try:
                 after = service.cancel_run(db, run_id, session.current_user(db))
-            except (service.StoreError, service.auth.NotAllowed) as e:
+            except service.Refused as e:
                 ui.flash(
                     _("Run {id}: {error}").format(id=run_id, error=ui.plain(e, 2000)), "warning"
                 )

@@ -26,6 +26,8 @@ import sqlite_utils
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from engine.errors import Refused
+
 _HASHER = PasswordHasher()  # argon2id with the library's current recommended parameters
 # A real hash to verify against when the user doesn't exist, so both paths cost the same time.
 _DUMMY_HASH = _HASHER.hash(secrets.token_hex(16))
@@ -47,7 +49,7 @@ def unknown_rate() -> int:
 MAX_BACKOFF_S = 300.0
 
 
-class AuthError(Exception):
+class AuthError(Refused):
     """Base of every team-mode error."""
 
 

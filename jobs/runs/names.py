@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import unicodedata
 
+from engine.errors import Refused
 from engine.messages import Message
 
 MAX_TEXT = 200
@@ -22,7 +23,7 @@ _RAW_FACTOR = 4
 WHATS = ("name", "run name", "file name")  # the texts clean_text guards, with their words
 
 
-class TextRefused(ValueError):
+class TextRefused(Refused, ValueError):
     """A typed or uploaded text is too long (the message says how long and what is allowed)."""
 
     def __init__(self, what: str, length: int, limit: int) -> None:
