@@ -657,6 +657,34 @@ CATALOGUE: dict[str, str] = {
         "gradients longer than 5 are scaled back to 5: recurrent nets sometimes produce enormous "
         "ones, and one bad step must not undo training (T9)."
     ),
+    # --- the learning-rate range test (engine/lr_find.py; issue 23) ---------------------------
+    "lr_find.suggest": N_(
+        "suggested LR {lr:.3g}: the middle of valley {valley:.3g}, steepest descent "
+        "{steepest:.3g} and minimum÷10 {minimum:.3g}, over {orders} data orders (T5)"
+    ),
+    "lr_find.unreliable": N_("no reliable suggestion: {reasons}"),
+    "lr_find.never_fell": N_(
+        "the loss never fell (at best {best:.3g}, from {start:.3g}), so the curve shows no LR at "
+        "which the model learns (T5)"
+    ),
+    "lr_find.never_diverged": N_(
+        "the loss had not diverged by LR {end:g}: the curve has no right edge, so where it bottoms "
+        "out says nothing about where training becomes unstable (T5)"
+    ),
+    "lr_find.rules_disagree": N_(
+        "the three rules disagree by ×{ratio:.1f}, more than ×{limit:g}: valley {valley:.3g}, "
+        "steepest descent {steepest:.3g}, minimum÷10 {minimum:.3g} (T5)"
+    ),
+    "lr_find.orders_disagree": N_(
+        "the {orders} data orders disagree by ×{ratio:.1f}, more than ×{limit:g}: from {lo:.3g} "
+        "to {hi:.3g} (T5)"
+    ),
+    "lr_find.too_short": N_(
+        "the loss diverged after {steps} steps, at LR {lr:.3g}: too few points to read a "
+        "suggestion from (T5)"
+    ),
+    "lr_find.bounds": N_("the range test's {name} must be between {lo:g} and {hi:g}"),
+    "lr_find.lr_order": N_("the range test's start LR {start:g} must be below its end LR {end:g}"),
     # --- the team server's guards and the run's life (jobs/; issue 18) --------------------------
     "what.name": N_("name"),
     "what.run_name": N_("run name"),
@@ -879,5 +907,50 @@ CATALOGUE: dict[str, str] = {
     "ab.seeds": N_("the number of seeds is a whole number from 1 to {limit}"),
     "ab.seed_in_change": N_(
         "train.seed can't be the setting under test: an A/B group runs the same seeds in both arms"
+    ),
+    # --- the model bundle (engine/bundle.py, engine/bundle_predict.py; issue 21) -------------
+    "event.bundle_checked": N_(
+        "bundle checked on {rows} test rows: model.ts gives the run's own predictions "
+        "(largest difference {diff:.2g})"
+    ),
+    "event.bundle_failed": N_("no bundle offered: {why}"),
+    "bundle.classes_differ": N_(
+        "model.ts predicted another class than the run on {count} of {rows} test rows"
+    ),
+    "bundle.probs_differ": N_(
+        "model.ts's probabilities differ from the run's by up to {diff:.2g} (more than {tol:g})"
+    ),
+    "bundle.values_differ": N_(
+        "model.ts's predictions differ from the run's by up to {diff:.2g} standard deviations "
+        "(more than {tol:g})"
+    ),
+    "bundle.features_differ": N_(
+        "the bundle's columns do not make the features the run trained on"
+    ),
+    "bundle.columns_missing": N_("the test rows lack the columns {columns}"),
+    "bundle.no_model": N_("the run saved no model"),
+    "bundle.error": N_("it could not be built ({error})"),
+    "predict.missing_columns": N_(
+        "refused: the file lacks {count} column(s) the model needs: {columns}"
+    ),
+    "predict.extra_columns": N_("{count} column(s) the model does not use, ignored: {columns}"),
+    "predict.unseen": N_(
+        "{count} cell(s) hold a category not seen in training ({columns}): read as no "
+        "category; rows flagged"
+    ),
+    "predict.out_of_range": N_(
+        "{count} value(s) outside the range seen in training ({columns}): rows flagged"
+    ),
+    "predict.empty": N_("{count} empty cell(s) ({columns}): filled as in training; rows flagged"),
+    "predict.unreadable": N_(
+        "{count} cell(s) that could not be read ({columns}): treated as empty; rows flagged"
+    ),
+    "predict.no_rows": N_("the file has no rows to predict"),
+    "predict.score_classification": N_(
+        "score on the file's {target} column ({rows} rows): accuracy {accuracy:.4f}, balanced "
+        "accuracy {balanced:.4f}"
+    ),
+    "predict.score_regression": N_(
+        "score on the file's {target} column ({rows} rows): RMSE {rmse:.6g}, MAE {mae:.6g}"
     ),
 }

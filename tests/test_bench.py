@@ -37,6 +37,13 @@ EXPECTED: dict[str, list[str]] = {
         r"K=10 stacked \(vmap\) .* =\s*" + NUM + r"× one member",
         r"stacked is\s+" + NUM + r"× faster than sequential",
     ],
+    "lr_find": [
+        r"breast-cancer \(sutskever: sgd, batch \d+, preset LR " + NUM,
+        r"\s+LR\s+val loss\s+test acc\s+diverged",
+        r"preset LR " + NUM + r" / best " + NUM + r" = " + NUM + "×",
+        r"(suggestion " + NUM + r" / best " + NUM + r" = " + NUM + r"×|suggestion: none)",
+        r"\d+/\d+ datasets: suggestion within ×3 of the best grid LR",
+    ],
     "quality": [
         r"net\s+s\s+linear\s+gbm\s+best\s+gap\s+target",
         r"iris\s+acc\s+\d+/\d+/\d+ .* ≥ best−0\.01: (PASS|MISS)",
