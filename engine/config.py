@@ -199,6 +199,10 @@ class Config(_Section):
     # The dataset facts (engine.auto.DataFacts) the preset derived its settings from (auto, or a
     # preset with settings that follow the data).
     auto: dict[str, Any] | None = None
+    # True: the queued job is the LR range test (engine/lr_find.py, issue 23) with this run's
+    # model, optimizer and batch size, not a training run. Set by jobs.service's LR test, never
+    # by a member's overrides (not a section's field, so not in settable_fields).
+    lr_find: bool = False
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)

@@ -472,3 +472,48 @@ def lr_find(
         if curve.stop == "cancelled":
             break
     return judge(curves)
+
+
+def run_lr_find(
+    config: Any,
+    *,
+    sink: Any,
+    should_stop: Callable[[], bool] | None = None,
+    device: str = "cpu",
+    raw: Any = None,
+) -> Any:
+    """The queued job's entry (``jobs.queue.runner`` calls it for a spec with ``lr_find``):
+    load and prepare the config's dataset as a run would, run :func:`lr_find`, and report
+    through ``sink``: each order's curve as metric points (``lr_find/lr`` and
+    ``lr_find/loss/<k>`` at step i, the smoothed loss) and progress after each order. Returns an
+    ``engine.train.TrainResult``: ``finished`` with the whole result in the summary's
+    ``lr_find`` (a suggestion or the reasons why not: a test that found no reliable LR still
+    ran to its end), or ``cancelled``."""
+    from engine.api import prepare_for
+    from engine.config import Config
+    from engine.data.loaders import load_dataset
+    from engine.train import TrainResult
+    from engine.vocab import RunStatus
+
+    cfg = config if isinstance(config, Config) else Config.from_dict(config)
+    d = cfg.data
+    if raw is None:
+        raw = load_dataset(d.dataset, target=d.target, task=d.task, columns=d.columns)
+    data = prepare_for(cfg, raw)
+    done = 0
+
+    def report(curve: RangeCurve) -> None:
+        nonlocal done
+        for i, (lr, loss) in enumerate(zip(curve.lrs, curve.losses, strict=True)):
+            vals = {f"lr_find/loss/{done}": loss}
+            if done == 0:
+                vals["lr_find/lr"] = lr
+            sink.log(i, vals)
+        done += 1
+        sink.progress(done / ORDERS)
+
+    res = lr_find(cfg, data, device=device, should_stop=should_stop, on_curve=report)
+    cancelled = any(c.stop == "cancelled" for c in res.curves)
+    summary = {"lr_find": res.to_dict(), "suggested_lr": res.lr}
+    status = RunStatus.CANCELLED if cancelled else RunStatus.FINISHED
+    return TrainResult(status=status, summary=summary, message=res.message())

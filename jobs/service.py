@@ -510,6 +510,63 @@ def submit_run(
     )
 
 
+# --- the LR range test (issue 23; engine/lr_find.py) --------------------------------------------
+
+
+def _lr_find_request(request: submit.RunRequest) -> submit.RunRequest:
+    return submit.RunRequest(preset=request.preset, spec={**request.spec, "lr_find": True})
+
+
+def _lr_find_name(request: submit.RunRequest) -> str:
+    return f"LR range test ({request.preset})"
+
+
+def queue_lr_find(
+    db: sqlite_utils.Database,
+    validation: Validation,
+    *,
+    dataset_id: int,
+    owner: str,
+) -> submit.Submitted:
+    """Queue the LR range test of a validated run (New run's "Find a learning rate"): the same
+    spec with ``lr_find`` on, recorded and sent as a run is (its quotas, its queue, its row in
+    Runs); a worker runs ``engine.lr_find.run_lr_find`` on it instead of training."""
+    if not validation.ok or validation.request is None:
+        raise ValueError("queue_lr_find needs a successful validation")
+    request = _lr_find_request(validation.request)
+    name = _lr_find_name(request)
+    return submit.record(request, dataset_id=dataset_id, owner=owner, name=name, db=db)
+
+
+def submit_lr_find(
+    preset_name: str,
+    source: str,
+    *,
+    target: str | None,
+    overrides: dict[str, Any] | list[str] | None,
+    queue: str,
+    dataset_id: int | None,
+    info: dict[str, Any] | None,
+) -> submit.Submitted:
+    """Validate the run ``trainboard lr-find`` describes, then queue its LR range test (the
+    CLI's path; the form's is :func:`queue_lr_find`). Raises ``ConfigError`` before anything
+    is queued."""
+    request = submit.validate(
+        preset_name, source, target=target, overrides=overrides, info=info, queue=queue
+    )
+    request = _lr_find_request(request)
+    return submit.record(request, queue=queue, dataset_id=dataset_id, name=_lr_find_name(request))
+
+
+def lr_find_result(run: dict[str, Any]) -> Any:
+    """A finished LR range test's result (``engine.lr_find.LRFindResult``: curves, the three
+    rules, the suggestion or the reasons why there is none), or None while it has none."""
+    from engine.lr_find import LRFindResult  # torch-free: the rules and the result only
+
+    found = (run.get("summary") or {}).get("lr_find")
+    return LRFindResult.from_dict(found) if found else None
+
+
 def queue_has_worker(db: sqlite_utils.Database, queue: str) -> bool:
     """Whether a live worker takes ``queue`` (seen within 30 s)."""
     workers = registry.list_workers(db, alive_within_s=30)

@@ -7,7 +7,8 @@ when they run, so ``--help`` and ``train`` stay fast:
 
 - ``up.py``: ``up`` (the process supervisor) and ``worker``;
 - ``runs.py``: ``submit``, ``runs``, ``cancel``, ``resume``, ``train``;
-- ``admin.py``: ``user`` and ``datasets``.
+- ``admin.py``: ``user`` and ``datasets``;
+- ``lr_find.py``: ``lr-find`` (the LR range test, queued).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from jobs.cli import admin, runs, up
+from jobs.cli import admin, lr_find, runs, up
 
 # --- wiring ---------------------------------------------------------------------------------
 
@@ -42,6 +43,12 @@ COMMANDS: list[Command] = [
         "resume a failed, cancelled or lost run from its checkpoint",
         runs.add_resume,
         runs.cmd_resume,
+    ),
+    (
+        "lr-find",
+        "queue the LR range test for a preset on a dataset and print its suggestion",
+        lr_find.add_lr_find,
+        lr_find.cmd_lr_find,
     ),
 ]
 

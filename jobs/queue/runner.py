@@ -144,21 +144,35 @@ def execute(run_id: int, *, worker: str, device: str) -> str:
         from jobs.datasets.ingest import verify_for_run
 
         verify_for_run(spec, channel.dataset(), s.home)
+        sink = RunSink(channel, timed_out)
+
+        def should_stop() -> bool:
+            return _released or channel.cancel_requested() or timed_out()
+
         with channel:
-            result = run_training(
-                config,
-                sink=RunSink(channel, timed_out),
-                should_stop=lambda: _released or channel.cancel_requested() or timed_out(),
-                run_dir=folder,
-                device=device,
-                resume=True,
-                # Test-only fault injection (slow steps, a simulated OOM), read from this
-                # process's environment in one place; inert when the variables are unset.
-                faults=FaultHook.from_env(os.environ),
-                # CPU threads from the cores this worker slot owns (TRAINBOARD_CORES, set by
-                # `trainboard up`) and the model's size; TRAINBOARD_THREADS overrides.
-                threads=ThreadPolicy.from_env(os.environ),
-            )
+            if config.lr_find:
+                # An LR range test (issue 23) is a run whose spec says so: the same claim,
+                # cancel, heartbeat and record as a training run; its curves are metric points
+                # and its suggestion is in the summary (docs/engine.md, "Finding a learning
+                # rate"). 300 steps: no run folder, checkpoint or thread policy.
+                from engine.lr_find import run_lr_find
+
+                result = run_lr_find(config, sink=sink, should_stop=should_stop, device=device)
+            else:
+                result = run_training(
+                    config,
+                    sink=sink,
+                    should_stop=should_stop,
+                    run_dir=folder,
+                    device=device,
+                    resume=True,
+                    # Test-only fault injection (slow steps, a simulated OOM), read from this
+                    # process's environment in one place; inert when the variables are unset.
+                    faults=FaultHook.from_env(os.environ),
+                    # CPU threads from the cores this worker slot owns (TRAINBOARD_CORES, set
+                    # by `trainboard up`) and the model's size; TRAINBOARD_THREADS overrides.
+                    threads=ThreadPolicy.from_env(os.environ),
+                )
     except (EngineError, DataError) as e:
         # Bad input: the message is meant for the user as it is.
         first = e.args[0] if e.args else None
