@@ -597,10 +597,8 @@ MAX_BROWSER_SETTINGS = 20_000  # settings remembered per browser ("user@browser"
 def user_setting(db: sqlite_utils.Database, user: str, key: str) -> str | None:
     """``user``'s saved ``key`` (a team member's name, or "local" in single-user mode); None
     when never saved."""
-    rows = db.execute(
-        "SELECT value FROM user_settings WHERE user = ? AND key = ?", [user, key]
-    ).fetchall()
-    return rows[0][0] if rows else None
+    rows = db["user_settings"].rows_where("user = ? AND key = ?", [user, key], select="value")
+    return next((r["value"] for r in rows), None)
 
 
 def set_user_setting(db: sqlite_utils.Database, user: str, key: str, value: str) -> None:
@@ -608,19 +606,11 @@ def set_user_setting(db: sqlite_utils.Database, user: str, key: str, value: str)
     if value not in USER_SETTINGS.get(key, ()):
         allowed = ", ".join(f"{k}: {'/'.join(v)}" for k, v in USER_SETTINGS.items())
         raise ValueError(f"no setting {key}={value!r}; allowed: {allowed}")
-    with db.conn:
-        db.execute(
-            "INSERT INTO user_settings (user, key, value) VALUES (?, ?, ?) "
-            "ON CONFLICT (user, key) DO UPDATE SET value = excluded.value",
-            [user, key, value],
-        )
-        # Picks are kept per browser (app/i18n.py), and anyone may bring a new browser: keep
-        # the newest MAX_BROWSER_SETTINGS, so fresh cookies can't grow the table without bound.
-        db.execute(
-            "DELETE FROM user_settings WHERE rowid IN (SELECT rowid FROM user_settings "
-            "WHERE instr(user, '@') > 0 ORDER BY rowid DESC LIMIT -1 OFFSET ?)",
-            [MAX_BROWSER_SETTINGS],
-        )
+    # Picks are kept per browser (app/i18n.py), and anyone may bring a new browser: keep the
+    # newest MAX_BROWSER_SETTINGS, so fresh cookies can't grow the table without bound.
+    from jobs.store import people
+
+    people.save_setting(db, user, key, value, keep_browsers=MAX_BROWSER_SETTINGS)
 
 
 def compile_catalog(po_path: Path) -> gettext.GNUTranslations:

@@ -5,10 +5,13 @@ dashboard that draws its charts without torch."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("app", "engine", "jobs")
@@ -110,6 +113,89 @@ def test_jobs_is_sub_packages_with_at_most_three_top_level_modules():
         if pkg.is_dir() and (pkg / "__init__.py").exists():
             doc = ast.get_docstring(ast.parse((pkg / "__init__.py").read_text()))
             assert doc, f"jobs/{pkg.name}/__init__.py needs a docstring saying what it owns"
+
+
+# A string literal that is a SQL statement, told from a label by the shape only SQL has
+# ("Delete this run" is a label, "DELETE FROM runs" a statement; "Select runs" a label).
+SQL_STATEMENT = re.compile(
+    r"\s*(?:(?-i:SELECT)\s|SELECT\b.*\bFROM\b|INSERT\s+(?:OR\s+\w+\s+)?INTO\b"
+    r"|REPLACE\s+INTO\b|UPDATE\s+\S+\s+SET\b|DELETE\s+FROM\b"
+    r"|BEGIN(?:\s+(?:IMMEDIATE|EXCLUSIVE|DEFERRED))?(?:\s+TRANSACTION)?\s*;?\s*$"
+    r"|(?:COMMIT|ROLLBACK)\s*;?\s*$|WITH\s+(?:RECURSIVE\s+)?\w+\s*(?:\([^)]*\))?\s+AS\s*\()",
+    re.IGNORECASE | re.DOTALL,
+)
+# Where hand-written SQL belongs: the store; and jobs/remote/, the worker-side spool and the
+# ingest of workers on other hosts (issue 22), which own their own tables and files.
+SQL_HOMES = ("jobs/store/", "jobs/remote/")
+
+
+def sql_outside_the_store(root: Path = ROOT) -> list[str]:
+    """Every string literal in app/ and jobs/ outside SQL_HOMES that is a SQL statement (an
+    implicitly concatenated string counts once, a docstring not at all), as "path:line"."""
+    found = []
+    for pkg in ("app", "jobs"):
+        for path in sorted((root / pkg).rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            if rel.startswith(SQL_HOMES):
+                continue
+            tree = ast.parse(path.read_text(), rel)
+            docs = {
+                id(node.body[0].value)
+                for node in ast.walk(tree)
+                if isinstance(
+                    node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+                )
+                and node.body
+                and isinstance(node.body[0], ast.Expr)
+            }
+            found += [
+                f"{rel}:{node.lineno}"
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and id(node) not in docs
+                and SQL_STATEMENT.match(node.value)
+            ]
+    return found
+
+
+def test_fewer_than_six_sql_statements_sit_outside_the_store():
+    """The store owns the tables (issue 19): outside jobs/store/, code calls its functions or
+    sqlite-utils' table API (get, rows_where, count_where, upsert, delete_where)."""
+    found = sql_outside_the_store()
+    assert len(found) < 6, "hand-written SQL outside jobs/store/:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize(
+    "text, is_sql",
+    [
+        ("SELECT value FROM user_settings WHERE user = ?", True),
+        ("select id from runs", True),
+        ("INSERT OR IGNORE INTO runs (id) VALUES (?)", True),
+        ("UPDATE users SET password_hash = ? WHERE name = ?", True),
+        ("DELETE FROM sessions WHERE token = ?", True),
+        ("BEGIN IMMEDIATE", True),
+        ("WITH b AS (SELECT 1) SELECT * FROM b", True),
+        ("Delete this run", False),
+        ("Select runs", False),
+        ("Update / weight ratio per layer (log scale; target ≈ 1e-3, T6)", False),
+        ("with the change", False),
+        ("delete a user and end their sessions", False),
+    ],
+)
+def test_the_sql_count_tells_statements_from_labels(text, is_sql):
+    assert bool(SQL_STATEMENT.match(text)) is is_sql
+
+
+def test_the_sql_count_finds_a_statement_outside_the_store(tmp_path):
+    (tmp_path / "jobs" / "store").mkdir(parents=True)
+    (tmp_path / "app").mkdir()
+    (tmp_path / "jobs" / "store" / "db.py").write_text('Q = "SELECT * FROM runs"\n')
+    (tmp_path / "app" / "page.py").write_text(
+        '"""SELECT a docstring FROM here."""\nLABEL = "Delete this run"\n'
+        'def f(db):\n    return db.execute("SELECT count(*) "\n    "FROM runs WHERE id = ?")\n'
+    )
+    assert sql_outside_the_store(tmp_path) == ["app/page.py:4"]
 
 
 def test_the_engine_imports_neither_jobs_nor_app_nor_services():

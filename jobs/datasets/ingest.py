@@ -342,7 +342,7 @@ def remove_file_if_unused(
     file). Only files inside the datasets folder are ever removed. True if it was removed."""
     if not path or path.startswith("builtin:"):
         return False
-    if db.execute("SELECT count(*) FROM datasets WHERE path = ?", [path]).fetchone()[0]:
+    if db["datasets"].count_where("path = ?", [path]):
         return False
     file = Path(path)
     folder = datasets_dir(home).resolve()

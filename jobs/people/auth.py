@@ -19,7 +19,6 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Callable
 from typing import Any
 
 import sqlite_utils
@@ -27,6 +26,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from engine.errors import Refused
+from jobs.store import people
 
 _HASHER = PasswordHasher()  # argon2id with the library's current recommended parameters
 # A real hash to verify against when the user doesn't exist, so both paths cost the same time.
@@ -130,39 +130,28 @@ def add_user(
 
 
 def get_user(db: sqlite_utils.Database, name: str) -> dict[str, Any]:
-    rows = list(
-        db.query(
-            "SELECT id, name, is_admin, created_at, failed_attempts, locked_until FROM users WHERE name = ?",
-            [name],
-        )
+    rows = db["users"].rows_where(
+        "name = ?", [name], select="id, name, is_admin, created_at, failed_attempts, locked_until"
     )
-    if not rows:
+    user = next(rows, None)
+    if user is None:
         raise AuthError(f"no user named {name!r}")
-    return rows[0]
+    return user
 
 
 def list_users(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-    return list(db.query("SELECT id, name, is_admin, created_at FROM users ORDER BY name"))
+    return list(db["users"].rows_where(select="id, name, is_admin, created_at", order_by="name"))
 
 
 def remove_user(db: sqlite_utils.Database, name: str) -> None:
     get_user(db, name)
-    with db.conn:
-        db.execute("DELETE FROM sessions WHERE user = ?", [name])
-        db.execute("DELETE FROM users WHERE name = ?", [name])
+    people.delete_user(db, name)
 
 
 def set_password(db: sqlite_utils.Database, name: str, password: str) -> None:
     check_password(password)
     get_user(db, name)
-    with db.conn:
-        db.execute(
-            "UPDATE users SET password_hash = ?, failed_attempts = 0, locked_until = 0 WHERE name = ?",
-            [_HASHER.hash(password), name],
-        )
-        db.execute(
-            "DELETE FROM sessions WHERE user = ?", [name]
-        )  # a new password logs everyone out
+    people.set_password_hash(db, name, _HASHER.hash(password))  # and logs everyone out
 
 
 def login(
@@ -193,79 +182,50 @@ def login(
     if not address_known:
         _count_window(db, "\x00unknown-address", now)
     _count_attempt(db, key, now)
-    rows = list(db.query("SELECT * FROM users WHERE name = ?", [name]))
+    rows = list(db["users"].rows_where("name = ?", [name]))
     ok = _verify(rows[0]["password_hash"] if rows else _DUMMY_HASH, password)
     if not (rows and ok):
         raise InvalidCredentials("wrong user name or password")
     user = rows[0]
     token = secrets.token_urlsafe(32)
-    with db.conn:
-        db.execute("DELETE FROM login_attempts WHERE key = ?", [key])
-        if _HASHER.check_needs_rehash(user["password_hash"]):
-            db.execute(
-                "UPDATE users SET password_hash = ? WHERE name = ?", [_HASHER.hash(password), name]
-            )
-        db.execute(
-            "INSERT INTO sessions (token, user, created_at, expires_at) VALUES (?, ?, ?, ?)",
-            [_token_hash(token), name, now, now + session_ttl_s()],
-        )
-        db.execute("DELETE FROM sessions WHERE expires_at < ?", [now])
+    rehash = _HASHER.check_needs_rehash(user["password_hash"])
+    people.open_session(
+        db,
+        name=name,
+        token_hash=_token_hash(token),
+        now=now,
+        expires_at=now + session_ttl_s(),
+        attempt_key=key,
+        new_password_hash=_HASHER.hash(password) if rehash else None,
+    )
     return token
 
 
-def _count(
-    db: sqlite_utils.Database, key: str, step: Callable[[tuple | None], tuple[int, float]]
-) -> None:
-    """One counted attempt for ``key``, in one write transaction (the write lock first, so
-    concurrent attempts queue up here): ``step`` gets the key's row (failed, locked_until) or
-    None and returns the new pair to store, or raises TooManyAttempts (nothing is stored)."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        row = db.execute(
-            "SELECT failed, locked_until FROM login_attempts WHERE key = ?", [key]
-        ).fetchone()
-        try:
-            failed, until = step(row)
-        except TooManyAttempts:
-            db.execute("COMMIT")
-            raise
-        db.execute(
-            "INSERT INTO login_attempts (key, failed, locked_until) VALUES (?, ?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET failed = excluded.failed, "
-            "locked_until = excluded.locked_until",
-            [key, failed, until],
-        )
-        db.execute("COMMIT")
-    except TooManyAttempts:
-        raise
-    except BaseException:
-        db.rollback()
-        raise
-
-
 def _count_attempt(db: sqlite_utils.Database, key: str, now: float) -> None:
-    """Count one attempt for ``key`` (reset on success); TooManyAttempts while it is locked."""
+    """Count one attempt for ``key`` (reset on success); TooManyAttempts while it is locked.
+    The count is one write transaction (``jobs.store.people.count_attempt``): parallel guesses
+    queue up behind each other, and a raised TooManyAttempts stores nothing."""
 
-    def step(row: tuple | None) -> tuple[int, float]:
+    def step(row: tuple[int, float] | None) -> tuple[int, float]:
         if row and row[1] > now:
             raise TooManyAttempts(row[1] - now)
         failed = (row[0] if row else 0) + 1
         return failed, now + backoff_s(failed)
 
-    _count(db, key, step)
+    people.count_attempt(db, key, step)
 
 
 def _count_window(db: sqlite_utils.Database, key: str, now: float) -> None:
     """Count one attempt in ``key``'s current minute; TooManyAttempts past :func:`unknown_rate`.
     (``failed`` counts the attempts of the window that started at ``locked_until`` - 60 s.)"""
 
-    def step(row: tuple | None) -> tuple[int, float]:
+    def step(row: tuple[int, float] | None) -> tuple[int, float]:
         count, ends = (row[0], row[1]) if row and row[1] > now else (0, now + UNKNOWN_WINDOW_S)
         if count >= unknown_rate():
             raise TooManyAttempts(ends - now)
         return count + 1, ends
 
-    _count(db, key, step)
+    people.count_attempt(db, key, step)
 
 
 def _token_hash(token: str) -> str:
@@ -287,22 +247,17 @@ def session_user(
     if not token:
         return None
     now = time.time() if now is None else now
-    rows = list(
-        db.query(
-            "SELECT u.id, u.name, u.is_admin, s.expires_at FROM sessions s JOIN users u ON u.name = s.user WHERE s.token = ?",
-            [_token_hash(token)],
-        )
-    )
-    if not rows:
+    user = people.session_user(db, _token_hash(token))
+    if user is None:
         return None
-    if rows[0]["expires_at"] <= now:
-        db.execute("DELETE FROM sessions WHERE token = ?", [_token_hash(token)])
+    if user["expires_at"] <= now:
+        logout(db, token)
         return None
-    return rows[0]
+    return user
 
 
 def logout(db: sqlite_utils.Database, token: str) -> None:
-    db.execute("DELETE FROM sessions WHERE token = ?", [_token_hash(token)])
+    db["sessions"].delete_where("token = ?", [_token_hash(token)])
 
 
 def may_modify(user: dict[str, Any] | None, owner: str | None) -> bool:

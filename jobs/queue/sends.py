@@ -5,7 +5,8 @@ Every send is recorded in ``queue_sends`` (when, how often, the last error). The
 (``jobs.queue.reaper``) uses it to send a run the broker refused at submit, and to re-send a
 queued run whose message vanished (a broker restarted without persistence, a lost queue file).
 It is its own small table (migration 2 in ``jobs.store.db``) because it is the queue's
-bookkeeping, not part of a run's record.
+bookkeeping, not part of a run's record; its statements are in ``jobs.store.sends``, and this
+module is their only caller.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 
 from jobs.queue.celery_app import TRAIN_TASK, current_app
-from jobs.store import registry
+from jobs.store import registry, sends
 
 
 def broker_errors(app: Celery) -> tuple[type[BaseException], ...]:
@@ -56,27 +57,15 @@ def send_run(db: sqlite_utils.Database, run_id: int, app: Celery | None = None) 
             },
         )
     except broker_errors(app) as e:
-        db.execute(
-            "INSERT INTO queue_sends (run_id, last_error, last_try_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (run_id) DO UPDATE SET last_error = excluded.last_error, "
-            "last_try_at = excluded.last_try_at",
-            [run_id, f"broker unreachable: {e}", now],
-        )
+        sends.record_failure(db, run_id, f"broker unreachable: {e}", now)
         return False
-    db.execute(
-        "INSERT INTO queue_sends (run_id, sent_at, sends, last_error, last_try_at) "
-        "VALUES (?, ?, 1, NULL, ?) ON CONFLICT (run_id) DO UPDATE SET "
-        "sent_at = excluded.sent_at, sends = sends + 1, last_error = NULL, "
-        "last_try_at = excluded.last_try_at",
-        [run_id, now, now],
-    )
+    sends.record_sent(db, run_id, now)
     return True
 
 
 def send_info(db: sqlite_utils.Database, run_id: int) -> dict[str, Any] | None:
     """The run's send record (``sent_at``, ``sends``, ``last_error``), None if never tried."""
-    rows = list(db.query("SELECT * FROM queue_sends WHERE run_id = ?", [run_id]))
-    return rows[0] if rows else None
+    return next(db["queue_sends"].rows_where("run_id = ?", [run_id]), None)
 
 
 def resend_candidates(
@@ -84,25 +73,11 @@ def resend_candidates(
 ) -> list[dict[str, Any]]:
     """Queued runs older than ``created_before`` that were never sent, whose last send failed,
     or that were sent before ``sent_before`` (their message may have vanished)."""
-    return list(
-        db.query(
-            "SELECT r.id, r.queue, q.sent_at, q.last_error, q.last_try_at FROM runs r "
-            "LEFT JOIN queue_sends q ON q.run_id = r.id "
-            "WHERE r.status = 'queued' AND r.created_at < ? "
-            "AND (q.sent_at IS NULL OR q.last_error IS NOT NULL OR q.sent_at < ?) ORDER BY r.id",
-            [created_before, sent_before],
-        )
-    )
+    return sends.resend_candidates(db, created_before=created_before, sent_before=sent_before)
 
 
 def claim_send(
     db: sqlite_utils.Database, run_id: int, seen_try_at: float | None, now: float
 ) -> bool:
     """Compare-and-set on ``last_try_at``: True for exactly one of several racing reapers."""
-    cur = db.execute(
-        "INSERT INTO queue_sends (run_id, last_try_at) VALUES (?, ?) "
-        "ON CONFLICT (run_id) DO UPDATE SET last_try_at = excluded.last_try_at "
-        "WHERE coalesce(last_try_at, -1) = coalesce(?, -1)",
-        [run_id, now, seen_try_at],
-    )
-    return cur.rowcount == 1
+    return sends.claim_send(db, run_id, seen_try_at, now)

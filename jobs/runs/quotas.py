@@ -167,12 +167,11 @@ def device_memory(db: Any, queue: str) -> tuple[int | None, str]:
     """The most memory a worker that could take a ``queue`` run has, and what it is: the
     largest GPU among live workers for ``gpu`` runs, this machine's memory otherwise."""
     if queue == "gpu" and db is not None:
-        row = db.execute(
-            "SELECT max(gpu_mem_total) FROM workers WHERE gpu_mem_total IS NOT NULL "
-            "AND status IS NOT 'stopped'"
-        ).fetchone()
-        if row and row[0]:
-            return int(row[0]) * 2**20, Message("quota.what.gpu")
+        from jobs.store import registry
+
+        mib = registry.largest_gpu_mib(db)
+        if mib:
+            return mib * 2**20, Message("quota.what.gpu")
         return None, ""
     try:
         pages = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

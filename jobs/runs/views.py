@@ -132,9 +132,7 @@ def run_rows(
 
 def run_filters(db: sqlite_utils.Database) -> dict[str, list[Any]]:
     """The values the run filters offer: statuses, presets, owners and datasets in use."""
-    rows = db.execute(
-        "SELECT DISTINCT preset, owner, dataset_id FROM runs"
-    ).fetchall()  # read-only; a handful of distinct values
+    rows = registry.filter_values(db)
     names = _filter_names(registry.list_datasets(db))
     return {
         "status": list(RUN_STATUSES),

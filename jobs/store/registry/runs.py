@@ -487,6 +487,11 @@ def list_runs(
     return [_decode(r, _RUN_JSON) for r in rows]
 
 
+def filter_values(db: sqlite_utils.Database) -> list[tuple[Any, Any, Any]]:
+    """Every distinct (preset, owner, dataset_id) among the runs: what the run filters offer."""
+    return db.execute("SELECT DISTINCT preset, owner, dataset_id FROM runs").fetchall()
+
+
 def status_counts(db: sqlite_utils.Database) -> dict[str, int]:
     """How many runs are in each status (statuses with none are left out)."""
     return dict(db.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall())

@@ -37,6 +37,15 @@ def upsert_worker(db: sqlite_utils.Database, name: str, **fields: Any) -> None:
     )
 
 
+def largest_gpu_mib(db: sqlite_utils.Database) -> int | None:
+    """The most GPU memory (MiB) of any worker not stopped, alive or not; None without one."""
+    row = db.execute(
+        "SELECT max(gpu_mem_total) FROM workers WHERE gpu_mem_total IS NOT NULL "
+        "AND status IS NOT 'stopped'"
+    ).fetchone()
+    return int(row[0]) if row and row[0] else None
+
+
 def list_workers(
     db: sqlite_utils.Database, alive_within_s: float | None = 30
 ) -> list[dict[str, Any]]:
