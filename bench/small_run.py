@@ -10,13 +10,17 @@ default: the figure that counts) and once without. Prints each median and the ex
 ``import torch``) as PASS or MISS.
 
 Then where the excess comes from. What the libraries a run needs cost to import, in a fresh
-process after ``import torch``, in the order a run meets them, and torch._dynamo apart: only a run with
-``train.compile`` imports it now (engine/optim.py; see docs/engine.md). And where the run's seconds go:
-each phase ends when the run prints the line that closes it (``data:``, ``run_start``, the last
-``preflight`` check, the best weights restored, ``run_end``, exit), read from its output as it
-arrives; a change to the preset's epochs shows in the training phase and the epoch count beside
-it. Last, the queue's path: a process warmed as the standby runner is (``engine.api.warm_up``,
-then ``gc.freeze``) runs the same command once the run arrives.
+process after ``import torch``: the run's own process (pandas), the child process that fits the
+baselines beside training (scikit-learn, engine/baselines.py), and apart what no run without
+``train.compile`` imports any more: torch._dynamo (engine/optim.py) and torch's symbolic shapes
+with sympy (torch.autograd.gradcheck's, replaced in engine/doctor.py). And where the run's
+seconds go: each phase ends when the run prints the line that closes it (``data:``,
+``run_start``, the last ``preflight`` check, the best weights restored, ``run_end``, the model
+bundle's check, exit), read from its output as it arrives; a change to the preset's epochs
+shows in the training phase and the epoch count beside it. The bundle (issue 21, engine/bundle.py)
+is timed as its own phase: it is that work's cost, not this one's. Last, the queue's path: a
+process warmed as the standby runner is (``engine.api.warm_up``, then ``gc.freeze``) runs the
+same command once the run arrives.
 
 ``--compare PATH`` also times the same command in another checkout (e.g. ``git worktree add
 /tmp/before HEAD~3``), interleaved with this one, for a before/after in one invocation. A
@@ -49,18 +53,24 @@ PHASES = [
     ("set-up", "split, preprocessing, model, optimizer"),
     ("preflight", "the checks before the first step (T8/T10/T2/T3)"),
     ("training", "every epoch, checkpoints included"),
-    ("scoring", "test split, scikit-learn baselines"),
-    ("summary + exit", "model file, summary table, interpreter exit"),
+    ("scoring", "test split, collecting the scikit-learn baselines"),
+    ("bundle", "the model bundle and its parity check (issue 21, engine/bundle.py)"),
+    ("summary + exit", "summary table, interpreter exit"),
 ]
 
-# The libraries a run imports beyond torch, in the order it meets them.
-LIBRARIES = [
-    ("pandas (reading the table)", "import pandas"),
-    ("scikit-learn (the split)", "import sklearn.model_selection"),
-    ("scikit-learn (the baselines)", "import sklearn.ensemble, sklearn.linear_model"),
+# The libraries a run's own process imports beyond torch.
+LIBRARIES = [("pandas (reading the table)", "import pandas")]
+# The baselines' child process imports these while the net trains (engine/baselines.py).
+BESIDE = (
+    "scikit-learn (the baselines)",
+    "import sklearn.ensemble, sklearn.linear_model, sklearn.metrics",
+)
+# Timed apart, imported by no run without train.compile: torch.compile's, and what
+# torch.autograd.gradcheck imported for the T10 check before engine/doctor.py's own.
+NOT_IMPORTED = [
+    ("torch._dynamo (train.compile only)", "import torch._dynamo"),
+    ("sympy (torch's gradcheck, gone)", "import torch.fx.experimental.symbolic_shapes"),
 ]
-# Timed beside them, left out of their sum: a run imports it only with train.compile.
-COMPILE_ONLY = ("torch._dynamo (train.compile only)", "import torch._dynamo")
 _IMPORTS = """
 import json, time
 import torch
@@ -121,7 +131,8 @@ def _timed_run(
 def _durations(total: float, lines: list[tuple[float, str]]) -> dict[str, float]:
     """Each phase's own seconds. A phase ends at the line that closes it: ``data:``, then
     ``run_start``, then the last ``preflight`` check after it, then the first of the best
-    weights restored / the test score / ``run_end``, then ``run_end``; the last ends at exit."""
+    weights restored / the test score / ``run_end``, then ``run_end``, then the bundle's line
+    (none: 0 s); the last ends at exit."""
 
     def first(after: float, *words: str) -> float:
         return next((t for t, s in lines if t >= after and s.startswith(words)), after)
@@ -131,7 +142,8 @@ def _durations(total: float, lines: list[tuple[float, str]]) -> dict[str, float]
     checks = max([start] + [t for t, s in lines if t >= start and s.startswith("preflight")])
     trained = first(checks, "best_restored", "test_score", "run_end")
     scored = first(trained, "run_end")
-    ends = [data, start, checks, trained, scored, total]
+    bundled = first(scored, "bundle")
+    ends = [data, start, checks, trained, scored, bundled, total]
     return {
         name: end - begin for (name, _), begin, end in zip(PHASES, [0.0, *ends], ends, strict=False)
     }
@@ -193,20 +205,25 @@ def main() -> int:
                 if label != FLOOR:
                     phases[label].append(_durations(total, lines))
                     outs[label] = "\n".join(text for _, text in lines)
-            text = _timed_run([py, "-c", _IMPORTS % ([*LIBRARIES, COMPILE_ONLY],)], ROOT)[1][-1][1]
-            imports.append(json.loads(text))
+            for libs in (LIBRARIES, [BESIDE], *([n] for n in NOT_IMPORTED)):  # fresh processes
+                text = _timed_run([py, "-c", _IMPORTS % (libs,)], ROOT)[1][-1][1]
+                imports.append(json.loads(text))
     med = {label: statistics.median(ts) for label, ts in times.items()}
     floor = med[FLOOR]
     print(f"{'':44} {'median s':>9} {'beyond torch s':>15} {'ratio to torch':>15}")
     for label, t in med.items():
         if label != warm:
             print(f"{label:44} {t:9.2f} {t - floor:15.2f} {t / floor:14.2f}×")
-    libs = {name: _median(imports, name) for name, _ in LIBRARIES}
-    print("\nlibraries a run imports beyond torch (a fresh process, median s):")
-    for name, s in libs.items():
-        print(f"  {name:32} {s:5.2f}")
-    print(f"  {'together':32} {sum(libs.values()):5.2f}")
-    print(f"  {COMPILE_ONLY[0]:32} {_median(imports, COMPILE_ONLY[0]):5.2f}")
+
+    def imported(name: str) -> float:
+        return statistics.median(r[name] for r in imports if name in r)
+
+    print("\nlibraries beyond torch (each in a fresh process after import torch, median s):")
+    for name, _ in LIBRARIES:
+        print(f"  {name:36} {imported(name):5.2f}  the run's own process")
+    print(f"  {BESIDE[0]:36} {imported(BESIDE[0]):5.2f}  its child, beside training")
+    for name, _ in NOT_IMPORTED:
+        print(f"  {name:36} {imported(name):5.2f}  not imported by a run")
     for label, rows in phases.items():
         print(f"\nwhere the seconds go: {label}, {_epochs(outs[label])} (median s)")
         for name, what in PHASES:

@@ -5,42 +5,94 @@ A beginner can't tell whether 0.78 is good. "A gradient-boosted tree scores 0.83
 tells them, and never hides a weaker net. The baselines see exactly what the net sees: the
 prepared training rows (one-hot text, the column-type pass, median imputation, log1p and
 standardization fitted on the training split), with scikit-learn's default settings. Only
-tables get them (images and sequences have no fair default here). scikit-learn is imported
-here, when a run ends, never at start-up.
+tables get them (images and sequences have no fair default here).
+
+scikit-learn costs a fresh process 0.7–1 s to import (scipy.stats, through sklearn.utils), as
+much as training a small table. So :class:`Baselines` fits a small table's baselines in a
+child process started when training starts: its import and its fit run on another core while
+the net trains, and the run collects the result at the end (issue 20, §7). A large table, or a
+process that has scikit-learn already (the queue's warmed standby runner), fits them in the run's
+own process when it ends, as :func:`fit_baselines`. Both give the same numbers (a test checks).
+This module imports only numpy at the top, so the child loads it by its path without the
+engine or torch.
 """
 
 from __future__ import annotations
 
+import io
+import json
+import os
+import subprocess
+import sys
 import time
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 MAX_FIT_ROWS = 50_000  # larger training splits: the baselines fit on a seeded sample of this many
+# Tables up to this many cells (training and test rows × columns, 4 MB as float32) are fitted
+# beside training: their fit takes a fraction of a second on one core. Larger ones fit at the
+# end, in the run's own process, so a long fit never competes with training for the cores.
+SIDE_MAX_CELLS = 1_000_000
+# The child's thread pools: one thread, as the fit itself (threadpool_limits below).
+_ONE_THREAD = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+_CHILD = (
+    "import importlib.util, sys\n"
+    "spec = importlib.util.spec_from_file_location('_trainboard_baselines', sys.argv[1])\n"
+    "mod = importlib.util.module_from_spec(spec)\n"
+    "spec.loader.exec_module(mod)\n"
+    "mod._serve()\n"
+)
 
 
 def fit_baselines(data: Any, *, seed: int = 0) -> dict[str, dict[str, Any]]:
     """``{"linear": {...}, "gbm": {...}}``, each with its model's name, ``test_metric`` (the
     run's own metric: accuracy, or RMSE in the target's units), ``test_balanced_accuracy`` for
     classification, ``fit_rows`` and ``seconds``. {} when the data is not a table or has no
-    test split."""
+    test split. Fitted here, in this process."""
+    job = _job(data, seed)
+    return {} if job is None else _fit(**job)
+
+
+def _job(data: Any, seed: int) -> dict[str, Any] | None:
+    """The arrays and settings a fit needs, as numpy; None when there is nothing to fit."""
     if data.modality != "tabular" or data.x_test is None or len(data.x_test) == 0:
-        return {}
+        return None
+    x = data.x_train.detach().cpu().numpy()
+    y = data.y_train.detach().cpu().numpy()
+    if len(x) > MAX_FIT_ROWS:
+        keep = np.random.default_rng(seed).choice(len(x), MAX_FIT_ROWS, replace=False)
+        x, y = x[keep], y[keep]
+    return {
+        "x": x,
+        "y": y,
+        "xt": data.x_test.detach().cpu().numpy(),
+        "yt": data.y_test.detach().cpu().numpy(),
+        "classify": data.task == "classification",
+        "scale": float(data.y_std or 1.0),
+        "seed": int(seed),
+    }
+
+
+def _fit(
+    x: np.ndarray,
+    y: np.ndarray,
+    xt: np.ndarray,
+    yt: np.ndarray,
+    *,
+    classify: bool,
+    scale: float,
+    seed: int,
+) -> dict[str, dict[str, Any]]:
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.metrics import balanced_accuracy_score
     from threadpoolctl import threadpool_limits
 
-    x = data.x_train.detach().cpu().numpy().astype(np.float64)
-    y = data.y_train.detach().cpu().numpy()
-    if len(x) > MAX_FIT_ROWS:
-        keep = np.random.default_rng(seed).choice(len(x), MAX_FIT_ROWS, replace=False)
-        x, y = x[keep], y[keep]
-    xt = data.x_test.detach().cpu().numpy().astype(np.float64)
-    yt = data.y_test.detach().cpu().numpy()
-    classify = data.task == "classification"
+    x, xt = x.astype(np.float64), xt.astype(np.float64)
     models = (
         {
             "linear": ("logistic regression", LogisticRegression(max_iter=2000)),
@@ -68,8 +120,86 @@ def fit_baselines(data: Any, *, seed: int = 0) -> dict[str, dict[str, Any]]:
             row["test_metric"] = float(np.mean(pred == yt))
             row["test_balanced_accuracy"] = float(balanced_accuracy_score(yt, pred))
         else:
-            scale = float(data.y_std or 1.0)
             row["test_metric"] = float(np.sqrt(np.mean((pred - yt) ** 2)) * scale)
         row["seconds"] = round(time.perf_counter() - t0, 3)
         out[key] = row
     return out
+
+
+class Baselines:
+    """A run's baselines, started with its training: :meth:`result` when the run has finished
+    (the same dict as :func:`fit_baselines`), :meth:`close` in every case (it ends a child
+    whose result nobody collected). ``side``: None decides as the module docstring says;
+    True / False forces the child / this process (tests)."""
+
+    def __init__(self, data: Any, *, seed: int = 0, side: bool | None = None) -> None:
+        self._job = _job(data, seed)
+        self._proc: subprocess.Popen[bytes] | None = None
+        if self._job is None:
+            return
+        if side is None:
+            cells = self._job["x"].size + self._job["xt"].size
+            side = "sklearn" not in sys.modules and cells <= SIDE_MAX_CELLS
+        if side:
+            self._proc = _start(self._job)
+
+    @property
+    def beside(self) -> bool:
+        """Whether a child process is fitting them."""
+        return self._proc is not None
+
+    def result(self) -> dict[str, dict[str, Any]]:
+        if self._job is None:
+            return {}
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            try:
+                assert proc.stdout is not None
+                out = proc.stdout.read()  # stderr goes nowhere, so this can't block on it
+                if proc.wait() == 0:
+                    return json.loads(out)
+            except (OSError, ValueError):
+                pass
+            # The child failed (it was killed, or could not import scikit-learn): fit here, so
+            # the run reports its baselines all the same, or fails the way it always did.
+        return _fit(**self._job)
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _start(job: dict[str, Any]) -> subprocess.Popen[bytes] | None:
+    """A child that loads this file, reads the job from its stdin and prints the result."""
+    buf = io.BytesIO()
+    settings = {k: job[k] for k in ("classify", "scale", "seed")}
+    arrays = {k: job[k] for k in ("x", "y", "xt", "yt")}
+    np.savez(buf, settings=np.array(json.dumps(settings)), **arrays)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, str(Path(__file__).resolve())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=os.environ | _ONE_THREAD,
+        )
+    except OSError:
+        return None
+    assert proc.stdin is not None
+    try:
+        # Small by SIDE_MAX_CELLS; the child reads it all before it imports scikit-learn.
+        proc.stdin.write(buf.getvalue())
+        proc.stdin.close()
+    except OSError:  # the child is gone already: result() fits here
+        pass
+    return proc
+
+
+def _serve() -> None:
+    """The child's side of :func:`_start`."""
+    with np.load(io.BytesIO(sys.stdin.buffer.read()), allow_pickle=False) as f:
+        job = {k: f[k] for k in f.files}
+    settings = json.loads(str(job.pop("settings")))
+    sys.stdout.write(json.dumps(_fit(**job, **settings)))

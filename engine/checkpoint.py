@@ -1,6 +1,7 @@
 """What a run writes to its folder, and how it survives a full or failing disk.
 
-``checkpoint.pt`` holds everything a resume needs and is rewritten every epoch; ``model.pt``
+``checkpoint.pt`` holds everything a resume needs and is rewritten at the end of an epoch (the
+first, then every few seconds, and the last: :func:`due`); ``model.pt``
 holds the best weights with the preprocessing statistics, for download and inference. Both are
 written atomically (temporary file, then rename).
 """
@@ -73,6 +74,14 @@ def save_model(obj: dict, path: Path, sink: Sink, step: int) -> None:
                     {"error": disk_message(e)},
                 )
             time.sleep(wait)
+
+
+def due(*, final: bool, failed: bool, saved: bool, since_s: float, every_s: float) -> bool:
+    """Whether the loop writes a checkpoint after this epoch: the last epoch's always (what the
+    run ends on), the first one (``saved`` False: a resume has something to start from), the
+    one after a failed write, and otherwise once ``every_s`` seconds have passed since the
+    newest one."""
+    return final or failed or not saved or since_s >= every_s
 
 
 def resume_point(epoch: int) -> Message:
