@@ -16,7 +16,7 @@ from engine.messages import Message
 from engine.sink import Sink
 from engine.threads import ThreadPolicy
 from engine.train import TrainResult, train
-from engine.vocab import EventKind
+from engine.vocab import EventKind, RunStatus
 
 __all__ = ["TrainResult", "prepare_for", "run_training", "warm_up"]
 
@@ -97,7 +97,7 @@ def run_training(
                 "passed": None,
             },
         )
-    return train(
+    result = train(
         cfg,
         data,
         sink=sink,
@@ -108,3 +108,12 @@ def run_training(
         faults=faults,
         threads=threads,
     )
+    if run_dir is not None and result.status == RunStatus.FINISHED:
+        from engine.bundle import bundle_run  # issue 21: the run's model, usable without us
+
+        bundle_std = faults.bundle_std if faults is not None else None
+        step = int(result.summary.get("steps") or 0)
+        result.summary["bundle"] = bundle_run(
+            cfg, raw, data, result.summary, run_dir, sink, step, break_std=bundle_std
+        )
+    return result

@@ -953,4 +953,16 @@ CATALOGUE: dict[str, str] = {
     "predict.score_regression": N_(
         "score on the file's {target} column ({rows} rows): RMSE {rmse:.6g}, MAE {mae:.6g}"
     ),
+    "export.no_onnx": N_(
+        "ONNX export needs the onnx extra: pip install 'trainboard[onnx]' (onnx, onnxscript, "
+        "onnxruntime)"
+    ),
+    "export.no_bundle": N_(
+        "this run has no bundle to export: it did not finish, or its bundle failed the parity "
+        "check (the run's bundle event says why)"
+    ),
+    "export.differs": N_(
+        "model.onnx differs from model.ts on {rows} rows by up to {diff:.2g} (more than {tol:g}): "
+        "not written"
+    ),
 }

@@ -15,16 +15,19 @@ from dataclasses import dataclass
 
 STEP_DELAY_VAR = "TRAINBOARD_FAULT_STEP_DELAY_S"
 OOM_AT_STEP_VAR = "TRAINBOARD_FAULT_OOM_AT_STEP"
+BUNDLE_STD_VAR = "TRAINBOARD_FAULT_BUNDLE_STD"
 
 
 @dataclass(frozen=True)
 class FaultHook:
     """``step_delay_s``: every step takes at least this much longer, as on a slow device, so a
     run outlasts the fault a test injects into it on any machine. ``oom_at_step``: that step
-    raises the same ``torch.OutOfMemoryError`` a GPU would."""
+    raises the same ``torch.OutOfMemoryError`` a GPU would. ``bundle_std``: the bundle's
+    standardization is scaled by this, so its parity check must fail (engine.bundle)."""
 
     step_delay_s: float = 0
     oom_at_step: int | None = None
+    bundle_std: float | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> FaultHook:
@@ -32,7 +35,12 @@ class FaultHook:
         outside tests) gives a hook that does nothing."""
         delay = environ.get(STEP_DELAY_VAR)
         oom = environ.get(OOM_AT_STEP_VAR)
-        return cls(step_delay_s=float(delay) if delay else 0, oom_at_step=int(oom) if oom else None)
+        std = environ.get(BUNDLE_STD_VAR)
+        return cls(
+            step_delay_s=float(delay) if delay else 0,
+            oom_at_step=int(oom) if oom else None,
+            bundle_std=float(std) if std else None,
+        )
 
     def after_step(self, step: int) -> None:
         """Called by the loop after optimizer step number ``step`` (counted from 1)."""

@@ -34,6 +34,7 @@ class EventKind(StrEnum):
     PLATEAU_HINT = "plateau_hint"  # fixed-LR run: a scheduled run would have cut here (T7)
     RELEASED = "released"  # emitted by jobs: a worker shut down and handed the run back
     TEST_SCORE = "test_score"  # the held-out test split, scored once with the best weights
+    BUNDLE = "bundle"  # the model bundle's parity check (data: ok, rows, max_diff, why; issue 21)
 
 
 class StopReason(StrEnum):
