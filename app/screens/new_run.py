@@ -1,10 +1,11 @@
 """New run: dataset → model template → preset (cards with tip and why) → overrides, validated
-per field → queue. Also: queue an ensemble, or an A/B pair with one tip switched off."""
+per field → queue. Also: queue an ensemble, or an A/B pair with one tip switched off, or find a learning rate
+with the LR range test (app/lr_find_view.py) and use it."""
 
 import pandas as pd
 import streamlit as st
 
-from app import columns, engine_text, i18n, session, ui
+from app import columns, engine_text, i18n, lr_find_view, session, ui
 from app.i18n import N_, _
 from jobs import service
 
@@ -231,8 +232,19 @@ with st.form("new-run"):
     go = b1.form_submit_button(_("Queue run"), type="primary")
     go_ens = preset_members == 1 and b2.form_submit_button(_("Queue an ensemble"))
     go_ab = b3.form_submit_button(_("A/B one tip"), disabled=not tips)
+    # Issue 23: the LR range test of the run this form describes, queued like a run.
+    go_lr = st.form_submit_button(
+        _("Find a learning rate"),
+        help=_(
+            "Queues the LR range test (T5) with this preset's model, optimizer and batch size: "
+            "the LR rises from 1e-7 to 10 over about 100 steps, 3 times, and three rules read "
+            "the loss curve. Its plot appears below, with 'Use this LR'."
+        ),
+    )
+lr_find_view.used_note(f"{k}_lr", float(lr))
+lr_find_view.section(db, f"{k}_lr")
 
-if not (go or go_ens or go_ab):
+if not (go or go_ens or go_ab or go_lr):
     st.stop()
 
 overrides: dict = {}
@@ -283,6 +295,19 @@ if errors:
     st.stop()
 
 owner = session.owner_name(db)
+if go_lr:
+    try:
+        sub = service.queue_lr_find(db, validation, dataset_id=ds_id, owner=owner)
+    except service.Refused as e:  # the queued-run quota: nothing was queued
+        st.error(
+            _("Nothing was queued: {reason}").format(
+                reason=ui.plain("; ".join(e.fields.values()) or str(e), 1000)
+            )
+        )
+        st.stop()
+    st.session_state[lr_find_view.RUN_KEY] = sub.run_id
+    ui.flash(_("Queued the learning-rate range test: run {id}.").format(id=sub.run_id))
+    st.rerun()
 if go_ab:
     try:
         a, b, group = service.queue_ab_pair(
