@@ -78,6 +78,7 @@ class CuttingProxy:
         self.port = self.sock.getsockname()[1]
         self.connections = 0
         self.cut = False
+        self.relayed: list[int] = []  # answer bytes per connection
         threading.Thread(target=self._serve, daemon=True).start()
 
     @property
@@ -92,9 +93,12 @@ class CuttingProxy:
                 return
             self.connections += 1
             limit = self.cut_after if self.connections == 1 else None
-            threading.Thread(target=self._pipe, args=(client, limit), daemon=True).start()
+            self.relayed.append(0)
+            threading.Thread(
+                target=self._pipe, args=(client, limit, self.connections - 1), daemon=True
+            ).start()
 
-    def _pipe(self, client: socket.socket, limit: int | None) -> None:
+    def _pipe(self, client: socket.socket, limit: int | None, index: int) -> None:
         upstream = socket.create_connection(("127.0.0.1", self.target))
 
         def up():
@@ -112,6 +116,7 @@ class CuttingProxy:
                     break
                 client.sendall(data)
                 sent += len(data)
+                self.relayed[index] = sent
         for s in (client, upstream):
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
@@ -119,3 +124,76 @@ class CuttingProxy:
 
     def close(self) -> None:
         self.sock.close()
+
+
+# --- a worker that shares nothing with the server but the network ---------------------------
+
+
+def can_isolate() -> str | None:
+    """Why this machine cannot run a worker as another user in its own network namespace
+    (None when it can): root, ``ip``, ``unshare`` and ``runuser`` are needed."""
+    import shutil
+
+    if os.geteuid() != 0:
+        return "needs root (ip netns, runuser)"
+    for tool in ("ip", "unshare", "runuser", "redis-server"):
+        if not shutil.which(tool):
+            return f"{tool} is not installed"
+    return None
+
+
+class Netns:
+    """A network namespace joined to this host by one veth pair: inside it, the worker reaches
+    only ``host_ip`` (where the test's own Redis and the server listen), not the host's
+    loopback services."""
+
+    def __init__(self) -> None:
+        import random
+
+        tag = f"{os.getpid() % 10000}{random.randrange(100)}"
+        self.name = f"tbr{tag}"
+        self.veth = f"tbr{tag}a"
+        net = random.randrange(1, 250)
+        self.host_ip, self.ns_ip = f"10.213.{net}.1", f"10.213.{net}.2"
+        run = lambda *a: subprocess.run(a, check=True, capture_output=True)  # noqa: E731
+        run("ip", "netns", "add", self.name)
+        try:
+            run("ip", "link", "add", self.veth, "type", "veth", "peer", "name", f"tbr{tag}b")
+            run("ip", "link", "set", f"tbr{tag}b", "netns", self.name)
+            run("ip", "addr", "add", f"{self.host_ip}/30", "dev", self.veth)
+            run("ip", "link", "set", self.veth, "up")
+            inside = ("ip", "netns", "exec", self.name)
+            run(*inside, "ip", "addr", "add", f"{self.ns_ip}/30", "dev", f"tbr{tag}b")
+            run(*inside, "ip", "link", "set", f"tbr{tag}b", "up")
+            run(*inside, "ip", "link", "set", "lo", "up")
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        subprocess.run(["ip", "link", "del", self.veth], capture_output=True)
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+
+
+def isolated_command(netns: Netns, user: str, env: dict[str, str], argv: list[str]) -> list[str]:
+    """``argv`` as ``user`` inside ``netns``, with exactly ``env``. When this interpreter lives
+    under a home directory the user may not enter (/root here), a private mount namespace
+    shows the user that interpreter's folder and nothing else of that home."""
+    import shlex
+
+    base = Path(sys.base_prefix).resolve()
+    mounts = ""
+    if str(base).startswith("/root/"):
+        top = Path("/root") / base.relative_to("/root").parts[0]
+        stash = f"/tmp/.tb-{netns.name}-py"
+        mounts = (
+            f"mkdir -p {stash} && mount --make-rprivate / && mount --bind {top} {stash} && "
+            f"mount -t tmpfs -o mode=755,size=1m tmpfs /root && mkdir -p {top} && "
+            f"mount --bind {stash} {top} && "
+        )
+    envs = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
+    script = (
+        f"{mounts}cd {shlex.quote(str(ROOT))} && exec runuser -u {user} -- env -i {envs} "
+        + " ".join(shlex.quote(a) for a in argv)
+    )
+    return ["ip", "netns", "exec", netns.name, "unshare", "-m", "sh", "-c", script]

@@ -135,6 +135,7 @@ def _render(
     text = text.replace("${TRAINBOARD_TLS_CERT}", str(tls[0]))
     text = text.replace("${TRAINBOARD_TLS_KEY}", str(tls[1]))
     text = text.replace("server app:8501;", f"server 127.0.0.1:{backend};")
+    text = text.replace("server app:8502;", f"server 127.0.0.1:{backend};")  # the ingest
     text = text.replace("listen 80;", f"listen 127.0.0.1:{ports[0]};").replace(
         "listen [::]:80;", ""
     )

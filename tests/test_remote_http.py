@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 
 import pytest
 import requests
@@ -158,10 +157,13 @@ def test_a_dataset_download_cut_halfway_resumes_and_is_verified(server, tmp_path
     with pytest.raises(Unreachable):
         files.fetch_dataset(cut, home, ds["sha256"], ".csv", ds["size_bytes"])
     part = files.cached_dataset(home, ds["sha256"], ".csv").with_name(ds["sha256"] + ".csv.part")
-    assert proxy.cut and 0 < part.stat().st_size < ds["size_bytes"]
+    part_size = part.stat().st_size
+    assert proxy.cut and 0 < part_size < ds["size_bytes"]
     got = files.fetch_dataset(cut, home, ds["sha256"], ".csv", ds["size_bytes"])
     assert files.sha256_file(got) == ds["sha256"] and not part.exists()
     assert proxy.connections == 2
+    # the second request asked for the rest only (a Range request), not the whole file again
+    assert proxy.relayed[1] < ds["size_bytes"] - part_size + 4096, proxy.relayed
     proxy.close()
     # another worker's token gets nothing
     db2 = connect()
