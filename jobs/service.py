@@ -287,6 +287,77 @@ def ab_tips(preset: str, dataset: dict[str, Any] | None = None) -> list[str]:
     return submit.ab_tips(preset, _facts(dataset))
 
 
+# --- A/B over paired seeds (issue 23 §2): queue a group, read it back ----------------------------
+
+AB_SEEDS = submit.AB_SEEDS
+MAX_AB_SEEDS = submit.MAX_AB_SEEDS
+ab_groups = views.ab_groups
+ab_report = views.ab_report
+ab_metric_keys = views.ab_metric_keys
+ab_bands = views.ab_bands
+format_metric = views.format_metric  # the report's numbers, as the Runs table writes them
+
+
+def queue_ab_group(
+    db: sqlite_utils.Database,
+    preset_name: str,
+    dataset: dict[str, Any],
+    overrides: dict[str, Any],
+    *,
+    owner: str,
+    tip: str | None = None,
+    change: dict[str, Any] | None = None,
+    seeds: int = submit.AB_SEEDS,
+) -> submit.AbGroup:
+    """Queue an A/B group over ``seeds`` paired seeds on a stored dataset: arm B switches
+    ``tip`` off, or applies ``change``. Raises :class:`Refused` (``fields``: what is wrong)
+    if any of its runs is invalid or the group does not fit the quota; nothing is queued."""
+    if errors := _refused({**overrides, **(change or {})}):
+        raise _refuse(errors)
+    return submit.submit_ab_group(
+        preset_name,
+        dataset["path"],
+        tip=tip,
+        change=change,
+        seeds=seeds,
+        target=dataset["target"],
+        overrides=overrides,
+        dataset_id=dataset["id"],
+        owner=owner,
+        info=dataset.get("report"),
+        db=db,
+    )
+
+
+def submit_ab(
+    preset_name: str,
+    source: str,
+    *,
+    tip: str | None,
+    change: dict[str, Any] | None,
+    seeds: int,
+    target: str | None,
+    overrides: dict[str, Any] | list[str] | None,
+    queue: str,
+    dataset_id: int | None,
+    info: dict[str, Any] | None,
+) -> submit.AbGroup:
+    """The CLI's ``ab``: an A/B group of a builtin or a stored dataset. Raises
+    ``ConfigError`` before anything is queued."""
+    return submit.submit_ab_group(
+        preset_name,
+        source,
+        tip=tip,
+        change=change,
+        seeds=seeds,
+        target=target,
+        overrides=overrides,
+        queue=queue,
+        dataset_id=dataset_id,
+        info=info,
+    )
+
+
 def cancel_run(db: sqlite_utils.Database, run_id: int, user: dict[str, Any] | None) -> str:
     """Cancel if ``user`` may; returns the status afterwards. Raises ``auth.NotAllowed`` or
     ``StoreError`` with a message for the user."""

@@ -370,6 +370,7 @@ def test_new_run_queues_an_ensemble_and_an_ab_pair(home):
 
     at = _new_run(home)
     at.selectbox(key="nr_auto_abtip").set_value("T7")
+    at.number_input(key="nr_ab_seeds").set_value(1)  # one pair (5 seeds: tests/test_ab_groups.py)
     next(b for b in at.button if b.label == "A/B one tip").click()
     at.run()
     assert_clean(at)
@@ -805,6 +806,7 @@ def test_ensemble_size_follows_the_preset_and_ab_offers_every_tip(home):
     at.radio(key="nr_preset").set_value("sequence")
     at.run()
     at.selectbox(key="nr_sequence_abtip").set_value("T5")
+    at.number_input(key="nr_ab_seeds").set_value(1)
     next(b for b in at.button if b.label == "A/B one tip").click()
     at.run()
     assert_clean(at)

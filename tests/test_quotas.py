@@ -167,7 +167,7 @@ def test_a_user_can_queue_twenty_runs_and_the_twenty_first_is_refused(db, digits
     for _ in range(18):
         service.queue_run(db, v, dataset_id=digits["id"], owner="carol")
     with pytest.raises(service.Refused) as e:
-        service.queue_ab_pair(db, "quick", digits, "T13", {}, owner="carol")
+        service.queue_ab_pair(db, "quick", digits, "T2", {}, owner="carol")
     assert "queue" in e.value.fields
     assert registry.count_runs(db, owner="carol") == 19
 

@@ -3,7 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from app import charts, engine_text, i18n, ui
+from app import ab_report, charts, engine_text, i18n, ui
+from app.ab_report import group_label
 from app.i18n import N_, _
 from jobs import service
 
@@ -14,6 +15,22 @@ if total < 2:
     st.info(_("Compare needs at least two runs — queue some on **New run** (try 'A/B one tip')."))
     st.page_link(ui.PAGES["new_run"], label=_("New run →"), icon=":material/rocket_launch:")
     st.stop()
+
+# An A/B group over paired seeds (issue 23 §2) is judged as a whole: app/ab_report.py.
+groups = {g["group_id"]: g for g in service.ab_groups(db)}
+if groups:
+    if st.session_state.get("compare_group") not in (None, *groups):
+        st.session_state["compare_group"] = None  # a group deleted meanwhile
+    group = st.selectbox(
+        _("A/B group over seeds"),
+        [None, *groups],
+        format_func=lambda g: _("none: pick runs below") if g is None else group_label(groups[g]),
+        key="compare_group",
+    )
+    if group is not None:
+        g = groups[group]
+        ui.live(lambda: ab_report.show(ui.db(), group), g["over"] < g["runs"])
+        st.stop()
 # Only what never changes: a chip's label is its value (Streamlit 1.67), so a status in it went
 # stale on screen and came back matching no run (issue 20, §8); the Outcome table below shows
 # each run's status and follows the store.

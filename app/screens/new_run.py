@@ -203,7 +203,7 @@ with st.form("new-run"):
         key="nr_extra",
         height=80,
     )
-    e1, e2 = st.columns(2)
+    e1, e2, e3 = st.columns([2, 2, 1])
     # A preset that already trains an ensemble (auto on a small table, "ensemble") says so, and
     # its size is set here for "Queue run"; a second "Queue an ensemble" button would queue the
     # same thing (issue 20, §8).
@@ -227,6 +227,19 @@ with st.form("new-run"):
         )
         if tips
         else None
+    )
+    # Each seed runs in both arms, with the same split and batch order (issue 23 §2).
+    ab_seeds = e3.number_input(
+        _("A/B seeds"),
+        min_value=1,
+        max_value=service.MAX_AB_SEEDS,
+        value=service.AB_SEEDS,
+        step=1,
+        key="nr_ab_seeds",
+        help=_(
+            "Each seed runs in both arms (same split, batch order and initial weights), so "
+            "Compare can tell a real difference from luck; 5 is enough for a clear one."
+        ),
     )
     b1, b2, b3 = st.columns(3)
     go = b1.form_submit_button(_("Queue run"), type="primary")
@@ -310,8 +323,8 @@ if go_lr:
     st.rerun()
 if go_ab:
     try:
-        a, b, group = service.queue_ab_pair(
-            db, preset_name, dataset, ab_tip, overrides, owner=owner
+        group = service.queue_ab_group(
+            db, preset_name, dataset, overrides, owner=owner, tip=ab_tip, seeds=int(ab_seeds)
         )
     except service.Refused as e:
         st.error(
@@ -323,13 +336,23 @@ if go_ab:
             )
         )
         st.stop()
-    st.session_state["compare_ids"] = [a, b]
-    st.success(
-        _(
-            "Queued an A/B pair: run {a} (with {tip}) and run {b} (without). "
-            "Compare them side by side when they finish."
-        ).format(a=a, b=b, tip=ab_tip)
-    )
+    st.session_state["compare_ids"] = group.run_ids
+    st.session_state["compare_group"] = group.group_id
+    if len(group.pairs) == 1:
+        ((_seed, a, b),) = group.pairs
+        st.success(
+            _(
+                "Queued an A/B pair: run {a} (with {tip}) and run {b} (without). "
+                "Compare them side by side when they finish."
+            ).format(a=a, b=b, tip=ab_tip)
+        )
+    else:
+        st.success(
+            _(
+                "Queued an A/B group over {seeds} seeds: {runs} runs, each seed with {tip} and "
+                "without. Compare shows the verdict as they finish."
+            ).format(seeds=len(group.pairs), runs=len(group.run_ids), tip=ab_tip)
+        )
     st.page_link(
         ui.PAGES["compare"], label=_("Compare the pair →"), icon=":material/compare_arrows:"
     )

@@ -8,6 +8,7 @@ when they run, so ``--help`` and ``train`` stay fast:
 - ``up.py``: ``up`` (the process supervisor) and ``worker``;
 - ``runs.py``: ``submit``, ``runs``, ``cancel``, ``resume``, ``train``;
 - ``admin.py``: ``user`` and ``datasets``;
+- ``ab.py``: ``ab`` (an A/B group over paired seeds);
 - ``lr_find.py``: ``lr-find`` (the LR range test, queued).
 """
 
@@ -17,7 +18,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from jobs.cli import admin, lr_find, runs, up
+from jobs.cli import ab, admin, lr_find, runs, up
 
 # --- wiring ---------------------------------------------------------------------------------
 
@@ -43,6 +44,12 @@ COMMANDS: list[Command] = [
         "resume a failed, cancelled or lost run from its checkpoint",
         runs.add_resume,
         runs.cmd_resume,
+    ),
+    (
+        "ab",
+        "A/B over paired seeds: each seed as is (A) and with --tip off or --set (B)",
+        ab.add_ab,
+        ab.cmd_ab,
     ),
     (
         "lr-find",

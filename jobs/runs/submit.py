@@ -236,8 +236,10 @@ def record(
     group_id: str | None = None,
     max_attempts: int = 3,
     db: sqlite_utils.Database | None = None,
+    ab_arm: str | None = None,
 ) -> Submitted:
-    """Record an already validated run and send it (no second validation)."""
+    """Record an already validated run and send it (no second validation). ``ab_arm``: "A" or
+    "B" for a run of an A/B group."""
     if queue not in DEVICE_CLASSES:
         raise ValueError(f"unknown queue {queue!r}; allowed: {', '.join(DEVICE_CLASSES)}")
     db = db or connect()
@@ -265,6 +267,7 @@ def record(
             group_id=group_id,
             max_attempts=max_attempts,
             max_queued=q.max_queued_per_user,
+            ab_arm=ab_arm,
         )
     except QuotaExceeded as e:
         raise QueueFull(str(e), {"queue": str(e)}) from e
@@ -351,34 +354,112 @@ def ab_tips(preset: str, facts: Any = None) -> list[str]:
     return out
 
 
-def submit_ab_pair(
+# An A/B group runs each seed in both arms (issue 23 §2): 5 by default, enough for a verdict on
+# a clear difference; at most 10, so a whole group (20 runs) fits one member's default quota of
+# queued runs. More pairs are another group on the next seeds (docs/dashboard.md).
+AB_SEEDS = 5
+MAX_AB_SEEDS = 10
+
+
+@dataclass(frozen=True)
+class AbGroup:
+    """An A/B group as queued: its id and, per seed, (seed, run of arm A, run of arm B)."""
+
+    group_id: str
+    pairs: tuple[tuple[int, int, int], ...]
+
+    @property
+    def run_ids(self) -> list[int]:
+        return [run for _seed, a, b in self.pairs for run in (a, b)]
+
+
+def ab_seeds_error(seeds: object) -> Message | None:
+    """Why ``seeds`` is not a number of seeds an A/B group may run, or None."""
+    ok = isinstance(seeds, int) and not isinstance(seeds, bool) and 1 <= seeds <= MAX_AB_SEEDS
+    return None if ok else Message("ab.seeds", limit=MAX_AB_SEEDS)
+
+
+def submit_ab_group(
     preset: str,
     dataset: str,
-    tip: str,
     *,
+    tip: str | None = None,
+    change: dict[str, Any] | None = None,
+    seeds: int = AB_SEEDS,
     target: str | None = None,
-    overrides: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | list[str] | None = None,
     dataset_id: int | None = None,
     owner: str = "local",
     queue: str = "cpu",
     info: dict[str, Any] | None = None,
     db: sqlite_utils.Database | None = None,
-) -> tuple[int, int, str]:
-    """Queue the same run twice, once as is and once with ``tip`` switched off, in one group.
-    Returns (run with the tip, run without it, group id). Validates both before queueing.
-    ``info``: the dataset's stored report (quotas, and the auto preset's facts)."""
+) -> AbGroup:
+    """Queue an A/B group over paired seeds: arm A is the run as configured, arm B the same
+    with ``tip`` switched off (:func:`tip_off_overrides`) or with ``change`` (any settings) on
+    top; each of ``seeds`` seeds (from the run's ``train.seed`` on) runs in both arms.
+
+    ``train.seed`` drives the split, the batch order and the initial weights, so seed s of A
+    and seed s of B differ only in the change under test (``engine/abtest.py``). All 2N
+    configs are validated and the quota checked before anything is queued (the group is queued
+    whole or not at all); the runs are recorded A, B seed by seed, so finished pairs come early
+    and the workers share them. Raises ``ConfigError`` with per-field errors."""
+    if (tip is None) == (change is None):
+        raise ValueError("name either a tip to switch off or a change, not both")
+    if why := ab_seeds_error(seeds):
+        raise ConfigError(why, {"seeds": why})
+    if isinstance(overrides, list):
+        from engine.config import parse_override
+
+        overrides = dict(parse_override(o) for o in overrides)
     base = dict(overrides or {})
-    off = {**base, **tip_off_overrides(preset, tip)}
-    # Validate both configs first: the pair is queued whole or not at all.
-    with_tip = validate(preset, dataset, target=target, overrides=base, info=info, queue=queue)
-    without = validate(preset, dataset, target=target, overrides=off, info=info, queue=queue)
-    if why := queue_quota(db or connect(), owner, need=2):
+    # The dataset's facts once (the command line may have to load the file), not 2N times.
+    facts = data_facts(preset, dataset, target, info)
+    if tip is not None and tip not in (allowed := ab_tips(preset, facts)):
+        why = Message("ab.unknown_tip", tip=tip, preset=preset, allowed=", ".join(allowed) or "—")
+        raise ConfigError(why, {"tip": why})
+    b_change = tip_off_overrides(preset, tip) if tip is not None else dict(change or {})
+    if "train.seed" in b_change:  # the seed is what pairs the arms; it can't be what differs
+        why = Message("ab.seed_in_change")
+        raise ConfigError(why, {"train.seed": why})
+    first = base.get("train.seed", 0)
+    if not isinstance(first, int) or isinstance(first, bool) or first < 0:
+        first = 0  # validate() names the bad value below
+    common = {"target": target, "info": info, "queue": queue, "facts": facts and facts.to_dict()}
+    requests = []
+    for seed in range(first, first + seeds):
+        a = validate(preset, dataset, overrides={**base, "train.seed": seed}, **common)
+        b = validate(preset, dataset, overrides={**base, **b_change, "train.seed": seed}, **common)
+        requests.append((seed, a, b))
+    db = db or connect()
+    if why := queue_quota(db, owner, need=2 * seeds):
         raise QueueFull(why, {"queue": why})
     group = f"ab-{uuid.uuid4().hex[:8]}"
-    common = {"queue": queue, "owner": owner, "dataset_id": dataset_id, "group_id": group, "db": db}
-    a = record(with_tip, name=f"A/B {tip} on", **common)
-    b = record(without, name=f"A/B {tip} off", **common)
-    return a.run_id, b.run_id, group
+    if tip is not None:
+        names = (f"A/B {tip} on", f"A/B {tip} off")
+    else:
+        what = ", ".join(f"{k}={v}" for k, v in b_change.items()) or "no change"
+        names = (f"A/B {what[:100]}: A", f"A/B {what[:100]}: B")
+    keep = {"queue": queue, "owner": owner, "dataset_id": dataset_id, "group_id": group, "db": db}
+    pairs = []
+    for seed, a, b in requests:
+        # one seed keeps the names pairs always had ("A/B T7 on"), which migration 6 reads
+        tail = f" · seed {seed}" if seeds > 1 else ""
+        ra = record(a, name=names[0] + tail, ab_arm="A", **keep)
+        rb = record(b, name=names[1] + tail, ab_arm="B", **keep)
+        pairs.append((seed, ra.run_id, rb.run_id))
+    return AbGroup(group, tuple(pairs))
+
+
+def submit_ab_pair(
+    preset: str,
+    dataset: str,
+    tip: str,
+    **options: Any,
+) -> tuple[int, int, str]:
+    """One seed of :func:`submit_ab_group`: (run with the tip, run without it, group id)."""
+    g = submit_ab_group(preset, dataset, tip=tip, seeds=1, **options)
+    ((_seed, a, b),) = g.pairs
+    return a, b, g.group_id
 
 
 def submit_with_change(

@@ -27,7 +27,7 @@ from jobs.runs.format import (
     one_line,
     show_value,
 )
-from jobs.store import registry
+from jobs.store import reader, registry
 from jobs.store.db import RUN_STATUSES, run_dir
 
 # --- run table ------------------------------------------------------------------------------
@@ -520,3 +520,168 @@ def per_class_recall(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         {"class": one_line(c, 80), **{name: recall.get((name, c), "—") for name, _ in scored}}
         for c in classes
     ]
+
+
+# --- A/B over paired seeds (issue 23 §2) -----------------------------------------------------
+
+# The score each A/B arm is judged on: the held-out test split (the verdict's: scored once, at
+# the end) and the best validation score (the epoch was picked on it, so it flatters).
+AB_SCORES = {"test": "test_metric", "best_val": "best_val_metric"}
+# Whether more is better, per run metric (summary["metric"]); a metric not listed is an error
+# of ours, so the verdict would rather say nothing than guess the direction.
+HIGHER_IS_BETTER = {"acc": True, "rmse": False}
+# The most runs one A/B group can hold (submit.MAX_AB_SEEDS pairs, with room for resubmits):
+# the read stops there, whatever the store holds.
+AB_GROUP_READ = 100
+
+
+def _seed(run: dict[str, Any]) -> int | None:
+    seed = ((run.get("spec") or {}).get("train") or {}).get("seed")
+    return seed if isinstance(seed, int) else None
+
+
+def _ab_change(a: dict[str, Any] | None, b: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The settings on which arm B differs from arm A (the seed aside): setting, A, B."""
+    if a is None or b is None:
+        return []
+    rows = config_diff([a, b])
+    return [
+        {"setting": r["setting"], "A": r[f"run {a['id']}"], "B": r[f"run {b['id']}"]}
+        for r in rows
+        if r["setting"] != "train.seed"
+    ]
+
+
+def _ab_tip(run: dict[str, Any] | None) -> str | None:
+    """The tip an A/B group switches off, from the name it was queued under ("A/B T2 on")."""
+    name = (run or {}).get("name") or ""
+    head = name.split(" · ")[0]
+    if head.startswith("A/B ") and head.endswith(" on"):
+        tip = head[4:-3]
+        return tip if tip[:1] == "T" and tip[1:].isdigit() else None
+    return None
+
+
+def ab_groups(db: sqlite_utils.Database, limit: int = 50) -> list[dict[str, Any]]:
+    """Every A/B group, newest first, for the Compare page's picker: ``group_id``, what B
+    changes (setting names), the dataset, the number of seeds, runs and runs over."""
+    names = _dataset_names(db)
+    out = []
+    for g in registry.ab_groups(db, limit=limit):
+        a = registry.get_run(db, g["a_id"]) if g["a_id"] else None
+        b = registry.get_run(db, g["b_id"]) if g["b_id"] else None
+        out.append(
+            {
+                "group_id": g["group_id"],
+                "change": [c["setting"] for c in _ab_change(a, b)],
+                "tip": _ab_tip(a),
+                "dataset": one_line(names.get(g["dataset_id"], "—"), 80),
+                "seeds": (g["runs"] + 1) // 2,
+                "runs": g["runs"],
+                "over": g["over"] or 0,
+            }
+        )
+    return out
+
+
+def _ab_runs(db: sqlite_utils.Database, group_id: str) -> list[dict[str, Any]]:
+    runs = registry.list_runs(db, group_id=group_id, limit=AB_GROUP_READ)
+    return sorted((r for r in runs if r.get("ab_arm") in ("A", "B")), key=lambda r: r["id"])
+
+
+def ab_report(db: sqlite_utils.Database, group_id: str) -> dict[str, Any] | None:
+    """One A/B group judged seed by seed (``engine.abtest``), None when it has no runs.
+
+    ``scores`` holds, for the held-out test metric (``test``) and the best validation metric
+    (``best_val``): each arm's mean ± 95% CI (``a``, ``b``: ``ArmStats``), the paired
+    difference B − A (``diff``: ``PairedStats``) and the ``verdict`` (a ``Verdict`` with its
+    message). A seed counts once both of its runs have finished; a failed or cancelled run
+    drops its seed's pair. ``pairs``: each seed's two runs (id, status, test, best)."""
+    from engine import abtest  # scipy, only when a page shows a group
+
+    runs = _ab_runs(db, group_id)
+    if not runs:
+        return None
+    by_arm: dict[str, dict[int, dict[str, Any]]] = {"A": {}, "B": {}}
+    for r in runs:
+        seed = _seed(r)
+        if seed is not None:
+            by_arm[r["ab_arm"]].setdefault(seed, r)  # the first run of a seed is its pair's
+    seeds = sorted(set(by_arm["A"]) | set(by_arm["B"]))
+    summaries = [r.get("summary") or {} for r in runs]
+    metric = next((s["metric"] for s in summaries if s.get("metric")), None)
+    higher = HIGHER_IS_BETTER.get(metric or "", True)
+
+    def score(run: dict[str, Any] | None, key: str) -> float | None:
+        if run is None or run["status"] != "finished":
+            return None
+        return (run.get("summary") or {}).get(key)
+
+    scores = {}
+    for name, key in AB_SCORES.items():
+        a = [score(by_arm["A"].get(s), key) for s in seeds]
+        b = [score(by_arm["B"].get(s), key) for s in seeds]
+        scores[name] = {
+            "a": abtest.arm_stats(a),
+            "b": abtest.arm_stats(b),
+            "diff": abtest.paired_stats(a, b),
+            "verdict": abtest.verdict(a, b, metric=metric, higher_is_better=higher),
+        }
+
+    def brief(run: dict[str, Any] | None) -> dict[str, Any] | None:
+        if run is None:
+            return None
+        return {
+            "id": run["id"],
+            "status": run["status"],
+            "test": score(run, "test_metric"),
+            "best": score(run, "best_val_metric"),
+        }
+
+    first_a = next(iter(by_arm["A"].values()), None)
+    first_b = next(iter(by_arm["B"].values()), None)
+    return {
+        "group_id": group_id,
+        "metric": metric,
+        "metric_name": metric_name(metric),
+        "higher_is_better": higher,
+        "tip": _ab_tip(first_a),
+        "change": _ab_change(first_a, first_b),
+        "scores": scores,
+        "seeds": seeds,
+        "pairs": [
+            {"seed": s, "A": brief(by_arm["A"].get(s)), "B": brief(by_arm["B"].get(s))}
+            for s in seeds
+        ],
+        "runs": len(runs),
+        "active": sum(r["status"] in ACTIVE for r in runs),
+        "run_ids": [r["id"] for r in runs],
+    }
+
+
+def ab_metric_keys(db: sqlite_utils.Database, group_id: str) -> list[str]:
+    """The metric keys any run of the group has logged, sorted."""
+    keys: set[str] = set()
+    for r in _ab_runs(db, group_id):
+        keys |= set(reader.keys(db, r["id"]))
+    return sorted(keys)
+
+
+def ab_bands(
+    db: sqlite_utils.Database, group_id: str, key: str, max_points: int = 2000
+) -> dict[str, dict[str, Any]]:
+    """Each arm's ``key`` curve as mean and per-step 95% CI (``engine.abtest.band``):
+    ``{"A": {"n": runs with points, "rows": [{"step", "mean", "low", "high", "n"}, ...]}, "B": …}``."""
+    from engine import abtest
+
+    out: dict[str, dict[str, Any]] = {}
+    for arm in ("A", "B"):
+        curves = []
+        for r in _ab_runs(db, group_id):
+            if r["ab_arm"] != arm:
+                continue
+            s = reader.series(db, r["id"], [key], max_points=max_points).get(key)
+            if s is not None and len(s):
+                curves.append((s.step, s.value))
+        out[arm] = {"n": len(curves), "rows": abtest.band(curves)}
+    return out

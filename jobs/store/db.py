@@ -276,12 +276,26 @@ def _m005_error_messages(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE runs ADD COLUMN error_msg TEXT")
 
 
+def _m006_ab_arms(db: sqlite_utils.Database) -> None:
+    """Which arm of an A/B group a run is (``A``: as is, ``B``: with the change; issue 23 §2),
+    so Compare finds each seed's pair by (group, arm, seed) and a run queued into the group
+    later ("queue with this change" keeps the group) is never taken for an arm. Pairs queued
+    before this migration are recognised by the names they were given ("A/B T7 on" / "off")."""
+    db.execute("ALTER TABLE runs ADD COLUMN ab_arm TEXT")
+    for arm, suffix in (("A", "on"), ("B", "off")):
+        db.execute(
+            "UPDATE runs SET ab_arm = ? WHERE group_id LIKE 'ab-%' AND name LIKE ?",
+            [arm, f"A/B % {suffix}"],
+        )
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "initial schema", _m001_initial),
     (2, "queue sends", _m002_queue_sends),
     (3, "login attempts per client, hashed session tokens", _m003_login_attempts),
     (4, "per-user dashboard settings", _m004_user_settings),
     (5, "run errors as message codes", _m005_error_messages),
+    (6, "the arm of an A/B run", _m006_ab_arms),
 ]
 
 

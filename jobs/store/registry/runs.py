@@ -48,15 +48,19 @@ def create_run(
     group_id: str | None = None,
     max_attempts: int = 3,
     max_queued: int | None = None,
+    ab_arm: str | None = None,
 ) -> int:
     """Record a new run in status ``queued``; return its id.
 
     ``max_queued``: refuse (QuotaExceeded) when ``owner`` already has that many queued runs;
-    the count and the insert are one statement, so parallel submits can't slip past it."""
+    the count and the insert are one statement, so parallel submits can't slip past it.
+    ``ab_arm``: "A" or "B" for a run of an A/B group (``group_id``)."""
     if not isinstance(spec, dict):
         raise TypeError(f"spec must be a dict (JSON object), got {type(spec).__name__}")
     if max_attempts < 1:
         raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+    if ab_arm not in (None, "A", "B") or (ab_arm and not group_id):
+        raise ValueError(f"ab_arm must be 'A' or 'B' in a group, got {ab_arm!r}")
     row = {
         "name": name,
         "dataset_id": dataset_id,
@@ -71,6 +75,8 @@ def create_run(
         "cancel_requested": 0,
         "group_id": group_id,
     }
+    if ab_arm:  # only then: the column is migration 6's, and most runs have no arm
+        row["ab_arm"] = ab_arm
     if max_queued is None:
         return _insert(db["runs"], row)
     cols = ", ".join(row)
@@ -485,6 +491,22 @@ def list_runs(
         f"SELECT * FROM runs{where} ORDER BY id DESC LIMIT ? OFFSET ?", [*params, limit, offset]
     )
     return [_decode(r, _RUN_JSON) for r in rows]
+
+
+def ab_groups(db: sqlite_utils.Database, limit: int = 50) -> list[dict[str, Any]]:
+    """The A/B groups (runs with an arm), newest first: ``group_id``, ``runs``, ``over`` (runs
+    that ended), ``a_id``/``b_id`` (each arm's first run) and ``dataset_id``."""
+    terminal = ", ".join(f"'{s}'" for s in TERMINAL)
+    rows = db.query(
+        f"""SELECT group_id, count(*) AS runs, sum(status IN ({terminal})) AS over,
+            min(CASE WHEN ab_arm = 'A' THEN id END) AS a_id,
+            min(CASE WHEN ab_arm = 'B' THEN id END) AS b_id,
+            min(dataset_id) AS dataset_id, max(id) AS last_id
+        FROM runs WHERE ab_arm IS NOT NULL AND group_id IS NOT NULL
+        GROUP BY group_id ORDER BY last_id DESC LIMIT ?""",
+        [limit],
+    )
+    return list(rows)
 
 
 def filter_values(db: sqlite_utils.Database) -> list[tuple[Any, Any, Any]]:
