@@ -54,6 +54,8 @@ EVENT_STYLE: dict[str, tuple[str, str | None]] = {
     EventKind.CANCELLED: ("#7f7f7f", N_("cancelled")),
     EventKind.RELEASED: ("#7f7f7f", N_("worker stopped: requeued")),
     EventKind.RESUMED: ("#17becf", N_("resumed")),
+    EventKind.SWEEP_PAUSED: ("#bcbd22", N_("sweep: paused at a rung")),
+    EventKind.SWEEP_PROMOTED: ("#2ca02c", N_("sweep: promoted")),
     EventKind.CHECKPOINT_FAILED: ("#e377c2", N_("checkpoint not saved")),
 }
 # The doctor's live rules as the short names drawn on the charts ("⚠ T6 ratio high").

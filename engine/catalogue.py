@@ -950,9 +950,13 @@ CATALOGUE: dict[str, str] = {
         "score on the file's {target} column ({rows} rows): accuracy {accuracy:.4f}, balanced "
         "accuracy {balanced:.4f}"
     ),
-    "predict.score_regression": N_(
-        "score on the file's {target} column ({rows} rows): RMSE {rmse:.6g}, MAE {mae:.6g}"
+    "predict.no_bundle": N_(
+        "{run}: no model bundle here: give a finished run's id, its folder or its bundle folder "
+        "(a run whose bundle failed its parity check has none; its bundle event says why)"
     ),
+    "predict.file_type": N_("{where}: predictions read {allowed}, not {ext}"),
+    "predict.too_big": N_("{where}: the file is larger than the upload limit of {limit} MB"),
+    "predict.not_yours": N_("run {run} belongs to {owner}: predict only with your own runs"),
     "export.no_onnx": N_(
         "ONNX export needs the onnx extra: pip install 'trainboard[onnx]' (onnx, onnxscript, "
         "onnxruntime)"
@@ -964,5 +968,46 @@ CATALOGUE: dict[str, str] = {
     "export.differs": N_(
         "model.onnx differs from model.ts on {rows} rows by up to {diff:.2g} (more than {tol:g}): "
         "not written"
+    ),
+    "predict.score_regression": N_(
+        "score on the file's {target} column ({rows} rows): RMSE {rmse:.6g}, MAE {mae:.6g}"
+    ),
+    # --- sweeps (issue 23 §3: jobs/sweeps/) ----------------------------------------------------
+    "sweep.space_long": N_("a search dimension is at most {limit} characters"),
+    "sweep.space_syntax": N_(
+        "'{text}' is not a search dimension: write FIELD=LOW:HIGH, FIELD=log:LOW:HIGH, "
+        "FIELD=int:LOW:HIGH or FIELD=choice:A,B"
+    ),
+    "sweep.space_choices": N_("{field}: at most {limit} choices"),
+    "sweep.space_range": N_(
+        "{field}: the low end must be below the high end, and the choices must differ"
+    ),
+    "sweep.space_log": N_("{field}: a log scale needs a low end above 0"),
+    "sweep.space_empty": N_("name at least one setting to search, e.g. optim.lr=log:1e-4:1"),
+    "sweep.space_size": N_("a search space has at most {limit} settings"),
+    "sweep.space_budget": N_(
+        "{field} is the sweep's budget, not a dimension: set its epochs and rungs instead"
+    ),
+    "sweep.space_twice": N_("{field} is named twice in the search space"),
+    "sweep.trials": N_("the number of trials is a whole number from 1 to {limit}"),
+    "sweep.parallel": N_("trials at once is a whole number from 1 to {limit}"),
+    "sweep.parallel_quota": N_(
+        "{parallel} trials at once is more than the {limit} queued runs one person may have"
+    ),
+    "sweep.rungs": N_(
+        "the rungs need 1 ≤ first rung ≤ epochs, and η (the rungs' factor) from 2 to {eta}"
+    ),
+    "sweep.not_found": N_("sweep {id} not found"),
+    "sweep.not_yours": N_("sweep {id} belongs to {owner}"),
+    "sweep.cannot_pause": N_("sweep {id} is {status}: only a running sweep can be paused"),
+    "sweep.cannot_resume": N_("sweep {id} is {status}: only a paused sweep can be resumed"),
+    "sweep.cannot_cancel": N_("sweep {id} is already {status}"),
+    "sweep.no_score": N_("the run ended without a validation score"),
+    "event.sweep_paused": N_(
+        "sweep {sweep}: paused at {epochs} epochs ({metric} {value:.4g}), its checkpoint kept; "
+        "it goes on if it is promoted"
+    ),
+    "event.sweep_promoted": N_(
+        "sweep {sweep}: promoted, it goes on from {epochs} to {next} epochs"
     ),
 }

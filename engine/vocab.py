@@ -35,6 +35,8 @@ class EventKind(StrEnum):
     RELEASED = "released"  # emitted by jobs: a worker shut down and handed the run back
     TEST_SCORE = "test_score"  # the held-out test split, scored once with the best weights
     BUNDLE = "bundle"  # the model bundle's parity check (data: ok, rows, max_diff, why; issue 21)
+    SWEEP_PAUSED = "sweep_paused"  # emitted by jobs: a sweep trial waits at a rung (ASHA)
+    SWEEP_PROMOTED = "sweep_promoted"  # emitted by jobs: promoted, it resumes to the next rung
 
 
 class StopReason(StrEnum):

@@ -534,6 +534,8 @@ def run_worker(device: str, *, name: str | None, loglevel: str) -> None:
     """Run a Celery worker for ``device`` in this process until it is stopped."""
     from jobs.queue.worker import run_worker as run
 
+    if name is None and remote_worker():
+        name = remote_worker_name()  # the token names this worker on the server
     run(device, name=name, loglevel=loglevel)
 
 
@@ -697,3 +699,214 @@ def compile_catalog(po_path: Path) -> gettext.GNUTranslations:
     write_mo(buf, catalog, use_fuzzy=False)
     buf.seek(0)
     return gettext.GNUTranslations(buf)
+
+
+# --- workers on other hosts (jobs.remote) ---------------------------------------------------
+
+
+def create_worker_token(db: sqlite_utils.Database, name: str) -> str:
+    """A new token for a remote worker (shown once; only its hash is stored)."""
+    from jobs.remote import tokens
+
+    return tokens.create(db, name)
+
+
+def list_worker_tokens(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    from jobs.remote import tokens
+
+    return tokens.list_tokens(db)
+
+
+def revoke_worker_token(db: sqlite_utils.Database, name: str) -> list[int]:
+    """Refuse the worker's token from now on; returns the runs handed back to the queue."""
+    from jobs.remote import tokens
+
+    return tokens.revoke(db, name)
+
+
+def remote_worker() -> bool:
+    """Whether this process is a worker on another host (TRAINBOARD_SERVER and a token)."""
+    from jobs import remote
+
+    return remote.enabled()
+
+
+def remote_worker_name() -> str:
+    """The worker name the server knows this host's token by."""
+    from jobs.remote.client import Client
+
+    return Client.from_env().request("GET", "/whoami").json()["name"]
+
+
+def ingest_command(port: int, address: str, *, reaper: bool) -> list[str]:
+    """How ``up`` starts the ingest remote workers post to (``jobs.remote.server``)."""
+    import sys
+
+    cmd = [sys.executable, "-m", "jobs.remote.server", "--port", str(port), "--address", address]
+    return cmd if reaper else [*cmd, "--no-reaper"]
+
+
+def export_run_points(db: sqlite_utils.Database, run_id: int, out: BinaryIO | Any) -> int:
+    """A run's metric points as CSV (key, step, value) into the text stream ``out``, cells made
+    safe for spreadsheets; the same for runs trained here or on another host."""
+    registry.get_run(db, run_id)  # RunNotFound for an unknown id
+    return reader.write_points_csv(db, run_id, out)
+
+
+# --- sweeps (issue 23 §3; jobs/sweeps/) ---------------------------------------------------------
+
+
+def submit_sweep(
+    preset_name: str,
+    source: str,
+    *,
+    space: list[str],
+    trials: int,
+    parallel: int,
+    min_epochs: int,
+    eta: int,
+    max_epochs: int | None,
+    target: str | None,
+    overrides: dict[str, Any] | list[str] | None,
+    queue: str = "cpu",
+    dataset_id: int | None = None,
+    info: dict[str, Any] | None = None,
+    owner: str = "local",
+    name: str | None = None,
+    db: sqlite_utils.Database | None = None,
+) -> int:
+    """Create a sweep and queue its first trials (the CLI's ``sweep``, the Sweeps page's
+    form): every corner of the space is validated as a single run is, and the trials go
+    through the queue and its quotas. Returns the sweep's id; raises ``ConfigError`` (with
+    ``fields``) before anything is queued."""
+    from jobs.sweeps import controller
+
+    if overrides and not isinstance(overrides, list) and (errors := _refused(overrides)):
+        raise _refuse(errors)
+    return controller.create_sweep(
+        preset_name,
+        source,
+        space=space,
+        trials=trials,
+        parallel=parallel,
+        min_epochs=min_epochs,
+        eta=eta,
+        max_epochs=max_epochs,
+        target=target,
+        overrides=overrides,
+        info=info,
+        dataset_id=dataset_id,
+        owner=owner,
+        queue=queue,
+        name=name,
+        db=db,
+    )
+
+
+def list_sweeps(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """Every sweep, newest first, with its trials counted by state."""
+    from jobs.sweeps import views as sweep_views
+
+    return sweep_views.sweep_rows(db)
+
+
+def sweep_report(db: sqlite_utils.Database, sweep_id: int) -> dict[str, Any]:
+    """One sweep's trials, chart points and hours saved (``jobs.sweeps.views``)."""
+    from jobs.sweeps import views as sweep_views
+
+    return sweep_views.sweep_report(db, sweep_id)
+
+
+def sweep_importance(db: sqlite_utils.Database, sweep_id: int) -> dict[str, float] | None:
+    """Optuna's parameter importance once enough trials completed, else None."""
+    from jobs.sweeps import views as sweep_views
+
+    return sweep_views.importance(db, sweep_id)
+
+
+def control_sweep(
+    db: sqlite_utils.Database, sweep_id: int, action: str, user: dict[str, Any] | None
+) -> None:
+    """``pause``, ``resume`` or ``cancel`` a sweep, if ``user`` may change it. Raises
+    ``Refused`` (``sweep.cannot_*`` when it is not in a state for that, ``sweep.not_found``)."""
+    from jobs.store.sweeps import get_sweep
+    from jobs.sweeps import controller
+
+    actions = {"pause": controller.pause, "resume": controller.resume, "cancel": controller.cancel}
+    if action not in actions:
+        raise ValueError(f"unknown sweep action {action!r}; allowed: {', '.join(actions)}")
+    sweep = get_sweep(db, sweep_id)
+    auth.require_modify(user, sweep["owner"], f"sweep {sweep_id}")
+    actions[action](db, sweep_id)
+
+
+# --- a run's model: its bundle, predictions, ONNX (issue 21; jobs.runs.predict) ---------------
+
+
+def bundle_folder(run: str | int | Path) -> Path:
+    """RUN as the CLI takes it (a run id, a run directory or a bundle directory) → the bundle
+    folder; DataError when there is none."""
+    from jobs.runs import predict
+
+    return predict.bundle_folder(run)
+
+
+def _may_use(db: sqlite_utils.Database, run: str | int | Path, user: dict[str, Any] | None) -> None:
+    """Team mode: a member predicts with, exports or downloads only their own runs (an admin
+    with any). A folder given by path (the CLI on the server) has no owner to check."""
+    if user is None or not str(run).isdigit():
+        return
+    owner = get_run(db, int(str(run)))["owner"]
+    if not auth.may_modify(user, owner):
+        raise auth.NotAllowed(Message("predict.not_yours", run=int(str(run)), owner=owner))
+
+
+def predict_file(
+    db: sqlite_utils.Database,
+    run: str | int | Path,
+    source: Path,
+    *,
+    filename: str | None = None,
+    out: Path | None = None,
+    user: dict[str, Any] | None = None,
+) -> Any:
+    """Score the table ``source`` with the run's bundle (``jobs.runs.predict.predict``):
+    its problems as messages, the first rows, the score on its target column; the whole file
+    with the predictions added goes to ``out`` (nothing is written when it is refused)."""
+    from jobs.runs import predict
+
+    _may_use(db, run, user)
+    folder = predict.bundle_folder(run)
+    return predict.predict(folder, source, filename or source.name, out)
+
+
+def run_bundle(db: sqlite_utils.Database, run_id: int) -> dict[str, Any] | None:
+    """What Run detail says about a run's bundle: its parity check (ok, rows, max_diff, why)
+    and its folder when it is offered; None for a run that made none."""
+    from jobs.runs import predict
+
+    run = get_run(db, run_id)
+    state = predict.bundle_state(run.get("summary"))
+    if state is None:
+        return None
+    folder = predict.run_dir(run_id) / predict.BUNDLE
+    state["folder"] = folder if state.get("ok") and (folder / "model.ts").is_file() else None
+    return state
+
+
+def bundle_zip(db: sqlite_utils.Database, run_id: int, user: dict[str, Any] | None = None) -> bytes:
+    """The run's bundle as one .zip (Run detail's download)."""
+    from jobs.runs import predict
+
+    _may_use(db, run_id, user)
+    return predict.bundle_zip(predict.bundle_folder(run_id))
+
+
+def export_onnx(
+    db: sqlite_utils.Database, run: str | int | Path, user: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """model.onnx into the run's bundle, checked against model.ts (engine.bundle_onnx)."""
+    from jobs.runs import predict
+
+    _may_use(db, run, user)
+    return predict.export_onnx(predict.bundle_folder(run))

@@ -114,6 +114,18 @@ def _supervise(db, run_id: int) -> str:
         me.current_run = None
         me.report(db)
         _next_turn(db, run["queue"])
+        _step_sweep(db, run_id)
+
+
+def _step_sweep(db, run_id: int) -> None:
+    """The run was a sweep's trial: its sweep pauses, promotes or queues the next trial now
+    (``jobs.sweeps.controller``), not at the next housekeeping pass. Never fails the task."""
+    try:
+        from jobs.sweeps.controller import on_run_over
+
+        on_run_over(db, run_id)
+    except Exception:  # the housekeeping pass steps the sweep again
+        log.exception("stepping the sweep of run %s failed", run_id)
 
 
 def _next_turn(db, queue: str) -> None:

@@ -525,6 +525,10 @@ def delete_run(db: sqlite_utils.Database, run_id: int, home: Path | str | None =
         shutil.rmtree(trash, ignore_errors=True)
 
 
+def _reopenable(paused: bool) -> tuple[str, ...]:
+    return (*registry.REOPENABLE, "finished") if paused else registry.REOPENABLE
+
+
 @dataclass(frozen=True)
 class ResumePoint:
     """Whether a run can be resumed, and from where (for a button and its caption)."""
@@ -535,10 +539,11 @@ class ResumePoint:
 
 
 def resume_point(
-    db: sqlite_utils.Database, run_id: int, home: Path | str | None = None
+    db: sqlite_utils.Database, run_id: int, home: Path | str | None = None, *, paused: bool = False
 ) -> ResumePoint:
+    """``paused``: the run is a sweep trial that finished at a rung, and goes on (jobs.sweeps)."""
     run = registry.get_run(db, run_id)
-    if run["status"] not in registry.REOPENABLE:
+    if run["status"] not in _reopenable(paused):
         return ResumePoint(False, Message("resume.not_over", id=run_id, status=run["status"]))
     path = run_dir(run_id, home) / CHECKPOINT
     if not path.exists():
@@ -557,14 +562,18 @@ def resume(
     run_id: int,
     overrides: dict[str, Any] | list[str] | None = None,
     home: Path | str | None = None,
+    *,
+    paused: bool = False,
 ) -> Submitted:
     """Queue a failed, cancelled or lost run again under the same id: the next worker resumes
     it from its checkpoint, exactly as after a worker crash (no step is trained twice; points of
     an unfinished epoch are replaced when it is redone). ``overrides``: only ``RESUME_FIELDS``
-    (e.g. ``train.epochs=50`` to go on longer). Raises ``ConfigError`` saying why not."""
+    (e.g. ``train.epochs=50`` to go on longer). ``paused``: a sweep trial that finished at a
+    rung, promoted to the next (its checkpoint holds the rung's last epoch). Raises
+    ``ConfigError`` saying why not."""
     from engine.config import Config, apply_overrides, parse_override
 
-    point = resume_point(db, run_id, home if home is not None else data_home())
+    point = resume_point(db, run_id, home if home is not None else data_home(), paused=paused)
     if not point.possible:
         raise ConfigError(point.reason, {"run": point.reason})
     run = registry.get_run(db, run_id)
@@ -587,7 +596,9 @@ def resume(
     ds = check_dataset(db, spec, run.get("dataset_id"))  # the run reads only its dataset
     quotas.check_spec(spec, ds.get("report"), queue=run.get("queue") or "cpu", db=db, quotas=q)
     try:
-        registry.reopen_run(db, run_id, spec=spec, max_queued=q.max_queued_per_user)
+        registry.reopen_run(
+            db, run_id, spec=spec, max_queued=q.max_queued_per_user, statuses=_reopenable(paused)
+        )
     except QuotaExceeded as e:
         raise QueueFull(str(e), {"queue": str(e)}) from e
     if send_run(db, run_id):

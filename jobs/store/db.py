@@ -289,6 +289,55 @@ def _m006_ab_arms(db: sqlite_utils.Database) -> None:
         )
 
 
+def _m007_sweeps(db: sqlite_utils.Database) -> None:
+    """Sweeps (issue 23 §3): what a sweep searches and how (``sweeps``), and each of its
+    trials (``sweep_trials``): the Optuna trial number, the run that trains it, where it is
+    on the ASHA rungs and what it scored at each. The controller's whole state is here and in
+    the Optuna study beside the store (``sweeps.db``), so it survives any restart."""
+    db["sweeps"].create(
+        {
+            "id": int,
+            "name": str,
+            "owner": str,
+            "dataset_id": int,
+            "preset": str,
+            "spec": str,  # JSON: dataset, target, queue, base overrides, space, budget, rungs
+            "metric": str,
+            "direction": str,
+            "status": str,
+            "created_at": float,
+            "finished_at": float,
+            "lease_by": str,
+            "lease_until": float,
+            "poked_at": float,  # a trial's run ended while another process held the lease
+            "note": str,  # JSON message: why the controller waits (a full queue)
+        },
+        pk="id",
+        not_null={"spec", "status", "created_at"},
+        defaults={"owner": "local", "status": "running"},
+        foreign_keys=[("dataset_id", "datasets", "id")],
+    )
+    db["sweep_trials"].create(
+        {
+            "sweep_id": int,
+            "number": int,
+            "run_id": int,
+            "params": str,  # JSON
+            "state": str,
+            "rung": int,  # the epochs its current (or last) segment trains to
+            "epochs": int,  # epochs trained so far
+            "seconds": float,  # seconds those epochs took, over every segment
+            "rung_values": str,  # JSON {epochs: best validation metric by then}
+            "value": float,
+            "updated_at": float,
+        },
+        pk=("sweep_id", "number"),
+        not_null={"state"},
+        foreign_keys=[("sweep_id", "sweeps", "id")],
+    )
+    db["sweep_trials"].create_index(["run_id"])
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "initial schema", _m001_initial),
     (2, "queue sends", _m002_queue_sends),
@@ -296,6 +345,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (4, "per-user dashboard settings", _m004_user_settings),
     (5, "run errors as message codes", _m005_error_messages),
     (6, "the arm of an A/B run", _m006_ab_arms),
+    (7, "sweeps and their trials", _m007_sweeps),
 ]
 
 

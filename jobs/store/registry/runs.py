@@ -345,11 +345,14 @@ def reopen_run(
     *,
     spec: dict[str, Any] | None = None,
     max_queued: int | None = None,
+    statuses: tuple[str, ...] = REOPENABLE,
 ) -> dict[str, Any]:
     """failed/cancelled/lost -> queued, to be resumed from its checkpoint by the next worker
     (the engine resumes whenever the run's folder holds one). The run gets fresh attempts and
     no cancel flag; ``spec`` replaces the stored one (e.g. more epochs). ``max_queued``: the
-    owner's queued-run quota, checked in the same statement. Returns the run afterwards."""
+    owner's queued-run quota, checked in the same statement. ``statuses``: where it may come
+    from (a sweep also reopens a trial that finished at a rung: ``jobs.sweeps``). Returns the
+    run afterwards."""
     run = get_run(db, run_id)
     sets = {
         "status": "queued",
@@ -368,9 +371,9 @@ def reopen_run(
         where = " AND (SELECT count(*) FROM runs WHERE owner = ? AND status = 'queued') < ?"
         params = [run["owner"], max_queued]
     try:
-        _transition(db, run_id, "resume", REOPENABLE, sets, where=where, where_params=params)
+        _transition(db, run_id, "resume", statuses, sets, where=where, where_params=params)
     except IllegalTransition as e:
-        if max_queued is not None and e.current in REOPENABLE:
+        if max_queued is not None and e.current in statuses:
             raise QuotaExceeded(queued_quota_message(run["owner"], max_queued)) from e
         raise
     return get_run(db, run_id)

@@ -1,0 +1,130 @@
+"""The Sweeps page under AppTest on a real store and a real Optuna study (a 12-trial sweep
+played to its end by tests/sweep_helpers.py), and in a real browser: the trial table, the
+parallel-coordinates chart (log axis, top-k% filter), importance, hours saved, the controls."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from jobs.store import sweeps as store
+from jobs.store.db import connect
+from jobs.sweeps import controller
+from tests.sweep_helpers import SPACE, play
+from tests.test_app import assert_clean, charts_of, page, texts
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    path = tmp_path_factory.mktemp("home")
+    old = os.environ.get("TRAINBOARD_HOME")
+    os.environ["TRAINBOARD_HOME"] = str(path)
+    broker = os.environ.pop("TRAINBOARD_BROKER_URL", None)
+    try:
+        db = connect()
+        done = controller.create_sweep(
+            "sutskever",
+            "builtin:breast-cancer",
+            space=SPACE,
+            trials=12,
+            parallel=3,
+            max_epochs=3,
+            overrides={"train.preflight": False},
+            name="lr and dropout",
+            db=db,
+        )
+        play(db, done)
+        live = controller.create_sweep(
+            "sutskever",
+            "builtin:breast-cancer",
+            space=SPACE,
+            trials=4,
+            parallel=2,
+            max_epochs=3,
+            overrides={"train.preflight": False},
+            name="still running",
+            db=db,
+        )
+        yield {"path": path, "done": done, "live": live}
+    finally:
+        if old is None:
+            os.environ.pop("TRAINBOARD_HOME", None)
+        else:
+            os.environ["TRAINBOARD_HOME"] = old
+        if broker is not None:
+            os.environ["TRAINBOARD_BROKER_URL"] = broker
+
+
+def _parallel(at) -> dict:
+    """The parallel-coordinates chart, its rows the trials' points (not the axes' end labels)."""
+    (chart,) = [c for c in charts_of(at) if "Parallel" in str(c.get("title", ""))]
+    return {**chart, "rows": [r for r in chart["rows"] if "trial" in r]}
+
+
+def test_the_sweeps_page_shows_trials_parallel_coordinates_importance_and_hours_saved(home):
+    at = page("sweeps", sweep_pick=home["done"])
+    page_text = texts(at)
+    assert "Status: finished" in page_text and "Trials: 12 / 12" in page_text
+    assert "GPU-hours saved by pruning" in page_text
+    chart = _parallel(at)
+    rows = chart["rows"]
+    assert {r["axis"] for r in rows} == {"optim.lr (log)", "model.dropout", "acc"}
+    assert {r["trial"] for r in rows} == set(range(12))
+    assert all(0 <= r["norm"] <= 1 for r in rows)
+    # the log axis: lr = 1e-2 sits in the middle of 1e-4 … 1 (normalised in log space)
+    trials = {t["number"]: t for t in store.trials(connect(), home["done"])}
+    for r in rows:
+        if r["axis"] == "optim.lr (log)":
+            import math
+
+            lr = trials[r["trial"]]["params"]["optim.lr"]
+            assert r["norm"] == pytest.approx((math.log10(lr) + 4) / 4)
+    table = at.dataframe[0].value
+    assert len(table) == 12 and {"optim.lr", "model.dropout", "acc"} <= set(table.columns)
+    assert "Hyperparameter importance" in page_text
+    imp = [c for c in charts_of(at) if c.get("mark", {}) in ("bar", {"type": "bar"})]
+    assert imp and {r["setting"] for r in imp[0]["rows"]} == {"optim.lr", "model.dropout"}
+
+
+def test_the_top_k_filter_keeps_the_best_trials(home):
+    at = page("sweeps", sweep_pick=home["done"])
+    at.slider(key="sweep_top").set_value(25).run()
+    assert_clean(at)
+    rows = _parallel(at)["rows"]
+    kept = {r["trial"] for r in rows}
+    assert len(kept) == 3
+    scores = {t["number"]: t["value"] for t in store.trials(connect(), home["done"])}
+    assert min(scores[t] for t in kept) >= sorted(scores.values())[-3]
+
+
+def test_a_running_sweep_can_be_paused_resumed_and_cancelled_from_the_page(home):
+    db = connect()
+    at = page("sweeps", sweep_pick=home["live"])
+    next(b for b in at.button if b.label == "Pause").click()
+    at.run()
+    assert_clean(at)
+    assert store.get_sweep(db, home["live"])["status"] == "paused"
+    next(b for b in at.button if b.label == "Resume").click()
+    at.run()
+    assert store.get_sweep(db, home["live"])["status"] == "running"
+    next(b for b in at.button if b.label == "Cancel sweep").click()
+    at.run()
+    assert_clean(at)
+    assert store.get_sweep(db, home["live"])["status"] == "cancelled"
+
+
+def test_the_sweeps_page_reads_in_chinese(home):
+    at = page("sweeps", locale="zh-CN", sweep_pick=home["done"])
+    page_text = texts(at)
+    assert "GPU-hours saved by pruning" not in page_text
+    assert any("剪枝" in m.label for m in at.metric)
+
+
+def test_the_new_sweep_form_refuses_a_bad_space_with_its_reason(home):
+    at = page("sweeps", sweep_pick=home["done"])
+    at.text_area[0].set_value("data.dataset=0:1")
+    next(b for b in at.button if b.label == "Start sweep").click()
+    at.run()
+    assert_clean(at)
+    assert at.error and "dataset" in at.error[0].value
