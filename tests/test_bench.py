@@ -57,6 +57,13 @@ EXPECTED: dict[str, list[str]] = {
         r"(\d+)/\1 finished in " + NUM + r" s on \d+ workers, 0 re-run, 0 started twice",
         r"embedded\s+submit → running " + NUM + r" s .* submit → finished " + NUM + r" s",
     ],
+    "remote": [
+        r"local: MetricWriter → SQLite\s+" + NUM + r"\s+1\.00×",
+        r"remote: spool → HTTP → ingest → SQLite\s+" + NUM + r"\s+" + NUM + "×",
+        r"remote/local = " + NUM + r"× \(goal ≥ 0\.5× and ≥ 200,000 points/s\): (PASS|MISS)",
+        r"outage of " + NUM + r" s: " + NUM + r" points spooled, drained in " + NUM + r" s",
+        r"remote worker submit → running: (median " + NUM + r" s|skipped)",
+    ],
     "small_run": [
         r"import torch \(the floor\)\s+" + NUM + r"\s+0\.00\s+1\.00×",
         r"trainboard train, wine \(178 rows\)\s+" + NUM + r"\s+-?" + NUM + r"\s+" + NUM + "×",
