@@ -29,6 +29,7 @@ PAGE_LIST: dict[str, Page] = {
     "runs": Page("screens/runs.py", N_("Runs"), ":material/list:"),
     "run": Page("screens/run_detail.py", N_("Run detail"), ":material/monitoring:"),
     "compare": Page("screens/compare.py", N_("Compare"), ":material/compare_arrows:"),
+    "predict": Page("screens/predict.py", N_("Predict"), ":material/batch_prediction:"),
 }
 PAGES = {key: page.path for key, page in PAGE_LIST.items()}
 

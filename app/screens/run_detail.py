@@ -113,6 +113,8 @@ def _header(db, detail: dict) -> None:
         f"### {ui.plain(row['name'])}\n{ui.badge(row['status'])} · {ui.plain(row['dataset'])} · "
         + _("preset **{preset}**").format(preset=ui.plain(row["preset"]))
         + f" · {ui.plain(row['device'])}"
+        # a worker on another host whose records are still on their way (jobs.remote)
+        + (" · :orange-badge[" + _("buffered, catching up") + "]" if row.get("catching_up") else "")
     )
     h1, h0, h2, h3, h4, h5 = st.columns(6)
     best_label = (
@@ -466,8 +468,34 @@ PER_CLASS_COLUMNS = {
 }
 
 
+def _bundle(run_id: int) -> dict | None:
+    """The run's model bundle (issue 21): its parity line, and a Predict button when offered."""
+    state = service.run_bundle(ui.db(), run_id)
+    if state is None:
+        return None
+    if state["folder"] is not None:
+        left, right = st.columns([4, 1])
+        left.success(
+            _(
+                "Bundle checked on {rows} test rows: model.ts gives this run's own predictions "
+                "(largest difference {diff:.2g})."
+            ).format(rows=state["rows"], diff=state.get("max_diff") or 0.0),
+            icon=":material/verified:",
+        )
+        if right.button(
+            _("Predict"), key=f"rd_predict_{run_id}", icon=":material/batch_prediction:"
+        ):
+            st.session_state["predict_run"] = run_id
+            st.switch_page(ui.PAGES["predict"])
+    else:
+        why = engine_text.text(state.get("why") or "")
+        st.warning(_("No model bundle is offered: {why}").format(why=ui.plain(why, 500)))
+    return state
+
+
 def _tabs(detail: dict, events: list[dict]) -> None:
     summary = detail["run"].get("summary") or {}
+    bundle = _bundle(detail["run"]["id"])
     if summary.get("confusion_matrix"):
         with st.expander(_("Confusion matrix (test split)")):
             _confusion(summary)
@@ -528,6 +556,15 @@ def _tabs(detail: dict, events: list[dict]) -> None:
                 data=ui.guarded_download(path.read_bytes, token),
                 file_name=f"run-{run_id}-{name}",
                 key=f"dl-{name}",
+            )
+        if bundle is not None and bundle["folder"] is not None:
+            rid = detail["run"]["id"]
+            st.download_button(
+                _("Model bundle (.zip: model.ts, schema.json, example.csv, predict.py, README)"),
+                data=ui.guarded_download(lambda: service.bundle_zip(ui.db(), rid), token),
+                file_name=f"run-{rid}-bundle.zip",
+                mime="application/zip",
+                key="dl-bundle",
             )
         if not detail["files"]:
             st.caption(_("Model files appear here once the run has finished an epoch."))

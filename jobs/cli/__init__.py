@@ -10,6 +10,7 @@ when they run, so ``--help`` and ``train`` stay fast:
 - ``admin.py``: ``user`` and ``datasets``;
 - ``ab.py``: ``ab`` (an A/B group over paired seeds);
 - ``lr_find.py``: ``lr-find`` (the LR range test, queued).
+- ``predict.py``: ``predict`` and ``export`` (a run's bundle, issue 21).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from jobs.cli import ab, admin, lr_find, runs, up
+from jobs.cli import ab, admin, lr_find, predict, runs, up
 
 # --- wiring ---------------------------------------------------------------------------------
 
@@ -57,6 +58,13 @@ COMMANDS: list[Command] = [
         lr_find.add_lr_find,
         lr_find.cmd_lr_find,
     ),
+    (
+        "predict",
+        "predict a CSV/xlsx file with a finished run's bundle (RUN: id, run or bundle folder)",
+        predict.add_predict,
+        predict.cmd_predict,
+    ),
+    ("export", "export a run's model: --format onnx", predict.add_export, predict.cmd_export),
 ]
 
 
