@@ -156,12 +156,16 @@ def runs_table(report: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def show(db, group_id: str) -> None:
-    """The whole report for ``group_id``, refreshed while any of its runs is active."""
+def show(db, group_id: str, live: bool = False) -> None:
+    """The whole report for ``group_id``; ``live``: the page refreshes it (some run was
+    active when the page was drawn), so the last run's end redraws the page once, which then
+    stops refreshing."""
     report = service.ab_report(db, group_id)
     if report is None:
         st.info(_("This A/B group has no runs any more."))
         return
+    if live and not report["active"]:
+        st.rerun()
     _verdict(report)
     st.caption(_changes_caption(report))
     st.subheader(_("Each arm: mean ± 95% confidence interval"))

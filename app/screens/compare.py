@@ -28,8 +28,8 @@ if groups:
         key="compare_group",
     )
     if group is not None:
-        g = groups[group]
-        ui.live(lambda: ab_report.show(ui.db(), group), g["over"] < g["runs"])
+        live = groups[group]["active"] > 0  # the same statuses as the report's "active"
+        ui.live(lambda: ab_report.show(ui.db(), group, live), live)
         st.stop()
 # Only what never changes: a chip's label is its value (Streamlit 1.67), so a status in it went
 # stale on screen and came back matching no run (issue 20, §8); the Outcome table below shows

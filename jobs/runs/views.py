@@ -578,7 +578,8 @@ def ab_groups(db: sqlite_utils.Database, limit: int = 50) -> list[dict[str, Any]
                 "dataset": one_line(names.get(g["dataset_id"], "—"), 80),
                 "seeds": (g["runs"] + 1) // 2,
                 "runs": g["runs"],
-                "over": g["over"] or 0,
+                "active": g["active"] or 0,
+                "over": g["runs"] - (g["active"] or 0),
             }
         )
     return out

@@ -497,11 +497,11 @@ def list_runs(
 
 
 def ab_groups(db: sqlite_utils.Database, limit: int = 50) -> list[dict[str, Any]]:
-    """The A/B groups (runs with an arm), newest first: ``group_id``, ``runs``, ``over`` (runs
-    that ended), ``a_id``/``b_id`` (each arm's first run) and ``dataset_id``."""
-    terminal = ", ".join(f"'{s}'" for s in TERMINAL)
+    """The A/B groups (runs with an arm), newest first: ``group_id``, ``runs``, ``active``
+    (queued, running or lost), ``a_id``/``b_id`` (each arm's first run) and ``dataset_id``."""
+    active = ", ".join(f"'{s}'" for s in ACTIVE)
     rows = db.query(
-        f"""SELECT group_id, count(*) AS runs, sum(status IN ({terminal})) AS over,
+        f"""SELECT group_id, count(*) AS runs, sum(status IN ({active})) AS active,
             min(CASE WHEN ab_arm = 'A' THEN id END) AS a_id,
             min(CASE WHEN ab_arm = 'B' THEN id END) AS b_id,
             min(dataset_id) AS dataset_id, max(id) AS last_id
