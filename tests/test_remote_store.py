@@ -232,3 +232,52 @@ def test_spool_survives_the_run_process_and_continues_its_numbering(server, tmp_
     assert [c.first for c in chunks] == [1, 7]  # 5 logs + 1 event, then on from 7
     assert json.loads(json.dumps(chunks[0].events))[0][1] == "note"
     assert os.path.exists(home / "spool.db")
+
+
+def test_workers_page_and_run_detail_show_a_remote_workers_backlog(server, tmp_path):
+    from jobs.runs import views
+
+    run_id, _ = _hand_out(server, tmp_path / "w")
+    report = {
+        "name": "gpu-box",
+        "host": "gpu-host-7",
+        "device": "cuda:0",
+        "queue": "gpu",
+        "current_run": run_id,
+        "status": "online",
+    }
+    ingest.presence(server, "gpu-box", {**report, "backlog": 1234, "lag_s": 4.26})
+    row = next(w for w in views.home_summary(server)["workers"] if w["name"] == "gpu-box")
+    assert (row["host"], row["device"], row["backlog"], row["lag"]) == (
+        "gpu-host-7",
+        "cuda:0",
+        1234,
+        4.3,
+    )
+    assert views.run_detail(server, run_id)["row"]["catching_up"] is True
+    ingest.presence(server, "gpu-box", {**report, "backlog": 0, "lag_s": 0})
+    assert views.run_detail(server, run_id)["row"]["catching_up"] is False
+    with pytest.raises(Refused):  # a token names one worker: it cannot report for another
+        ingest.presence(server, "gpu-box", {**report, "name": "someone-else"})
+
+
+def test_the_pages_show_the_remote_worker_and_the_catching_up_badge(server, tmp_path):
+    from tests.test_app import page, texts
+
+    run_id, _ = _hand_out(server, tmp_path / "w")
+    report = {
+        "name": "gpu-box",
+        "host": "gpu-host-7",
+        "device": "cuda:0",
+        "queue": "gpu",
+        "current_run": run_id,
+        "status": "online",
+    }
+    ingest.presence(server, "gpu-box", {**report, "backlog": 1234, "lag_s": 4.26})
+    at = page("home")
+    workers = at.dataframe[0].value
+    assert list(workers["host"]) == ["gpu-host-7"] and list(workers["backlog"]) == [1234]
+    at = page("run_detail", run_id=run_id)
+    assert "buffered, catching up" in texts(at)
+    at = page("run_detail", run_id=run_id, locale="zh-CN")
+    assert "已缓存，正在补传" in texts(at)

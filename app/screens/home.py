@@ -23,6 +23,9 @@ WORKER_COLUMNS = {
     "run": N_("current run"),
     "holder": N_("held by"),
     "seen": N_("seen"),
+    "host": N_("host"),
+    "backlog": N_("spool backlog (points)"),
+    "lag": N_("sync lag (s)"),
 }
 WORKER_STATES = {"busy": N_("busy"), "idle": N_("idle"), "stopped": N_("stopped")}
 

@@ -7,9 +7,10 @@ when they run, so ``--help`` and ``train`` stay fast:
 
 - ``up.py``: ``up`` (the process supervisor) and ``worker``;
 - ``runs.py``: ``submit``, ``runs``, ``cancel``, ``resume``, ``train``;
-- ``admin.py``: ``user`` and ``datasets``;
+- ``admin.py``: ``user``, ``datasets`` and ``token``;
 - ``ab.py``: ``ab`` (an A/B group over paired seeds);
 - ``lr_find.py``: ``lr-find`` (the LR range test, queued).
+- ``sweeps.py``: ``sweep`` and ``sweeps`` (Optuna sweeps with ASHA through the queue).
 - ``predict.py``: ``predict`` and ``export`` (a run's bundle, issue 21).
 """
 
@@ -19,7 +20,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from jobs.cli import ab, admin, lr_find, predict, runs, up
+from jobs.cli import ab, admin, lr_find, predict, runs, sweeps, up
 
 # --- wiring ---------------------------------------------------------------------------------
 
@@ -40,6 +41,12 @@ COMMANDS: list[Command] = [
     ),
     ("user", "team mode accounts: add, list, remove, passwd", admin.add_user, admin.cmd_user),
     ("datasets", "datasets: list, add FILE, remove ID", admin.add_datasets, admin.cmd_datasets),
+    (
+        "token",
+        "worker tokens for hosts without a shared disk: create, list, revoke",
+        admin.add_token,
+        admin.cmd_token,
+    ),
     (
         "resume",
         "resume a failed, cancelled or lost run from its checkpoint",
@@ -65,6 +72,18 @@ COMMANDS: list[Command] = [
         predict.cmd_predict,
     ),
     ("export", "export a run's model: --format onnx", predict.add_export, predict.cmd_export),
+    (
+        "sweep",
+        "a hyperparameter sweep through the queue (Optuna, ASHA pausing and resuming trials)",
+        sweeps.add_sweep,
+        sweeps.cmd_sweep,
+    ),
+    (
+        "sweeps",
+        "list sweeps; sweeps ID shows one (--pause, --resume, --cancel)",
+        sweeps.add_sweeps,
+        sweeps.cmd_sweeps,
+    ),
 ]
 
 

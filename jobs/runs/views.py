@@ -218,6 +218,11 @@ def home_summary(db: sqlite_utils.Database, recent: int = 5) -> dict[str, Any]:
                 "holder": _holder(db, w.get("current_run")),
                 # seconds since its last heartbeat; the page writes "12 s ago" in its language
                 "seen": time.time() - seen if seen else None,
+                "host": w.get("host") or "—",
+                # a worker on another host (jobs.remote): records in its spool not yet on the
+                # server, and how old the oldest of them is; None for a local worker
+                "backlog": w.get("spool_backlog") if w.get("remote") else None,
+                "lag": round(w.get("sync_lag_s") or 0.0, 1) if w.get("remote") else None,
             }
         )
     rows, total = run_rows(db, limit=recent)
@@ -250,6 +255,7 @@ def run_detail(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
     folder = run_dir(run_id)
     files = {name: folder / name for name in (MODEL, CHECKPOINT) if (folder / name).is_file()}
     row = run_row(run, _dataset_names(db))
+    row["catching_up"] = catching_up(db, run)
     if not run.get("summary"):  # still going: the tiles follow the charts, not the summary
         row.update(_live_tiles(db, run))
     return {
@@ -259,6 +265,16 @@ def run_detail(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
         "files": files,
         "dir": folder,
     }
+
+
+def catching_up(db: sqlite_utils.Database, run: dict[str, Any]) -> bool:
+    """Whether a running run's worker, on another host, still holds records the server has not
+    got (its spool backlog, as its last presence report said): the charts are behind the run.
+    A finished run never is: its outcome is its last record, sent after all the others."""
+    if run["status"] != "running" or not run.get("worker"):
+        return False
+    w = next((w for w in registry.list_workers(db, None) if w["name"] == run["worker"]), None)
+    return bool(w and w.get("remote") and (w.get("spool_backlog") or 0) > 0)
 
 
 def _live_tiles(db: sqlite_utils.Database, run: dict[str, Any]) -> dict[str, Any]:
