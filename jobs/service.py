@@ -733,9 +733,21 @@ def remote_worker() -> bool:
 
 def remote_worker_name() -> str:
     """The worker name the server knows this host's token by."""
-    from jobs.remote.client import Client
+    import time
 
-    return Client.from_env().request("GET", "/whoami").json()["name"]
+    from jobs.remote.client import Client, Rejected, Unreachable
+
+    client = Client.from_env()
+    for wait in (1, 2, 4, 8, 15, 30, 0):  # a server that is starting too: about a minute
+        try:
+            return client.request("GET", "/whoami").json()["name"]
+        except Rejected as e:
+            raise SystemExit(f"the server refuses this worker's token: {e}") from e
+        except Unreachable as e:
+            if not wait:
+                raise SystemExit(f"the server at TRAINBOARD_SERVER does not answer: {e}") from e
+            time.sleep(wait)
+    raise AssertionError("unreachable")
 
 
 def ingest_command(port: int, address: str, *, reaper: bool) -> list[str]:

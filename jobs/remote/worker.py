@@ -90,6 +90,15 @@ class Flusher:
     def _run(self) -> None:
         spool = Spool(self.home)
         backoff = self.interval
+        chunks, points, age = spool.backlog()
+        if chunks:  # left by a worker that stopped or was killed before the server had them
+            log.warning(
+                "the spool holds %s points (%s chunks, the oldest %.0f s old) from before this "
+                "start: sending them",
+                points,
+                chunks,
+                age,
+            )
         try:
             while not self.stop.is_set():
                 try:
@@ -346,7 +355,7 @@ def supervise(run_id: int, *, explain_exit) -> str:
                     run_id,
                     attempt,
                     "failed",
-                    explain_exit(code, runner_log(run_id), run_id=run_id),
+                    explain_exit(code, runner_log(run_id), run_id=run_id) + _unsent(spool, run_id),
                 )
         return _drain(fl, spool, client, run_id, attempt, me.name)
     finally:
@@ -382,6 +391,15 @@ def _has_outcome(spool: Spool, run_id: int, attempt: int, client, slot) -> bool:
     # Already posted and acknowledged? Then the server has moved on from "running".
     beat = _beat(client, spool, run_id, attempt, slot)
     return beat is not None and not beat["held"] and beat["status"] != "running"
+
+
+def _unsent(spool: Spool, run_id: int) -> str:
+    """What a run's process that died took with it, as far as this worker can tell."""
+    _, points, _ = spool.backlog(run_id)
+    return (
+        f" The spool on this worker still holds {points} of its points (they are sent); only "
+        "what it logged in its last 0.25 s, not yet spooled, is lost."
+    )
 
 
 def _spool_outcome(spool: Spool, run_id: int, attempt: int, status: str, error: str | None) -> None:
