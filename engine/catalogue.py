@@ -930,6 +930,9 @@ CATALOGUE: dict[str, str] = {
     "bundle.columns_missing": N_("the test rows lack the columns {columns}"),
     "bundle.no_model": N_("the run saved no model"),
     "bundle.error": N_("it could not be built ({error})"),
+    "bundle.not_here": N_(
+        "the bundle was made where the run trained and is not in this data directory"
+    ),
     "predict.missing_columns": N_(
         "refused: the file lacks {count} column(s) the model needs: {columns}"
     ),

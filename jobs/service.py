@@ -903,6 +903,9 @@ def run_bundle(db: sqlite_utils.Database, run_id: int) -> dict[str, Any] | None:
         return None
     folder = predict.run_dir(run_id) / predict.BUNDLE
     state["folder"] = folder if state.get("ok") and (folder / "model.ts").is_file() else None
+    if state.get("ok") and state["folder"] is None:
+        # made where the run trained (a worker on another host keeps it there) or deleted
+        state["why"] = Message("bundle.not_here")
     return state
 
 
