@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import onnxruntime
@@ -14,6 +17,8 @@ from engine import bundle_predict as bp
 from engine.bundle import BUNDLE
 from engine.bundle_onnx import ONNX, ExportError, export_onnx
 from tests.test_bundle import tables, train_run  # noqa: F401 (a fixture)
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(("name", "preset"), [("penguins", "quick"), ("weather", "quick")])
@@ -27,6 +32,17 @@ def test_onnx_export_predicts_what_model_ts_predicts_on_the_test_rows(
         pytest.skip(f"{name} is not installed (the test extra)")
     summary, _sink, raw, data = train_run(tables, name, preset, ["train.epochs=3"], tmp_path)
     assert summary["bundle"]["ok"]
+    if name == "penguins":  # the command, on the bundle's example rows
+        done = subprocess.run(
+            [sys.executable, "-m", "jobs.cli", "export", str(tmp_path), "--format", "onnx"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "onnxruntime gives model.ts's predictions on 5 rows" in done.stdout
+        (tmp_path / BUNDLE / ONNX).unlink()
     text = raw.frame.iloc[data.rows["test"]].to_csv(index=False)
     header, *rows = list(csv.reader(io.StringIO(text)))
     done = export_onnx(tmp_path, rows=(header, rows))
