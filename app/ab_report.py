@@ -45,13 +45,12 @@ def _ci(metric: str | None, low: float | None, high: float | None) -> str:
     return f"{_value(metric, low)} – {_value(metric, high)}"
 
 
-def _diff(metric: str | None, v: float | None, *, signed: bool = True) -> str:
-    """A difference B − A: in points for accuracy ("+1.9 points"), else in the metric's units."""
+def _diff(metric: str | None, v: float | None) -> float | None:
+    """A difference B − A as a number (a column, not text: a leading minus sign would read as
+    a spreadsheet formula in the table's CSV): points for accuracy, else the metric's units."""
     if v is None:
-        return "—"
-    if metric == "acc":
-        return _("{value} points").format(value=f"{v * 100:+.2f}" if signed else f"{v * 100:.2f}")
-    return f"{v:+.4g}" if signed else f"{v:.4g}"
+        return None
+    return round(v * 100, 2) if metric == "acc" else float(f"{v:.4g}")
 
 
 def _p(p: float | None) -> str:
@@ -91,9 +90,8 @@ def diff_table(report: dict[str, Any]) -> pd.DataFrame:
                 "score": _(label),
                 "pairs": d.n,
                 "B − A": _diff(metric, d.mean),
-                "95% CI": "—"
-                if d.low is None
-                else f"{_diff(metric, d.low)} … {_diff(metric, d.high)}",
+                "CI low": _diff(metric, d.low),
+                "CI high": _diff(metric, d.high),
                 "p (paired t)": _p(d.p_value),
                 "p (sign test)": _p(d.sign_p),
                 "B won / A won / tied": f"{d.b_wins} / {d.a_wins} / {d.ties}",
@@ -112,7 +110,8 @@ ARMS_COLUMNS = {
 DIFF_COLUMNS = {
     "score": N_("score"),
     "B − A": N_("B − A"),
-    "95% CI": N_("95% CI"),
+    "CI low": N_("95% CI low"),
+    "CI high": N_("95% CI high"),
     "pairs": N_("seed pairs"),
     "p (paired t)": N_("p (paired t-test)"),
     "p (sign test)": N_("p (sign test)"),
@@ -173,8 +172,11 @@ def show(db, group_id: str, live: bool = False) -> None:
         arms_table(report), hide_index=True, width="stretch", column_config=ui.headers(ARMS_COLUMNS)
     )
     st.subheader(_("Paired difference, seed by seed"))
+    headers = dict(DIFF_COLUMNS)
+    if report["metric"] == "acc":  # the differences are in percentage points
+        headers["B − A"] = N_("B − A (points)")
     ui.dataframe(
-        diff_table(report), hide_index=True, width="stretch", column_config=ui.headers(DIFF_COLUMNS)
+        diff_table(report), hide_index=True, width="stretch", column_config=ui.headers(headers)
     )
     st.caption(
         _(

@@ -260,6 +260,9 @@ def test_compare_shows_an_ab_groups_verdict_tables_and_banded_curves(home):
     arms = frames[0]
     assert list(arms["N"]) == [5, 5, 5, 5]
     assert "A is better" in " ".join(frames[1]["verdict"])
+    # the differences are numbers (points), not text a CSV export would escape ("'-30.6")
+    diff = frames[1]
+    assert diff["B − A"][0] == pytest.approx(-30.6) and diff["CI high"][0] < 0
     (chart,) = charts_of(at)
     arms = {row["arm"] for row in chart["rows"]}
     assert arms == {"A: T2 on (N=5)", "B: T2 off (N=5)"}  # N in the legend
