@@ -9,10 +9,13 @@ tables get them (images and sequences have no fair default here).
 
 scikit-learn costs a fresh process 0.7–1 s to import (scipy.stats, through sklearn.utils), as
 much as training a small table. So :class:`Baselines` fits a small table's baselines in a
-child process started when training starts: its import and its fit run on another core while
-the net trains, and the run collects the result at the end (issue 20, §7). A large table, or a
-process that has scikit-learn already (the queue's warmed standby runner), fits them in the run's
-own process when it ends, as :func:`fit_baselines`. Both give the same numbers (a test checks).
+child process started when training starts: its import and its fit run on an idle core while
+the net trains, and the run collects the result at the end (issue 20, §7). Only an idle core
+makes that pay: on a busy machine the child took CPU from training (a wine run's training went
+from 1,900 to 790 samples/s with the load average at 10 on 2 cores, and the run took 3 s longer).
+So a large table, a busy machine (no core idle by the load average), or a process that has
+scikit-learn already (the queue's warmed standby runner) fits them in the run's own process when
+it ends, as :func:`fit_baselines`. Both give the same numbers (a test checks).
 This module imports only numpy at the top, so the child loads it by its path without the
 engine or torch.
 """
@@ -139,7 +142,7 @@ class Baselines:
             return
         if side is None:
             cells = self._job["x"].size + self._job["xt"].size
-            side = "sklearn" not in sys.modules and cells <= SIDE_MAX_CELLS
+            side = "sklearn" not in sys.modules and cells <= SIDE_MAX_CELLS and _idle_core()
         if side:
             self._proc = _start(self._job)
 
@@ -155,7 +158,8 @@ class Baselines:
         if proc is not None:
             try:
                 assert proc.stdout is not None
-                out = proc.stdout.read()  # stderr goes nowhere, so this can't block on it
+                with proc.stdout:
+                    out = proc.stdout.read()  # stderr goes nowhere, so this can't block on it
                 if proc.wait() == 0:
                     return json.loads(out)
             except (OSError, ValueError):
@@ -166,9 +170,21 @@ class Baselines:
 
     def close(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        if proc is not None:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+
+def _idle_core() -> bool:
+    """Whether about one core is idle beside this run: the 1-minute load average (this run
+    counts in it) at least one below the number of cores. A heuristic, not a reservation."""
+    try:
+        return os.getloadavg()[0] <= (os.cpu_count() or 1) - 1
+    except OSError:  # no load average on this platform
+        return False
 
 
 def _start(job: dict[str, Any]) -> subprocess.Popen[bytes] | None:

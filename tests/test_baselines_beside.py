@@ -65,12 +65,20 @@ def test_a_closed_run_kills_its_child_and_a_dead_child_falls_back_to_this_proces
     assert _without_seconds(got) == _without_seconds(fit_baselines(data, seed=0))
 
 
-def test_large_tables_and_processes_with_scikit_learn_fit_in_their_own_process(monkeypatch, wine):
+def test_large_tables_busy_machines_and_processes_with_scikit_learn_fit_in_their_own_process(
+    monkeypatch, wine
+):
     data = _prepared(wine)
     assert "sklearn" in sys.modules  # this test process: imported already, so nothing to hide
+    monkeypatch.setattr(baselines, "_idle_core", lambda: True)
     assert not Baselines(data, seed=0).beside
     monkeypatch.delitem(sys.modules, "sklearn")
-    assert Baselines(data, seed=0).beside is True
+    fresh = Baselines(data, seed=0)
+    assert fresh.beside is True
+    fresh.close()
+    monkeypatch.setattr(baselines, "_idle_core", lambda: False)  # a busy machine
+    assert not Baselines(data, seed=0).beside
+    monkeypatch.setattr(baselines, "_idle_core", lambda: True)
     monkeypatch.setattr(baselines, "SIDE_MAX_CELLS", 100)
     assert not Baselines(data, seed=0).beside
 
@@ -83,10 +91,12 @@ def test_a_fresh_run_imports_no_scikit_learn_scipy_or_sympy_and_fits_baselines_i
     code = textwrap.dedent(
         """
         import json, sys
+        import engine.baselines
         from engine.api import run_training
         from engine.config import resolve_config
         from engine.sink import MemorySink
 
+        engine.baselines._idle_core = lambda: True  # as on a quiet machine, whatever the load
         cfg = resolve_config("auto", dataset=sys.argv[1], overrides={"train.epochs": 3})
         s = run_training(cfg, sink=MemorySink()).summary
         heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("sklearn", "scipy", "sympy"))
