@@ -292,3 +292,21 @@ def test_new_run_queues_five_seeds_by_default_and_compare_opens_the_group(home):
     assert_clean(at)
     assert "not enough to judge: 0 seed pair(s) finished" in texts(at)
     assert "10 of 10 runs are still queued or running" in texts(at)
+
+
+def test_compare_judges_a_regression_by_lower_rmse(home):
+    db = home["db"]
+    g = service.queue_ab_group(
+        db, "quick", home["dataset"], {}, owner="x", change={"optim.lr": 0.01}, seeds=4
+    )
+    for (_seed, a, b), ra, rb in zip(
+        g.pairs, [50.0, 52, 49, 51], [45.0, 47.5, 44, 46], strict=True
+    ):
+        _finish(db, a, ra, metric="rmse")
+        _finish(db, b, rb, metric="rmse")
+    at = page("compare", compare_group=g.group_id)
+    assert_clean(at)
+    shown = texts(at)
+    assert "Verdict on the held-out test RMSE: B is better: RMSE lower by 4.88" in shown
+    diff = [d.value for d in at.dataframe][1]
+    assert diff["B − A"][0] == pytest.approx(-4.875)  # in RMSE's own units, not points
