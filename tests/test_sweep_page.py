@@ -5,6 +5,7 @@ parallel-coordinates chart (log axis, top-k% filter), importance, hours saved, t
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -128,3 +129,50 @@ def test_the_new_sweep_form_refuses_a_bad_space_with_its_reason(home):
     at.run()
     assert_clean(at)
     assert at.error and "dataset" in at.error[0].value
+
+
+@pytest.mark.browser
+def test_a_real_browser_opens_the_sweeps_page_and_sees_the_parallel_coordinates(
+    tmp_path, monkeypatch
+):
+    from tests.queue_helpers import dashboard_server
+    from tests.test_upload_guard import CHROMIUM
+
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium")
+    from playwright.sync_api import expect, sync_playwright
+
+    monkeypatch.setenv("TRAINBOARD_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("TRAINBOARD_BROKER_URL", raising=False)
+    monkeypatch.delenv("TRAINBOARD_TEAM", raising=False)
+    db = connect()
+    sweep_id = controller.create_sweep(
+        "sutskever",
+        "builtin:breast-cancer",
+        space=SPACE,
+        trials=6,
+        parallel=3,
+        max_epochs=3,
+        overrides={"train.preflight": False},
+        name="browser sweep",
+        db=db,
+    )
+    play(db, sweep_id)
+    with dashboard_server(tmp_path / "dashboard.log", {}) as (port, _proc), sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1300, "height": 2000}, locale="en-US")
+            page.goto(f"http://127.0.0.1:{port}/sweeps")
+            expect(page.get_by_role("heading", name="Sweeps").first).to_be_visible(timeout=60_000)
+            chart = page.locator("[data-testid='stVegaLiteChart']").first
+            expect(chart).to_contain_text("Parallel coordinates", timeout=60_000)
+            # the axes as drawn (SVG text): the log axis is marked, the score has its own
+            expect(chart.locator("text", has_text="optim.lr (log)").first).to_be_visible()
+            expect(chart.locator("text", has_text="model.dropout").first).to_be_visible()
+            expect(page.get_by_test_id("stMain")).to_contain_text("GPU-hours saved by pruning")
+            shot = Path(__file__).resolve().parents[1] / "artifacts" / "e2e-en-sweeps.png"
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()

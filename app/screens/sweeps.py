@@ -121,7 +121,10 @@ def parallel_chart(report: dict, top_pct: int) -> alt.LayerChart | None:
     order = list(names.values())
     points = points.assign(axis=points["axis"].map(names))
     metric = report["sweep"]["metric"]
-    x = alt.X("axis:N", sort=order, title=None, axis=alt.Axis(labelAngle=0))
+    # each parameter's axis is the x axis's grid line (a rule layer with y/y2 left the whole
+    # layered chart blank in the browser: Vega drew nothing, with no error)
+    axis = alt.Axis(labelAngle=0, grid=True, gridColor="#999")
+    x = alt.X("axis:N", sort=order, title=None, axis=axis)
     lines = (
         alt.Chart(points)
         .mark_line(opacity=0.7)
@@ -138,13 +141,17 @@ def parallel_chart(report: dict, top_pct: int) -> alt.LayerChart | None:
         [{"axis": names[a["axis"]], "norm": 0.0, "text": a["low"]} for a in report["axes"]]
         + [{"axis": names[a["axis"]], "norm": 1.0, "text": a["high"]} for a in report["axes"]]
     )
-    rules = alt.Chart(ends).mark_rule(color="#999").encode(x=x, y="min(norm):Q", y2="max(norm):Q")
     labels = (
         alt.Chart(ends)
         .mark_text(dx=4, align="left", color="#555")
         .encode(x=x, y="norm:Q", text="text:N")
     )
-    return (rules + lines + dots + labels).properties(height=320, title=_("Parallel coordinates"))
+    # SVG, as the other charts: its text (the axes, the title) is in the page, not a canvas
+    return (lines + dots + labels).properties(
+        height=320,
+        title=_("Parallel coordinates"),
+        usermeta={"embedOptions": {"renderer": "svg"}},
+    )
 
 
 def show(sweep_id: int) -> None:
