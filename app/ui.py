@@ -30,6 +30,7 @@ PAGE_LIST: dict[str, Page] = {
     "run": Page("screens/run_detail.py", N_("Run detail"), ":material/monitoring:"),
     "compare": Page("screens/compare.py", N_("Compare"), ":material/compare_arrows:"),
     "predict": Page("screens/predict.py", N_("Predict"), ":material/batch_prediction:"),
+    "sweeps": Page("screens/sweeps.py", N_("Sweeps"), ":material/tune:"),
 }
 PAGES = {key: page.path for key, page in PAGE_LIST.items()}
 
