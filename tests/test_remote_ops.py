@@ -99,3 +99,122 @@ def test_runs_export_writes_every_point_spreadsheet_safe(tmp_path):
 @pytest.fixture(autouse=True)
 def _no_broker(monkeypatch):
     monkeypatch.delenv("TRAINBOARD_BROKER_URL", raising=False)
+
+
+def test_a_worker_reaches_the_ingest_only_through_the_proxy_over_tls(tmp_path, monkeypatch):
+    """The deploy/nginx templates, run by a real nginx with the self-signed certificate its
+    entrypoint script makes: a worker that trusts that certificate (TRAINBOARD_CA_BUNDLE) posts
+    records and ships a checkpoint bigger than the proxy's 64 KB default body through
+    /api/worker/, and a member's cookie is refused there too."""
+    import shutil
+    import signal
+    import socket
+
+    import requests
+
+    from jobs.remote import files, tokens
+    from jobs.remote.channel import RemoteChannel
+    from jobs.remote.client import Client
+    from jobs.remote.spool import Spool
+    from jobs.remote.worker import Flusher
+    from jobs.store import registry
+    from jobs.store.db import connect
+    from tests.queue_helpers import free_port, wait_for
+    from tests.remote_helpers import Ingest
+    from tests.test_queue_compose import TEMPLATES, _render
+
+    nginx = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    if not nginx:
+        pytest.skip("nginx is not installed (apt-get install nginx-light)")
+    home = tmp_path / "server"
+    monkeypatch.setenv("TRAINBOARD_HOME", str(home))
+    db = connect()
+    token = tokens.create(db, "gpu-box")
+    ingest = Ingest(home, tmp_path / "ingest.log")
+    ingest.start()
+    tls = (tmp_path / "certs" / "selfsigned.pem", tmp_path / "certs" / "k.key")
+    made = subprocess.run(
+        ["sh", str(ROOT / "deploy" / "nginx" / "40-trainboard-tls.sh")],
+        env={
+            "PATH": os.environ["PATH"],
+            "TRAINBOARD_TLS_CERT": str(tls[0]),
+            "TRAINBOARD_TLS_KEY": str(tls[1]),
+            "TRAINBOARD_TLS_GENERATED_DIR": str(tls[0].parent),
+        },
+        capture_output=True,
+        text=True,
+    )
+    assert made.returncode == 0, made.stderr
+    ports = (free_port(), free_port())
+    locations = tmp_path / "locations.inc"
+
+    def render(name: str) -> str:
+        text = (TEMPLATES / name).read_text()
+        text = text.replace("server app:8502;", f"server 127.0.0.1:{ingest.port};")
+        return _render(text, 1, locations, ports, free_port(), tls)
+
+    locations.write_text(render("trainboard-locations.inc.template"))
+    (tmp_path / "site.conf").write_text(render("default.conf.template"))
+    for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi", "logs"):
+        (tmp_path / d).mkdir()
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    (tmp_path / "nginx.conf").write_text(
+        f"{user}pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/logs/error.log;\nevents {{}}\n"
+        f"http {{\n  access_log off;\n  client_body_temp_path {tmp_path}/body;\n"
+        f"  proxy_temp_path {tmp_path}/proxy;\n  fastcgi_temp_path {tmp_path}/fastcgi;\n"
+        f"  uwsgi_temp_path {tmp_path}/uwsgi;\n  scgi_temp_path {tmp_path}/scgi;\n"
+        f"  include {tmp_path}/site.conf;\n}}\n"
+    )
+    proc = subprocess.Popen(
+        [nginx, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"],
+        stderr=subprocess.PIPE,
+    )
+    fl = None
+    try:
+
+        def listening():
+            try:
+                socket.create_connection(("127.0.0.1", ports[1]), timeout=1).close()
+                return True
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read().decode()
+                return False
+
+        wait_for(listening, 10, "nginx")
+        monkeypatch.setenv("TRAINBOARD_CA_BUNDLE", str(tls[0]))
+        base = f"https://localhost:{ports[1]}"
+        client = Client(base, token)
+        run_id = registry.create_run(db, spec={}, preset="t", name="r")
+        got = client.post("/claim", {"run_id": run_id, "slot": "gpu-box", "device": "cpu"})
+        worker_home = tmp_path / "worker"
+        Spool(worker_home).start_run(run_id, got["attempt"], got)
+        fl = Flusher(client, worker_home, interval=0.05).start()
+        with RemoteChannel(run_id, home=worker_home) as ch:
+            for step in range(20_000):  # more than 64 KB a post
+                ch.log(step, {"loss": 1.0 / (step + 1)})
+        wait_for(lambda: Spool(worker_home).backlog()[0] == 0, 60, "the records through nginx")
+        n = db.execute("SELECT count(*) FROM metrics WHERE run_id = ?", [run_id]).fetchone()[0]
+        assert n == 20_000
+        ckpt = tmp_path / "checkpoint.pt"
+        ckpt.write_bytes(os.urandom(files.FILE_CHUNK + 1000))
+        with ckpt.open("rb") as f:
+            sha = files.ship(client, run_id, "checkpoint.pt", f, ckpt.stat().st_size)
+        assert files.sha256_file(home / "runs" / str(run_id) / "checkpoint.pt") == sha
+        r = requests.post(
+            f"{base}/api/worker/claim",
+            json={"run_id": run_id},
+            verify=str(tls[0]),
+            cookies={"tb_session_token": "a-member-session"},
+            timeout=10,
+        )
+        assert r.status_code == 401
+    finally:
+        if fl is not None:
+            fl.close()
+        proc.send_signal(signal.SIGQUIT)
+        proc.wait(timeout=10)
+        proc.stderr.close()
+        ingest.stop()
+        db.close()

@@ -48,14 +48,15 @@ class Client:
         if s is None:
             s = self._local.s = requests.Session()
             s.headers["Authorization"] = f"Bearer {self._token}"
-            # TRAINBOARD_CA_BUNDLE: the server's own CA (a self-signed proxy certificate)
-            ca = os.environ.get("TRAINBOARD_CA_BUNDLE")
-            if ca:
-                s.verify = ca
         return s
 
     def request(self, method: str, path: str, **kw: Any) -> requests.Response:
         kw.setdefault("timeout", self.timeout)
+        # TRAINBOARD_CA_BUNDLE: the server's own CA (a self-signed proxy certificate). Passed
+        # with each request: a session's verify loses to REQUESTS_CA_BUNDLE in the environment.
+        ca = os.environ.get("TRAINBOARD_CA_BUNDLE")
+        if ca:
+            kw.setdefault("verify", ca)
         try:
             r = self.session.request(method, self.base + path, **kw)
         except requests.RequestException as e:
