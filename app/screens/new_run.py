@@ -2,6 +2,8 @@
 per field → queue. Also: queue an ensemble, or an A/B pair with one tip switched off, or find a learning rate
 with the LR range test (app/lr_find_view.py) and use it."""
 
+import contextlib
+
 import pandas as pd
 import streamlit as st
 
@@ -121,10 +123,9 @@ def _in_effect() -> dict[str, object]:
             except ValueError:
                 continue
         out[cfg_field] = value
-    try:
+    # a line that doesn't parse is named when the form is submitted
+    with contextlib.suppress(service.Refused):
         out.update(service.parse_lines(st.session_state.get("nr_extra") or ""))
-    except service.Refused:
-        pass  # a line that doesn't parse is named when the form is submitted
     return out
 
 
