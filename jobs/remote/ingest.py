@@ -20,7 +20,6 @@ import sqlite_utils
 
 from engine.vocab import TERMINAL
 from jobs.errors import IllegalTransition, LostClaim, RunNotFound
-from jobs.remote import schema
 from jobs.remote.tokens import holds
 from jobs.remote.wire import Chunk, WireError
 from jobs.store import registry
@@ -63,7 +62,6 @@ def claim(
     run); returns ``{"skipped": why}`` or the claimed run's spec, dataset and shipped files."""
     from jobs.runs import quotas
 
-    schema.ensure(db)
     slot = _slot(worker, slot)
     try:
         run = registry.get_run(db, run_id)
@@ -139,7 +137,6 @@ _PRESENCE = ("host", "device", "gpu_name", "gpu_mem_total", "queue", "current_ru
 
 def presence(db: sqlite_utils.Database, worker: str, report: dict[str, Any]) -> None:
     """A remote worker's row on the Workers page, with its spool backlog and sync lag."""
-    schema.ensure(db)
     slot = _slot(worker, report.get("name"))
     fields = {k: report.get(k) for k in _PRESENCE}
     for k in ("host", "device", "gpu_name", "queue", "status"):
@@ -179,7 +176,6 @@ class Ingest:
         """Write the chunks in order; returns the high-water mark of every (run, attempt) they
         touched, and the ones refused with a status: 403 not this worker's (drop them), 409 a gap
         (keep them; nothing the worker still has can fill it)."""
-        schema.ensure(db)
         acks: dict[tuple[int, int], int] = {}
         refused: dict[tuple[int, int], tuple[int, str]] = {}
         for c in chunks:
@@ -313,7 +309,6 @@ def _next_turn(db: sqlite_utils.Database, queue: str) -> None:
 
 
 def hwm(db: sqlite_utils.Database, run_id: int, attempt: int) -> int:
-    schema.ensure(db)
     row = db.execute(
         "SELECT hwm FROM remote_attempts WHERE run_id = ? AND attempt = ?", [run_id, attempt]
     ).fetchone()

@@ -1,7 +1,7 @@
 """Worker tokens: ``trainboard token create --worker NAME`` / ``list`` / ``revoke NAME``.
 
 A token is ``tbw_`` and 32 random bytes (``secrets.token_urlsafe``); only its SHA-256 is stored
-(see ``schema.py`` for why not scrypt). A token names one worker: that worker's processes
+(``jobs.store.db``, migration 8, says why not scrypt). A token names one worker: that worker's processes
 (``NAME``, or ``NAME/SLOT`` for several slots on one host) may touch only the runs handed to
 them. Revoking refuses the token at once and hands the worker's running runs back to the queue.
 """
@@ -15,8 +15,6 @@ import time
 from typing import Any
 
 import sqlite_utils
-
-from jobs.remote import schema
 
 PREFIX = "tbw_"
 # A worker name becomes part of run and worker rows and log lines: keep it plain and short.
@@ -46,7 +44,6 @@ def check_name(name: str) -> str:
 def create(db: sqlite_utils.Database, name: str) -> str:
     """A new token for worker ``name`` (replacing any earlier one of that name); returns the
     token, which is shown once and never stored."""
-    schema.ensure(db)
     check_name(name)
     token = PREFIX + secrets.token_urlsafe(32)
     with db.conn:
@@ -61,7 +58,6 @@ def create(db: sqlite_utils.Database, name: str) -> str:
 
 def list_tokens(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     """Every token's worker name and dates (never the token or its hash)."""
-    schema.ensure(db)
     return list(
         db.query(
             "SELECT name, created_at, revoked_at, last_used_at FROM worker_tokens ORDER BY name"
@@ -79,7 +75,6 @@ def revoke(db: sqlite_utils.Database, name: str) -> list[int]:
     resume from their last shipped checkpoint on another worker). Returns those runs' ids."""
     from jobs.store import registry
 
-    schema.ensure(db)
     with db.conn:
         cur = db.execute(
             "UPDATE worker_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
@@ -110,7 +105,6 @@ def authenticate(db: sqlite_utils.Database, token: str | None) -> str | None:
     """The worker name a presented token belongs to, or None (unknown, revoked, malformed)."""
     if not token or len(token) > MAX_TOKEN_LEN or not token.startswith(PREFIX):
         return None
-    schema.ensure(db)
     row = db.execute(
         "SELECT name, last_used_at FROM worker_tokens WHERE token_hash = ? AND revoked_at IS NULL",
         [_hash(token)],

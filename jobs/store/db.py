@@ -338,6 +338,50 @@ def _m007_sweeps(db: sqlite_utils.Database) -> None:
     db["sweep_trials"].create_index(["run_id"])
 
 
+def _m008_remote_workers(db: sqlite_utils.Database) -> None:
+    """Workers on other hosts (``jobs.remote``): their tokens, stored as the SHA-256 of a
+    256-bit random secret (a slow hash protects guessable passwords; nothing guesses 2**256,
+    and every request checks one); per (run, attempt) the worker it was handed to and the
+    high-water mark of the records written (a chunk at or below it is a retry, acknowledged and
+    not written again); the files a remote worker shipped into a run's folder, by content hash;
+    and what the Workers page shows of a remote worker (its spool backlog and sync lag).
+    IF NOT EXISTS: test databases made while these tables were created on first use."""
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS worker_tokens (
+            name TEXT PRIMARY KEY,
+            token_hash TEXT NOT NULL UNIQUE,
+            created_at REAL NOT NULL,
+            revoked_at REAL,
+            last_used_at REAL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS remote_attempts (
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            attempt INTEGER NOT NULL,
+            worker TEXT NOT NULL,
+            hwm INTEGER NOT NULL DEFAULT 0,
+            points INTEGER NOT NULL DEFAULT 0,
+            last_at REAL,
+            PRIMARY KEY (run_id, attempt)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS run_files (
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            uploaded_at REAL NOT NULL,
+            PRIMARY KEY (run_id, name)
+        )"""
+    )
+    have = {c.name for c in db["workers"].columns}
+    for name, kind in (("spool_backlog", "INTEGER"), ("sync_lag_s", "REAL"), ("remote", "INTEGER")):
+        if name not in have:
+            db.execute(f"ALTER TABLE workers ADD COLUMN {name} {kind}")
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "initial schema", _m001_initial),
     (2, "queue sends", _m002_queue_sends),
@@ -346,6 +390,11 @@ MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (5, "run errors as message codes", _m005_error_messages),
     (6, "the arm of an A/B run", _m006_ab_arms),
     (7, "sweeps and their trials", _m007_sweeps),
+    (
+        8,
+        "workers on other hosts: tokens, record high-water marks, shipped files",
+        _m008_remote_workers,
+    ),
 ]
 
 
