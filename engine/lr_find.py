@@ -34,6 +34,7 @@ torch, when called.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import statistics
 from collections.abc import Callable, Sequence
@@ -423,6 +424,7 @@ def lr_find(
     on_curve: Callable[[RangeCurve], None] | None = None,
     probe: int = PROBE_ROWS,
     beta: float = BETA,
+    threads: Any = None,
 ) -> LRFindResult:
     """The range test for a run's config (``engine.config.Config``) on its prepared data
     (``engine.api.prepare_for``): the run's model, built from its seed, its optimizer and its
@@ -431,11 +433,14 @@ def lr_find(
     An ensemble is tested as one member: its members are the same net from other seeds and
     share one LR. Augmentation is not applied (the test reads how the loss responds to the LR,
     not how well the net generalises), nor are bf16 and ``train.compile`` (100 steps would not
-    repay a compile)."""
+    repay a compile). ``threads``: the CPU thread policy (``engine.threads.ThreadPolicy``),
+    applied once for the model's size as a run applies it; None leaves torch's setting."""
     import torch
 
     from engine import nets
     from engine.config import apply_overrides
+    from engine.models import resolve_kind
+    from engine.threads import ThreadGovernor, step_work
 
     check_bounds(steps=steps, orders=orders, start_lr=start_lr, end_lr=end_lr)
     cfg = apply_overrides(cfg, {"ensemble.members": 1, "train.compile": False})
@@ -448,29 +453,39 @@ def lr_find(
     x, y = data.x_train.to(dev), data.y_train.to(dev)
     bs = min(cfg.train.batch_size, len(x))
     scale = 1.0 / bs if cfg.optim.loss_reduction == "sum" else 1.0
-    curves = []
-    for k in range(orders):
-        curve = range_test(
-            net,
-            opt,
-            x,
-            y,
-            batch_size=bs,
-            order=cfg.train.seed + k,
-            steps=steps,
-            start_lr=start_lr,
-            end_lr=end_lr,
-            clip_norm=cfg.train.clip_norm,
-            loss_scale=scale,
-            should_stop=should_stop,
-            probe=probe,
-            beta=beta,
-        )
-        curves.append(curve)
-        if on_curve is not None:
-            on_curve(curve)
-        if curve.stop == "cancelled":
-            break
+    governor = None
+    if threads is not None and dev.type == "cpu":
+        kind = resolve_kind(cfg.model, data.modality)
+        work = step_work(sum(p.numel() for p in net.params), bs, data.input_shape, kind)
+        governor = ThreadGovernor(threads, work)
+    one_pass = functools.partial(
+        range_test,
+        net,
+        opt,
+        x,
+        y,
+        batch_size=bs,
+        steps=steps,
+        start_lr=start_lr,
+        end_lr=end_lr,
+        clip_norm=cfg.train.clip_norm,
+        loss_scale=scale,
+        should_stop=should_stop,
+        probe=probe,
+        beta=beta,
+    )
+    curves: list[RangeCurve] = []
+    try:
+        for k in range(orders):
+            curve = one_pass(order=cfg.train.seed + k)
+            curves.append(curve)
+            if on_curve is not None:
+                on_curve(curve)
+            if curve.stop == "cancelled":
+                break
+    finally:
+        if governor is not None:
+            governor.close()
     return judge(curves)
 
 
@@ -481,6 +496,7 @@ def run_lr_find(
     should_stop: Callable[[], bool] | None = None,
     device: str = "cpu",
     raw: Any = None,
+    threads: Any = None,
 ) -> Any:
     """The queued job's entry (``jobs.queue.runner`` calls it for a spec with ``lr_find``):
     load and prepare the config's dataset as a run would, run :func:`lr_find`, and report
@@ -512,7 +528,9 @@ def run_lr_find(
         done += 1
         sink.progress(done / ORDERS)
 
-    res = lr_find(cfg, data, device=device, should_stop=should_stop, on_curve=report)
+    res = lr_find(
+        cfg, data, device=device, should_stop=should_stop, on_curve=report, threads=threads
+    )
     cancelled = any(c.stop == "cancelled" for c in res.curves)
     summary = {"lr_find": res.to_dict(), "suggested_lr": res.lr}
     status = RunStatus.CANCELLED if cancelled else RunStatus.FINISHED

@@ -154,10 +154,16 @@ def execute(run_id: int, *, worker: str, device: str) -> str:
                 # An LR range test (issue 23) is a run whose spec says so: the same claim,
                 # cancel, heartbeat and record as a training run; its curves are metric points
                 # and its suggestion is in the summary (docs/engine.md, "Finding a learning
-                # rate"). 300 steps: no run folder, checkpoint or thread policy.
+                # rate"). 300 steps: no run folder or checkpoint.
                 from engine.lr_find import run_lr_find
 
-                result = run_lr_find(config, sink=sink, should_stop=should_stop, device=device)
+                result = run_lr_find(
+                    config,
+                    sink=sink,
+                    should_stop=should_stop,
+                    device=device,
+                    threads=ThreadPolicy.from_env(os.environ),
+                )
             else:
                 result = run_training(
                     config,
