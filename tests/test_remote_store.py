@@ -281,3 +281,28 @@ def test_the_pages_show_the_remote_worker_and_the_catching_up_badge(server, tmp_
     assert "buffered, catching up" in texts(at)
     at = page("run_detail", run_id=run_id, locale="zh-CN")
     assert "已缓存，正在补传" in texts(at)
+
+
+def test_a_full_worker_disk_holds_the_records_until_space_returns(server, tmp_path):
+    from tests.disk_helpers import fill_to_the_last_byte, small_disk, unmount
+
+    home = small_disk(tmp_path / "disk", "4m")
+    try:
+        run_id, attempt = _hand_out(server, home)
+        with RemoteChannel(run_id, home=home) as ch:
+            _log(ch, range(100))
+            ch.flush()
+            filler = home / "filler"
+            fill_to_the_last_byte(filler)
+            for start in range(100, 20_100, 1000):  # more than the WAL's free pages can take
+                _log(ch, range(start, start + 1000))
+            with pytest.raises(TimeoutError):
+                ch.flush(timeout=3)
+            assert ch.last_error and "full" in ch.last_error
+            filler.unlink()
+            ch.flush(timeout=30)
+        out = Ingest().apply(server, "gpu-box", _chunks(Spool(home)))
+        assert out["refused"] == []
+        assert _counts(server, run_id) == (2 * 20_100, 402)
+    finally:
+        unmount(tmp_path / "disk")

@@ -12,6 +12,7 @@ dataset and the cancel flag come from the worker through the spool's control row
 from __future__ import annotations
 
 import atexit
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -63,6 +64,7 @@ class RemoteChannel:
         self._last_poll = 0.0
         self._cancel = False
         self.points_spooled = 0
+        self.last_error: str | None = None
 
     # --- in ------------------------------------------------------------------------------------
 
@@ -180,7 +182,26 @@ class RemoteChannel:
                     self._cycles_started += 1
                     cycle = self._cycles_started
                 if records:
-                    self._spool_chunk(spool, names, steps, values, events, records)
+                    try:
+                        self._spool_chunk(spool, names, steps, values, events, records)
+                    except sqlite3.OperationalError as e:
+                        # The worker's disk is full or busy: keep the records, in order, and
+                        # try again (flush() times out meanwhile, as the store's writer does).
+                        self.last_error = str(e)
+                        with self._cond:
+                            self._names[:0], self._steps[:0], self._values[:0] = (
+                                names,
+                                steps,
+                                values,
+                            )
+                            self._events[:0] = events
+                            self._records += records
+                            self._buffered += len(names)
+                        if closing:
+                            raise
+                        time.sleep(0.5)
+                        continue
+                    self.last_error = None
                 with self._cond:
                     self._cycles_done = cycle
                     self._cond.notify_all()
