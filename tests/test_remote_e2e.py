@@ -314,6 +314,11 @@ def test_a_worker_on_another_host_trains_cancels_and_loses_nothing_through_fault
     run_id = _submit(db, ds, epochs=200)
     wait_for(lambda: len(_steps(db, run_id, "val/loss")) >= 1, 120, "live metrics")
     assert registry.get_run(db, run_id)["worker"] == "gpu-box-1"
+    # what the dashboard's charts read while the run goes on (jobs.service, the pages' door)
+    from jobs import service
+
+    assert service.run_detail(db, run_id)["run"]["status"] == "running"
+    assert service.series(db, run_id, ["val/loss"])["val/loss"].step
     assert cancel_run(run_id, db) == "running"
     assert _wait(db, run_id, TERMINAL)["status"] == "cancelled"
 

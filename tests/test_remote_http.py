@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 
 import pytest
 import requests
@@ -223,3 +224,16 @@ def test_a_checkpoint_upload_resumes_and_lands_in_the_run_folder(server, tmp_pat
         timeout=5,
     )
     assert r.status_code == 400
+
+
+def test_upload_parts_left_for_a_day_are_swept(tmp_path, monkeypatch):
+    from jobs.remote.server import blobs_dir, sweep_parts
+
+    monkeypatch.setenv("TRAINBOARD_HOME", str(tmp_path))
+    folder = blobs_dir() / "tmp"
+    folder.mkdir(parents=True)
+    old, new = folder / ("a" * 64 + ".part"), folder / ("b" * 64 + ".part")
+    old.write_bytes(b"x")
+    new.write_bytes(b"y")
+    os.utime(old, (time.time() - 2 * 86400,) * 2)
+    assert sweep_parts() == [old] and new.exists()

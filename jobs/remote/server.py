@@ -366,6 +366,19 @@ def make_app() -> Starlette:
     return Starlette(routes=routes)
 
 
+def sweep_parts(max_age_s: float = 24 * 3600) -> list[Path]:
+    """Uploads left half done for more than a day (their worker died or gave up): a worker that
+    comes back to one later starts it over."""
+    gone = []
+    folder = blobs_dir() / "tmp"
+    if folder.is_dir():
+        for part in folder.glob("*.part"):
+            if time.time() - part.stat().st_mtime > max_age_s:
+                part.unlink(missing_ok=True)
+                gone.append(part)
+    return gone
+
+
 def _reaper(stop: threading.Event) -> None:
     from jobs.queue.celery_app import current_app, settings
     from jobs.queue.reaper import reap_once
@@ -392,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     connect().close()
+    sweep_parts()
     stop = threading.Event()
     if not args.no_reaper:
         threading.Thread(target=_reaper, args=(stop,), daemon=True, name="reaper").start()
