@@ -262,3 +262,17 @@ def test_the_sweep_cli_refuses_a_bad_space_and_queues_a_good_one(db, capsys):
     assert main(["sweeps", "1", "--pause"]) == 0
     assert "sweep 1 (paused)" in capsys.readouterr().out
     assert main(["sweeps", "1", "--pause"]) == 2
+
+
+def test_a_lease_held_by_a_dead_process_on_this_host_is_taken_over_a_live_one_is_not(db):
+    import socket
+
+    sweep_id = _sweep(db, trials=3, parallel=1)
+    host = socket.gethostname()
+    assert store.take_lease(db, sweep_id, f"{host}:1:7", 600)  # pid 1 lives: no takeover
+    assert controller.step(db, sweep_id) is False
+    store.drop_lease(db, sweep_id, f"{host}:1:7")
+    dead = f"{host}:{2**22 + 12345}:7"  # beyond any pid this host hands out
+    assert store.take_lease(db, sweep_id, dead, 600)
+    assert controller.step(db, sweep_id) is True
+    assert store.get_sweep(db, sweep_id)["lease_by"] is None

@@ -3,7 +3,9 @@
 12 trials on 400 digits with ASHA at 1 and 3 epochs (η = 3): trials behind at 1 epoch are
 paused there (their run finishes at the rung, checkpoint kept) and the best third go on from
 their checkpoint under the same run id. One trial is made to fail (400 digits cut to 10 rows
-leaves classes with a single row: the run fails on the worker); the sweep goes on.
+leaves classes with a single row: the run fails on the worker); the sweep goes on. A worker
+is killed in the middle of a trial: the reaper requeues its run as it does any lost run, and
+another worker resumes it.
 """
 
 from __future__ import annotations
@@ -48,8 +50,8 @@ def sweep_env(tmp_path, monkeypatch):
         monkeypatch.setenv(k, v)
     workers: list[Worker] = []
 
-    def start(name: str) -> Worker:
-        w = Worker({**os.environ, **env}, tmp_path / f"{name}.log", name)
+    def start(name: str, **extra: str) -> Worker:
+        w = Worker({**os.environ, **env, **extra}, tmp_path / f"{name}.log", name)
         workers.append(w)
         return w
 
@@ -86,9 +88,20 @@ def test_a_12_trial_asha_sweep_on_two_workers_pauses_resumes_and_survives_a_fail
     study.open_study(sweep_id, "maximize").enqueue_trial(
         {"optim.lr": 0.01, "model.dropout": 0.1, "data.max_rows": 10}
     )
-    w1, w2 = start("w1@sweep"), start("w2@sweep")
+    # w1 trains slowly (each step 0.3 s longer), so it can be killed in the middle of a trial
+    w1 = start("w1@sweep", TRAINBOARD_FAULT_STEP_DELAY_S="0.3")
+    w2 = start("w2@sweep")
     w1.wait_ready()
     w2.wait_ready()
+
+    def on_w1():
+        running = registry.list_runs(db, status=["running"])
+        return next((r["id"] for r in running if r["worker"] == "w1@sweep"), None)
+
+    killed = wait_for(on_w1, 120, "w1 to run a trial")
+    w1.sigkill()  # the worker and its run's process: the run is lost, as in a crash
+    w3 = start("w3@sweep")
+    w3.wait_ready()
 
     def over():
         return store.get_sweep(db, sweep_id)["status"] == "finished"
@@ -96,7 +109,7 @@ def test_a_12_trial_asha_sweep_on_two_workers_pauses_resumes_and_survives_a_fail
     try:
         wait_for(over, 240, "the sweep to finish", interval=0.5)
     except BaseException:
-        for w in (w1, w2):
+        for w in (w1, w2, w3):
             print(f"--- {w.name} ---\n{w.log()[-5000:]}")
         for t in store.trials(db, sweep_id):
             print(t["number"], t["state"], t["run_status"], t["rung_values"], t["run_error"])
@@ -135,6 +148,14 @@ def test_a_12_trial_asha_sweep_on_two_workers_pauses_resumes_and_survives_a_fail
         assert json.loads(res["data"])["epoch"] == 1
         assert kinds.count("run_start") <= 1
     assert paused and resumed >= 1, states
+
+    # the killed worker's trial was requeued by the reaper as any run is, and went on
+    # (its attempt count is no witness: a promotion reopens the run with fresh attempts)
+    assert f"run {killed} lost (worker w1@sweep stopped heartbeating)" in w2.log() + w3.log()
+    run = registry.get_run(db, killed)
+    assert run["status"] == "finished" and run["worker"] in ("w2@sweep", "w3@sweep")
+    (trial,) = [t for t in trials if t["run_id"] == killed]
+    assert trial["state"] in ("complete", "pruned")
 
     # Optuna's view of it: complete, pruned and failed trials, the rung values as reports
     the_study = study.open_study(sweep_id, "maximize")

@@ -116,15 +116,23 @@ def set_note(db: sqlite_utils.Database, sweep_id: int, note: dict[str, Any] | No
         db["sweeps"].update(sweep_id, {"note": json.dumps(note) if note else None})
 
 
-def take_lease(db: sqlite_utils.Database, sweep_id: int, holder: str, seconds: float) -> bool:
+def take_lease(
+    db: sqlite_utils.Database,
+    sweep_id: int,
+    holder: str,
+    seconds: float,
+    *,
+    steal_from: str | None = None,
+) -> bool:
     """Take (or renew) the sweep's controller lease for ``seconds``; False when another holder
-    has it. A holder that died lets it expire."""
+    has it. A holder that died lets it expire, or is named in ``steal_from`` by a process that
+    saw it is gone."""
     now = time.time()
     with db.conn:
         cur = db.execute(
             "UPDATE sweeps SET lease_by = ?, lease_until = ? WHERE id = ? AND "
-            "(lease_until IS NULL OR lease_until < ? OR lease_by = ?)",
-            [holder, now + seconds, sweep_id, now, holder],
+            "(lease_until IS NULL OR lease_until < ? OR lease_by = ? OR lease_by = ?)",
+            [holder, now + seconds, sweep_id, now, holder, steal_from],
         )
     return cur.rowcount == 1
 

@@ -47,7 +47,10 @@ log = logging.getLogger(__name__)
 MAX_TRIALS = 200
 MAX_PARALLEL = 16
 MAX_ETA = 4
-LEASE_S = 120.0  # a step takes well under this; a holder that died frees the sweep after it
+# A pass renews the lease before each action, so this bounds one action (an Optuna ask and a
+# submit), not a pass; a holder that died frees the sweep after it, or at once when it was a
+# process on this host that no longer exists (_gone).
+LEASE_S = 30.0
 # A run's statuses while its trial is in flight, and what each over status makes of the trial.
 RUN_IN_FLIGHT = ("queued", "running", "lost")
 RUN_FAILED = ("failed", "diverged", "cancelled")
@@ -55,6 +58,21 @@ RUN_FAILED = ("failed", "diverged", "cancelled")
 
 def _holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def _gone(holder: str | None) -> bool:
+    """Whether a lease holder was a process on this host that has exited (a killed worker)."""
+    host, _, rest = (holder or "").partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _whole(value: object, low: int, high: int) -> bool:
@@ -211,7 +229,11 @@ def step(db: sqlite_utils.Database, sweep_id: int) -> bool:
     store.poke(db, sweep_id)
     for _ in range(5):
         if not store.take_lease(db, sweep_id, me, LEASE_S):
-            return False
+            holder = store.get_sweep(db, sweep_id)["lease_by"]
+            if not (
+                _gone(holder) and store.take_lease(db, sweep_id, me, LEASE_S, steal_from=holder)
+            ):
+                return False
         started = time.time()
         try:
             _pass(db, sweep_id)
@@ -317,6 +339,7 @@ def _fill(db, sweep, trials: list[dict[str, Any]], ladder: tuple[int, ...]) -> N
     by_number = {t["number"]: t for t in trials}
     note = None
     while in_flight < spec["parallel"]:
+        store.take_lease(db, sweep["id"], _holder(), LEASE_S)  # renewed before each action
         promote = asha.promotion(_candidates(trials), ladder, spec["eta"], maximize=maximize)
         try:
             if promote is not None:
