@@ -93,6 +93,20 @@ def section(db: Any, lr_field: str) -> None:
         reason = engine_text.run_error(run) or _(run["status"])
         st.warning(_("The range test did not finish: {reason}").format(reason=reason))
         return
+    show(found)
+    if found.lr is None:
+        return
+    st.button(
+        _("Use this LR ({lr:.3g})").format(lr=found.lr),
+        key="nr_lr_use",
+        on_click=_use,
+        args=(found.lr, run_id, lr_field),
+    )
+
+
+def show(found: Any) -> None:
+    """A finished range test: its plot, what the plot shows, and its verdict (New run, and Run
+    detail for a run that is a range test)."""
     st.altair_chart(chart(found), width="stretch")
     st.caption(
         _(
@@ -101,16 +115,7 @@ def section(db: Any, lr_field: str) -> None:
         ).format(orders=len(found.curves))
     )
     verdict = engine_text.text(found.message())
-    if found.lr is None:
-        st.warning(verdict)
-        return
-    st.success(verdict)
-    st.button(
-        _("Use this LR ({lr:.3g})").format(lr=found.lr),
-        key="nr_lr_use",
-        on_click=_use,
-        args=(found.lr, run_id, lr_field),
-    )
+    (st.success if found.lr is not None else st.warning)(verdict)
 
 
 def used_note(lr_field: str, value: float) -> None:

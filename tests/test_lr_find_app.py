@@ -123,3 +123,11 @@ def test_the_plot_and_verdict_read_in_chinese(home):
     page_text = texts(at)
     assert "学习率范围测试" in page_text and "建议学习率" in page_text
     assert [b for b in at.button if b.label.startswith("使用这个学习率")]
+
+
+def test_run_detail_of_a_range_test_shows_its_plot_and_verdict(home):
+    at = page("run_detail", run_id=home["tested"])
+    assert_clean(at)
+    lr = registry.get_run(connect(), home["tested"])["summary"]["suggested_lr"]
+    assert f"suggested LR {lr:.3g}" in texts(at)
+    assert any(c.get("layer") and "lo" in c["rows"][0] for c in charts_of(at))

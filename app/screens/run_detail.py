@@ -10,7 +10,7 @@ import logging
 import pandas as pd
 import streamlit as st
 
-from app import charts, engine_text, i18n, session, ui
+from app import charts, engine_text, i18n, lr_find_view, session, ui
 from app.i18n import N_, _
 from jobs import service
 
@@ -96,6 +96,8 @@ def live() -> None:
     if active and run["status"] not in service.ACTIVE:
         st.rerun()  # the run just ended: draw the whole page once more and stop refreshing
     _header(db, detail)
+    if (found := service.lr_find_result(run)) is not None:  # a run that is an LR range test
+        lr_find_view.show(found)
     try:
         _charts(db, run)
     except Exception as e:  # like the entry file: a message, not a traceback
