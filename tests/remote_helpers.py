@@ -173,6 +173,12 @@ class Netns:
     def close(self) -> None:
         subprocess.run(["ip", "link", "del", self.veth], capture_output=True)
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+        with contextlib.suppress(OSError):  # isolated_command's mount point, empty out here
+            os.rmdir(self.stash)
+
+    @property
+    def stash(self) -> str:
+        return f"/tmp/.tb-{self.name}-py"
 
 
 def isolated_command(netns: Netns, user: str, env: dict[str, str], argv: list[str]) -> list[str]:
@@ -185,7 +191,7 @@ def isolated_command(netns: Netns, user: str, env: dict[str, str], argv: list[st
     mounts = ""
     if str(base).startswith("/root/"):
         top = Path("/root") / base.relative_to("/root").parts[0]
-        stash = f"/tmp/.tb-{netns.name}-py"
+        stash = netns.stash
         mounts = (
             f"mkdir -p {stash} && mount --make-rprivate / && mount --bind {top} {stash} && "
             f"mount -t tmpfs -o mode=755,size=1m tmpfs /root && mkdir -p {top} && "
