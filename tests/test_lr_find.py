@@ -350,3 +350,26 @@ def test_suggestion_is_within_3x_of_the_best_lr_of_a_grid_on_breast_cancer():
         torch.set_num_threads(before)
     best = min(scores, key=scores.__getitem__)
     assert 1 / lf.AGREE <= found.lr / best <= lf.AGREE, (found.lr, scores)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_range_test_on_cuda_puts_weights_optimizer_and_cuda_rng_back():
+    data = blobs(n=300, val=60)
+    cfg = apply_overrides(Config(), {"model.hidden": [32], "train.batch_size": 32})
+    dev = torch.device("cuda")
+    torch.manual_seed(0)
+    net = build_net(cfg, data, dev)
+    opt = make_optimizer(cfg, net.params)
+    weights = net.state_dict()
+    cuda_rng = torch.cuda.get_rng_state_all()
+    x, y = data.x_train.to(dev), data.y_train.to(dev)
+    curve = range_test(net, opt, x, y, batch_size=32, steps=60)
+    assert curve.stop == "diverged"
+    for k, v in net.state_dict().items():
+        assert v.device.type == "cuda" and torch.equal(v, weights[k]), k
+    assert all(
+        torch.equal(a, b) for a, b in zip(torch.cuda.get_rng_state_all(), cuda_rng, strict=True)
+    )
+    res = lr_find(cfg, data, device="cuda", steps=60)
+    assert len(res.curves) == 3 and set(res.rules) == set(lf.RULES)
