@@ -959,6 +959,10 @@ CATALOGUE: dict[str, str] = {
     ),
     "predict.file_type": N_("{where}: predictions read {allowed}, not {ext}"),
     "predict.too_big": N_("{where}: the file is larger than the upload limit of {limit} MB"),
+    "predict.too_slow": N_(
+        "{file}: predicting took more than the {seconds:g} s allowed (TRAINBOARD_CHECK_CPU_S on "
+        "the server), so it was stopped and nothing was kept. Predict a smaller file."
+    ),
     "predict.not_yours": N_("run {run} belongs to {owner}: predict only with your own runs"),
     "export.no_onnx": N_(
         "ONNX export needs the onnx extra: pip install 'trainboard[onnx]' (onnx, onnxscript, "

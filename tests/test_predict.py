@@ -182,3 +182,55 @@ def test_predict_page_and_cli_give_the_same_file_in_a_real_browser(server, tmp_p
     scored = pd.read_csv(page_out)
     assert {"prediction", "prob_low", "prob_mid", "prob_high", "flags"} <= set(scored.columns)
     assert len(scored) == 40
+
+
+@pytest.fixture(scope="module")
+def penguins_run(tmp_path_factory) -> tuple[Path, object, object]:
+    from tests.real_tables import export_tables
+    from tests.test_bundle import train_run
+
+    tables = export_tables(tmp_path_factory.mktemp("tables"))
+    if "penguins" not in tables:
+        pytest.skip("palmerpenguins is not installed (the test extra)")
+    run_dir = tmp_path_factory.mktemp("penguins-run")
+    summary, _sink, raw, data = train_run(tables, "penguins", "quick", [], run_dir)
+    assert summary["bundle"]["ok"]
+    return run_dir, raw, data
+
+
+def test_an_xlsx_file_gets_the_same_predictions_as_its_csv(penguins_run, tmp_path) -> None:
+    from jobs.runs import predict
+
+    run_dir, raw, data = penguins_run
+    frame = raw.frame.iloc[data.rows["test"]]
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    frame.to_excel(tmp_path / "rows.xlsx", index=False)
+    bundle = predict.bundle_folder(run_dir)
+    a = predict.predict(bundle, tmp_path / "rows.csv", "rows.csv", tmp_path / "a.csv")
+    b = predict.predict(bundle, tmp_path / "rows.xlsx", "rows.xlsx", tmp_path / "b.csv")
+    assert not a.refused and not b.refused and a.rows == b.rows == len(frame)
+    pa, pb = pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv")
+    assert pa["prediction"].tolist() == pb["prediction"].tolist()
+    assert pa["flags"].fillna("").tolist() == pb["flags"].fillna("").tolist()
+    assert str(a.score) == str(b.score)
+
+
+def test_a_file_past_the_time_limit_is_stopped_and_nothing_is_kept(penguins_run, tmp_path) -> None:
+    from jobs.runs import predict
+
+    run_dir, raw, _data = penguins_run
+    raw.frame.to_csv(tmp_path / "rows.csv", index=False)
+    out = tmp_path / "out" / "scored.csv"
+    out.parent.mkdir()
+    with pytest.raises(service.DataError) as e:
+        predict.predict(run_dir / "bundle", tmp_path / "rows.csv", "rows.csv", out, time_limit_s=0)
+    assert e.value.code == "predict.too_slow"
+    assert list(out.parent.iterdir()) == []
+
+
+def test_a_file_type_predictions_do_not_read_is_refused(penguins_run, tmp_path) -> None:
+    source = tmp_path / "rows.parquet"
+    source.write_bytes(b"PAR1")
+    with pytest.raises(service.DataError) as e:
+        service.predict_file(connect(tmp_path / "t.db"), penguins_run[0], source)
+    assert e.value.code == "predict.file_type"

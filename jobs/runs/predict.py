@@ -17,6 +17,7 @@ import csv
 import io
 import os
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -109,17 +110,38 @@ def _read(source: Path, filename: str) -> tuple[list[str], Iterator[list[str]]]:
     return bp.read_csv(source)
 
 
+def _bounded(rows: Iterator[list[str]], where: str, seconds: float) -> Iterator[list[str]]:
+    """``rows``, until the time a file may take is over: then DataError (the caller removes
+    what it wrote). The dashboard scores in its own process, so a wall-clock bound stands in
+    for the upload check's CPU limit (its TRAINBOARD_CHECK_CPU_S)."""
+    deadline = time.monotonic() + seconds
+    for i, row in enumerate(rows):
+        if i % 1024 == 0 and time.monotonic() > deadline:
+            raise DataError(Message("predict.too_slow", file=where, seconds=seconds))
+        yield row
+
+
 def predict(
-    bundle_dir: Path, source: Path, filename: str, out: Path | None, *, preview: int = PREVIEW_ROWS
+    bundle_dir: Path,
+    source: Path,
+    filename: str,
+    out: Path | None,
+    *,
+    preview: int = PREVIEW_ROWS,
+    time_limit_s: float | None = None,
 ) -> Prediction:
     """Score ``source`` (named ``filename`` by its user) with the bundle; write the rows with
-    their predictions to ``out`` (None: keep only the preview). Refused files write nothing."""
+    their predictions to ``out`` (None: keep only the preview). Refused files write nothing.
+    ``time_limit_s``: default the upload check's CPU seconds (TRAINBOARD_CHECK_CPU_S)."""
     from engine import bundle_predict as bp
+    from jobs.datasets.check import CheckLimits
 
     try:
         header, rows = _read(source, filename)
     except UnicodeDecodeError as e:
         raise DataError(Message("data.not_utf8", where=Path(filename).name[:200])) from e
+    limit = CheckLimits.from_env().cpu_s if time_limit_s is None else time_limit_s
+    rows = _bounded(rows, Path(filename).name[:200], limit)
     bundle = bp.Bundle(bundle_dir)
     first: list[list[str]] = []
     out_header: list[str] = []
