@@ -50,6 +50,9 @@ def test_a_promoted_or_running_trial_is_not_promoted_again_and_higher_rungs_come
     trials[1] = T(1, True, {1: 0.8, 3: 0.99})  # 1 paused at 3 now; 3 holds two: nobody yet
     trials.append(T(6, True, {1: 0.05, 3: 0.5}))  # three at rung 3: the best (1) goes to 9
     assert asha.promotion(trials, ladder, 3, maximize=True) == (1, 9)
+    # a trial that is over (its run stopped early at rung 1) is the best there but stays over
+    over = [T(0, False, {1: 0.99}), T(1, True, {1: 0.5}), T(2, True, {1: 0.4})]
+    assert asha.promotion(over, ladder, 3, maximize=True) is None
 
 
 def test_a_nan_score_is_never_promoted():
@@ -194,13 +197,19 @@ def test_a_failed_trial_is_told_fail_and_the_sweep_goes_on(db):
     t0 = store.trials(db, sweep_id)[0]
     registry.claim_run(db, t0["run_id"], worker="test", device="cpu")
     registry.fail_run(db, t0["run_id"], "the run's process was killed by SIGKILL")
+    # a run that diverged after scoring an epoch: failed too, never paused or promoted
+    t1 = store.trials(db, sweep_id)[1]
+    registry.claim_run(db, t1["run_id"], worker="test", device="cpu")
+    summary = {"best_val_metric": 0.99, "epochs": 1, "stop_reason": "nonfinite_loss"}
+    registry.diverge_run(db, t1["run_id"], "loss became NaN", summary=summary)
     controller.step(db, sweep_id)
     trials = store.trials(db, sweep_id)
-    assert trials[0]["state"] == "failed" and len(trials) == 3  # a new trial took its slot
+    assert [t["state"] for t in trials[:2]] == ["failed", "failed"]
+    assert len(trials) == 4  # new trials took their slots
     play(db, sweep_id)
     assert store.get_sweep(db, sweep_id)["status"] == "finished"
     told = {t.number: t.state.name for t in study.open_study(sweep_id, "maximize").trials}
-    assert told[0] == "FAIL" and len(told) == 4
+    assert told[0] == told[1] == "FAIL" and len(told) == 4
 
 
 def test_a_paused_sweep_queues_nothing_and_a_cancelled_one_stops_its_trials(db):

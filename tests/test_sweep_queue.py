@@ -19,7 +19,7 @@ import pytest
 from jobs.store import registry
 from jobs.store import sweeps as store
 from jobs.store.db import connect
-from jobs.sweeps import controller, study
+from jobs.sweeps import controller, study, views
 from tests.queue_helpers import (
     FAST_ENV,
     Worker,
@@ -156,6 +156,14 @@ def test_a_12_trial_asha_sweep_on_two_workers_pauses_resumes_and_survives_a_fail
     assert run["status"] == "finished" and run["worker"] in ("w2@sweep", "w3@sweep")
     (trial,) = [t for t in trials if t["run_id"] == killed]
     assert trial["state"] in ("complete", "pruned")
+
+    saved = views.sweep_report(db, sweep_id)["saved"]
+    print(
+        f"pruning saved {saved['epochs_saved']} epochs, {saved['seconds_saved']:.1f} s "
+        f"({saved['seconds_per_epoch']:.2f} s an epoch measured); trials trained "
+        f"{saved['seconds_trained']:.1f} s"
+    )
+    assert saved["epochs_saved"] == 2 * len(paused) and saved["seconds_saved"] > 0
 
     # Optuna's view of it: complete, pruned and failed trials, the rung values as reports
     the_study = study.open_study(sweep_id, "maximize")
