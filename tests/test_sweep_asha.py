@@ -151,6 +151,9 @@ def test_a_sweep_validates_every_corner_as_a_run_and_refuses_before_queueing(db,
         with pytest.raises(ConfigError) as e:
             _sweep(db, **bad)
         assert field in e.value.fields
+    with pytest.raises(ConfigError) as e:  # a typed name goes through the one normaliser
+        _sweep(db, name="x" * 5000)
+    assert "name" in e.value.fields
     assert store.list_sweeps(db) == [] and registry.list_runs(db) == []
 
 

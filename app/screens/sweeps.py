@@ -46,10 +46,12 @@ def new_sweep_form() -> None:
         ds_id = st.selectbox(
             _("Dataset"), list(datasets), format_func=lambda i: ui.short(datasets[i]["name"])
         )
-        preset = st.selectbox(_("Preset"), [p.name for p in service.presets()], key="sw_preset")
+        titles = {p.name: engine_text.text(p.title) for p in service.presets()}
+        preset = st.selectbox(_("Preset"), list(titles), format_func=titles.get, key="sw_preset")
         space = st.text_area(
             _("Search space, one setting a line"),
             "optim.lr=log:1e-4:1\nmodel.dropout=0:0.5",
+            max_chars=2000,
             help=_(
                 "FIELD=LOW:HIGH, FIELD=log:LOW:HIGH, FIELD=int:LOW:HIGH or FIELD=choice:A,B; "
                 "config fields only"

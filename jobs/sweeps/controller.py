@@ -36,6 +36,7 @@ from engine.messages import Message
 from engine.vocab import EventKind
 from jobs.runs import quotas
 from jobs.runs import submit as runs
+from jobs.runs.names import TextRefused, clean_text
 from jobs.store import registry
 from jobs.store import sweeps as store
 from jobs.store.db import connect
@@ -110,6 +111,11 @@ def create_sweep(
     anything is recorded; ``parallel`` must fit the owner's queued-run quota, since each trial
     in flight is one of their queued or running runs. Raises ``ConfigError`` with the fields
     at fault (``space``, ``trials``, ``parallel``, ``rungs``, or a config field)."""
+    if name is not None:  # the one normaliser for typed names: refused beyond its limit
+        try:
+            name = clean_text(name, what="sweep name") or None
+        except TextRefused as e:
+            raise ConfigError(str(e), {"name": str(e)}) from e
     if not _whole(trials, 1, MAX_TRIALS):
         msg = Message("sweep.trials", limit=MAX_TRIALS)
         raise ConfigError(msg, {"trials": msg})
@@ -162,7 +168,7 @@ def create_sweep(
     }
     sweep_id = store.create_sweep(
         db,
-        name=(name or f"{preset} on {ds.get('name') or dataset}")[:120],
+        name=name or f"{preset} on {ds.get('name') or dataset}"[:200],
         owner=owner,
         dataset_id=ds["id"],
         preset=preset,
