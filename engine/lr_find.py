@@ -280,7 +280,9 @@ def judge(curves: Sequence[RangeCurve], *, agree: float = AGREE) -> LRFindResult
         r: [min(p[r] for p in res.per_order), max(p[r] for p in res.per_order)] for r in RULES
     }
     if not any(c.stop == "diverged" for c, _, _ in readable):
-        res.reasons.append(Message("lr_find.never_diverged", end=max(c.lrs[-1] for c in curves)))
+        res.reasons.append(
+            Message("lr_find.never_diverged", end=max(c.lrs[-1] for c, _, _ in readable))
+        )
     if (ratio := _ratio(list(res.rules.values()))) > agree:
         res.reasons.append(Message("lr_find.rules_disagree", ratio=ratio, limit=agree, **res.rules))
     middles = [statistics.median(p.values()) for p in res.per_order]

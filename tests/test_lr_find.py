@@ -175,6 +175,15 @@ def test_orders_more_than_3x_apart_give_no_suggestion():
     assert hi / lo > 10  # the band shows the spread
 
 
+def test_an_order_cancelled_before_its_first_step_is_left_out():
+    lrs = _lrs()
+    losses = [1.0 - 0.5 * i / len(lrs) for i in range(len(lrs))]
+    res = judge([_curve(losses, stop="end"), RangeCurve(1, [], [], [], "cancelled")])
+    assert len(res.per_order) == 1 and res.lr is None
+    (never,) = [r for r in res.reasons if r.code == "lr_find.never_diverged"]
+    assert never.params["end"] == pytest.approx(lf.END_LR)
+
+
 def test_a_curve_that_diverged_at_once_is_too_short_to_read():
     res = judge([_curve([1.0, 1.0, 9.0], order=0)])
     assert res.lr is None
