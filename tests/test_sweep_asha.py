@@ -288,3 +288,35 @@ def test_a_lease_held_by_a_dead_process_on_this_host_is_taken_over_a_live_one_is
     assert store.take_lease(db, sweep_id, dead, 600)
     assert controller.step(db, sweep_id) is True
     assert store.get_sweep(db, sweep_id)["lease_by"] is None
+
+
+def test_a_members_sweep_counts_against_their_queued_runs_and_waits_for_a_slot(db, monkeypatch):
+    monkeypatch.setenv("TRAINBOARD_MAX_QUEUED_PER_USER", "2")
+    from jobs.runs.submit import submit
+
+    submit(
+        "sutskever",
+        "builtin:breast-cancer",
+        overrides={"train.preflight": False},
+        owner="alice",
+        db=db,
+    )
+    sweep_id = _sweep(db, trials=4, parallel=2, owner="alice")
+    trials = store.trials(db, sweep_id)
+    assert len(trials) == 1  # her own run holds the other slot: the sweep waits, says why
+    assert "alice" in store.get_sweep(db, sweep_id)["note"]["text"]
+    finish_in_flight(db, sweep_id)
+    controller.step(db, sweep_id)
+    assert len(store.trials(db, sweep_id)) == 2  # a slot came free: the next trial
+
+
+def test_only_the_owner_or_an_admin_controls_a_sweep(db):
+    from jobs import service
+
+    sweep_id = _sweep(db, trials=2, parallel=1, owner="alice")
+    with pytest.raises(service.Refused):
+        service.control_sweep(db, sweep_id, "cancel", {"name": "bob", "is_admin": 0})
+    assert store.get_sweep(db, sweep_id)["status"] == "running"
+    service.control_sweep(db, sweep_id, "pause", {"name": "alice", "is_admin": 0})
+    service.control_sweep(db, sweep_id, "cancel", {"name": "root", "is_admin": 1})
+    assert store.get_sweep(db, sweep_id)["status"] == "cancelled"
