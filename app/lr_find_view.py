@@ -17,7 +17,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from app import engine_text
+from app import engine_text, ui
 from app.i18n import N_, _
 from jobs import service
 
@@ -62,6 +62,11 @@ def chart(found: Any) -> alt.LayerChart:
     return alt.layer(*layers).properties(height=280)
 
 
+def _wait(run_id: int) -> None:
+    if service.get_run(ui.db(), run_id)["status"] in service.TERMINAL:
+        st.rerun()  # the whole page: the plot replaces the notice
+
+
 def _use(lr: float, run_id: int, field: str) -> None:
     st.session_state[field] = float(f"{lr:.3g}")
     st.session_state[USED_KEY] = {"run": run_id, "lr": float(f"{lr:.3g}"), "field": field}
@@ -82,11 +87,11 @@ def section(db: Any, lr_field: str) -> None:
     if run["status"] not in service.TERMINAL:
         st.info(
             _(
-                "The range test is {status} on the queue (about 300 short steps). Refresh to "
-                "see its plot when it has finished."
+                "The range test is {status} on the queue (about 300 short steps); its plot "
+                "appears here when it has finished."
             ).format(status=_(service.STATUS_WORDS[run["status"]]))
         )
-        st.button(_("Refresh"), key="nr_lr_refresh")
+        ui.live(lambda: _wait(run_id), active=True)  # every 2 s, until the test is over
         return
     found = service.lr_find_result(run)
     if found is None:
