@@ -4,11 +4,14 @@ text that has a translation); with no bundle the page says what to do."""
 
 from __future__ import annotations
 
+import io
 import os
+import zipfile
 
 import pytest
 
 from app import i18n
+from jobs import service
 from jobs.datasets import ingest as datasets
 from jobs.store.db import connect
 from tests.test_app import FAST, _train, page
@@ -46,6 +49,13 @@ def test_run_detail_shows_the_parity_line_and_the_predict_button(home) -> None:
     assert not at.exception
     assert any(s.value.startswith("Bundle checked on ") for s in at.success)
     assert any(b.label == "Predict" for b in at.button)
+    labels = [d.label for d in at.get("download_button")]
+    assert any(x.startswith("Model bundle (.zip") for x in labels)
+    # the button's deferred data: the bundle folder as one zip
+    names = zipfile.ZipFile(io.BytesIO(service.bundle_zip(connect(), home["run"]))).namelist()
+    assert sorted(names) == [
+        f"bundle/{n}" for n in ("README.md", "example.csv", "model.ts", "predict.py", "schema.json")
+    ]
 
 
 @pytest.mark.parametrize("name", ["predict", "run_detail"])
