@@ -3,19 +3,19 @@
 Every function takes the database and the worker name a token proved (``tokens.authenticate``)
 and refuses what that worker does not hold. Records are written exactly once per
 (run, attempt, seq): each chunk's points, events and the attempt's new high-water mark commit in
-one transaction, so a retried chunk (the ack was lost, the worker restarted) is acknowledged
-again without being written twice. Points go through the store's own batched-write code
-(``jobs.store.writer``: the same statements and downsampled levels as a local run's writer).
+one transaction (``jobs.store.remote.locked_attempt``), so a retried chunk (the ack was lost,
+the worker restarted) is acknowledged again without being written twice. Points go through the
+store's own statements (``jobs.store.remote.RecordWriter``: those of ``jobs.store.writer``, the
+same rows and downsampled levels as a local run's writer). The statements are the store's
+(``jobs.store.remote``, ``jobs.store.registry``); the rules are here.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from typing import Any
 
-import numpy as np
 import sqlite_utils
 
 from engine.vocab import TERMINAL
@@ -23,7 +23,7 @@ from jobs.errors import IllegalTransition, LostClaim, RunNotFound
 from jobs.remote.tokens import holds
 from jobs.remote.wire import Chunk, WireError
 from jobs.store import registry
-from jobs.store.writer import _INSERT_EVENT, _INSERT_POINTS, _UPSERT_BUCKETS, bucket_rows
+from jobs.store import remote as store
 
 OUTCOMES = ("finished", "diverged", "cancelled", "failed", "released")
 
@@ -78,12 +78,7 @@ def claim(
             claimed = registry.claim_run(db, candidate, worker=slot, device=device, max_running=cap)
         except IllegalTransition:
             continue
-        with db.conn:
-            db.execute(
-                "INSERT INTO remote_attempts (run_id, attempt, worker, last_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (run_id, attempt) DO UPDATE SET worker = excluded.worker, hwm = 0",
-                [candidate, claimed["attempt"], slot, time.time()],
-            )
+        store.start_attempt(db, candidate, claimed["attempt"], slot, time.time())
         return handout(db, claimed)
     return {"skipped": f"run {run_id} is {run['status']}"}
 
@@ -95,16 +90,12 @@ def handout(db: sqlite_utils.Database, run: dict[str, Any]) -> dict[str, Any]:
             ds = registry.get_dataset(db, run["dataset_id"])
         except LookupError:
             ds = None
-    files = {
-        r["name"]: {"sha256": r["sha256"], "size": r["size"]}
-        for r in db.query("SELECT name, sha256, size FROM run_files WHERE run_id = ?", [run["id"]])
-    }
     return {
         "run_id": run["id"],
         "attempt": run["attempt"],
         "spec": run["spec"],
         "dataset": ds,
-        "files": files,
+        "files": store.run_files(db, run["id"]),
     }
 
 
@@ -142,35 +133,26 @@ def presence(db: sqlite_utils.Database, worker: str, report: dict[str, Any]) -> 
     for k in ("host", "device", "gpu_name", "queue", "status"):
         if fields[k] is not None:
             fields[k] = str(fields[k])[:200]
-    registry.upsert_worker(db, slot, **fields, pid=None, started_at=report.get("started_at"))
-    with db.conn:
-        db.execute(
-            "UPDATE workers SET remote = 1, spool_backlog = ?, sync_lag_s = ? WHERE name = ?",
-            [int(report.get("backlog") or 0), float(report.get("lag_s") or 0.0), slot],
-        )
+    registry.upsert_worker(
+        db,
+        slot,
+        **fields,
+        pid=None,
+        started_at=report.get("started_at"),
+        remote=1,
+        spool_backlog=int(report.get("backlog") or 0),
+        sync_lag_s=float(report.get("lag_s") or 0.0),
+    )
 
 
 # --- records -------------------------------------------------------------------------------
 
 
 class Ingest:
-    """Writes chunks for one server process; caches metric key ids (names never change id)."""
+    """Writes chunks for one server process (its ``RecordWriter`` caches metric key ids)."""
 
     def __init__(self) -> None:
-        self._key_ids: dict[str, int] = {}
-
-    def _kids(self, conn: sqlite3.Connection, keys: list[str]) -> np.ndarray:
-        missing = [k for k in keys if k not in self._key_ids]
-        if missing:
-            conn.executemany(
-                "INSERT OR IGNORE INTO metric_keys (name) VALUES (?)", [(k,) for k in missing]
-            )
-            marks = ", ".join("?" * len(missing))
-            for kid, name in conn.execute(
-                f"SELECT id, name FROM metric_keys WHERE name IN ({marks})", missing
-            ):
-                self._key_ids[name] = kid
-        return np.array([self._key_ids[k] for k in keys], dtype=np.int64)
+        self._records = store.RecordWriter()
 
     def apply(self, db: sqlite_utils.Database, worker: str, chunks: list[Chunk]) -> dict[str, Any]:
         """Write the chunks in order; returns the high-water mark of every (run, attempt) they
@@ -194,65 +176,28 @@ class Ingest:
         }
 
     def _apply_one(self, db: sqlite_utils.Database, worker: str, c: Chunk) -> int:
-        conn = db.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            row = conn.execute(
-                "SELECT worker, hwm FROM remote_attempts WHERE run_id = ? AND attempt = ?",
-                [c.run, c.attempt],
-            ).fetchone()
+        with store.locked_attempt(db, c.run, c.attempt) as row:
             if row is None or not holds(worker, row[0]):
                 raise Refused(403, f"run {c.run} attempt {c.attempt} was not handed to {worker}")
-            hwm = row[1]
+            holder, hwm = row
             if c.last <= hwm:  # a retry: acknowledged, not written again
-                conn.rollback()
                 return hwm
             if c.first != hwm + 1:
                 raise Refused(409, f"records {hwm + 1}..{c.first - 1} are missing")
-            if c.outcome is not None:
-                # Recorded before the mark moves: a crash between the two makes the retry
-                # record it again, which the registry refuses as an illegal transition, so the
-                # outcome is recorded once either way.
-                conn.rollback()
-                record_outcome(db, c.run, c.attempt, row[0], c.outcome)
-                with conn:
-                    conn.execute(
-                        "UPDATE remote_attempts SET hwm = max(hwm, ?), last_at = ? "
-                        "WHERE run_id = ? AND attempt = ?",
-                        [c.last, time.time(), c.run, c.attempt],
-                    )
-                return c.last
-            self._write(conn, c)
-            conn.execute(
-                "UPDATE remote_attempts SET hwm = ?, points = points + ?, last_at = ? "
-                "WHERE run_id = ? AND attempt = ?",
-                [c.last, c.points, time.time(), c.run, c.attempt],
-            )
-            conn.commit()
-        except BaseException:
-            if conn.in_transaction:
-                conn.rollback()
-            raise
-        return c.last
-
-    def _write(self, conn: sqlite3.Connection, c: Chunk) -> None:
-        if c.points:
-            kids = self._kids(conn, c.keys)[c.key_idx]
-            steps = c.steps.astype(np.int64)
-            values = c.values.astype(np.float64)
-            conn.executemany(
-                _INSERT_POINTS.format(run_id=c.run),
-                zip(kids.tolist(), steps.tolist(), values.tolist(), strict=True),
-            )
-            conn.executemany(_UPSERT_BUCKETS, bucket_rows(c.run, kids, steps, values))
-        if c.events:
-            conn.executemany(
-                _INSERT_EVENT,
-                [
-                    (c.run, int(step), str(kind)[:64], str(msg), _json(data), float(at))
+            if c.outcome is None:
+                events = [
+                    (int(step), str(kind)[:64], str(msg), _json(data), float(at))
                     for step, kind, msg, data, at in c.events
-                ],
-            )
+                ]
+                self._records.write(db, c.run, c.keys, c.key_idx, c.steps, c.values, events)
+                store.advance_mark(db, c.run, c.attempt, c.last, c.points, time.time())
+                return c.last
+        # An outcome, recorded after the (empty) transaction ends and before the mark moves: a
+        # crash between the two makes the retry record it again, which the registry refuses as
+        # an illegal transition, so the outcome is recorded once either way.
+        record_outcome(db, c.run, c.attempt, holder, c.outcome)
+        store.raise_mark(db, c.run, c.attempt, c.last, time.time())
+        return c.last
 
 
 def _json(data: Any) -> str:
@@ -309,10 +254,8 @@ def _next_turn(db: sqlite_utils.Database, queue: str) -> None:
 
 
 def hwm(db: sqlite_utils.Database, run_id: int, attempt: int) -> int:
-    row = db.execute(
-        "SELECT hwm FROM remote_attempts WHERE run_id = ? AND attempt = ?", [run_id, attempt]
-    ).fetchone()
-    return row[0] if row else 0
+    """The last record of (run, attempt) the server holds (0: none)."""
+    return store.high_water_mark(db, run_id, attempt)
 
 
 def run_held_by(db: sqlite_utils.Database, worker: str, run_id: int) -> dict[str, Any]:

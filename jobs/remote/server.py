@@ -31,6 +31,8 @@ from starlette.routing import Route
 
 from engine.limits import CHECKPOINT, MODEL
 from jobs.remote import API, ingest, tokens, wire
+from jobs.store import registry
+from jobs.store import remote as store_remote
 from jobs.store.db import connect, data_home, run_dir
 
 log = logging.getLogger("trainboard.ingest")
@@ -196,28 +198,14 @@ async def records(request: Request) -> Response:
     def work():
         chunks = wire.unframe(body)
         out = _ingest.apply(_db(), worker, chunks)
-        db = _db()
-        cancel = [
-            r
-            for (r,) in db.execute(
-                "SELECT id FROM runs WHERE status = 'running' AND cancel_requested = 1"
-            ).fetchall()
-            if any(r == a[0] for a in out["acks"])
-        ]
-        out["cancel"] = cancel
+        out["cancel"] = registry.cancels_among(_db(), (a[0] for a in out["acks"]))
         return out
 
     return JSONResponse(await _sync(work))
 
 
 def _dataset_file(worker: str, sha: str) -> Path:
-    db = _db()
-    rows = db.execute(
-        "SELECT r.worker, d.path FROM runs r JOIN datasets d ON d.id = r.dataset_id "
-        "WHERE r.status = 'running' AND d.sha256 = ?",
-        [sha],
-    ).fetchall()
-    for holder, path in rows:
+    for holder, path in registry.running_dataset_files(_db(), sha):
         if tokens.holds(worker, holder) and path and Path(path).is_file():
             return Path(path)
     raise HttpError(404, "no running run of this worker reads a dataset with that hash")
@@ -319,13 +307,7 @@ async def ship(request: Request) -> Response:
         os.link(blob, tmp)
         os.replace(tmp, folder / name)
         size = (folder / name).stat().st_size
-        with db.conn:
-            db.execute(
-                "INSERT INTO run_files (run_id, name, sha256, size, uploaded_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, name) DO UPDATE SET "
-                "sha256 = excluded.sha256, size = excluded.size, uploaded_at = excluded.uploaded_at",
-                [run_id, name, sha, size, time.time()],
-            )
+        store_remote.save_run_file(db, run_id, name, sha, size, time.time())
         # The run's folder holds its own link; the store keeps no second copy.
         blob.unlink(missing_ok=True)
         return {"ok": True}

@@ -102,6 +102,14 @@ class Spool:
             [run_id, attempt, first, last, points, int(outcome), time.time(), body],
         )
 
+    def has_outcome(self, run_id: int, attempt: int) -> bool:
+        """Whether the attempt's outcome is spooled (and not yet acknowledged)."""
+        row = self.conn.execute(
+            "SELECT 1 FROM chunks WHERE run_id = ? AND attempt = ? AND outcome = 1",
+            [run_id, attempt],
+        ).fetchone()
+        return row is not None
+
     def cancel_requested(self, run_id: int) -> bool:
         row = self.conn.execute("SELECT cancel FROM control WHERE run_id = ?", [run_id]).fetchone()
         return bool(row and row[0])

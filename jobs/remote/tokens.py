@@ -16,6 +16,8 @@ from typing import Any
 
 import sqlite_utils
 
+from jobs.store import remote as store
+
 PREFIX = "tbw_"
 # A worker name becomes part of run and worker rows and log lines: keep it plain and short.
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,62}$")
@@ -46,23 +48,13 @@ def create(db: sqlite_utils.Database, name: str) -> str:
     token, which is shown once and never stored."""
     check_name(name)
     token = PREFIX + secrets.token_urlsafe(32)
-    with db.conn:
-        db.execute(
-            "INSERT INTO worker_tokens (name, token_hash, created_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET token_hash = excluded.token_hash, "
-            "created_at = excluded.created_at, revoked_at = NULL, last_used_at = NULL",
-            [name, _hash(token), time.time()],
-        )
+    store.save_token(db, name, _hash(token), time.time())
     return token
 
 
 def list_tokens(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     """Every token's worker name and dates (never the token or its hash)."""
-    return list(
-        db.query(
-            "SELECT name, created_at, revoked_at, last_used_at FROM worker_tokens ORDER BY name"
-        )
-    )
+    return store.list_tokens(db)
 
 
 def holds(worker: str, holder: str | None) -> bool:
@@ -75,18 +67,9 @@ def revoke(db: sqlite_utils.Database, name: str) -> list[int]:
     resume from their last shipped checkpoint on another worker). Returns those runs' ids."""
     from jobs.store import registry
 
-    with db.conn:
-        cur = db.execute(
-            "UPDATE worker_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
-            [time.time(), name],
-        )
-    if cur.rowcount != 1:
+    if not store.revoke_token(db, name, time.time()):
         raise TokenError(f"no active token for worker {name!r}")
-    running = [
-        r["id"]
-        for r in db.query("SELECT id, worker FROM runs WHERE status = 'running'")
-        if holds(name, r["worker"])
-    ]
+    running = [run_id for run_id, holder in registry.running_holders(db) if holds(name, holder)]
     from jobs.errors import IllegalTransition
     from jobs.queue.sends import send_run
 
@@ -105,14 +88,11 @@ def authenticate(db: sqlite_utils.Database, token: str | None) -> str | None:
     """The worker name a presented token belongs to, or None (unknown, revoked, malformed)."""
     if not token or len(token) > MAX_TOKEN_LEN or not token.startswith(PREFIX):
         return None
-    row = db.execute(
-        "SELECT name, last_used_at FROM worker_tokens WHERE token_hash = ? AND revoked_at IS NULL",
-        [_hash(token)],
-    ).fetchone()
+    row = store.token_owner(db, _hash(token))
     if row is None:
         return None
+    name, last_used = row
     now = time.time()
-    if row[1] is None or now - row[1] > 60:  # a write a minute, not one per request
-        with db.conn:
-            db.execute("UPDATE worker_tokens SET last_used_at = ? WHERE name = ?", [now, row[0]])
-    return row[0]
+    if last_used is None or now - last_used > 60:  # a write a minute, not one per request
+        store.touch_token(db, name, now)
+    return name

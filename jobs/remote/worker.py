@@ -383,10 +383,7 @@ def _beat(client, spool, run_id, attempt, slot) -> dict | None:
 
 
 def _has_outcome(spool: Spool, run_id: int, attempt: int, client, slot) -> bool:
-    row = spool.conn.execute(
-        "SELECT 1 FROM chunks WHERE run_id = ? AND attempt = ? AND outcome = 1", [run_id, attempt]
-    ).fetchone()
-    if row:
+    if spool.has_outcome(run_id, attempt):
         return True
     # Already posted and acknowledged? Then the server has moved on from "running".
     beat = _beat(client, spool, run_id, attempt, slot)

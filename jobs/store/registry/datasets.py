@@ -54,6 +54,17 @@ def reads_dataset(data: dict[str, Any], ds: dict[str, Any]) -> bool:
     )
 
 
+def running_dataset_files(db: sqlite_utils.Database, sha256: str) -> list[tuple[str, str]]:
+    """(worker, path) for each running run that reads the dataset with content hash ``sha256``
+    (the file a worker on another host may download)."""
+    rows = db.execute(
+        "SELECT r.worker, d.path FROM runs r JOIN datasets d ON d.id = r.dataset_id "
+        "WHERE r.status = 'running' AND d.sha256 = ?",
+        [sha256],
+    ).fetchall()
+    return [(r[0], r[1]) for r in rows]
+
+
 def get_dataset(db: sqlite_utils.Database, dataset_id: int) -> dict[str, Any]:
     """The dataset with ``report`` decoded; raises DatasetNotFound."""
     rows = list(db.query("SELECT * FROM datasets WHERE id = ?", [dataset_id]))

@@ -293,6 +293,21 @@ def cancel_requested(db: sqlite_utils.Database, run_id: int) -> bool:
     return bool(row[0])
 
 
+def cancels_among(db: sqlite_utils.Database, run_ids: Iterable[int]) -> list[int]:
+    """Those of ``run_ids`` that are running with a stop requested, by id."""
+    ids = set(run_ids)
+    rows = db.execute(
+        "SELECT id FROM runs WHERE status = 'running' AND cancel_requested = 1 ORDER BY id"
+    ).fetchall()
+    return [r for (r,) in rows if r in ids]
+
+
+def running_holders(db: sqlite_utils.Database) -> list[tuple[int, str | None]]:
+    """(id, worker) of every running run, by id."""
+    rows = db.execute("SELECT id, worker FROM runs WHERE status = 'running' ORDER BY id")
+    return [(r[0], r[1]) for r in rows.fetchall()]
+
+
 def mark_lost(db: sqlite_utils.Database, run_id: int, reason: str) -> None:
     """running -> lost (its worker vanished or its heartbeat went stale)."""
     _transition(db, run_id, "mark lost", ("running",), {"status": "lost", "error": reason})

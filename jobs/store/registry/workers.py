@@ -18,6 +18,10 @@ _WORKER_FIELDS = (
     "last_seen",
     "started_at",
     "status",
+    # a worker on another host (jobs.remote): its spool's backlog and how far behind it is
+    "remote",
+    "spool_backlog",
+    "sync_lag_s",
 )
 
 
