@@ -12,6 +12,7 @@ record, so exactly one of them acts on a run and the others find nothing to do.
    (sent over ``resend_after_s`` ago and its queue in the broker is now empty: a broker restarted
    without persistence, a lost queue file), is sent again. A duplicate message is harmless: the
    task claims the run with a guarded UPDATE, and the loser does nothing.
+4. Every sweep with work left takes a step (``jobs.sweeps.controller``, under its own lease).
 """
 
 from __future__ import annotations
@@ -79,7 +80,24 @@ def reap_once(db: sqlite_utils.Database, app: Celery | None = None) -> ReapRepor
             report.gave_up.append(run["id"])
 
     _resend_queued(db, app, report)
+    _step_sweeps(db)
     return report
+
+
+def _step_sweeps(db: sqlite_utils.Database) -> None:
+    """Every sweep with work left takes a step (``jobs.sweeps.controller``): after a restart, a
+    pause or a resume, or when a trial's own step found the lease taken. Here, so that every
+    process that reaps (the workers beside the store, the ingest of remote workers) keeps the
+    sweeps going; Optuna is imported only once a sweep exists. Never fails the reaper."""
+    from jobs.store.sweeps import active_sweep_ids
+
+    try:
+        if active_sweep_ids(db):
+            from jobs.sweeps.controller import step_all
+
+            step_all(db)
+    except Exception:  # the next pass steps them again
+        log.exception("stepping the sweeps failed")
 
 
 def _resend_queued(db: sqlite_utils.Database, app: Celery, report: ReapReport) -> None:

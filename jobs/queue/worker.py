@@ -11,8 +11,8 @@ task whose child crashed through ``reject_on_worker_lost``, and cannot watch its
 Besides tasks, each worker runs one background thread that
 - writes the worker's row in the ``workers`` table (host, device, GPU, current run, last seen),
   so the UI sees who is alive without asking the broker;
-- runs the reaper (``jobs.queue.reaper.reap_once``) at start and then every ``reap_interval_s``,
-  and steps every sweep with work left (``jobs.sweeps.controller.step_all``) as often.
+- runs the reaper (``jobs.queue.reaper.reap_once``, which also steps the sweeps) at start and
+  then every ``reap_interval_s``.
 
 At start it also sweeps upload files a dead dashboard left behind (``jobs.datasets.ingest.sweep_tmp``).
 """
@@ -46,23 +46,10 @@ def _housekeeping() -> None:
             presence.current().report(db)
             if time.monotonic() >= next_reap:
                 reap_once(db, current_app())
-                _step_sweeps(db)
                 next_reap = time.monotonic() + s.reap_interval_s
         except Exception:  # keep the thread alive through a locked DB or a broker outage
             log.exception("worker housekeeping failed; retrying")
         presence.current().shutting_down.wait(min(s.heartbeat_s, s.reap_interval_s))
-
-
-def _step_sweeps(db) -> None:
-    """Every sweep with work left takes a step (jobs.sweeps.controller): after a restart, a
-    pause or a resume, or when a trial's own step found the lease taken. Optuna is imported
-    only once a sweep exists."""
-    from jobs.store.sweeps import active_sweep_ids
-
-    if active_sweep_ids(db):
-        from jobs.sweeps.controller import step_all
-
-        step_all(db)
 
 
 @signals.worker_ready.connect
