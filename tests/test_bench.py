@@ -44,6 +44,14 @@ EXPECTED: dict[str, list[str]] = {
         r"(suggestion " + NUM + r" / best " + NUM + r" = " + NUM + r"×|suggestion: none)",
         r"\d+/\d+ datasets: suggestion within ×3 of the best grid LR",
     ],
+    "predict": [
+        r"import torch \(the floor\)\s+" + NUM + r"\s+0\.00",
+        r"predict\.py \(stdlib \+ torch\)\s+" + NUM + r"\s+-?" + NUM,
+        r"baseline: pandas \+ model\.ts\s+" + NUM + r"\s+-?" + NUM,
+        r"predict\.py vs baseline: " + NUM + r"x in all",
+        # the bundle's correctness beside the timing: the same classes as pandas + model.ts
+        r"same predictions: 2,000 of 2,000 rows",
+    ],
     "quality": [
         r"net\s+s\s+linear\s+gbm\s+best\s+gap\s+target",
         r"iris\s+acc\s+\d+/\d+/\d+ .* ≥ best−0\.01: (PASS|MISS)",
