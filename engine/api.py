@@ -25,19 +25,18 @@ def warm_up() -> None:
     """Import now what a run would import on first use, for a process that waits for its run
     (the queue's standby runner, ``jobs.queue.runner --standby``), so the run doesn't pay it.
 
-    Importing this module already loads torch, the data layer and scikit-learn's split. Left
-    are torch's symbolic shapes (sympy), which ``torch.autograd.grad`` imports when it is
-    given output gradients, as the T10 gradient check does (0.2 s), and the scikit-learn
-    modules ``engine.baselines`` imports when a run ends. torch._dynamo is not among them: a
-    run's optimizer skips torch.compile's guards (``engine.optim``), and a run with
-    ``train.compile`` pays for compiling anyway. A test checks that a run after this imports
-    none of the heavy libraries."""
+    Importing this module already loads torch and the data layer. Left are the scikit-learn
+    modules ``engine.baselines`` imports; with them loaded, the run fits its baselines in this
+    process when it ends (a fraction of a second) instead of starting a child for them. Neither
+    torch._dynamo (a run's optimizer skips torch.compile's guards, ``engine.optim``; a run with
+    ``train.compile`` pays for compiling anyway) nor sympy (the T10 gradient check no longer
+    goes through ``torch.autograd.grad`` with output gradients) is among them. A test checks
+    that a run after this imports none of the heavy libraries."""
     import sklearn.ensemble  # noqa: F401
     import sklearn.exceptions  # noqa: F401
     import sklearn.linear_model  # noqa: F401
     import sklearn.metrics  # noqa: F401
     import threadpoolctl  # noqa: F401
-    import torch.fx.experimental.symbolic_shapes  # noqa: F401
 
 
 def prepare_for(cfg: Config, raw: RawDataset) -> Any:
