@@ -515,7 +515,7 @@ def _write(
         # hold no vocabulary or class names and run in no C++ runtime yet; libtorch and
         # torch.jit.load still read model.ts (docs/models.md, "versions").
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.jit.script(pipeline).save(str(tmp / bp.MODEL))
+        torch.jit.script(pipeline).save(str(tmp / bp.SCRIPT))
     schema = _schema(cfg, data, spec, summary)
     (tmp / bp.SCHEMA).write_text(json.dumps(schema, indent=2, ensure_ascii=False), "utf-8")
     bundle = bp.Bundle(tmp)

@@ -89,7 +89,7 @@ def export_onnx(
     except ImportError as e:
         raise ExportError(Message("export.no_onnx")) from e
     folder = run_dir / BUNDLE
-    if not (folder / bp.MODEL).exists():
+    if not (folder / bp.SCRIPT).exists():
         raise ExportError(Message("export.no_bundle"))
     t0 = time.perf_counter()
     bundle = bp.Bundle(folder)

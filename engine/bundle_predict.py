@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 import torch  # noqa: E402
 
-MODEL, SCHEMA = "model.ts", "schema.json"
+SCRIPT, SCHEMA = "model.ts", "schema.json"  # not engine.limits.MODEL (model.pt): the bundle's own
 PREDICTION, FLAGS = "prediction", "flags"
 CHUNK = 16_384  # rows scored per model call: the memory a file needs is bounded by this
 # The cells pandas reads as missing (pandas' STR_NA_VALUES), as Trainboard read the training file.
@@ -114,7 +114,7 @@ class Bundle:
         with warnings.catch_warnings():
             # torch 2.13 calls TorchScript deprecated; it still loads and runs it
             warnings.simplefilter("ignore", DeprecationWarning)
-            self.model = torch.jit.load(str(self.folder / MODEL), map_location="cpu")
+            self.model = torch.jit.load(str(self.folder / SCRIPT), map_location="cpu")
         self.model.eval()
 
     @property

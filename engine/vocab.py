@@ -74,6 +74,32 @@ TERMINAL: tuple[RunStatus, ...] = (
 # one refreshes itself. Every status is in exactly one of ACTIVE and TERMINAL.
 ACTIVE: tuple[RunStatus, ...] = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.LOST)
 
+
+class SweepStatus(StrEnum):
+    """Where a sweep is in its life (``jobs/sweeps``): only a running sweep queues trials; a
+    paused one lets the trials in flight reach their rung and starts nothing; cancelled and
+    finished never change again."""
+
+    RUNNING = "running"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+    FINISHED = "finished"
+
+
+class TrialState(StrEnum):
+    """Where a sweep's trial is: in flight (its run queued, running or lost), paused at a rung
+    (its run finished there, its checkpoint kept), or over: complete at the top rung (or
+    stopped early by its own run), pruned when the sweep ended with it paused, failed, or
+    cancelled."""
+
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETE = "complete"
+    PRUNED = "pruned"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
 # How the dashboard shows each status. Its English word is the msgid the pages translate
 # (``pybabel extract`` reads this dict: app/locale/babel.cfg) ...
 STATUS_WORDS: dict[RunStatus, str] = {

@@ -43,6 +43,8 @@ from engine.vocab import (
     TERMINAL,
     EventKind,
     RunStatus,
+    SweepStatus,
+    TrialState,
 )
 from jobs.errors import DatasetNotFound, RunNotFound, StoreError
 from jobs.people import auth
@@ -70,6 +72,8 @@ __all__ = [
     "Refused",
     "RunNotFound",
     "RunStatus",
+    "SweepStatus",
+    "TrialState",
     "SeriesData",
     "StoreError",
     "MAX_TEXT",

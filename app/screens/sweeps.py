@@ -10,19 +10,20 @@ from app import engine_text, session, ui
 from app.i18n import N_, _
 from jobs import service
 
+T, S = service.TrialState, service.SweepStatus
 STATE_WORDS = {
-    "running": N_("in flight"),
-    "paused": N_("paused at a rung"),
-    "complete": N_("complete"),
-    "pruned": N_("pruned"),
-    "failed": N_("failed"),
-    "cancelled": N_("cancelled"),
+    T.RUNNING: N_("in flight"),
+    T.PAUSED: N_("paused at a rung"),
+    T.COMPLETE: N_("complete"),
+    T.PRUNED: N_("pruned"),
+    T.FAILED: N_("failed"),
+    T.CANCELLED: N_("cancelled"),
 }
 SWEEP_WORDS = {
-    "running": N_("running"),
-    "paused": N_("paused"),
-    "cancelled": N_("cancelled"),
-    "finished": N_("finished"),
+    S.RUNNING: N_("running"),
+    S.PAUSED: N_("paused"),
+    S.CANCELLED: N_("cancelled"),
+    S.FINISHED: N_("finished"),
 }
 TRIAL_COLUMNS = {
     "trial": N_("trial"),

@@ -18,14 +18,21 @@ from typing import Any
 
 import sqlite_utils
 
-from engine.vocab import TERMINAL
+from engine.vocab import TERMINAL, RunStatus
 from jobs.errors import IllegalTransition, LostClaim, RunNotFound
 from jobs.remote.tokens import holds
 from jobs.remote.wire import Chunk, WireError
 from jobs.store import registry
 from jobs.store import remote as store
 
-OUTCOMES = ("finished", "diverged", "cancelled", "failed", "released")
+S = RunStatus
+OUTCOMES = (
+    S.FINISHED,
+    S.DIVERGED,
+    S.CANCELLED,
+    S.FAILED,
+    "released",
+)  # released: back to the queue
 
 
 class Refused(Exception):

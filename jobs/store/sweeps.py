@@ -14,15 +14,16 @@ from typing import Any
 import sqlite_utils
 
 from engine.messages import Message
+from engine.vocab import SweepStatus, TrialState
 from jobs.errors import StoreError
 
 # Where a sweep is in its life. Only ``running`` queues trials; ``paused`` lets the trials in
 # flight reach their rung and starts nothing; ``cancelled`` and ``finished`` never change again.
-SWEEP_STATUSES = ("running", "paused", "cancelled", "finished")
+SWEEP_STATUSES = tuple(SweepStatus)  # engine.vocab: the one home of statuses
 # Where a trial is: in flight (its run queued, running or lost), paused at a rung (its run
 # finished there, its checkpoint kept), or over (complete at the top rung or stopped early by
 # its own run, pruned when the sweep ended with it paused, failed, cancelled).
-TRIAL_STATES = ("running", "paused", "complete", "pruned", "failed", "cancelled")
+TRIAL_STATES = tuple(TrialState)
 IN_FLIGHT = "running"
 
 

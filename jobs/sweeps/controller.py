@@ -33,7 +33,7 @@ import sqlite_utils
 
 from engine.errors import ConfigError, Refused
 from engine.messages import Message
-from engine.vocab import EventKind
+from engine.vocab import ACTIVE, EventKind, RunStatus
 from jobs.runs import quotas
 from jobs.runs import submit as runs
 from jobs.runs.names import TextRefused, clean_text
@@ -53,8 +53,8 @@ MAX_ETA = 4
 # process on this host that no longer exists (_gone).
 LEASE_S = 30.0
 # A run's statuses while its trial is in flight, and what each over status makes of the trial.
-RUN_IN_FLIGHT = ("queued", "running", "lost")
-RUN_FAILED = ("failed", "diverged", "cancelled")
+RUN_IN_FLIGHT = ACTIVE
+RUN_FAILED = (RunStatus.FAILED, RunStatus.DIVERGED, RunStatus.CANCELLED)
 
 
 def _holder() -> str:
