@@ -10,8 +10,9 @@ default: the figure that counts) and once without. Prints each median and the ex
 ``import torch``) as PASS or MISS.
 
 Then where the excess comes from. What the libraries a run needs cost to import, in a fresh
-process after ``import torch``: the run's own process (pandas), the child process that fits the
-baselines beside training (scikit-learn, engine/baselines.py), and apart what no run without
+process after ``import torch``: the run's own process (pandas), the baselines' scikit-learn
+(engine/baselines.py: in a child process beside training when a core is idle, else in the run's
+own process at the end; a busy machine's figures are the latter), and apart what no run without
 ``train.compile`` imports any more: torch._dynamo (engine/optim.py) and torch's symbolic shapes
 with sympy (torch.autograd.gradcheck's, replaced in engine/doctor.py). And where the run's
 seconds go: each phase ends when the run prints the line that closes it (``data:``,
@@ -22,10 +23,11 @@ is timed as its own phase: it is that work's cost, not this one's. Last, the que
 process warmed as the standby runner is (``engine.api.warm_up``, then ``gc.freeze``) runs the
 same command once the run arrives.
 
-``--compare PATH`` also times the same command in another checkout (e.g. ``git worktree add
-/tmp/before HEAD~3``), interleaved with this one, for a before/after in one invocation. A
-printed figure, never a test assertion: these machines are noisy. ``--quick`` runs each once
-with 2 epochs.
+Beside the wall clock, each process's CPU seconds (user + system, its children included): on
+a busy machine they move far less than wall time. ``--compare PATH`` also times the same
+command in another checkout (e.g. ``git worktree add /tmp/before HEAD~3``), interleaved with
+this one, for a before/after in one invocation. A printed figure, never a test assertion: these
+machines are noisy. ``--quick`` runs each once with 2 epochs.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -60,7 +63,8 @@ PHASES = [
 
 # The libraries a run's own process imports beyond torch.
 LIBRARIES = [("pandas (reading the table)", "import pandas")]
-# The baselines' child process imports these while the net trains (engine/baselines.py).
+# The baselines import these in a child process while the net trains when a core is idle,
+# else in the run's own process when it ends (engine/baselines.py).
 BESIDE = (
     "scikit-learn (the baselines)",
     "import sklearn.ensemble, sklearn.linear_model, sklearn.metrics",
@@ -126,6 +130,14 @@ def _timed_run(
         tail = "\n".join(text for _, text in lines[-40:])
         sys.exit(f"failed: {' '.join(cmd)}\n{tail}")
     return total, lines
+
+
+def _children_cpu() -> float:
+    """User + system seconds of every finished child process so far (theirs included). On a
+    busy machine a steadier reading than the wall clock: it leaves out the time a process
+    waited for a core, not the work it did. A run's baselines child counts in its run."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def _durations(total: float, lines: list[tuple[float, str]]) -> dict[str, float]:
@@ -194,14 +206,17 @@ def main() -> int:
         warm = "warm process (the queue's standby runner)"
         cases.append((warm, [py, "-c", _WARM, *argv], ROOT, True))
         times: dict[str, list[float]] = {c[0]: [] for c in cases}
+        cpu: dict[str, list[float]] = {c[0]: [] for c in cases}
         phases: dict[str, list[dict[str, float]]] = {c[0]: [] for c in cases[1:]}
         outs: dict[str, str] = {}
         imports: list[dict[str, float]] = []
         for i in range(repeat):  # interleaved, so a slow spell of the machine hits every case
             for j, (label, cmd, tree, is_warm) in enumerate(cases):
                 out = [] if label == FLOOR else ["--out", str(Path(d) / f"out{i}-{j}")]
+                before = _children_cpu()
                 total, lines = _timed_run([*cmd, *out], tree, warm=is_warm)
                 times[label].append(total)
+                cpu[label].append(_children_cpu() - before)
                 if label != FLOOR:
                     phases[label].append(_durations(total, lines))
                     outs[label] = "\n".join(text for _, text in lines)
@@ -210,10 +225,14 @@ def main() -> int:
                 imports.append(json.loads(text))
     med = {label: statistics.median(ts) for label, ts in times.items()}
     floor = med[FLOOR]
-    print(f"{'':44} {'median s':>9} {'beyond torch s':>15} {'ratio to torch':>15}")
+    cpu_med = {label: statistics.median(ts) for label, ts in cpu.items()}
+    cpu_floor = cpu_med[FLOOR]
+    print(f"{'':44} {'median s':>9} {'beyond torch s':>15} {'ratio to torch':>15}", end="")
+    print(f" {'CPU s':>7} {'CPU beyond':>11}")
     for label, t in med.items():
         if label != warm:
-            print(f"{label:44} {t:9.2f} {t - floor:15.2f} {t / floor:14.2f}×")
+            print(f"{label:44} {t:9.2f} {t - floor:15.2f} {t / floor:14.2f}×", end="")
+            print(f" {cpu_med[label]:7.2f} {cpu_med[label] - cpu_floor:11.2f}")
 
     def imported(name: str) -> float:
         return statistics.median(r[name] for r in imports if name in r)
@@ -221,7 +240,7 @@ def main() -> int:
     print("\nlibraries beyond torch (each in a fresh process after import torch, median s):")
     for name, _ in LIBRARIES:
         print(f"  {name:36} {imported(name):5.2f}  the run's own process")
-    print(f"  {BESIDE[0]:36} {imported(BESIDE[0]):5.2f}  its child, beside training")
+    print(f"  {BESIDE[0]:36} {imported(BESIDE[0]):5.2f}  a child beside training, or at the end")
     for name, _ in NOT_IMPORTED:
         print(f"  {name:36} {imported(name):5.2f}  not imported by a run")
     for label, rows in phases.items():
