@@ -70,9 +70,9 @@ TEXTS = {
     "empty; rows flagged",
     "predict.no_rows": "the file has no rows to predict",
     "predict.score_classification": "score on the file's {target} column ({rows} rows): "
-    "accuracy {accuracy:.4f}, balanced accuracy {balanced:.4f}",
+    "accuracy {accuracy:.4f}, balanced accuracy {balanced:.4f}, macro-F1 {macro_f1:.4f}",
     "predict.score_regression": "score on the file's {target} column ({rows} rows): RMSE "
-    "{rmse:.6g}, MAE {mae:.6g}",
+    "{rmse:.6g}, MAE {mae:.6g}, R² {r2:.4f}",
 }
 # What each flag in the flags column means: flag → the message that counts it.
 FLAG_CODES = {
@@ -468,8 +468,9 @@ def _chunks(rows: Iterable[list[str]], size: int) -> Iterator[list[list[str]]]:
 
 
 class _Scorer:
-    """The score on the file's own target column, when it has one: accuracy and balanced
-    accuracy, or RMSE and MAE in the target's units (rows without a target are skipped)."""
+    """The score on the file's own target column, when it has one, with the run's test metrics:
+    accuracy, balanced accuracy and macro-F1, or RMSE, MAE and R² in the target's units (rows
+    without a target are skipped)."""
 
     def __init__(self, bundle: Bundle, header: list[str]) -> None:
         self.target = bundle.schema["output"].get("target")
@@ -501,30 +502,89 @@ class _Scorer:
                 self.pairs.append((y, p))
 
     def result(self) -> dict[str, Any] | None:
+        """The run's own test scores (class_scores, regression_scores below) on these rows."""
         if self.col is None or not self.pairs:
             return None
         n = len(self.pairs)
+        ys = torch.tensor([y for y, _ in self.pairs])
+        ps = torch.tensor([p for _, p in self.pairs])
         if self.classes:
-            accuracy = sum(y == p for y, p in self.pairs) / n
-            recalls = []
-            for c in sorted({y for y, _ in self.pairs}):
-                mine = [p for y, p in self.pairs if y == c]
-                recalls.append(sum(p == c for p in mine) / len(mine))
+            cm = confusion(ys, ps, len(self.classes))
+            scores = class_scores(cm, self.classes)
             return {
                 "code": "predict.score_classification",
                 "target": self.target,
                 "rows": n,
-                "accuracy": accuracy,
-                "balanced": sum(recalls) / len(recalls),
+                "accuracy": sum(cm[i][i] for i in range(len(cm))) / n,
+                "balanced": scores["test_balanced_accuracy"],
+                "macro_f1": scores["test_macro_f1"],
             }
         errors = [p - y for y, p in self.pairs]
+        scores = regression_scores(ps.double(), ys.double(), 1.0)
+        r2 = scores["test_r2"]
         return {
             "code": "predict.score_regression",
             "target": self.target,
             "rows": n,
             "rmse": math.sqrt(math.fsum(e * e for e in errors) / n),
-            "mae": math.fsum(abs(e) for e in errors) / n,
+            "mae": scores["test_mae"],
+            "r2": math.nan if r2 is None else r2,  # a constant target: no R² (shown as nan)
         }
+
+
+# The run's own test scores (engine/train.py imports these): one home, here, because this file
+# must run without Trainboard, and the Predict page, `trainboard predict` and Run detail then
+# agree by construction.
+def confusion(y: torch.Tensor, pred: torch.Tensor, c: int) -> list[list[int]]:
+    """Rows: the true class, columns: the predicted one, in class_names order."""
+    return torch.bincount(y * c + pred, minlength=c * c).reshape(c, c).tolist()
+
+
+def class_scores(cm: list[list[int]], names: list[str] | None) -> dict[str, Any]:
+    """Balanced accuracy, macro-F1 and per-class precision / recall / F1 / support from a
+    confusion matrix (rows: true class, columns: predicted), as scikit-learn's
+    ``balanced_accuracy_score`` and ``precision_recall_fscore_support`` define them (a test
+    checks the two agree). Computed from the matrix the run already has, so scoring a run
+    needs no scikit-learn import. A class with no true rows is left out of the averages, and a
+    precision with no predicted rows counts as 0, as scikit-learn's ``zero_division=0``."""
+    per_class, recalls, f1s = [], [], []
+    for i, row in enumerate(cm):
+        support = sum(row)
+        predicted = sum(r[i] for r in cm)
+        tp = row[i]
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class.append(
+            {
+                "class": names[i] if names else str(i),
+                "precision": precision,
+                "recall": recall,
+                "f1": f1,
+                "support": support,
+                "predicted": predicted,
+            }
+        )
+        if support:
+            recalls.append(recall)
+            f1s.append(f1)
+    return {
+        "test_balanced_accuracy": sum(recalls) / len(recalls) if recalls else None,
+        "test_macro_f1": sum(f1s) / len(f1s) if f1s else None,
+        "per_class": per_class,
+    }
+
+
+def regression_scores(pred: torch.Tensor, y: torch.Tensor, scale: float) -> dict[str, Any]:
+    """RMSE is the run's metric already; MAE and R² in the target's own units."""
+    err = (pred - y) * scale
+    yy = y * scale
+    ss_res = float((err**2).sum())
+    ss_tot = float(((yy - yy.mean()) ** 2).sum())
+    return {
+        "test_mae": float(err.abs().mean()),
+        "test_r2": 1 - ss_res / ss_tot if ss_tot > 0 else None,
+    }
 
 
 def read_csv(path: str | Path) -> tuple[list[str], Iterator[list[str]]]:

@@ -951,7 +951,7 @@ CATALOGUE: dict[str, str] = {
     "predict.no_rows": N_("the file has no rows to predict"),
     "predict.score_classification": N_(
         "score on the file's {target} column ({rows} rows): accuracy {accuracy:.4f}, balanced "
-        "accuracy {balanced:.4f}"
+        "accuracy {balanced:.4f}, macro-F1 {macro_f1:.4f}"
     ),
     "predict.no_bundle": N_(
         "{run}: no model bundle here: give a finished run's id, its folder or its bundle folder "
@@ -977,7 +977,8 @@ CATALOGUE: dict[str, str] = {
         "not written"
     ),
     "predict.score_regression": N_(
-        "score on the file's {target} column ({rows} rows): RMSE {rmse:.6g}, MAE {mae:.6g}"
+        "score on the file's {target} column ({rows} rows): RMSE {rmse:.6g}, MAE {mae:.6g}, "
+        "R² {r2:.4f}"
     ),
     # --- sweeps (issue 23 §3: jobs/sweeps/) ----------------------------------------------------
     "sweep.space_long": N_("a search dimension is at most {limit} characters"),

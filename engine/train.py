@@ -28,6 +28,7 @@ from torch import nn
 
 from engine import checkpoint, decide, doctor, nets
 from engine.baselines import Baselines
+from engine.bundle_predict import class_scores, confusion, regression_scores  # one home
 from engine.config import Config
 from engine.decide import Action, Decision
 from engine.errors import CheckpointError, ConfigError, OutOfMemory
@@ -925,55 +926,3 @@ def _preflight(
         sink.event(0, EventKind.PREFLIGHT, Message(code, finding=f.message, tip=f.tip), f.to_dict())
     net.train_mode(True)
     return findings
-
-
-def confusion(y: torch.Tensor, pred: torch.Tensor, c: int) -> list[list[int]]:
-    """Rows: the true class, columns: the predicted one, in class_names order."""
-    return torch.bincount(y * c + pred, minlength=c * c).reshape(c, c).tolist()
-
-
-def class_scores(cm: list[list[int]], names: list[str] | None) -> dict[str, Any]:
-    """Balanced accuracy, macro-F1 and per-class precision / recall / F1 / support from a
-    confusion matrix (rows: true class, columns: predicted), as scikit-learn's
-    ``balanced_accuracy_score`` and ``precision_recall_fscore_support`` define them (a test
-    checks the two agree). Computed from the matrix the run already has, so scoring a run
-    needs no scikit-learn import. A class with no true rows is left out of the averages, and a
-    precision with no predicted rows counts as 0, as scikit-learn's ``zero_division=0``."""
-    per_class, recalls, f1s = [], [], []
-    for i, row in enumerate(cm):
-        support = sum(row)
-        predicted = sum(r[i] for r in cm)
-        tp = row[i]
-        precision = tp / predicted if predicted else 0.0
-        recall = tp / support if support else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class.append(
-            {
-                "class": names[i] if names else str(i),
-                "precision": precision,
-                "recall": recall,
-                "f1": f1,
-                "support": support,
-                "predicted": predicted,
-            }
-        )
-        if support:
-            recalls.append(recall)
-            f1s.append(f1)
-    return {
-        "test_balanced_accuracy": sum(recalls) / len(recalls) if recalls else None,
-        "test_macro_f1": sum(f1s) / len(f1s) if f1s else None,
-        "per_class": per_class,
-    }
-
-
-def regression_scores(pred: torch.Tensor, y: torch.Tensor, scale: float) -> dict[str, Any]:
-    """RMSE is the run's metric already; MAE and R² in the target's own units."""
-    err = (pred - y) * scale
-    yy = y * scale
-    ss_res = float((err**2).sum())
-    ss_tot = float(((yy - yy.mean()) ** 2).sum())
-    return {
-        "test_mae": float(err.abs().mean()),
-        "test_r2": 1 - ss_res / ss_tot if ss_tot > 0 else None,
-    }

@@ -188,6 +188,31 @@ def test_predict_py_without_trainboard_reproduces_the_test_score(
         assert "RMSE" in done.stderr
 
 
+@pytest.mark.parametrize("case", list(CASES))
+def test_prediction_scores_on_the_test_rows_are_the_runs_test_scores(
+    case: str, runs, tmp_path: Path
+) -> None:
+    """The Predict page and `trainboard predict` score a file with the target column with the
+    run's own test metrics (one home: engine.bundle_predict's class_scores and
+    regression_scores): on the run's test rows they are the scores Run detail shows."""
+    run_dir, summary, raw, data, _sink = runs[case]
+    rows_csv = _test_rows(raw, data, tmp_path / "test_rows.csv")
+    report = bp.predict_file(bp.Bundle(run_dir / BUNDLE), rows_csv, tmp_path / "out.csv")
+    score = report.score
+    assert score is not None and score["rows"] == summary["test_rows"]
+    if data.task == "classification":
+        assert score["accuracy"] == pytest.approx(summary["test_metric"], abs=1e-6)
+        assert score["balanced"] == pytest.approx(summary["test_balanced_accuracy"], abs=1e-12)
+        assert score["macro_f1"] == pytest.approx(summary["test_macro_f1"], abs=1e-12)
+        assert "macro-F1" in bp.score_text(score)
+    else:
+        assert score["rmse"] == pytest.approx(summary["test_metric"], abs=1e-6, rel=0)
+        # the run scores in float32 (its tensors), the file in float64: a float32's rounding
+        assert score["mae"] == pytest.approx(summary["test_mae"], rel=1e-6)
+        assert score["r2"] == pytest.approx(summary["test_r2"], rel=1e-6)
+        assert "R²" in bp.score_text(score)
+
+
 def test_bundle_records_its_parity_as_an_event_and_in_the_schema(runs) -> None:
     run_dir, summary, _raw, data, sink = runs["ensemble"]
     (event,) = sink.kinds(EventKind.BUNDLE)
