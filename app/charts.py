@@ -57,6 +57,9 @@ EVENT_STYLE: dict[str, tuple[str, str | None]] = {
     EventKind.SWEEP_PAUSED: ("#bcbd22", N_("sweep: paused at a rung")),
     EventKind.SWEEP_PROMOTED: ("#2ca02c", N_("sweep: promoted")),
     EventKind.CHECKPOINT_FAILED: ("#e377c2", N_("checkpoint not saved")),
+    # the model bundle's parity check (issue 21), at the run's last step; a failed one is
+    # labelled apart (event_label), as its bundle is not offered
+    EventKind.BUNDLE: ("#1f77b4", N_("model bundle checked")),
 }
 # The doctor's live rules as the short names drawn on the charts ("⚠ T6 ratio high").
 RULE_NAMES = {
@@ -198,6 +201,8 @@ def event_label(e: dict[str, Any]) -> str:
         rule = str(d.get("rule", ""))
         name = _(RULE_NAMES[rule]) if rule in RULE_NAMES else rule
         return f"⚠ {d.get('tip', '')} {name}".strip()
+    if kind == EventKind.BUNDLE and d.get("ok") is False:
+        return _("model bundle failed its check")
     label = EVENT_STYLE.get(kind, ("", None))[1]
     return _(label) if label else kind
 

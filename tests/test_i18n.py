@@ -471,6 +471,21 @@ def test_event_messages_and_chart_marks_read_in_chinese():
         ]
 
 
+def test_the_bundle_event_has_its_mark_on_the_charts():
+    """Issue 21: the bundle's parity check is drawn as the other events are, with its colour
+    and its word in each language; a failed check reads apart."""
+    assert "bundle" in charts.EVENT_KINDS and charts.EVENT_COLORS["bundle"]
+    ok = {"kind": "bundle", "data": {"ok": True, "rows": 69}, "message": "x"}
+    failed = {"kind": "bundle", "data": {"ok": False, "why": "x"}, "message": "x"}
+    with i18n.language("en"):
+        assert charts.event_label(ok) == "model bundle checked"
+        assert charts.event_label(failed) == "model bundle failed its check"
+    for lang in (ZH, HANT):
+        with i18n.language(lang):
+            labels = [charts.event_label(ok), charts.event_label(failed)]
+            assert all(CJK.search(x) for x in labels) and labels[0] != labels[1], labels
+
+
 def test_every_event_message_of_engine_decide_reads_in_chinese():
     from engine import decide
 
