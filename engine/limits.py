@@ -19,3 +19,10 @@ MAX_COLUMNS = 5_000
 # A run's files in its folder (engine.checkpoint writes them).
 CHECKPOINT = "checkpoint.pt"  # everything needed to resume; rewritten every epoch
 MODEL = "model.pt"  # the best weights + preprocessor + config, for download / inference
+# The model bundle's files (engine/bundle.py writes the folder whole; issue 21), as a remote
+# worker ships them to the server (jobs/remote): model.ts last, as Run detail offers a bundle
+# whose model.ts is there.
+BUNDLE_FILES = tuple(
+    f"bundle/{name}"
+    for name in ("schema.json", "example.csv", "predict.py", "README.md", "model.ts")
+)

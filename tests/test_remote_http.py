@@ -226,6 +226,37 @@ def test_a_checkpoint_upload_resumes_and_lands_in_the_run_folder(server, tmp_pat
     assert r.status_code == 400
 
 
+def test_a_runs_bundle_goes_up_with_its_model_before_the_outcome(server, tmp_path):
+    """Issue 21/22: the bundle/ a remote run made reaches the server's run folder before the
+    run shows as finished, so Run detail offers its zip and Predict uses it."""
+    from engine.limits import BUNDLE_FILES, MODEL
+    from jobs import service
+
+    db, ing, token = server
+    home = tmp_path / "worker"
+    client = Client(ing.url, token, timeout=3)
+    run_id = _claim(client, db, home)["run_id"]
+    folder = tmp_path / "worker-run"
+    (folder / "bundle").mkdir(parents=True)
+    for name in (MODEL, *BUNDLE_FILES):
+        (folder / name).write_bytes(name.encode() + os.urandom(1000))
+    fl = Flusher(client, home, interval=0.05)
+    fl.watch(run_id, folder)
+    fl.start()
+    try:
+        with RemoteChannel(run_id, home=home) as ch:
+            ch.record("finished", summary={"bundle": {"ok": True, "rows": 5, "max_diff": 0.0}})
+        wait_for(lambda: Spool(home).backlog()[0] == 0, 60, "the spool to drain")
+    finally:
+        fl.close()
+    landed = tmp_path / "server" / "runs" / str(run_id)
+    for name in (MODEL, *BUNDLE_FILES):
+        assert (landed / name).read_bytes() == (folder / name).read_bytes(), name
+    state = service.run_bundle(db, run_id)
+    assert state["ok"] and state["folder"] == landed / "bundle", state
+    assert len(service.bundle_zip(db, run_id)) > 5000
+
+
 def test_upload_parts_left_for_a_day_are_swept(tmp_path, monkeypatch):
     from jobs.remote.server import blobs_dir, sweep_parts
 

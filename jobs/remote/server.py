@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from engine.limits import CHECKPOINT, MODEL
+from engine.limits import BUNDLE_FILES, CHECKPOINT, MODEL
 from jobs.remote import API, ingest, tokens, wire
 from jobs.store import registry
 from jobs.store import remote as store_remote
@@ -37,7 +37,7 @@ from jobs.store.db import connect, data_home, run_dir
 
 log = logging.getLogger("trainboard.ingest")
 
-SHIPPABLE = (CHECKPOINT, MODEL)  # the files a worker may put into a run's folder
+SHIPPABLE = (CHECKPOINT, MODEL, *BUNDLE_FILES)  # the files a worker may put into a run's folder
 MAX_JSON = 1 * 2**20
 MAX_BLOB_PUT = 16 * 2**20  # one chunk of a file upload
 SHA_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -300,13 +300,13 @@ async def ship(request: Request) -> Response:
         blob = blobs_dir() / sha
         if not blob.is_file():
             raise HttpError(409, "upload the file first")
-        folder = run_dir(run_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{name}.{os.getpid()}.tmp"
+        dest = run_dir(run_id) / name  # name is one of SHIPPABLE: no path of the worker's own
+        dest.parent.mkdir(parents=True, exist_ok=True)  # bundle/ for the bundle's files
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
         tmp.unlink(missing_ok=True)
         os.link(blob, tmp)
-        os.replace(tmp, folder / name)
-        size = (folder / name).stat().st_size
+        os.replace(tmp, dest)
+        size = dest.stat().st_size
         store_remote.save_run_file(db, run_id, name, sha, size, time.time())
         # The run's folder holds its own link; the store keeps no second copy.
         blob.unlink(missing_ok=True)

@@ -21,14 +21,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.limits import CHECKPOINT, MODEL
+from engine.limits import BUNDLE_FILES, CHECKPOINT, MODEL
 from jobs.remote import files, wire
 from jobs.remote.client import Client, Rejected, Unreachable
 from jobs.remote.spool import Spool
 
 log = logging.getLogger(__name__)
 
-SHIPPED = (CHECKPOINT, MODEL)
+SHIPPED = (CHECKPOINT, MODEL, *BUNDLE_FILES)  # the bundle too: Run detail's zip and Predict
 STOP_GRACE_S = 60.0
 
 
