@@ -366,3 +366,8 @@ def test_a_worker_on_another_host_trains_cancels_and_loses_nothing_through_fault
     kinds = [k for (k,) in db.execute("SELECT kind FROM events WHERE run_id = ?", [run_id])]
     assert "resumed" in kinds
     assert (server.home / "runs" / str(run_id) / "model.pt").is_file()  # downloads work
+    # its bundle came up too, parity-checked on the worker: Run detail offers the zip
+    assert "bundle" in kinds
+    bundle = service.run_bundle(db, run_id)
+    assert bundle["ok"] and bundle["rows"] > 0 and bundle["folder"] is not None, bundle
+    assert (bundle["folder"] / "schema.json").is_file() and service.bundle_zip(db, run_id)
