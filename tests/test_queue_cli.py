@@ -83,6 +83,31 @@ def test_submit_without_a_worker_queues_and_cancel_cancels_at_once(home, capsys)
     assert "no run with id 99" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["submit", "--preset", "quick"],
+        ["ab", "--preset", "quick", "--tip", "T2", "--seeds", "1"],
+        ["lr-find", "--preset", "quick", "--no-wait"],
+    ],
+)
+def test_a_file_named_on_the_command_line_is_registered_before_it_is_queued(
+    home, tmp_path, capsys, command
+):
+    """A worker reads only registered datasets (a copy under the data directory, its hash
+    checked): every command that queues from --dataset adds the file first, as an upload."""
+    table = tmp_path / "points.csv"
+    table.write_text("a,b,label\n" + "".join(f"{i},{i % 7},{i % 2}\n" for i in range(60)))
+    assert main([*command, "--dataset", str(table), "--target", "label"]) == 0
+    assert "no live worker takes the cpu queue" in capsys.readouterr().err
+    db = connect()
+    (ds,) = registry.list_datasets(db)
+    assert Path(ds["path"]).is_relative_to(home) and ds["target"] == "label"
+    runs = registry.list_runs(db)
+    assert runs and all(r["spec"]["data"]["dataset"] == ds["path"] for r in runs)
+    assert all(r["dataset_id"] == ds["id"] for r in runs)
+
+
 def test_up_starts_dashboard_and_worker_runs_a_submission_and_stops_on_ctrl_c(tmp_path):
     home = tmp_path / "home"
     env = _env(home)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
+from jobs.cli.runs import dataset_for, note_no_worker
 
 
 def add_ab(p: argparse.ArgumentParser) -> None:
@@ -55,12 +56,8 @@ def cmd_ab(args: argparse.Namespace) -> int:
 
     db = service.connect()
     try:
-        service.check_source(args.dataset)  # a typo'd builtin or path: refused, nothing queued
         change = dict(parse_override(c) for c in args.change) if args.change else None
-        dataset_id, info, source, target = None, None, args.dataset, args.target
-        if not args.dataset.startswith("builtin:"):
-            row = service.add_file(db, Path(args.dataset), target=args.target)
-            dataset_id, info, source, target = row["id"], row["report"], row["path"], row["target"]
+        dataset_id, info, source, target = dataset_for(db, args.dataset, args.target)
         group = service.submit_ab(
             args.preset,
             source,
@@ -79,12 +76,6 @@ def cmd_ab(args: argparse.Namespace) -> int:
     print(f"A/B group {group.group_id} queued: {len(group.pairs)} seeds x 2 arms")
     for seed, a, b in group.pairs:
         print(f"  seed {seed}: A run {a}, B run {b}")
-    if not service.queue_has_worker(db, args.queue):
-        hint = "trainboard worker --device cuda:N" if args.queue == "gpu" else "trainboard up"
-        print(
-            f"note: no live worker takes the {args.queue} queue yet; the runs wait until one "
-            f"starts ({hint})",
-            file=sys.stderr,
-        )
+    note_no_worker(db, args.queue, "the runs wait")
     print("the verdict: the Compare page, A/B group " + group.group_id)
     return 0

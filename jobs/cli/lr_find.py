@@ -7,7 +7,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
+
+from jobs.cli.runs import dataset_for, note_no_worker
 
 
 def add_lr_find(p: argparse.ArgumentParser) -> None:
@@ -36,11 +37,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 
     db = service.connect()
     try:
-        service.check_source(args.dataset)
-        dataset_id, info, source, target = None, None, args.dataset, args.target
-        if not args.dataset.startswith("builtin:"):
-            row = service.add_file(db, Path(args.dataset), target=args.target)
-            dataset_id, info, source, target = row["id"], row["report"], row["path"], row["target"]
+        dataset_id, info, source, target = dataset_for(db, args.dataset, args.target)
         res = service.submit_lr_find(
             args.preset,
             source,
@@ -56,12 +53,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     print(f"LR range test queued as run {res.run_id}")
     if not res.sent:
         print(f"warning: {res.note}", file=sys.stderr)
-    if not service.queue_has_worker(db, args.queue):
-        print(
-            f"note: no live worker takes the {args.queue} queue yet; the test waits until one "
-            "starts (trainboard up)",
-            file=sys.stderr,
-        )
+    note_no_worker(db, args.queue, "the test waits")
     if args.no_wait:
         return 0
     deadline = time.monotonic() + args.timeout

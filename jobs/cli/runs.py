@@ -31,18 +31,43 @@ def add_submit(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wait", action="store_true", help="wait until the run is over")
 
 
+def dataset_for(
+    db, dataset: str, target: str | None
+) -> tuple[int | None, dict | None, str, str | None]:
+    """(dataset id, stored report, source, target) of a command's ``--dataset``: a builtin as
+    named, or a file added first and checked exactly as an upload is (a worker reads only
+    registered datasets: a path under the data directory, its hash checked). A typo'd builtin
+    or a missing path raises ``service.Refused`` before anything is queued. Every command that
+    queues work from ``--dataset`` (submit, ab, lr-find, sweep) goes through here."""
+    from jobs import service
+
+    service.check_source(dataset)
+    if dataset.startswith("builtin:"):
+        return None, None, dataset, target
+    row = service.add_file(db, Path(dataset), target=target)
+    return row["id"], row["report"], row["path"], row["target"]
+
+
+def note_no_worker(db, queue: str, what: str) -> None:
+    """Say on stderr that no live worker takes ``queue`` yet, so ``what`` (e.g. "the run
+    waits") until one starts, and how to start one."""
+    from jobs import service
+
+    if service.queue_has_worker(db, queue):
+        return
+    hint = "trainboard worker --device cuda:N" if queue == "gpu" else "trainboard up"
+    print(
+        f"note: no live worker takes the {queue} queue yet; {what} until one starts ({hint})",
+        file=sys.stderr,
+    )
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     from jobs import service
 
     db = service.connect()
     try:
-        service.check_source(args.dataset)  # a typo'd builtin or path: refused, nothing queued
-        # A worker reads only registered datasets (path under the data directory, hash
-        # checked): a file named here is added first, checked exactly as an upload is.
-        dataset_id, info, source, target = None, None, args.dataset, args.target
-        if not args.dataset.startswith("builtin:"):
-            row = service.add_file(db, Path(args.dataset), target=args.target)
-            dataset_id, info, source, target = row["id"], row["report"], row["path"], row["target"]
+        dataset_id, info, source, target = dataset_for(db, args.dataset, args.target)
         res = service.submit_run(
             args.preset,
             source,
@@ -59,13 +84,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     print(f"run {res.run_id} queued")
     if not res.sent:
         print(f"warning: {res.note}", file=sys.stderr)
-    if not service.queue_has_worker(db, args.queue):
-        hint = "trainboard worker --device cuda:N" if args.queue == "gpu" else "trainboard up"
-        print(
-            f"note: no live worker takes the {args.queue} queue yet; the run waits until one "
-            f"starts ({hint})",
-            file=sys.stderr,
-        )
+    note_no_worker(db, args.queue, "the run waits")
     if not args.wait:
         return 0
     return _wait(res.run_id)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
+from jobs.cli.runs import dataset_for, note_no_worker
 
 
 def add_sweep(p: argparse.ArgumentParser) -> None:
@@ -50,11 +51,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     db = service.connect()
     try:
-        service.check_source(args.dataset)
-        dataset_id, info, source, target = None, None, args.dataset, args.target
-        if not args.dataset.startswith("builtin:"):
-            row = service.add_file(db, Path(args.dataset), target=args.target)
-            dataset_id, info, source, target = row["id"], row["report"], row["path"], row["target"]
+        dataset_id, info, source, target = dataset_for(db, args.dataset, args.target)
         sweep_id = service.submit_sweep(
             args.preset,
             source,
@@ -82,12 +79,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     )
     for t in report["trials"]:
         print(f"  trial {t['trial']}: run {t['run']}")
-    if not service.queue_has_worker(db, args.queue):
-        print(
-            f"note: no live worker takes the {args.queue} queue yet; the trials wait until one "
-            "starts (trainboard up)",
-            file=sys.stderr,
-        )
+    note_no_worker(db, args.queue, "the trials wait")
     print(f"follow it: trainboard sweeps {sweep_id}, or the Sweeps page")
     return 0
 
