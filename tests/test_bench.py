@@ -34,7 +34,7 @@ EXPECTED: dict[str, list[str]] = {
         r"MLP 64-256-256-10, .* " + NUM + r"\s+(PASS|MISS)",
         r"LSTM h64, .* " + NUM + r"\s+(PASS|MISS)",
         r"default policy\s+one alone .* two together .* =\s*" + NUM + r"× one",
-        r"K=10 stacked \(vmap\) .* =\s*" + NUM + r"× one member",
+        r"K=10 stacked .* =\s*" + NUM + r"× one member",
         r"stacked is\s+" + NUM + r"× faster than sequential",
     ],
     "lr_find": [

@@ -282,6 +282,41 @@ def test_ensemble_clips_each_member_by_its_own_norm():
     assert all(a <= 0.5 + 1e-5 for a in after)
 
 
+@pytest.mark.parametrize(
+    "model",
+    [
+        {"model.embedding": "periodic", "model.dropout": 0.3, "model.hidden": [16, 8]},
+        {"model.activation": "tanh", "model.hidden": [16]},
+        {"model.activation": "gelu", "model.dropout": 0.2, "model.hidden": [8, 8, 8]},
+    ],
+    ids=["periodic-relu-dropout", "tanh", "gelu-dropout"],
+)
+def test_stacked_mlp_batched_forward_is_vmap_bit_for_bit(model):
+    """T14's members train through engine.nets._batched_mlp, not vmap, for speed (issue 20, §7).
+    Outputs, dropout masks and every gradient must be vmap's exactly, so no run's numbers move."""
+    data = blobs()
+    cfg = cfg_for(**{"ensemble.members": 3} | model)
+    net = Stacked(cfg, data, torch.device("cpu"))
+    assert net._fwd.__name__ == "forward", "an MLP ensemble trains on the batched path"
+    vm = Stacked(cfg, data, torch.device("cpu"))
+    vm._fwd = torch.func.vmap(  # the generic path, on the same members
+        lambda p, b, x: torch.func.functional_call(vm.base, (p, b), (x,)),
+        randomness="different",
+    )
+    gen = torch.Generator().manual_seed(0)
+    idx = torch.stack([torch.randperm(len(data.x_train), generator=gen)[:20] for _ in range(3)])
+    xb, yb = data.x_train[idx], data.y_train[idx]
+    for one in (net, vm):
+        one.train_mode(True)
+        torch.manual_seed(7)  # the same dropout draws
+        one.forward_loss(xb, yb).backward()
+    for p, q in zip(net.params, vm.params, strict=True):
+        assert torch.equal(p.grad, q.grad)
+    for one in (net, vm):
+        one.train_mode(False)
+    assert torch.equal(net._fwd(net.stacked, net.buffers, xb), vm._fwd(vm.stacked, vm.buffers, xb))
+
+
 def test_clip_fraction_and_grad_norm_are_logged_during_training():
     sink = MemorySink()
     cfg = cfg_for(**{"train.clip_norm": 1e-3, "train.log_every": 2})
