@@ -98,8 +98,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    warm = _prewarm_baselines(argv)
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    finally:
+        if warm:
+            from engine.baselines import release_prewarmed
+
+            release_prewarmed()  # a child the run did not claim (baselines off, not a table)
+
+
+def _prewarm_baselines(argv: list[str]) -> bool:
+    """``train`` starts the scikit-learn baselines' child first thing, so its import runs on an
+    idle core while this process imports torch (engine.baselines.prewarm; issue 20, §7).
+    Skipped for --help and when the command line turns the baselines off."""
+    if argv[:1] != ["train"] or {"-h", "--help"} & set(argv):
+        return False
+    off = {f"train.baselines={v}" for v in ("false", "False", "0", "no", "off")}
+    if off & set(argv):
+        return False
+    from engine.baselines import prewarm  # numpy only; the run imports it anyway
+
+    return prewarm()
 
 
 if __name__ == "__main__":
