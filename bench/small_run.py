@@ -11,8 +11,9 @@ default: the figure that counts) and once without. Prints each median and the ex
 
 Then where the excess comes from. What the libraries a run needs cost to import, in a fresh
 process after ``import torch``: the run's own process (pandas), the baselines' scikit-learn
-(engine/baselines.py: in a child process beside training when a core is idle, else in the run's
-own process at the end; a busy machine's figures are the latter), and apart what no run without
+(engine/baselines.py: in a child process started with the command when a core is idle, which
+imports it beside torch's import, else in the run's own process at the end; a busy machine's
+figures are the latter), and apart what no run without
 ``train.compile`` imports any more: torch._dynamo (engine/optim.py) and torch's symbolic shapes
 with sympy (torch.autograd.gradcheck's, replaced in engine/doctor.py). And where the run's
 seconds go: each phase ends when the run prints the line that closes it (``data:``,
