@@ -167,6 +167,21 @@ def badge(status: str) -> str:
     return f":{service.STATUS_COLORS.get(status, 'gray')}-badge[{i18n.status(status)}]"
 
 
+def status_text(row: dict[str, Any]) -> str:
+    """A run-table row's status in words: a sweep trial waiting at a rung (its run finished
+    there and may go on) reads "paused at a rung (sweep N)", not "finished"."""
+    if paused := row.get("sweep_paused"):
+        return _("paused at a rung (sweep {sweep})").format(sweep=paused["sweep"])
+    return i18n.status(row["status"])
+
+
+def row_badge(row: dict[str, Any]) -> str:
+    """:func:`badge` for a run-table row (:func:`status_text`'s words, orange when paused)."""
+    if row.get("sweep_paused"):
+        return f":orange-badge[{status_text(row)}]"
+    return badge(row["status"])
+
+
 def tip_label(tip: str | None) -> str:
     """ "T9 — Clip the gradient norm…", in the session's language."""
     return engine_text.tip_label(tip)

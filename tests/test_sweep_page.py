@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from jobs import service
+from jobs.store import registry
 from jobs.store import sweeps as store
 from jobs.store.db import connect
 from jobs.sweeps import controller
-from tests.sweep_helpers import SPACE, play
+from tests.sweep_helpers import SPACE, finish_in_flight, play
 from tests.test_app import assert_clean, charts_of, page, texts
 
 
@@ -178,3 +180,50 @@ def test_a_real_browser_opens_the_sweeps_page_and_sees_the_parallel_coordinates(
             page.screenshot(path=str(shot), full_page=True)
         finally:
             browser.close()
+
+
+def test_a_trial_waiting_at_a_rung_reads_paused_not_finished_in_runs_run_detail_and_home(home):
+    """Its run finished at the rung (the store says so), but it may go on: the pages say
+    "paused at a rung (sweep N)", in each language, and Run detail says what happens next."""
+    db = connect()
+    sid = controller.create_sweep(
+        "sutskever",
+        "builtin:breast-cancer",
+        space=SPACE,
+        trials=4,
+        parallel=4,
+        max_epochs=3,
+        overrides={"train.preflight": False},
+        name="waits at a rung",
+        db=db,
+    )
+    finish_in_flight(db, sid)
+    controller.step(db, sid)
+    waiting = [t for t in store.trials(db, sid) if t["state"] == "paused"]
+    assert waiting, "the test needs a trial paused at a rung"
+    trial = waiting[0]
+    rid = trial["run_id"]
+    assert registry.get_run(db, rid)["status"] == "finished"
+    rows, _total = service.run_rows(db, limit=200)
+    assert next(r for r in rows if r["id"] == rid)["sweep_paused"] == {
+        "sweep": sid,
+        "epochs": trial["epochs"],
+    }
+    assert all(
+        r["sweep_paused"] is None for r in rows if r["id"] not in {t["run_id"] for t in waiting}
+    ), "only the waiting trials' runs read paused"
+    word = f"paused at a rung (sweep {sid})"
+    runs = page("runs")
+    table = runs.dataframe[0].value
+    assert list(table.loc[table["id"] == rid, "status"]) == [word]
+    detail = page("run_detail", run_id=rid)
+    assert word in texts(detail)
+    assert f"Sweep {sid} paused this trial at a rung, after {trial['epochs']} epochs" in texts(
+        detail
+    )
+    badges = "\n".join(m.value for m in detail.markdown)
+    assert f":orange-badge[{word}]" in badges and "-badge[finished]" not in badges
+    home_badges = "\n".join(m.value for m in page("home").markdown)  # its recent runs
+    assert f":orange-badge[{word}]" in home_badges
+    zh = page("runs", locale="zh-TW").dataframe[0].value
+    assert list(zh.loc[zh["id"] == rid, "status"]) == [f"在某一檔暫停（搜尋 {sid}）"]

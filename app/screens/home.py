@@ -97,7 +97,7 @@ def _home(summary: dict) -> None:
                 f"**{ui.plain(row['name'])}** · {ui.plain(row['dataset'])} · "
                 f"{ui.plain(row['preset'])}"
             )
-            cols[1].markdown(ui.badge(row["status"]))
+            cols[1].markdown(ui.row_badge(row))
             # The same progress bar as the Runs table's column.
             cols[2].dataframe(
                 pd.DataFrame({"progress": [row["progress"]]}),

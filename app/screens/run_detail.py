@@ -112,7 +112,7 @@ def _header(db, detail: dict) -> None:
     run, row = detail["run"], detail["row"]
     summary = run.get("summary") or {}
     st.markdown(
-        f"### {ui.plain(row['name'])}\n{ui.badge(row['status'])} · {ui.plain(row['dataset'])} · "
+        f"### {ui.plain(row['name'])}\n{ui.row_badge(row)} · {ui.plain(row['dataset'])} · "
         + _("preset **{preset}**").format(preset=ui.plain(row["preset"]))
         + f" · {ui.plain(row['device'])}"
         # a worker on another host whose records are still on their way (jobs.remote)
@@ -156,6 +156,14 @@ def _header(db, detail: dict) -> None:
         st.progress(
             row["progress"],
             text=_("running · {progress} of the epochs").format(progress=f"{row['progress']:.0%}"),
+        )
+    if paused := row.get("sweep_paused"):
+        st.info(
+            _(
+                "Sweep {sweep} paused this trial at a rung, after {epochs} epochs. If the sweep "
+                "promotes it, it goes on from its checkpoint under this run's id; if not, it "
+                "stays as it is."
+            ).format(sweep=paused["sweep"], epochs=paused["epochs"])
         )
     if row["stopping"]:
         st.info(_("Stopping (saving a checkpoint)…"))

@@ -105,8 +105,9 @@ def _table(db, rows, total) -> None:
             "device",
         ]
     ]
+    # The status in words (a sweep trial waiting at a rung reads "paused", not "finished").
+    table["status"] = [ui.status_text(r) for r in rows]
     if i18n.zh():  # the values that are words; the frame keeps its English columns
-        table["status"] = [i18n.status(v) for v in table["status"]]
         table["duration"] = [i18n.duration(r["seconds"]) for r in rows]
     ui.dataframe(
         table,

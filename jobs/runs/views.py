@@ -28,6 +28,7 @@ from jobs.runs.format import (
     show_value,
 )
 from jobs.store import reader, registry
+from jobs.store import sweeps as sweep_store
 from jobs.store.db import RUN_STATUSES, run_dir
 
 # --- run table ------------------------------------------------------------------------------
@@ -78,8 +79,14 @@ def _dataset_names(db: sqlite_utils.Database) -> dict[int, str]:
     return {d["id"]: d["name"] for d in registry.list_datasets(db)}
 
 
-def run_row(run: dict[str, Any], dataset_names: dict[int, str] | None = None) -> dict[str, Any]:
-    """One row of the run table: what a person scanning the list wants to see."""
+def run_row(
+    run: dict[str, Any],
+    dataset_names: dict[int, str] | None = None,
+    paused: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One row of the run table: what a person scanning the list wants to see. ``paused``: the
+    sweep and epochs when the run is a sweep trial waiting at a rung
+    (:func:`jobs.store.sweeps.paused_trials`); its status then reads "paused", not "finished"."""
     spec = run.get("spec") or {}
     metric, best = _best(run)
     ds_name = None
@@ -115,6 +122,8 @@ def run_row(run: dict[str, Any], dataset_names: dict[int, str] | None = None) ->
         "error": run.get("error"),
         # A stop was asked for and the worker is still saving its checkpoint.
         "stopping": bool(run.get("cancel_requested")) and run["status"] in ACTIVE,
+        # A sweep trial that finished at a rung and waits for a promotion: {sweep, epochs}.
+        "sweep_paused": paused,
     }
 
 
@@ -127,7 +136,9 @@ def run_rows(
     filters["status"] = filters.get("status") or None
     runs = registry.list_runs(db, **filters, limit=limit, offset=offset)
     names = _dataset_names(db)
-    return [run_row(r, names) for r in runs], registry.count_runs(db, **filters)
+    paused = sweep_store.paused_trials(db, [r["id"] for r in runs])
+    rows = [run_row(r, names, paused.get(r["id"])) for r in runs]
+    return rows, registry.count_runs(db, **filters)
 
 
 def run_filters(db: sqlite_utils.Database) -> dict[str, list[Any]]:
@@ -254,7 +265,7 @@ def run_detail(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
             dataset = None
     folder = run_dir(run_id)
     files = {name: folder / name for name in (MODEL, CHECKPOINT) if (folder / name).is_file()}
-    row = run_row(run, _dataset_names(db))
+    row = run_row(run, _dataset_names(db), sweep_store.paused_trials(db, [run_id]).get(run_id))
     row["catching_up"] = catching_up(db, run)
     if not run.get("summary"):  # still going: the tiles follow the charts, not the summary
         row.update(_live_tiles(db, run))

@@ -214,6 +214,21 @@ def trials(db: sqlite_utils.Database, sweep_id: int) -> list[dict[str, Any]]:
     return out
 
 
+def paused_trials(db: sqlite_utils.Database, run_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The runs among ``run_ids`` whose sweep trial waits at a rung (its run finished there,
+    its checkpoint kept for a promotion): ``{run_id: {"sweep": id, "epochs": n}}``. Their
+    runs' status says "finished", which is not what a person should read (jobs.runs.views)."""
+    if not run_ids or not db["sweep_trials"].exists():
+        return {}
+    marks = ", ".join("?" for _ in run_ids)
+    rows = db["sweep_trials"].rows_where(
+        f"state = ? AND run_id IN ({marks})",
+        [TrialState.PAUSED, *run_ids],
+        select="run_id, sweep_id, epochs",
+    )
+    return {r["run_id"]: {"sweep": r["sweep_id"], "epochs": r["epochs"]} for r in rows}
+
+
 def trial_of_run(db: sqlite_utils.Database, run_id: int) -> dict[str, Any] | None:
     """The sweep trial a run trains, or None for an ordinary run."""
     rows = list(db["sweep_trials"].rows_where("run_id = ?", [run_id], limit=1))
