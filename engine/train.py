@@ -152,7 +152,7 @@ def _loop(
     stop_requested = _StopCheck(should_stop)
     outcome = _EPOCHS_DONE
     t_loop = time.perf_counter()
-    epoch = run.state.epoch
+    epoch = run.loop_start_epoch = run.state.epoch
     epoch_start_step = run.state.step
     while epoch < cfg.train.epochs:
         epoch += 1
@@ -271,6 +271,7 @@ class _Run:
         self.ckpt_failed = False  # the last write failed: the next epoch tries again
         self.ckpt_time = time.monotonic()  # when the newest checkpoint was written
         self.samples = 0
+        self.loop_start_epoch = 0  # the epoch this process's loop started after (_loop sets it)
         self.totals = _EpochTotals.zeros(device)
         # Started now, so a small table's baselines fit beside training (engine.baselines).
         self.baselines = Baselines(data, seed=tc.seed) if tc.baselines else None
@@ -713,6 +714,7 @@ class _Run:
         """Save a cancelled run, restore and save the best weights (T7), summarise, end the run."""
         status, reason, message = outcome
         st, step = self.state, self.state.step
+        loop_seconds = time.perf_counter() - t_loop  # this segment's epochs only (below)
         if status is RunStatus.CANCELLED:
             message = self._save_cancelled(epoch, epoch_start_step)
             self.sink.event(step, EventKind.CANCELLED, message, {"epoch": st.epoch})
@@ -730,6 +732,11 @@ class _Run:
         summary = self._summary(
             status, reason, elapsed=time.perf_counter() - t_start, t_loop=t_loop
         )
+        # The epochs this process trained (a resumed run: since its checkpoint) and their
+        # seconds, without start-up, pre-flight and scoring: a sweep's per-epoch rate
+        # (jobs.sweeps.views.saved_by_pruning) from "seconds" ran high on short segments.
+        summary["loop_epochs"] = st.epoch - self.loop_start_epoch
+        summary["loop_seconds"] = round(loop_seconds, 3)
         if status is RunStatus.FINISHED:
             self.check_classes(epoch)
             summary |= self.score_test()

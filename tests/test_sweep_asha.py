@@ -320,3 +320,31 @@ def test_only_the_owner_or_an_admin_controls_a_sweep(db):
     service.control_sweep(db, sweep_id, "pause", {"name": "alice", "is_admin": 0})
     service.control_sweep(db, sweep_id, "cancel", {"name": "root", "is_admin": 1})
     assert store.get_sweep(db, sweep_id)["status"] == "cancelled"
+
+
+def test_time_saved_counts_the_epoch_loop_not_the_segments_start_up():
+    """A trial's rate is its run's loop seconds over the epochs it trained there (start-up,
+    pre-flight and scoring made short rungs look slow); a run from before those fields keeps
+    its seconds over its epochs."""
+    trials = [
+        {
+            "number": 0,
+            "state": "paused",
+            "epochs": 1,
+            "seconds": 3.0,
+            "run_summary": {"loop_epochs": 1, "loop_seconds": 0.5},
+        },
+        {
+            "number": 1,
+            "state": "complete",
+            "epochs": 3,
+            "seconds": 5.0,
+            "run_summary": {"loop_epochs": 2, "loop_seconds": 1.2},
+        },
+        {"number": 2, "state": "pruned", "epochs": 1, "seconds": 2.0, "run_summary": None},
+    ]
+    saved = views.saved_by_pruning(trials, top=3)
+    assert saved["epochs_saved"] == 4
+    assert saved["seconds_saved"] == pytest.approx(2 * 0.5 + 2 * 2.0)
+    assert saved["seconds_per_epoch"] == pytest.approx((0.5 + 0.6 + 2.0) / 3)
+    assert saved["seconds_trained"] == pytest.approx(10.0)

@@ -54,15 +54,19 @@ def _fmt(value: Any) -> str:
 
 def saved_by_pruning(trials: list[dict[str, Any]], top: int) -> dict[str, float]:
     """Device time pruning saved: each trial stopped at a rung below ``top`` (paused or
-    pruned) did not train ``top − epochs`` epochs, at its own measured seconds per epoch (the
-    sweep's mean where it has none). Also the time every trial actually trained."""
-    per_epoch = [t["seconds"] / t["epochs"] for t in trials if t["epochs"] and t["seconds"]]
+    pruned) did not train ``top − epochs`` epochs, at its own seconds per epoch (the sweep's
+    mean where it has none). Its rate is its run's epoch loop alone (``loop_seconds`` over
+    ``loop_epochs`` in the last segment's summary): the whole segment's seconds (start-up,
+    pre-flight, scoring) made the rate, and the hours saved, run high on short rungs. Runs
+    from before those fields: the trial's seconds over its epochs, as before. Also the time
+    every trial actually trained."""
+    rates = {t["number"]: _rate(t) for t in trials}
+    per_epoch = [r for r in rates.values() if r]
     mean = sum(per_epoch) / len(per_epoch) if per_epoch else 0.0
     saved = 0.0
     for t in trials:
         if t["state"] in ("paused", "pruned") and t["epochs"]:
-            rate = t["seconds"] / t["epochs"] if t["seconds"] else mean
-            saved += max(top - t["epochs"], 0) * rate
+            saved += max(top - t["epochs"], 0) * (rates[t["number"]] or mean)
     trained = sum(float(t["seconds"] or 0) for t in trials)
     epochs_saved = sum(
         max(top - t["epochs"], 0) for t in trials if t["state"] in ("paused", "pruned")
@@ -74,6 +78,16 @@ def saved_by_pruning(trials: list[dict[str, Any]], top: int) -> dict[str, float]
         "seconds_trained": trained,
         "seconds_per_epoch": mean,
     }
+
+
+def _rate(trial: dict[str, Any]) -> float | None:
+    """A trial's seconds per epoch: its run's loop, else its seconds over its epochs."""
+    s = trial.get("run_summary") or {}
+    if s.get("loop_epochs") and s.get("loop_seconds"):
+        return float(s["loop_seconds"]) / int(s["loop_epochs"])
+    if trial["epochs"] and trial["seconds"]:
+        return float(trial["seconds"]) / trial["epochs"]
+    return None
 
 
 def sweep_report(db: sqlite_utils.Database, sweep_id: int) -> dict[str, Any]:
