@@ -177,6 +177,8 @@ def read_day(cell: str, dayfirst: bool) -> float | None:
             else:
                 y = int(c) + (2000 if len(c) == 2 and int(c) < 69 else 1900 if len(c) == 2 else 0)
                 mo, d = (int(b), int(a)) if dayfirst else (int(a), int(b))
+                if mo > 12 >= d:  # 13/01/2020 in a month-first column: as pandas reads it
+                    mo, d = d, mo
             h, mi, s, us = (m.group(i) for i in range(4, 8))
             try:
                 when = dt.datetime(

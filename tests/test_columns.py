@@ -112,6 +112,66 @@ def test_numbers_written_as_text_yes_no_and_day_first_dates():
     assert x[-1, month] == pytest.approx(np.sin(2 * np.pi * 2 / 12), abs=1e-6)  # March
 
 
+def test_a_date_column_mixing_zoned_and_plain_times_or_iso_and_day_first_cells_parses():
+    """pandas raised "Mixed timezones detected" on a column with both zoned and plain times
+    (the CLI died with a traceback), and its dayfirst read 2020-01-05 as 1 May in a column
+    whose other cells are day first. Zoned times go to UTC; year-first cells stay ISO."""
+    from engine.data.columns import parse_dates
+
+    n = 30
+    df = pd.DataFrame(
+        {
+            "when": [
+                f"2020-01-{i % 28 + 1:02d}T10:00:00+02:00"
+                if i % 3 == 0
+                else f"2020-01-{i % 28 + 1:02d} 11:00"
+                for i in range(n)
+            ],
+            "x": range(n),
+        }
+    )
+    cols = {c.name: c for c in column_pass(df, None, "t.csv")}
+    assert cols["when"].kind == "date"
+    got = parse_dates(pd.Series(["2020-01-05T10:00:00+02:00", "2020-01-05 11:00"]), False)
+    assert got.tolist() == [pd.Timestamp("2020-01-05 08:00"), pd.Timestamp("2020-01-05 11:00")]
+    mixed = pd.Series(["13/01/2020", "2020-01-05", "2020/01/06", "05/02/2020"])
+    assert parse_dates(mixed, True).tolist() == [
+        pd.Timestamp(d) for d in ("2020-01-13", "2020-01-05", "2020-01-06", "2020-02-05")
+    ]
+
+
+@pytest.mark.parametrize("dayfirst", [False, True])
+def test_the_bundles_predict_py_reads_each_date_as_training_read_it(dayfirst):
+    """engine.bundle_predict.read_day (predict.py, standard library only) against the
+    engine's parse_dates on the forms a date column takes: the same day and time, or both
+    none."""
+    from engine.bundle_predict import read_day
+    from engine.data.columns import parse_dates
+
+    cells = [
+        "2020-01-05",
+        "2020-01-05T10:30:00",
+        "2020-01-05 10:30:00+02:00",
+        "2020-01-05T23:30:00-05:00",
+        "2020/01/05",
+        "2020.01.07",
+        "2020-01",
+        "05/01/2020",
+        "1/5/2020",
+        "13/01/2020",
+        "7.1.2020",
+        "05-01-20",
+        "31/12/1999 23:59:59",
+        "not a date",
+        "2020-13-45",
+    ]
+    parsed = parse_dates(pd.Series(cells), dayfirst)
+    epoch = pd.Timestamp("1970-01-01")
+    for cell, p in zip(cells, parsed, strict=True):
+        want = None if pd.isna(p) else (p - epoch).total_seconds() / 86400
+        assert read_day(cell, dayfirst) == want, cell
+
+
 def test_the_cli_trains_on_the_dates_table_and_says_what_it_used(weather, tmp_path):
     """``trainboard train`` on the weather CSV as a new user would call it, with the user's own
     kinds through --set: it trains, and the summary records the target and the date features."""

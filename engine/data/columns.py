@@ -110,13 +110,28 @@ def _date_order(sample: pd.Series) -> bool:
     return bool((first > 12).any() and not (second > 12).any())
 
 
+_YEAR_FIRST = r"^\s*\d{4}[-/.]"  # 2020-01-05, 2020/01/05, 2020.01.05: never day first
+
+
 def parse_dates(s: pd.Series, dayfirst: bool) -> pd.Series:
+    """Text cells as naive UTC datetimes (NaT where a cell is no date). ``utc=True``: a zoned
+    time is converted to UTC and a plain one read as UTC, then the zone dropped, so a column
+    mixing zoned and plain times (or two offsets) parses instead of making pandas raise
+    "Mixed timezones detected". Year-first cells are read year-month-day even in a day-first
+    column: pandas' ``dayfirst`` swaps an ISO date's month and day (2020-01-05 → 1 May), and
+    the bundle's predict.py (engine.bundle_predict.read_day) reads them as ISO."""
     text = s.astype(str).where(s.notna())
+
+    def read(cells: pd.Series, first: bool) -> pd.Series:
+        return pd.to_datetime(cells, errors="coerce", format="mixed", dayfirst=first, utc=True)
+
     with np.errstate(all="ignore"):
-        out = pd.to_datetime(text, errors="coerce", format="mixed", dayfirst=dayfirst)
-    if getattr(out.dt, "tz", None) is not None:
-        out = out.dt.tz_convert(None)
-    return out
+        out = read(text, dayfirst)
+        if dayfirst:
+            iso = text.str.match(_YEAR_FIRST, na=False)
+            if iso.any():
+                out = out.where(~iso, read(text.where(iso), False))
+    return out.dt.tz_convert(None)
 
 
 def _as_date(s: pd.Series) -> tuple[bool, bool, bool]:
