@@ -3,6 +3,7 @@
 - ``celery_app``  the Celery app, its settings, the embedded (file) and Redis brokers
 - ``sends``       sending a run id to the broker, and the ``queue_sends`` bookkeeping
 - ``tasks``       the ``train(run_id)`` task: claim, start a runner process, watch, conclude
+- ``watch``       the loop that watches a run's process (heartbeat, cancel, shutdown), local or remote
 - ``spare``       the warm spare runner process a worker keeps ready
 - ``presence``    who this worker is (name, device, queues), reported to the ``workers`` table
 - ``worker``      starting a worker, and its housekeeping thread (presence + reaper)

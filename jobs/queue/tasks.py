@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import subprocess
 import time
 
 from celery import shared_task
@@ -27,15 +26,12 @@ from jobs.queue.celery_app import TRAIN_TASK, settings
 from jobs.queue.checkpoints import checkpoint_epoch
 from jobs.queue.runner import EXIT_RELEASED, runner_log
 from jobs.queue.sends import send_run
+from jobs.queue.watch import Beat, watch
 from jobs.runs import quotas
 from jobs.store import registry
 from jobs.store.db import connect, run_dir
 
 log = logging.getLogger(__name__)
-
-# After a cancel (or shutdown) request, how long the engine gets to checkpoint and stop before
-# its process is terminated. The engine checks every cancel_poll_s, so this is only a backstop.
-STOP_GRACE_S = 60.0
 
 
 @shared_task(name=TRAIN_TASK, ignore_result=True)
@@ -148,34 +144,26 @@ def _watch(db, run_id: int, s) -> str:
     except OSError as e:
         registry.fail_run(db, run_id, f"could not start the run's process: {e}")
         return "failed"
-    stop_sent_at: float | None = None
-    released = False
-    while True:
-        try:
-            child.wait(timeout=s.heartbeat_s)
-            break
-        except subprocess.TimeoutExpired:
-            pass
+
+    def beat() -> Beat:
         try:
             registry.heartbeat(db, run_id, worker=me.name)
         except LostClaim as e:
-            if e.current in TERMINAL:
-                continue  # the runner just recorded the outcome and is exiting
-            # The reaper gave the run away (we were too slow to heartbeat); stop at once.
-            child.kill()
-            child.wait()
-            return "lost"
-        if stop_sent_at is None:
-            if me.shutting_down.is_set():
-                # Warm shutdown: ask for a checkpoint, then hand the run back (see below).
-                child.send_signal(signal.SIGTERM)
-                stop_sent_at, released = time.monotonic(), True
-            elif registry.cancel_requested(db, run_id):
-                stop_sent_at = time.monotonic()  # the engine sees the flag itself
-        elif time.monotonic() - stop_sent_at > STOP_GRACE_S:
-            child.kill()
+            # Terminal: the runner just recorded the outcome. Otherwise the reaper gave the
+            # run away (we were too slow to heartbeat).
+            return Beat.ENDING if e.current in TERMINAL else Beat.LOST
+        return Beat.HELD
 
-    return _conclude(db, run_id, child.returncode, released=released, log_path=log_path)
+    got = watch(
+        child,
+        heartbeat_s=s.heartbeat_s,
+        beat=beat,
+        cancelled=lambda: registry.cancel_requested(db, run_id),
+        shutting_down=me.shutting_down,
+    )
+    if got.code is None:
+        return "lost"
+    return _conclude(db, run_id, got.code, released=got.released, log_path=log_path)
 
 
 def _conclude(db, run_id: int, code: int, *, released: bool, log_path) -> str:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -29,7 +27,6 @@ from jobs.remote.spool import Spool
 log = logging.getLogger(__name__)
 
 SHIPPED = (CHECKPOINT, MODEL, *BUNDLE_FILES)  # the bundle too: Run detail's zip and Predict
-STOP_GRACE_S = 60.0
 
 
 def _home() -> Path:
@@ -278,6 +275,7 @@ def supervise(run_id: int, *, explain_exit) -> str:
     from jobs.queue import presence, spare
     from jobs.queue.celery_app import settings
     from jobs.queue.runner import EXIT_RELEASED, runner_log
+    from jobs.queue.watch import Beat, watch
     from jobs.store.db import run_dir
 
     s = settings()
@@ -320,30 +318,31 @@ def supervise(run_id: int, *, explain_exit) -> str:
                 spool, run_id, attempt, "failed", f"could not start the run's process: {e}"
             )
             return _drain(fl, spool, client, run_id, attempt, me.name)
-        stop_sent_at: float | None = None
-        released = False
-        while True:
-            try:
-                child.wait(timeout=s.heartbeat_s)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-            beat = _beat(client, spool, run_id, attempt, me.name)
-            if beat is not None and not beat["held"]:
-                # Taken from us (lost, revoked and handed back): stop at once.
-                child.kill()
-                child.wait()
-                return "lost"
-            if stop_sent_at is None:
-                if me.shutting_down.is_set():
-                    child.send_signal(signal.SIGTERM)
-                    stop_sent_at, released = time.monotonic(), True
-                elif beat is not None and beat["cancel"]:
-                    spool.set_cancel(run_id)
-                    stop_sent_at = time.monotonic()
-            elif time.monotonic() - stop_sent_at > STOP_GRACE_S:
-                child.kill()
-        code = child.returncode
+        last: dict[str, Any] = {}  # the newest heartbeat's answer (None: unreachable)
+
+        def beat() -> Beat:
+            last["beat"] = answer = _beat(client, spool, run_id, attempt, me.name)
+            # Taken from us (lost, revoked and handed back): stop at once. Unreachable: keep
+            # training; the records wait in the spool.
+            return Beat.LOST if answer is not None and not answer["held"] else Beat.HELD
+
+        def cancelled() -> bool:
+            answer = last.get("beat")
+            if answer is not None and answer["cancel"]:
+                spool.set_cancel(run_id)
+                return True
+            return False
+
+        watched = watch(
+            child,
+            heartbeat_s=s.heartbeat_s,
+            beat=beat,
+            cancelled=cancelled,
+            shutting_down=me.shutting_down,
+        )
+        if watched.code is None:
+            return "lost"
+        code, released = watched.code, watched.released
         if not _has_outcome(spool, run_id, attempt, client, me.name):
             if released and code == EXIT_RELEASED:
                 _spool_outcome(spool, run_id, attempt, "released", None)
