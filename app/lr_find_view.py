@@ -123,10 +123,19 @@ def show(found: Any) -> None:
     (st.success if found.lr is not None else st.warning)(verdict)
 
 
+def from_test(lr_field: str, value: float) -> float | None:
+    """The range test's LR while the form's LR field still holds it, else None. The queued run
+    carries it as ``optim.range_test_lr``, and the doctor compares it with the plateau cuts."""
+    used = st.session_state.get(USED_KEY)
+    if not used or used.get("field") != lr_field or abs(value - used["lr"]) > 1e-12:
+        return None
+    return float(used["lr"])
+
+
 def used_note(lr_field: str, value: float) -> None:
     """Under the form: where its LR came from, while the field still holds the test's value."""
     used = st.session_state.get(USED_KEY)
-    if not used or used.get("field") != lr_field or abs(value - used["lr"]) > 1e-12:
+    if from_test(lr_field, value) is None:
         return
     st.caption(
         "🔎 "

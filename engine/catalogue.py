@@ -197,6 +197,14 @@ CATALOGUE: dict[str, str] = {
     "doctor.exploding_gradient.fix_lr": N_(
         "gradients are already clipped at {clip_norm:g}: lower the learning rate ÷3 ({change})"
     ),
+    "doctor.range_test_held": N_(
+        "the range test's LR {lr:.3g} trained up to the best epoch ({best}) without a plateau "
+        "cut: it suited this run"
+    ),
+    "doctor.range_test_cut": N_(
+        "the range test's LR {lr:.3g} held for {held} epochs before the first plateau cut; the "
+        "best epoch ({best}) trained at {best_lr:.3g}, where the cuts had brought it by then"
+    ),
     "doctor.plateau": N_(
         "validation loss has not improved for {epochs} epochs: a scheduled run would cut the LR "
         "here"

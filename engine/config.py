@@ -106,6 +106,13 @@ class OptimConfig(_Section):
     loss_reduction: Literal["mean", "sum"] = Field(
         "mean", description="T4: mean keeps the LR batch-size independent."
     )
+    range_test_lr: float | None = Field(
+        None,
+        gt=0.0,
+        le=10.0,
+        description="T5: the LR the range test suggested, when lr came from it; the doctor "
+        "compares it with where the plateau cuts fell.",
+    )
 
 
 class ScheduleConfig(_Section):

@@ -599,6 +599,44 @@ def rule_exploding(
     )
 
 
+def rule_range_test(
+    suggested: float | None,
+    lr: float,
+    *,
+    first_cut_epoch: int,
+    best_epoch: int,
+    best_lr: float | None,
+) -> Finding | None:
+    """T5 then T7, at the end of a finished run whose LR came from the LR range test
+    (``optim.range_test_lr``, set by New run's "Use this LR"): how that LR fared against the
+    plateau schedule. A note, not advice (severity info, no suggestion, never "Start here"):
+    a cut is the schedule's normal work, so a cut LR does not make the range test wrong, and
+    a run that never needed one says only that the LR suited it. None when the run has no
+    range-test LR, its LR was changed after the test, or it has no best epoch."""
+    if suggested is None or best_epoch <= 0 or best_lr is None:
+        return None
+    if not math.isclose(lr, suggested, rel_tol=1e-6):
+        return None  # lr was edited after "Use this LR": there is nothing to compare
+    if first_cut_epoch == 0 or first_cut_epoch >= best_epoch:
+        message = Message("doctor.range_test_held", lr=lr, best=best_epoch)
+    else:
+        message = Message(
+            "doctor.range_test_cut", lr=lr, held=first_cut_epoch, best=best_epoch, best_lr=best_lr
+        )
+    return Finding(
+        "T5",
+        "info",
+        "range_test_lr",
+        message,
+        data={
+            "lr": lr,
+            "first_cut_epoch": first_cut_epoch,
+            "best_epoch": best_epoch,
+            "best_lr": best_lr,
+        },
+    )
+
+
 def rule_plateau(
     val_losses: Sequence[float],
     *,

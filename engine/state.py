@@ -28,6 +28,8 @@ class LoopState:
     best_key: list[float] | None = None
     best_balanced: float | None = None  # … and its balanced accuracy
     n_cuts: int = 0  # LR cuts made
+    first_cut_epoch: int = 0  # the epoch after which the first cut came (0: none yet)
+    best_lr: float | None = None  # the LR that trained the best epoch (the range-test note)
     train_losses: list[float] = field(default_factory=list)  # one per epoch
     val_losses: list[float] = field(default_factory=list)  # one per epoch (mean member)
     val_metrics: list[float] = field(default_factory=list)  # one per epoch

@@ -545,7 +545,7 @@ class _Run:
                 st.best_key = list(key)
                 st.best_loss, st.best_epoch, st.best_metric = ev["sched_loss"], epoch, ev["metric"]
                 st.member_metrics, st.bad_epochs = ev["member_metric"], 0
-                st.best_balanced = ev["balanced"]
+                st.best_balanced, st.best_lr = ev["balanced"], self.lr
                 self.best_state = self.net.state_dict()
             else:
                 st.bad_epochs += 1
@@ -553,6 +553,7 @@ class _Run:
         if ev["sched_loss"] < st.best_loss:
             st.best_loss, st.best_epoch, st.best_metric = ev["sched_loss"], epoch, ev["metric"]
             st.member_metrics, st.bad_epochs = ev["member_metric"], 0
+            st.best_lr = self.lr  # the LR this epoch trained at (the schedule steps after)
             self.best_state = self.net.state_dict()
         else:
             st.bad_epochs += 1
@@ -566,6 +567,7 @@ class _Run:
             self.sched.step(ev["sched_loss"])
         if cut := decide.lr_cut(old_lr, self.lr, epoch=epoch):
             st.n_cuts += 1
+            st.first_cut_epoch = st.first_cut_epoch or epoch
             # T7: early-stop patience counts from the last cut, so the schedule gets to cut the
             # LR all the way to the floor (which then ends the run) before patience runs out.
             st.bad_epochs = 0
@@ -729,6 +731,16 @@ class _Run:
                 )
             if self.run_dir is not None:
                 self._save_model()
+        if status is RunStatus.FINISHED and (
+            note := doctor.rule_range_test(
+                self.cfg.optim.range_test_lr,
+                self.cfg.optim.lr,
+                first_cut_epoch=st.first_cut_epoch,
+                best_epoch=st.best_epoch,
+                best_lr=st.best_lr,
+            )
+        ):
+            self.report(note, step, epoch)
         summary = self._summary(
             status, reason, elapsed=time.perf_counter() - t_start, t_loop=t_loop
         )

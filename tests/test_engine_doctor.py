@@ -361,3 +361,58 @@ def test_gradcheck_passes_on_digits_sized_models():
     model = build_model(cfg, (1, 8, 8), 10, "image", seed=0)
     f = doctor.gradcheck_model(model, torch.randn(16, 1, 8, 8))
     assert f.passed, f.message
+
+
+# ---------------------------------------------------------------- T5/T7: the range test's LR
+
+
+def test_the_range_test_note_says_whether_the_lr_held_to_the_best_epoch():
+    held = doctor.rule_range_test(0.03, 0.03, first_cut_epoch=0, best_epoch=12, best_lr=0.03)
+    assert held is not None and held.message.code == "doctor.range_test_held"
+    late = doctor.rule_range_test(0.03, 0.03, first_cut_epoch=12, best_epoch=12, best_lr=0.03)
+    assert late is not None and late.message.code == "doctor.range_test_held"
+    cut = doctor.rule_range_test(0.03, 0.03, first_cut_epoch=4, best_epoch=9, best_lr=0.0075)
+    assert cut is not None and cut.message.code == "doctor.range_test_cut"
+    assert cut.message.params == {"lr": 0.03, "held": 4, "best": 9, "best_lr": 0.0075}
+    for note in (held, cut):  # a note, never advice
+        assert note.severity == "info" and not note.suggestion and not note.change
+    assert doctor.rule_range_test(None, 0.03, first_cut_epoch=0, best_epoch=3, best_lr=0.03) is None
+    edited = doctor.rule_range_test(0.03, 0.05, first_cut_epoch=0, best_epoch=3, best_lr=0.05)
+    assert edited is None, "the LR was changed after the test: nothing to compare"
+
+
+def test_a_run_with_the_range_tests_lr_ends_with_the_note_and_it_is_never_start_here():
+    from jobs.runs.views import findings
+
+    cfg = resolve_config(
+        "sutskever",
+        overrides={
+            "train.preflight": False,
+            "train.epochs": 12,
+            "model.hidden": [32],
+            "optim.lr": 0.05,
+            "optim.range_test_lr": 0.05,
+            "schedule.plateau_patience": 1,
+        },
+    )
+    sink = MemorySink()
+    result = train(cfg, blobs(), sink=sink)
+    (note,) = [e for e in sink.kinds("doctor") if e["data"]["rule"] == "range_test_lr"]
+    data = note["data"]["data"]
+    assert data["best_epoch"] == result.summary["best_epoch"]
+    first_cut = next((e["data"]["epoch"] for e in sink.kinds("lr_cut")), 0)
+    assert data["first_cut_epoch"] == first_cut
+    assert [f["rule"] for f in result.summary["findings"]].count("range_test_lr") == 1
+    events = [
+        {"id": i, "step": e["step"], "kind": e["kind"], "message": str(e["message"]),
+         "data": e["data"]}
+        for i, e in enumerate(sink.kinds("doctor"))
+    ]  # fmt: skip
+    ranked = findings(events)
+    assert not [f for f in ranked if f["rule"] == "range_test_lr" and f["start_here"]]
+    plain = train(
+        cfg.model_copy(update={"optim": cfg.optim.model_copy(update={"range_test_lr": None})}),
+        blobs(),
+        sink=MemorySink(),
+    )
+    assert "range_test_lr" not in [f["rule"] for f in plain.summary["findings"]]

@@ -131,3 +131,24 @@ def test_run_detail_of_a_range_test_shows_its_plot_and_verdict(home):
     lr = registry.get_run(connect(), home["tested"])["summary"]["suggested_lr"]
     assert f"suggested LR {lr:.3g}" in texts(at)
     assert any(c.get("layer") and "lo" in c["rows"][0] for c in charts_of(at))
+
+
+def test_a_run_queued_with_the_tests_lr_carries_it_for_the_doctor_and_an_edited_one_does_not(
+    home,
+):
+    db = connect()
+    at = _new_run(home, **{lr_find_view.RUN_KEY: home["tested"]})
+    at.radio(key="nr_preset").set_value("sutskever").run()
+    _button(at, "Use this LR").click()
+    at.run()
+    lr = at.number_input(key="nr_sutskever_lr").value
+    _button(at, "Queue run").click()
+    at.run()
+    assert_clean(at)
+    run = registry.list_runs(db, limit=1)[0]
+    assert run["spec"]["optim"]["lr"] == run["spec"]["optim"]["range_test_lr"] == lr
+    at.number_input(key="nr_sutskever_lr").set_value(lr * 2)
+    _button(at, "Queue run").click()
+    at.run()
+    edited = registry.list_runs(db, limit=1)[0]
+    assert edited["id"] != run["id"] and edited["spec"]["optim"]["range_test_lr"] is None

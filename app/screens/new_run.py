@@ -273,6 +273,8 @@ for field, value, default in (
 ):
     if value != default:
         overrides[field] = int(value) if isinstance(default, int) else float(value)
+if (tested := lr_find_view.from_test(f"{k}_lr", float(lr))) is not None:
+    overrides["optim.range_test_lr"] = tested  # the doctor's note at the end (engine.doctor)
 try:
     widths = [int(w) for w in hidden.replace(" ", "").split(",") if w]
     if widths != model["hidden"]:

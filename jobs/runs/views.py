@@ -458,12 +458,20 @@ def findings(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             f["first_step"] or 0,
         )
     )
-    start = next(
-        (f for f in out if f["rule"] != "dataset_report" and f["explained_by"] is None), None
-    )
+    start = next((f for f in out if _actionable(f) and f["explained_by"] is None), None)
     for f in out:
         f["start_here"] = f is start
     return out
+
+
+def _actionable(finding: dict[str, Any]) -> bool:
+    """Whether "Start here" may point at a finding: not a dataset-report line, and not a note
+    that asks nothing of the reader (an info finding with no suggestion and no change, such as
+    how the range test's LR fared)."""
+    if finding["rule"] == "dataset_report":
+        return False
+    note = finding["severity"] == "info" and not finding["suggestion"] and not finding["change"]
+    return not note
 
 
 # --- compare --------------------------------------------------------------------------------
