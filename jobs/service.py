@@ -96,6 +96,7 @@ home_summary = views.home_summary
 run_detail = views.run_detail
 findings = views.findings
 compare_summary = views.compare_summary
+paused_trials = views.paused_trials  # runs that are sweep trials waiting at a rung
 config_diff = views.config_diff
 per_class_recall = views.per_class_recall
 export_metrics_csv = views.export_metrics_csv

@@ -182,9 +182,10 @@ def test_a_real_browser_opens_the_sweeps_page_and_sees_the_parallel_coordinates(
             browser.close()
 
 
-def test_a_trial_waiting_at_a_rung_reads_paused_not_finished_in_runs_run_detail_and_home(home):
-    """Its run finished at the rung (the store says so), but it may go on: the pages say
-    "paused at a rung (sweep N)", in each language, and Run detail says what happens next."""
+def test_a_trial_waiting_at_a_rung_reads_paused_not_finished_on_every_page(home):
+    """Its run finished at the rung (the store says so), but it may go on: Runs, Run detail,
+    Compare and Home say "paused at a rung (sweep N)", in each language, and Run detail says
+    what happens next."""
     db = connect()
     sid = controller.create_sweep(
         "sutskever",
@@ -223,6 +224,10 @@ def test_a_trial_waiting_at_a_rung_reads_paused_not_finished_in_runs_run_detail_
     )
     badges = "\n".join(m.value for m in detail.markdown)
     assert f":orange-badge[{word}]" in badges and "-badge[finished]" not in badges
+    other = next(r["id"] for r in rows if r["id"] != rid)
+    compare = page("compare", compare_ids=[rid, other])
+    outcome = next(d.value for d in compare.dataframe if "status" in d.value.columns)
+    assert list(outcome.loc[outcome["run"] == f"run {rid}", "status"]) == [word]
     home_badges = "\n".join(m.value for m in page("home").markdown)  # its recent runs
     assert f":orange-badge[{word}]" in home_badges
     zh = page("runs", locale="zh-TW").dataframe[0].value

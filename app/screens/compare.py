@@ -88,15 +88,18 @@ def _run_name(text: str) -> str:
     return _("run {id}").format(id=run_id) if head == "run" and run_id.isdigit() else text
 
 
-def _outcome(runs: list[dict]) -> pd.DataFrame:
+def _outcome(runs: list[dict], paused: dict[int, dict]) -> pd.DataFrame:
+    """``paused``: the runs that are sweep trials waiting at a rung (their status reads so)."""
     table = pd.DataFrame(service.compare_summary(runs))
     # a score no picked run has (a regression's among classifiers, or the other way) is left out
     table = table.drop(columns=[c for c in SCORES if (table[c] == "—").all()])
     table["time"] = [i18n.duration(v) for v in table["time"]]
     table["stop"] = [engine_text.stop_reason(v) for v in table["stop"]]
+    table["status"] = [
+        ui.status_text({"status": r["status"], "sweep_paused": paused.get(r["id"])}) for r in runs
+    ]
     if i18n.zh():  # the values that are words; the frame keeps its English columns
         table["run"] = [_run_name(v) for v in table["run"]]
-        table["status"] = [i18n.status(v) for v in table["status"]]
     return table
 
 
@@ -113,7 +116,10 @@ def live_compare() -> None:
         st.info(_("None of these runs has logged metrics yet."))
     st.subheader(_("Outcome"))
     ui.dataframe(
-        _outcome(runs), hide_index=True, width="stretch", column_config=ui.headers(OUTCOME_COLUMNS)
+        _outcome(runs, service.paused_trials(db, picked)),
+        hide_index=True,
+        width="stretch",
+        column_config=ui.headers(OUTCOME_COLUMNS),
     )
     if per_class := service.per_class_recall(runs):
         with st.expander(_("Recall of each class (test split)")):

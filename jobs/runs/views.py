@@ -127,6 +127,12 @@ def run_row(
     }
 
 
+def paused_trials(db: sqlite_utils.Database, run_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Of ``run_ids``, the sweep trials waiting at a rung: {run_id: {"sweep", "epochs"}}, for
+    :func:`run_row`'s ``paused`` (Compare reads it for the runs it shows)."""
+    return sweep_store.paused_trials(db, run_ids)
+
+
 def run_rows(
     db: sqlite_utils.Database, *, limit: int = 50, offset: int = 0, **filters: Any
 ) -> tuple[list[dict[str, Any]], int]:
