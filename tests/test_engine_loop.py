@@ -150,7 +150,8 @@ def test_a_checkpoint_from_before_the_loop_state_dataclass_resumes(tmp_path):
     train(cfg, data, sink=MemorySink(), run_dir=tmp_path)
     ck = torch.load(tmp_path / CHECKPOINT, weights_only=True)
     # Keys added since (issue 20: the balanced-accuracy best epoch) are absent from old files.
-    added = {"best_key", "best_balanced"}
+    # Since: the range-test note's first cut and best LR (issue 23 §1).
+    added = {"best_key", "best_balanced", "first_cut_epoch", "best_lr"}
     legacy = {k: v for k, v in ck["state"].items() if k not in added} | {"clip_steps": 0}
     assert set(legacy) == LEGACY_STATE_KEYS, "the state keys on disk are unchanged"
     ck["state"] = legacy
