@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import time
 
 from celery import shared_task
@@ -152,6 +153,12 @@ def _watch(db, run_id: int, s) -> str:
             # Terminal: the runner just recorded the outcome. Otherwise the reaper gave the
             # run away (we were too slow to heartbeat).
             return Beat.ENDING if e.current in TERMINAL else Beat.LOST
+        except sqlite3.OperationalError as e:
+            # The store could not take this beat (its disk full, a lock held too long): keep
+            # watching and beat again next time. Raising here ended the task and left the
+            # run's process running unwatched; the reaper then gave the run away, and the
+            # orphan recorded a failure on the new attempt (the disk-full fault test, once).
+            log.warning("run %s: heartbeat not written (%s); trying again", run_id, e)
         return Beat.HELD
 
     got = watch(
